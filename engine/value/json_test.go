@@ -1,0 +1,65 @@
+package value
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestDecodeKeepsIntegers(t *testing.T) {
+	v, err := DecodeString(`{"id":1234567,"big":9007199254740993,"f":1.5,"e":1e3,"neg":-7,"huge":1e400000}`)
+	require.Error(t, err)
+	v, err = DecodeString(`{"id":1234567,"big":9007199254740993,"f":1.5,"e":1e3,"neg":-7,"over":18446744073709551616}`)
+	require.NoError(t, err)
+	m := v.(map[string]any)
+	require.Equal(t, int64(1234567), m["id"])
+	require.Equal(t, int64(9007199254740993), m["big"])
+	require.Equal(t, 1.5, m["f"])
+	require.Equal(t, 1000.0, m["e"])
+	require.Equal(t, int64(-7), m["neg"])
+	require.Equal(t, 1.8446744073709552e19, m["over"])
+}
+
+func TestDecodeRejectsTrailingAndDeep(t *testing.T) {
+	_, err := DecodeString(`{} {}`)
+	require.ErrorIs(t, err, ErrTrailingData)
+	deep := make([]byte, 0, 600)
+	for range 300 {
+		deep = append(deep, '[')
+	}
+	for range 300 {
+		deep = append(deep, ']')
+	}
+	_, err = Decode(deep)
+	require.ErrorContains(t, err, "nested deeper")
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	in := `{"a":[1,2.5,"x",null,true],"b":{"c":1234567},"d":1000000}`
+	v, err := DecodeString(in)
+	require.NoError(t, err)
+	out, err := Encode(v)
+	require.NoError(t, err)
+	require.JSONEq(t, in, string(out))
+	b, err := Encode(map[string]any{"f": 1e6, "g": 0.1})
+	require.NoError(t, err)
+	require.Equal(t, `{"f":1000000,"g":0.1}`, string(b))
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"a":1}`))
+	f.Add([]byte(`[1.5,"x",{"y":null}]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := Decode(b)
+		if err != nil {
+			return
+		}
+		out, err := Encode(v)
+		if err != nil {
+			return
+		}
+		if _, err := Decode(out); err != nil {
+			t.Fatalf("re-decode of %q: %v", out, err)
+		}
+	})
+}

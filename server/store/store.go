@@ -1,0 +1,260 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them; callers test with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	ErrClosed        = errors.New("store closed")
+)
+
+// Subscription statuses.
+const (
+	StatusPending  = "PENDING"  // subscribe in flight
+	StatusActive   = "ACTIVE"   // subscribed
+	StatusFailed   = "FAILED"   // subscribe failed; LastError says why
+	StatusDeleting = "DELETING" // unsubscribe failed; retried in the background
+)
+
+// Delivery outcomes.
+const (
+	OutcomeOK        = "OK"
+	OutcomeRejected  = "REJECTED"  // verification failed or the request was refused (4xx)
+	OutcomeFailed    = "FAILED"    // mapping or store error; Request is kept for replay
+	OutcomeUnmatched = "UNMATCHED" // a global webhook delivery that matched no subscription
+	OutcomeDuplicate = "DUPLICATE" // every event was a re-delivery of a stored one
+)
+
+// Workspace is a tenant. Every other record belongs to exactly one.
+type Workspace struct {
+	ID         string
+	Name       string
+	CreateTime time.Time
+}
+
+// APIKey authenticates a client service for one workspace. Only a hash of the key is kept.
+type APIKey struct {
+	ID          string
+	WorkspaceID string
+	Name        string
+	Hash        []byte // SHA-256 of the secret part of the key
+	CreateTime  time.Time
+	RevokeTime  time.Time // zero while the key is valid
+}
+
+// Connection is one customer's account in an external app.
+type Connection struct {
+	WorkspaceID  string
+	ID           string
+	ConnectorKey string
+	Name         string
+	Parameters   map[string]any
+	Credentials  []byte // sealed by the caller
+	CreateTime   time.Time
+	UpdateTime   time.Time
+}
+
+// Subscription is a connection's subscription to one event of its connector.
+type Subscription struct {
+	WorkspaceID  string
+	ID           string // unguessable; the last segment of the webhook URI
+	ConnectionID string
+	ConnectorKey string
+	EventKey     string
+	Parameters   map[string]any
+	State        map[string]any
+	// WebhookSecret is the per-subscription secret given to subscribe as webhookSecret,
+	// sealed by the caller.
+	WebhookSecret []byte
+	Status        string
+	LastError     string
+	// GlobalWebhookKey and Selector route global webhook deliveries (both empty for
+	// per-subscription webhooks). Lookups by (workspace, connector, key, selector) are indexed.
+	GlobalWebhookKey string
+	Selector         string
+	NextRefreshTime  time.Time // zero: no refresh scheduled
+	RefreshTime      time.Time // last successful refresh
+	RefreshFailures  int
+	LastEventTime    time.Time
+	CreateTime       time.Time
+	UpdateTime       time.Time
+}
+
+// GlobalWebhook is the one URL of a (workspace, connector, global webhook key).
+type GlobalWebhook struct {
+	WorkspaceID  string
+	ID           string // unguessable; the last segment of {public-url}/hooks/g/{id}
+	ConnectorKey string
+	Key          string
+	CreateTime   time.Time
+}
+
+// Event is one mapped event, stored before the receiver answers.
+type Event struct {
+	Seq            int64 // assigned by the store at commit; monotonic per workspace
+	ID             string
+	WorkspaceID    string
+	ConnectionID   string
+	SubscriptionID string
+	EventKey       string
+	Type           string
+	Record         any    // a plain value (see engine/value)
+	ExternalID     string // the mapping's id, e.g. a provider delivery id; "" when none
+	DeliveryID     string
+	ReceiveTime    time.Time
+}
+
+// EventFilter narrows ListEvents. Empty fields match everything; several values in one
+// field match any of them.
+type EventFilter struct {
+	ConnectionIDs   []string
+	SubscriptionIDs []string
+	EventKeys       []string
+	Types           []string
+}
+
+// RawRequest is a received HTTP request, kept so a failed delivery can be replayed.
+type RawRequest struct {
+	Method  string
+	Path    string
+	Query   string // raw query string
+	Headers map[string][]string
+	Body    []byte
+}
+
+// Delivery is the record of one request the receiver handled.
+type Delivery struct {
+	ID              string
+	WorkspaceID     string
+	SubscriptionID  string // set for per-subscription webhooks
+	GlobalWebhookID string // set for global webhooks
+	ReceiveTime     time.Time
+	StatusCode      int
+	Outcome         string
+	Error           string
+	EventCount      int
+	RequestSize     int64
+	Selectors       []string    // a global webhook delivery's selectors
+	Request         *RawRequest // kept for FAILED deliveries (replay); nil otherwise
+	ReplayCount     int
+}
+
+// DeliveryFilter narrows ListDeliveries.
+type DeliveryFilter struct {
+	SubscriptionID  string
+	GlobalWebhookID string
+	Outcome         string
+}
+
+// StateUpdate replaces a subscription's state as part of a delivery commit.
+type StateUpdate struct {
+	SubscriptionID string
+	State          map[string]any
+}
+
+// DeliveryCommit is everything one delivery writes, committed atomically.
+type DeliveryCommit struct {
+	// Delivery is inserted, or replaced when a delivery with its ID exists (replay).
+	Delivery *Delivery
+	// Events get their Seq assigned. An event whose (SubscriptionID, ExternalID) was
+	// stored within the idempotency window is skipped and reported as a duplicate.
+	Events       []*Event
+	StateUpdates []StateUpdate
+}
+
+// CommitResult reports what CommitDelivery stored.
+type CommitResult struct {
+	// Seqs has one entry per DeliveryCommit.Events entry: its seq, or 0 when skipped as a duplicate.
+	Seqs       []int64
+	Inserted   int
+	Duplicates int
+	MaxSeq     int64 // the highest seq inserted; 0 when none
+}
+
+// Page asks for one page of a list. Size 0 means the implementation's default (50);
+// sizes over 1000 are capped at 1000. Token is the NextToken of the previous page.
+type Page struct {
+	Size  int
+	Token string
+}
+
+// Store is hookmap's storage. Every method is safe for concurrent use. Methods taking a
+// workspace id never return another workspace's records (ErrNotFound instead).
+type Store interface {
+	// Workspaces and API keys.
+	CreateWorkspace(ctx context.Context, w *Workspace) error // ErrAlreadyExists on a duplicate ID
+	GetWorkspace(ctx context.Context, id string) (*Workspace, error)
+	ListWorkspaces(ctx context.Context, p Page) ([]*Workspace, string, error)
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	GetAPIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error) // revoked keys too; caller checks RevokeTime
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+
+	// Connector parameters (workspace level, sealed by the caller).
+	SetConnectorParameters(ctx context.Context, workspaceID, connectorKey string, sealed []byte) error
+	GetConnectorParameters(ctx context.Context, workspaceID, connectorKey string) ([]byte, error) // ErrNotFound when never set
+
+	// Connections.
+	CreateConnection(ctx context.Context, c *Connection) error
+	GetConnection(ctx context.Context, workspaceID, id string) (*Connection, error)
+	ListConnections(ctx context.Context, workspaceID string, p Page) ([]*Connection, string, error)
+	UpdateConnection(ctx context.Context, c *Connection) error // replaces name, parameters, credentials; sets UpdateTime
+	DeleteConnection(ctx context.Context, workspaceID, id string) error
+
+	// Subscriptions.
+	CreateSubscription(ctx context.Context, s *Subscription) error
+	GetSubscription(ctx context.Context, workspaceID, id string) (*Subscription, error)
+	// LookupSubscription finds a subscription by its unguessable id alone (the receiver).
+	LookupSubscription(ctx context.Context, id string) (*Subscription, error)
+	ListSubscriptions(ctx context.Context, workspaceID string, connectionID string, p Page) ([]*Subscription, string, error)
+	UpdateSubscription(ctx context.Context, s *Subscription) error // replaces every mutable field; sets UpdateTime
+	DeleteSubscription(ctx context.Context, workspaceID, id string) error
+	// MatchSubscriptions returns the ACTIVE subscriptions routed by a global webhook selector (indexed).
+	MatchSubscriptions(ctx context.Context, workspaceID, connectorKey, globalWebhookKey, selector string) ([]*Subscription, error)
+	// DueSubscriptions returns up to limit subscriptions with 0 < NextRefreshTime <= before,
+	// or in status DELETING, ordered by NextRefreshTime.
+	DueSubscriptions(ctx context.Context, before time.Time, limit int) ([]*Subscription, error)
+
+	// Global webhooks.
+	EnsureGlobalWebhook(ctx context.Context, g *GlobalWebhook) (*GlobalWebhook, error) // returns the existing one for (workspace, connector, key) or inserts g
+	LookupGlobalWebhook(ctx context.Context, id string) (*GlobalWebhook, error)
+	ListGlobalWebhooks(ctx context.Context, workspaceID, connectorKey string) ([]*GlobalWebhook, error)
+
+	// Deliveries and events.
+	// CommitDelivery writes a delivery, its events and state updates in one transaction,
+	// durably (fsync) before it returns. Concurrent calls are group-committed.
+	CommitDelivery(ctx context.Context, c *DeliveryCommit) (*CommitResult, error)
+	GetDelivery(ctx context.Context, workspaceID, id string) (*Delivery, error)
+	ListDeliveries(ctx context.Context, workspaceID string, f DeliveryFilter, p Page) ([]*Delivery, string, error) // newest first
+	// ListEvents returns up to limit events with seq > afterSeq in seq order.
+	ListEvents(ctx context.Context, workspaceID string, f EventFilter, afterSeq int64, limit int) ([]*Event, error)
+	// LastSeq returns the highest seq of a workspace, 0 when it has no events.
+	LastSeq(ctx context.Context, workspaceID string) (int64, error)
+
+	// Consumers.
+	GetCursor(ctx context.Context, workspaceID, consumer string) (seq int64, found bool, err error)
+	// AckEvents moves the consumer's cursor to seq if seq is greater (never backwards).
+	AckEvents(ctx context.Context, workspaceID, consumer string, seq int64) error
+
+	// Retention.
+	Prune(ctx context.Context, r Retention) (PruneResult, error)
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Retention says what Prune removes: records older than each cutoff (zero: keep).
+type Retention struct {
+	DeliveriesBefore      time.Time
+	IdempotencyKeysBefore time.Time
+	EventsBefore          time.Time
+}
+
+// PruneResult counts what Prune removed.
+type PruneResult struct {
+	Deliveries, IdempotencyKeys, Events int64
+}
