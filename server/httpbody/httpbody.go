@@ -1,0 +1,139 @@
+package httpbody
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hookmap/hookmap/engine/value"
+)
+
+// Errors of Parse.
+var (
+	ErrMalformedJSON   = errors.New("malformed JSON")
+	ErrMalformedForm   = errors.New("malformed form body")
+	ErrMalformedMulti  = errors.New("malformed multipart body")
+	ErrTooManyParts    = errors.New("too many multipart parts")
+	errNoBoundary      = errors.New("multipart Content-Type without boundary")
+	maxMultipartParts  = 1000
+	maxMultipartMemory = int64(32 << 20)
+)
+
+// IsJSON reports whether a media type is JSON.
+func IsJSON(mediaType string) bool {
+	return mediaType == "application/json" || mediaType == "text/json" || strings.HasSuffix(mediaType, "+json")
+}
+
+// Parse parses body by its Content-Type; see the package documentation.
+func Parse(contentType string, body []byte) (any, error) {
+	if len(body) == 0 {
+		return nil, nil
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		mt = strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
+	}
+	switch {
+	case IsJSON(mt):
+		v, err := value.Decode(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedJSON, err)
+		}
+		return v, nil
+	case mt == "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedForm, err)
+		}
+		return Query(vals), nil
+	case mt == "multipart/form-data":
+		return parseMultipart(params["boundary"], body)
+	case strings.HasPrefix(mt, "text/"):
+		return strings.ToValidUTF8(string(body), "\uFFFD"), nil
+	default:
+		if utf8.Valid(body) {
+			return string(body), nil
+		}
+		return base64.StdEncoding.EncodeToString(body), nil
+	}
+}
+
+func parseMultipart(boundary string, body []byte) (any, error) {
+	if boundary == "" {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedMulti, errNoBoundary)
+	}
+	r := multipart.NewReader(bytes.NewReader(body), boundary)
+	out := map[string]any{}
+	for n := 0; ; n++ {
+		if n >= maxMultipartParts {
+			return nil, ErrTooManyParts
+		}
+		p, err := r.NextPart()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedMulti, err)
+		}
+		content, err := io.ReadAll(io.LimitReader(p, maxMultipartMemory))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedMulti, err)
+		}
+		name := p.FormName()
+		var v any
+		if p.FileName() != "" {
+			v = map[string]any{
+				"filename":    p.FileName(),
+				"contentType": p.Header.Get("Content-Type"),
+				"size":        int64(len(content)),
+				"content":     base64.StdEncoding.EncodeToString(content),
+			}
+		} else {
+			v = strings.ToValidUTF8(string(content), "\uFFFD")
+		}
+		switch prev := out[name].(type) {
+		case nil:
+			out[name] = v
+		case []any:
+			out[name] = append(prev, v)
+		default:
+			out[name] = []any{prev, v}
+		}
+	}
+}
+
+// Query turns URL values into an object: a name given once is a string, several times a
+// list of strings.
+func Query(vals url.Values) map[string]any {
+	out := make(map[string]any, len(vals))
+	for k, vs := range vals {
+		if len(vs) == 1 {
+			out[k] = vs[0]
+			continue
+		}
+		l := make([]any, len(vs))
+		for i, v := range vs {
+			l[i] = v
+		}
+		out[k] = l
+	}
+	return out
+}
+
+// LowerHeaders turns headers into an object with lower-case names; a header given several
+// times is joined with ", " (as HTTP allows).
+func LowerHeaders(h http.Header) map[string]any {
+	out := make(map[string]any, len(h))
+	for k, vs := range h {
+		out[strings.ToLower(k)] = strings.Join(vs, ", ")
+	}
+	return out
+}

@@ -1,0 +1,90 @@
+package httpbody
+
+import (
+	"bytes"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name, ct, body string
+		want           any
+		err            error
+	}{
+		{"json", "application/json", `{"id":1234567,"f":1.5}`, map[string]any{"id": int64(1234567), "f": 1.5}, nil},
+		{"json charset", "application/json; charset=utf-8", `[1]`, []any{int64(1)}, nil},
+		{"vendor json", "application/vnd.github+json", `{"a":true}`, map[string]any{"a": true}, nil},
+		{"bad json", "application/json", `{"a":`, nil, ErrMalformedJSON},
+		{"trailing json", "application/json", `{} x`, nil, ErrMalformedJSON},
+		{"empty", "application/json", ``, nil, nil},
+		{"form", "application/x-www-form-urlencoded", `a=1&b=x&b=y&payload=%7B%22k%22%3A1%7D`,
+			map[string]any{"a": "1", "b": []any{"x", "y"}, "payload": `{"k":1}`}, nil},
+		{"bad form", "application/x-www-form-urlencoded", `a=%zz`, nil, ErrMalformedForm},
+		{"text", "text/plain", "hello", "hello", nil},
+		{"text invalid utf8", "text/plain", "a\xffb", "a\uFFFDb", nil},
+		{"xml as string", "application/xml", "<a/>", "<a/>", nil},
+		{"no content type", "", `{"a":1}`, `{"a":1}`, nil},
+		{"binary", "application/octet-stream", "\xff\x00", "/wA=", nil},
+		{"multipart without boundary", "multipart/form-data", "x", nil, ErrMalformedMulti},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse(tc.ct, []byte(tc.body))
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestDeepJSONIsAnErrorNotACrash(t *testing.T) {
+	body := strings.Repeat("[", 100000) + strings.Repeat("]", 100000)
+	_, err := Parse("application/json", []byte(body))
+	require.ErrorIs(t, err, ErrMalformedJSON)
+}
+
+func TestMultipart(t *testing.T) {
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	require.NoError(t, w.WriteField("name", "octo"))
+	require.NoError(t, w.WriteField("tag", "a"))
+	require.NoError(t, w.WriteField("tag", "b"))
+	fw, err := w.CreateFormFile("file", "x.bin")
+	require.NoError(t, err)
+	_, _ = fw.Write([]byte{1, 2, 3})
+	require.NoError(t, w.Close())
+	got, err := Parse(w.FormDataContentType(), buf.Bytes())
+	require.NoError(t, err)
+	m := got.(map[string]any)
+	require.Equal(t, "octo", m["name"])
+	require.Equal(t, []any{"a", "b"}, m["tag"])
+	f := m["file"].(map[string]any)
+	require.Equal(t, "x.bin", f["filename"])
+	require.Equal(t, int64(3), f["size"])
+	require.Equal(t, "AQID", f["content"])
+}
+
+func TestHeadersAndQuery(t *testing.T) {
+	h := http.Header{"X-Github-Event": {"push"}, "Accept": {"a", "b"}}
+	require.Equal(t, map[string]any{"x-github-event": "push", "accept": "a, b"}, LowerHeaders(h))
+	q, _ := url.ParseQuery("a=1&b=2&b=3")
+	require.Equal(t, map[string]any{"a": "1", "b": []any{"2", "3"}}, Query(q))
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("application/json", []byte(`{"a":[1,2.5,"x"]}`))
+	f.Add("application/x-www-form-urlencoded", []byte("a=1&b=2"))
+	f.Add("multipart/form-data; boundary=xyz", []byte("--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--xyz--\r\n"))
+	f.Add("text/plain; charset=latin1", []byte("\xe9"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		_, _ = Parse(ct, body) // must never panic
+	})
+}

@@ -1,0 +1,172 @@
+package secrets
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hookmap/hookmap/engine/value"
+)
+
+// KeySize is the key length: AES-256.
+const KeySize = 32
+
+// version1 prefixes every sealed value, so a later key rotation can tell formats apart.
+const version1 byte = 1
+
+// ErrDecrypt is returned when a sealed value does not open: wrong key, wrong context or
+// tampered data.
+var ErrDecrypt = errors.New("cannot decrypt: wrong key, wrong context or tampered data")
+
+// Box seals and opens values with one key.
+type Box struct {
+	aead cipher.AEAD
+}
+
+// NewBox returns a Box for a 32-byte key.
+func NewBox(key []byte) (*Box, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("secret key must be %d bytes, got %d", KeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Box{aead: aead}, nil
+}
+
+// ParseKey decodes a --secret-key: base64 (standard or URL, padded or not) or hex of 32 bytes.
+func ParseKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if b, err := hex.DecodeString(s); err == nil && len(b) == KeySize {
+		return b, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil && len(b) == KeySize {
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("want %d bytes as base64 or hex (e.g. from `openssl rand -base64 32`)", KeySize)
+}
+
+// LoadOrCreateKeyFile reads a key file, creating it with a random key (mode 0600, folder
+// 0700) when missing. A key file readable by group or others is refused.
+func LoadOrCreateKeyFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		key := make([]byte, KeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create key file %s: %w", path, err)
+		}
+		if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return key, f.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return key, nil
+}
+
+// Seal encrypts plaintext bound to aad (the record it belongs to), so a sealed value
+// copied to another record does not open.
+func (b *Box) Seal(plaintext []byte, aad string) ([]byte, error) {
+	nonce := make([]byte, b.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, 1+len(nonce)+len(plaintext)+b.aead.Overhead())
+	out = append(out, version1)
+	out = append(out, nonce...)
+	return b.aead.Seal(out, nonce, plaintext, []byte(aad)), nil
+}
+
+// Open decrypts a value sealed with the same key and aad.
+func (b *Box) Open(sealed []byte, aad string) ([]byte, error) {
+	ns := b.aead.NonceSize()
+	if len(sealed) < 1+ns+b.aead.Overhead() || sealed[0] != version1 {
+		return nil, ErrDecrypt
+	}
+	pt, err := b.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(aad))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// SealValue seals a plain map as JSON.
+func (b *Box) SealValue(v map[string]any, aad string) ([]byte, error) {
+	if v == nil {
+		v = map[string]any{}
+	}
+	js, err := value.Encode(v)
+	if err != nil {
+		return nil, err
+	}
+	return b.Seal(js, aad)
+}
+
+// OpenValue opens a map sealed with SealValue.
+func (b *Box) OpenValue(sealed []byte, aad string) (map[string]any, error) {
+	js, err := b.Open(sealed, aad)
+	if err != nil {
+		return nil, err
+	}
+	v, err := value.Decode(js)
+	if err != nil {
+		return nil, fmt.Errorf("sealed value is not JSON: %w", err)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("sealed value is not an object")
+	}
+	return m, nil
+}
+
+var token = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// RandomToken returns n random bytes as lower-case base32 (16 bytes: 26 characters, 128 bits).
+func RandomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		// crypto/rand never fails on supported platforms (Go 1.24+ panics itself instead).
+		panic(err)
+	}
+	return token.EncodeToString(b)
+}

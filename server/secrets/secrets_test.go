@@ -1,0 +1,92 @@
+package secrets
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func box(t *testing.T) *Box {
+	b, err := NewBox(bytes.Repeat([]byte{7}, KeySize))
+	require.NoError(t, err)
+	return b
+}
+
+func TestSealOpen(t *testing.T) {
+	b := box(t)
+	sealed, err := b.Seal([]byte("hunter2"), "conn:1")
+	require.NoError(t, err)
+	require.NotContains(t, string(sealed), "hunter2")
+	pt, err := b.Open(sealed, "conn:1")
+	require.NoError(t, err)
+	require.Equal(t, "hunter2", string(pt))
+
+	_, err = b.Open(sealed, "conn:2")
+	require.ErrorIs(t, err, ErrDecrypt, "a value moved to another record must not open")
+	tampered := append([]byte(nil), sealed...)
+	tampered[len(tampered)-1] ^= 1
+	_, err = b.Open(tampered, "conn:1")
+	require.ErrorIs(t, err, ErrDecrypt)
+	other, err := NewBox(bytes.Repeat([]byte{8}, KeySize))
+	require.NoError(t, err)
+	_, err = other.Open(sealed, "conn:1")
+	require.ErrorIs(t, err, ErrDecrypt)
+	_, err = b.Open([]byte{1, 2}, "conn:1")
+	require.ErrorIs(t, err, ErrDecrypt)
+
+	again, err := b.Seal([]byte("hunter2"), "conn:1")
+	require.NoError(t, err)
+	require.NotEqual(t, sealed, again, "nonces are random")
+}
+
+func TestSealValue(t *testing.T) {
+	b := box(t)
+	sealed, err := b.SealValue(map[string]any{"token": "abc", "n": int64(1234567)}, "x")
+	require.NoError(t, err)
+	v, err := b.OpenValue(sealed, "x")
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"token": "abc", "n": int64(1234567)}, v)
+}
+
+func TestParseKey(t *testing.T) {
+	raw := bytes.Repeat([]byte{0xab}, 32)
+	for _, s := range []string{
+		"abababababababababababababababababababababababababababababababab",
+		"q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=",
+		"q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s",
+	} {
+		k, err := ParseKey(s)
+		require.NoError(t, err, s)
+		require.Equal(t, raw, k)
+	}
+	_, err := ParseKey("short")
+	require.ErrorContains(t, err, "32 bytes")
+	_, err = NewBox([]byte("short"))
+	require.Error(t, err)
+}
+
+func TestKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "secret.key")
+	k1, err := LoadOrCreateKeyFile(path)
+	require.NoError(t, err)
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	k2, err := LoadOrCreateKeyFile(path)
+	require.NoError(t, err)
+	require.Equal(t, k1, k2)
+	require.NoError(t, os.Chmod(path, 0o644))
+	_, err = LoadOrCreateKeyFile(path)
+	require.ErrorContains(t, err, "readable by others")
+}
+
+func TestRandomToken(t *testing.T) {
+	a, b := RandomToken(16), RandomToken(16)
+	require.Len(t, a, 26)
+	require.NotEqual(t, a, b)
+	require.Regexp(t, `^[a-z2-7]+$`, a)
+}
