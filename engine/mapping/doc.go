@@ -1,0 +1,25 @@
+// Package mapping compiles and evaluates hookmap mapping values.
+//
+// A mapping value is any YAML value. Maps and lists are walked; a map with exactly one
+// key starting with "$" is a formula:
+//
+//	{$cel: EXPR}        a CEL expression (see engine/celfn for the environment)
+//	{$jmespath: EXPR}   a JMESPath expression over the method's variables as one document
+//	{$var: LOCATOR}     a path such as $.data.issue.id or $.data.items[0]
+//	{$tpl: {template: "/repos/{{owner}}", values: {owner: MAPPING}}}
+//	{$literal: VALUE}   VALUE as is, not walked
+//
+// Compile turns a yaml.Node into a Value once, reporting every problem with its
+// position; Value.Eval evaluates it against a Scope (the variables of one run) without
+// compiling or parsing anything. A map entry whose formula evaluates to CEL's
+// optional.none() is left out of the map.
+//
+// Evaluation cost: a CEL expression whose worst case is bounded below CostLimit at compile
+// time (no comprehension; inputs assumed up to MaxInputSize) runs without runtime cost
+// tracking; every other one runs with cel.CostLimit, InterruptCheckFrequency and
+// ContextEval. Plain selections (data.issue.id, headers[?"x"].orValue(null),
+// list.map(x, x.field)) are walked directly over the plain values with CEL's exact results,
+// falling back to CEL for anything else, including every error. JMESPath expressions that
+// neither compare nor call functions search the variables as they are; the others search a
+// float64 copy of the variables they name, made once per scope (see engine/jmes).
+package mapping

@@ -1,0 +1,203 @@
+package mapping
+
+import (
+	"context"
+	"time"
+
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/interpreter"
+
+	"github.com/hookmap/hookmap/engine/celfn"
+	"github.com/hookmap/hookmap/engine/jmes"
+)
+
+// objectVars are the variables that default to an empty map when the caller leaves them
+// out; every other declared variable defaults to null.
+var objectVars = map[string]bool{
+	"connection": true, "connectorParameters": true, "credentials": true, "parameters": true,
+	"state": true, "query": true, "headers": true, "data": true, "body": true,
+	"webhook": true, "response": true, "responses": true,
+}
+
+// knownVars are every variable name a method may declare.
+var knownVars = map[string]bool{
+	"webhookUri": true, "webhookSecret": true, "subscriptionId": true, "method": true,
+	"rawBody": true,
+}
+
+func init() {
+	for k := range objectVars {
+		knownVars[k] = true
+	}
+}
+
+// Scope holds the variables of one run. It is not safe for concurrent use; create one per
+// run (NewScope is cheap).
+type Scope struct {
+	ctx   context.Context
+	vars  map[string]any
+	extra map[string]any
+
+	now    time.Time
+	hasNow bool
+
+	pdoc      map[string]any
+	jdoc      map[string]any
+	jdocWhole bool
+
+	// adapted caches variables converted to CEL values for this run.
+	adapted []namedVal
+}
+
+type namedVal struct {
+	name string
+	val  ref.Val
+}
+
+// NewScope returns a scope over vars. A declared variable missing from vars reads as an
+// empty map (objects such as state, parameters, data; connection as {parameters: {}}) or
+// null; `body` and `data` are
+// aliases, so giving either is enough.
+func NewScope(ctx context.Context, vars map[string]any) *Scope {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &Scope{ctx: ctx, vars: vars}
+}
+
+// With returns a child scope with extra variables (e.g. response) on top of s's. The
+// child shares s's start time.
+func (s *Scope) With(extra map[string]any) *Scope {
+	c := &Scope{ctx: s.ctx, vars: s.vars, extra: extra}
+	c.now, c.hasNow = s.Now(), true
+	return c
+}
+
+// Context returns the scope's context.
+func (s *Scope) Context() context.Context { return s.ctx }
+
+// Now returns the run's start time (the CEL variable now).
+func (s *Scope) Now() time.Time {
+	if !s.hasNow {
+		s.now, s.hasNow = time.Now().UTC(), true
+	}
+	return s.now
+}
+
+// Lookup returns the value of variable name with the defaults and aliases applied.
+func (s *Scope) Lookup(name string) (any, bool) {
+	if s.extra != nil {
+		if v, ok := s.extra[name]; ok {
+			return v, true
+		}
+	}
+	if v, ok := s.vars[name]; ok {
+		return v, true
+	}
+	switch name {
+	case "body":
+		if v, ok := s.vars["data"]; ok {
+			return v, true
+		}
+	case "data":
+		if v, ok := s.vars["body"]; ok {
+			return v, true
+		}
+	}
+	if name == "connection" {
+		return map[string]any{"parameters": map[string]any{}}, true
+	}
+	if objectVars[name] {
+		return map[string]any{}, true
+	}
+	if knownVars[name] {
+		return nil, true
+	}
+	return nil, false
+}
+
+// ResolveName implements interpreter.Activation.
+func (s *Scope) ResolveName(name string) (any, bool) {
+	if name == celfn.NowVar {
+		return types.Timestamp{Time: s.Now()}, true
+	}
+	for i := range s.adapted {
+		if s.adapted[i].name == name {
+			return s.adapted[i].val, true
+		}
+	}
+	v, ok := s.Lookup(name)
+	if !ok {
+		return nil, false
+	}
+	rv := types.DefaultTypeAdapter.NativeToValue(v)
+	if s.adapted == nil {
+		s.adapted = make([]namedVal, 0, 4)
+	}
+	s.adapted = append(s.adapted, namedVal{name: name, val: rv})
+	return rv, true
+}
+
+// Parent implements interpreter.Activation.
+func (s *Scope) Parent() interpreter.Activation { return nil }
+
+// plainDocument is every variable as one document, values as they are.
+func (s *Scope) plainDocument() map[string]any {
+	if s.pdoc != nil {
+		return s.pdoc
+	}
+	_, hasData := s.vars["data"]
+	_, hasBody := s.vars["body"]
+	if s.extra == nil && hasData == hasBody {
+		s.pdoc = s.vars // nothing to add; searches never modify the document
+		return s.pdoc
+	}
+	m := make(map[string]any, len(s.vars)+len(s.extra)+2)
+	for k, v := range s.vars {
+		m[k] = v
+	}
+	for k, v := range s.extra {
+		m[k] = v
+	}
+	if _, ok := m["body"]; !ok {
+		if d, ok := m["data"]; ok {
+			m["body"] = d
+		}
+	}
+	if _, ok := m["data"]; !ok {
+		if d, ok := m["body"]; ok {
+			m["data"] = d
+		}
+	}
+	s.pdoc = m
+	return m
+}
+
+// jmesDocument is the variables as one JMESPath document with integers as float64. Only
+// the variables in names are converted (each once per scope), or all of them with whole.
+func (s *Scope) jmesDocument(names []string, whole bool) map[string]any {
+	if s.jdoc == nil {
+		s.jdoc = make(map[string]any, 4)
+	}
+	if whole {
+		if !s.jdocWhole {
+			for k, v := range s.plainDocument() {
+				if _, done := s.jdoc[k]; !done {
+					s.jdoc[k] = jmes.ToJMES(v)
+				}
+			}
+			s.jdocWhole = true
+		}
+		return s.jdoc
+	}
+	for _, n := range names {
+		if _, done := s.jdoc[n]; done {
+			continue
+		}
+		if v, ok := s.plainDocument()[n]; ok {
+			s.jdoc[n] = jmes.ToJMES(v)
+		}
+	}
+	return s.jdoc
+}

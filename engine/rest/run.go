@@ -1,0 +1,471 @@
+package rest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookmap/hookmap/engine/mapping"
+	"github.com/hookmap/hookmap/engine/value"
+)
+
+// DefaultMaxResponseBytes caps a response body read when Options leaves it 0.
+const DefaultMaxResponseBytes = 10 << 20
+
+// MaxErrorBody is the size of the body excerpt an HTTPError keeps.
+const MaxErrorBody = 1 << 10
+
+// ErrNoHTTPClient is returned when a rest-api-mapping runs without an HTTP client.
+var ErrNoHTTPClient = errors.New("no HTTP client to run a rest-api-mapping")
+
+// ErrResponseTooLarge is wrapped by the error for a response body over the limit.
+var ErrResponseTooLarge = errors.New("response body too large")
+
+// Doer sends HTTP requests (an *http.Client satisfies it).
+type Doer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// Options configure a run.
+type Options struct {
+	HTTP             Doer
+	MaxResponseBytes int64
+}
+
+// HTTPError is a request the app answered with a status outside allowedStatusCodes (or
+// outside 2xx by default).
+type HTTPError struct {
+	// File is the rest-api-mapping file that made the request.
+	File       string
+	Method     string
+	URL        string // without the query string, which may carry secrets
+	StatusCode int
+	Body       string // an excerpt of at most 1 KiB
+}
+
+func (e *HTTPError) Error() string {
+	msg := fmt.Sprintf("%s %s answered %d", e.Method, e.URL, e.StatusCode)
+	if e.File != "" {
+		msg = e.File + ": " + msg
+	}
+	if e.Body != "" {
+		msg += ": " + e.Body
+	}
+	return msg
+}
+
+// Run executes the method's requests in scope s with the connector's api block (nil for
+// none) and returns the responseMapping's result (nil without one).
+func (m *Method) Run(s *mapping.Scope, api *API, opts Options) (any, error) {
+	if opts.HTTP == nil {
+		return nil, fmt.Errorf("%s: %w", m.File, ErrNoHTTPClient)
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	base, headers, timeout, err := evalAPI(s, api)
+	if err != nil {
+		return nil, err
+	}
+	responses := map[string]any{}
+	var last map[string]any
+	for _, r := range m.Requests {
+		rs := s
+		if m.Multi {
+			rs = s.With(map[string]any{"responses": responses})
+		}
+		if r.When != nil {
+			ok, err := r.When.EvalBool(rs)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		resp, err := m.do(rs, r, base, headers, timeout, opts)
+		if err != nil {
+			return nil, err
+		}
+		if r.Key != "" {
+			responses[r.Key] = resp
+		}
+		last = resp
+	}
+	if m.ResponseMapping == nil {
+		return nil, nil
+	}
+	if last == nil {
+		last = map[string]any{}
+	}
+	extra := map[string]any{"response": last}
+	if m.Multi {
+		extra["responses"] = responses
+	}
+	return m.ResponseMapping.Eval(s.With(extra))
+}
+
+func evalAPI(s *mapping.Scope, api *API) (string, map[string]any, time.Duration, error) {
+	if api == nil {
+		return "", nil, DefaultTimeout, nil
+	}
+	var base string
+	if api.BaseURI != nil {
+		v, err := api.BaseURI.Eval(s)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		if base, err = mapping.Text(v); err != nil {
+			return "", nil, 0, fmt.Errorf("api.baseUri: %w", err)
+		}
+	}
+	var headers map[string]any
+	if api.Headers != nil {
+		v, err := api.Headers.Eval(s)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		if v != nil {
+			h, ok := v.(map[string]any)
+			if !ok {
+				return "", nil, 0, fmt.Errorf("api.headers evaluated to %T, want a map", v)
+			}
+			headers = h
+		}
+	}
+	timeout := api.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return base, headers, timeout, nil
+}
+
+func (m *Method) do(s *mapping.Scope, r *Request, base string, apiHeaders map[string]any, timeout time.Duration, opts Options) (map[string]any, error) {
+	u, err := m.buildURL(s, r, base)
+	if err != nil {
+		return nil, err
+	}
+	var body io.Reader
+	var contentType string
+	if r.Data != nil {
+		data, err := r.Data.Eval(s)
+		if err != nil {
+			return nil, err
+		}
+		if data != nil {
+			if r.Form {
+				form := url.Values{}
+				if err := encodeForm("", data, form); err != nil {
+					return nil, fmt.Errorf("%s: requestMapping.data: %w", m.File, err)
+				}
+				body, contentType = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
+			} else {
+				b, err := value.Encode(data)
+				if err != nil {
+					return nil, fmt.Errorf("%s: requestMapping.data: %w", m.File, err)
+				}
+				body, contentType = strings.NewReader(string(b)), "application/json"
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.Context(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request: %w", m.File, err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.Header.Set("Accept", "application/json")
+	if err := setHeaders(req.Header, apiHeaders); err != nil {
+		return nil, fmt.Errorf("%s: api.headers: %w", m.File, err)
+	}
+	if r.Headers != nil {
+		hv, err := r.Headers.Eval(s)
+		if err != nil {
+			return nil, err
+		}
+		if hv != nil {
+			hm, ok := hv.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s: requestMapping.headers evaluated to %T, want a map", m.File, hv)
+			}
+			if err := setHeaders(req.Header, hm); err != nil {
+				return nil, fmt.Errorf("%s: requestMapping.headers: %w", m.File, err)
+			}
+		}
+	}
+	shown := redact(u)
+	resp, err := opts.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: %w", m.File, r.Method, shown, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, opts.MaxResponseBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s %s: read response: %w", m.File, r.Method, shown, err)
+	}
+	if int64(len(raw)) > opts.MaxResponseBytes {
+		return nil, fmt.Errorf("%s: %s %s: %w (over %d bytes)", m.File, r.Method, shown, ErrResponseTooLarge, opts.MaxResponseBytes)
+	}
+	if !allowed(r.Allowed, resp.StatusCode) {
+		return nil, &HTTPError{File: m.File, Method: r.Method, URL: shown, StatusCode: resp.StatusCode, Body: excerpt(raw)}
+	}
+	return map[string]any{
+		"statusCode": int64(resp.StatusCode),
+		"headers":    lowerHeaders(resp.Header),
+		"data":       parseBody(resp.Header.Get("Content-Type"), raw),
+	}, nil
+}
+
+func (m *Method) buildURL(s *mapping.Scope, r *Request, base string) (*url.URL, error) {
+	path := r.Path
+	if r.PathParameters != nil && strings.Contains(path, "{") {
+		pv, err := r.PathParameters.Eval(s)
+		if err != nil {
+			return nil, err
+		}
+		params, _ := pv.(map[string]any)
+		var ferr error
+		path = placeholderRe.ReplaceAllStringFunc(path, func(ph string) string {
+			name := ph[1 : len(ph)-1]
+			v, ok := params[name]
+			if !ok || v == nil {
+				if ferr == nil {
+					ferr = fmt.Errorf("%s: path parameter {%s} is missing or null", m.File, name)
+				}
+				return ph
+			}
+			t, err := mapping.Text(v)
+			if err != nil && ferr == nil {
+				ferr = fmt.Errorf("%s: path parameter {%s}: %w", m.File, name, err)
+			}
+			if t == "" && ferr == nil {
+				ferr = fmt.Errorf("%s: path parameter {%s} is empty", m.File, name)
+			}
+			return url.PathEscape(t)
+		})
+		if ferr != nil {
+			return nil, ferr
+		}
+	}
+	full := path
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		if base == "" {
+			return nil, fmt.Errorf("%s: path %s is relative and the connector's api.baseUri is empty", m.File, r.Path)
+		}
+		full = strings.TrimRight(base, "/") + "/" + strings.TrimLeft(path, "/")
+	}
+	u, err := url.Parse(full)
+	if err != nil {
+		return nil, fmt.Errorf("%s: bad URL %q: %w", m.File, full, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%s: URL %q must be http or https", m.File, full)
+	}
+	if r.Query != nil {
+		qv, err := r.Query.Eval(s)
+		if err != nil {
+			return nil, err
+		}
+		if qv != nil {
+			qm, ok := qv.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s: requestMapping.query evaluated to %T, want a map", m.File, qv)
+			}
+			q := u.Query()
+			for _, k := range value.SortedKeys(qm) {
+				if err := addValues(q, k, qm[k]); err != nil {
+					return nil, fmt.Errorf("%s: query %s: %w", m.File, k, err)
+				}
+			}
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u, nil
+}
+
+func addValues(q url.Values, k string, v any) error {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case []any:
+		for _, e := range t {
+			if e == nil {
+				continue
+			}
+			s, err := mapping.Text(e)
+			if err != nil {
+				return err
+			}
+			q.Add(k, s)
+		}
+		return nil
+	}
+	s, err := mapping.Text(v)
+	if err != nil {
+		return err
+	}
+	q.Set(k, s)
+	return nil
+}
+
+func setHeaders(h http.Header, m map[string]any) error {
+	for _, k := range value.SortedKeys(m) {
+		v := m[k]
+		if v == nil {
+			h.Del(k)
+			continue
+		}
+		if l, ok := v.([]any); ok {
+			h.Del(k)
+			for _, e := range l {
+				s, err := mapping.Text(e)
+				if err != nil {
+					return err
+				}
+				h.Add(k, s)
+			}
+			continue
+		}
+		s, err := mapping.Text(v)
+		if err != nil {
+			return err
+		}
+		if strings.ContainsAny(s, "\r\n") {
+			return fmt.Errorf("header %s contains a line break", k)
+		}
+		h.Set(k, s)
+	}
+	return nil
+}
+
+// encodeForm encodes data as form fields: k[sub]=v for maps, k[]=v for lists of scalars,
+// k[i][sub]=v for lists of maps or lists; null values are left out.
+func encodeForm(prefix string, v any, out url.Values) error {
+	switch t := v.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		for _, k := range value.SortedKeys(t) {
+			key := k
+			if prefix != "" {
+				key = prefix + "[" + k + "]"
+			}
+			if err := encodeForm(key, t[k], out); err != nil {
+				return err
+			}
+		}
+		return nil
+	case []any:
+		if prefix == "" {
+			return errors.New("form data must be a map")
+		}
+		for i, e := range t {
+			switch e.(type) {
+			case map[string]any, []any:
+				if err := encodeForm(prefix+"["+strconv.Itoa(i)+"]", e, out); err != nil {
+					return err
+				}
+			case nil:
+			default:
+				s, err := mapping.Text(e)
+				if err != nil {
+					return err
+				}
+				out.Add(prefix+"[]", s)
+			}
+		}
+		return nil
+	}
+	if prefix == "" {
+		return errors.New("form data must be a map")
+	}
+	s, err := mapping.Text(v)
+	if err != nil {
+		return err
+	}
+	out.Add(prefix, s)
+	return nil
+}
+
+func allowed(codes []int, status int) bool {
+	if len(codes) == 0 {
+		return status >= 200 && status < 300
+	}
+	for _, c := range codes {
+		if c == status {
+			return true
+		}
+	}
+	return false
+}
+
+func excerpt(b []byte) string {
+	if len(b) > MaxErrorBody {
+		// ToValidUTF8 drops a multi-byte sequence cut in half
+		return strings.ToValidUTF8(string(b[:MaxErrorBody-len("…")]), "") + "…"
+	}
+	return strings.ToValidUTF8(string(b), "")
+}
+
+func redact(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.User, c.Fragment = "", nil, ""
+	return c.String()
+}
+
+func lowerHeaders(h http.Header) map[string]any {
+	out := make(map[string]any, len(h))
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out[strings.ToLower(k)] = strings.Join(h[k], ", ")
+	}
+	return out
+}
+
+// parseBody parses a response body by its Content-Type: JSON (application/json or
+// +json) with value.Decode, form-urlencoded as a map, anything else a string; an empty
+// body is null. A body that claims JSON but does not parse stays a string.
+func parseBody(ct string, raw []byte) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch {
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		if v, err := value.Decode(raw); err == nil {
+			return v
+		}
+	case mt == "application/x-www-form-urlencoded":
+		if q, err := url.ParseQuery(string(raw)); err == nil {
+			m := make(map[string]any, len(q))
+			for k, vs := range q {
+				if len(vs) == 1 {
+					m[k] = vs[0]
+					continue
+				}
+				l := make([]any, len(vs))
+				for i, v := range vs {
+					l[i] = v
+				}
+				m[k] = l
+			}
+			return m
+		}
+	}
+	return string(raw)
+}

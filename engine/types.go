@@ -1,0 +1,252 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hookmap/hookmap/engine/diag"
+	"github.com/hookmap/hookmap/engine/mapping"
+	"github.com/hookmap/hookmap/engine/rest"
+	"github.com/hookmap/hookmap/engine/schema"
+)
+
+// Diagnostic is a problem found while loading: "file:line:col: message".
+type Diagnostic = diag.Diagnostic
+
+// EvalError is a formula that failed at run time, with the file and position of the
+// formula and what was missing or wrong.
+type EvalError = mapping.EvalError
+
+// HTTPError is a rest-api-mapping request answered with a status outside
+// allowedStatusCodes (or outside 2xx by default).
+type HTTPError = rest.HTTPError
+
+// Schema is a compiled JSON Schema.
+type Schema = schema.Schema
+
+// FieldViolation is one problem of a value validated against a Schema.
+type FieldViolation = schema.FieldViolation
+
+// ImplementationType is an event's type (webhook, global-webhook) or a method's
+// (mapping, rest-api-mapping).
+type ImplementationType string
+
+// Implementation types.
+const (
+	TypeWebhook        ImplementationType = "webhook"
+	TypeGlobalWebhook  ImplementationType = "global-webhook"
+	TypeMapping        ImplementationType = "mapping"
+	TypeRESTAPIMapping ImplementationType = "rest-api-mapping"
+)
+
+// Method names.
+const (
+	MethodSubscribe         = "subscribe"
+	MethodHandle            = "handle"
+	MethodUnsubscribe       = "unsubscribe"
+	MethodRefresh           = "refresh"
+	MethodList              = "list"
+	MethodDelete            = "delete"
+	MethodGetEventsSelector = "getEventsSelector"
+	// AliasGetEventSelector is accepted for getEventsSelector.
+	AliasGetEventSelector = "getEventSelector"
+)
+
+// HTTPDoer sends HTTP requests; *http.Client satisfies it.
+type HTTPDoer interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// RunOptions configure Method.Run.
+type RunOptions struct {
+	// HTTP is required for rest-api-mapping methods; the server passes an SSRF-guarded client.
+	HTTP HTTPDoer
+	// MaxResponseBytes caps a response body read (default 10 MiB).
+	MaxResponseBytes int64
+}
+
+// DefaultMaxResponseBytes is RunOptions.MaxResponseBytes when left 0.
+const DefaultMaxResponseBytes = rest.DefaultMaxResponseBytes
+
+// ErrNoHTTPClient is returned by Run of a rest-api-mapping without RunOptions.HTTP.
+var ErrNoHTTPClient = rest.ErrNoHTTPClient
+
+// Set is a set of loaded connectors.
+type Set struct {
+	byKey map[string]*Connector
+	keys  []string
+}
+
+// Connector returns the connector with key.
+func (s *Set) Connector(key string) (*Connector, bool) {
+	if s == nil {
+		return nil, false
+	}
+	c, ok := s.byKey[key]
+	return c, ok
+}
+
+// Connectors returns the connectors sorted by key.
+func (s *Set) Connectors() []*Connector {
+	if s == nil {
+		return nil
+	}
+	out := make([]*Connector, 0, len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, s.byKey[k])
+	}
+	return out
+}
+
+func (s *Set) add(c *Connector) {
+	s.byKey[c.Key] = c
+	s.keys = append(s.keys, c.Key)
+	sort.Strings(s.keys)
+}
+
+// Connector is one loaded connector.
+type Connector struct {
+	Key, Name, Dir string
+
+	// ParametersSchema validates the workspace-level connectorParameters,
+	// ConnectionParametersSchema a connection's parameters, CredentialsSchema its
+	// credentials. Each is nil when absent.
+	ParametersSchema, ConnectionParametersSchema, CredentialsSchema *Schema
+
+	Events         map[string]*Event
+	GlobalWebhooks map[string]*GlobalWebhook
+
+	api *rest.API
+}
+
+// Summary is one line describing the connector: "github: 3 events, 0 global webhooks, 12 methods".
+func (c *Connector) Summary() string {
+	methods := 0
+	for _, e := range c.Events {
+		methods += len(e.Methods)
+	}
+	for _, g := range c.GlobalWebhooks {
+		if g.Handle != nil {
+			methods++
+		}
+	}
+	return fmt.Sprintf("%s: %s, %s, %s", c.Key, plural(len(c.Events), "event"), plural(len(c.GlobalWebhooks), "global webhook"), plural(methods, "method"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// Event is one event of a connector.
+type Event struct {
+	Key, Name string
+	// Type is webhook or global-webhook.
+	Type ImplementationType
+	// ParametersSchema validates a subscription's parameters; Schema each event's record.
+	ParametersSchema, Schema *Schema
+	// Verify is the event's verify block, nil when absent.
+	Verify *Verify
+	// Methods by name: subscribe, handle, unsubscribe, refresh, list, delete,
+	// getEventsSelector (declared as getEventSelector too).
+	Methods map[string]*Method
+}
+
+// GlobalWebhook is an app-level webhook URL shared by the subscriptions of a workspace.
+type GlobalWebhook struct {
+	Key, Name string
+	Verify    *Verify
+	Handle    *Method
+}
+
+// Verify is a verify block: a signature scheme and its secret, or a CEL condition.
+type Verify struct {
+	// Scheme is github, stripe, slack, shopify, standard-webhooks, hubspot or hmac, or
+	// "cel" when written {$cel: BOOL}.
+	Scheme string
+	// Header, Algorithm (sha1, sha256, sha512), Encoding (hex, base64) and Prefix
+	// configure the hmac scheme.
+	Header, Algorithm, Encoding, Prefix string
+	// Tolerance is the accepted clock skew of timestamped schemes (default 5m).
+	Tolerance time.Duration
+
+	secret *mapping.Value
+	cond   *mapping.CEL
+}
+
+// ErrNotCEL is returned by CheckCEL for a verify block that is not {$cel: ...}.
+var ErrNotCEL = errors.New("the verify block is not a {$cel: ...} condition")
+
+// ErrNoSecret is returned by Secret when the block has no secret or it is empty.
+var ErrNoSecret = errors.New("the verify secret is empty")
+
+// Secret evaluates the block's secret with vars (the handle's variables).
+func (v *Verify) Secret(ctx context.Context, vars map[string]any) (string, error) {
+	if v == nil || v.secret == nil {
+		return "", ErrNoSecret
+	}
+	out, err := v.secret.Eval(mapping.NewScope(ctx, vars))
+	if err != nil {
+		return "", err
+	}
+	s, err := mapping.Text(out)
+	if err != nil {
+		return "", fmt.Errorf("verify secret: %w", err)
+	}
+	if s == "" {
+		return "", ErrNoSecret
+	}
+	return s, nil
+}
+
+// CheckCEL evaluates a {$cel: BOOL} verify block with vars (the handle's variables).
+func (v *Verify) CheckCEL(ctx context.Context, vars map[string]any) (bool, error) {
+	if v == nil || v.cond == nil {
+		return false, ErrNotCEL
+	}
+	return v.cond.EvalBool(mapping.NewScope(ctx, vars))
+}
+
+// Method is a compiled method.
+type Method struct {
+	Key string
+	// Type is mapping or rest-api-mapping.
+	Type ImplementationType
+	// File is the method's file, joined from the folder given to Load.
+	File string
+	// Vars are the variables the method declares.
+	Vars []string
+
+	mapping *mapping.Value
+	rest    *rest.Method
+	api     *rest.API
+}
+
+// Run evaluates the method with vars and returns its result as a plain value. A declared
+// variable missing from vars reads as an empty map (objects) or null.
+func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) (any, error) {
+	if m == nil {
+		return nil, errors.New("no method")
+	}
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	s := mapping.NewScope(ctx, vars)
+	switch {
+	case m.rest != nil:
+		var doer rest.Doer
+		if opts.HTTP != nil {
+			doer = opts.HTTP
+		}
+		return m.rest.Run(s, m.api, rest.Options{HTTP: doer, MaxResponseBytes: opts.MaxResponseBytes})
+	case m.mapping != nil:
+		return m.mapping.Eval(s)
+	}
+	return nil, nil
+}
