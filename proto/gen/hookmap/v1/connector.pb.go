@@ -752,6 +752,256 @@ func (x *EvaluateMethodResponse) GetOutput() *structpb.Value {
 	return nil
 }
 
+// SetConnectorParametersRequest sets workspace-level connector parameters.
+type SetConnectorParametersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectorKey  string                 `protobuf:"bytes,1,opt,name=connector_key,json=connectorKey,proto3" json:"connector_key,omitempty"`
+	Parameters    *structpb.Struct       `protobuf:"bytes,2,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConnectorParametersRequest) Reset() {
+	*x = SetConnectorParametersRequest{}
+	mi := &file_hookmap_v1_connector_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConnectorParametersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConnectorParametersRequest) ProtoMessage() {}
+
+func (x *SetConnectorParametersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connector_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConnectorParametersRequest.ProtoReflect.Descriptor instead.
+func (*SetConnectorParametersRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connector_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SetConnectorParametersRequest) GetConnectorKey() string {
+	if x != nil {
+		return x.ConnectorKey
+	}
+	return ""
+}
+
+func (x *SetConnectorParametersRequest) GetParameters() *structpb.Struct {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+// SetConnectorParametersResponse is empty.
+type SetConnectorParametersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetConnectorParametersResponse) Reset() {
+	*x = SetConnectorParametersResponse{}
+	mi := &file_hookmap_v1_connector_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetConnectorParametersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetConnectorParametersResponse) ProtoMessage() {}
+
+func (x *SetConnectorParametersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connector_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetConnectorParametersResponse.ProtoReflect.Descriptor instead.
+func (*SetConnectorParametersResponse) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connector_proto_rawDescGZIP(), []int{14}
+}
+
+// ListGlobalWebhooksRequest names a connector.
+type ListGlobalWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ConnectorKey  string                 `protobuf:"bytes,1,opt,name=connector_key,json=connectorKey,proto3" json:"connector_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGlobalWebhooksRequest) Reset() {
+	*x = ListGlobalWebhooksRequest{}
+	mi := &file_hookmap_v1_connector_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGlobalWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGlobalWebhooksRequest) ProtoMessage() {}
+
+func (x *ListGlobalWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connector_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGlobalWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListGlobalWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connector_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListGlobalWebhooksRequest) GetConnectorKey() string {
+	if x != nil {
+		return x.ConnectorKey
+	}
+	return ""
+}
+
+// GlobalWebhook is the one URL of a (workspace, connector, global webhook key).
+type GlobalWebhook struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectorKey string                 `protobuf:"bytes,1,opt,name=connector_key,json=connectorKey,proto3" json:"connector_key,omitempty"`
+	Key          string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// {public-url}/hooks/g/{id}: unguessable.
+	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Id            string `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GlobalWebhook) Reset() {
+	*x = GlobalWebhook{}
+	mi := &file_hookmap_v1_connector_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GlobalWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GlobalWebhook) ProtoMessage() {}
+
+func (x *GlobalWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connector_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GlobalWebhook.ProtoReflect.Descriptor instead.
+func (*GlobalWebhook) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connector_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GlobalWebhook) GetConnectorKey() string {
+	if x != nil {
+		return x.ConnectorKey
+	}
+	return ""
+}
+
+func (x *GlobalWebhook) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GlobalWebhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *GlobalWebhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// ListGlobalWebhooksResponse lists them by key.
+type ListGlobalWebhooksResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	GlobalWebhooks []*GlobalWebhook       `protobuf:"bytes,1,rep,name=global_webhooks,json=globalWebhooks,proto3" json:"global_webhooks,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListGlobalWebhooksResponse) Reset() {
+	*x = ListGlobalWebhooksResponse{}
+	mi := &file_hookmap_v1_connector_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGlobalWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGlobalWebhooksResponse) ProtoMessage() {}
+
+func (x *ListGlobalWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connector_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGlobalWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListGlobalWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connector_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListGlobalWebhooksResponse) GetGlobalWebhooks() []*GlobalWebhook {
+	if x != nil {
+		return x.GlobalWebhooks
+	}
+	return nil
+}
+
 var File_hookmap_v1_connector_proto protoreflect.FileDescriptor
 
 const file_hookmap_v1_connector_proto_rawDesc = "" +
@@ -802,13 +1052,30 @@ const file_hookmap_v1_connector_proto_rawDesc = "" +
 	"\x05input\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x05input\x12,\n" +
 	"\x12allow_side_effects\x18\x06 \x01(\bR\x10allowSideEffects\"H\n" +
 	"\x16EvaluateMethodResponse\x12.\n" +
-	"\x06output\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x06output2\xdb\x03\n" +
+	"\x06output\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x06output\"}\n" +
+	"\x1dSetConnectorParametersRequest\x12#\n" +
+	"\rconnector_key\x18\x01 \x01(\tR\fconnectorKey\x127\n" +
+	"\n" +
+	"parameters\x18\x02 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"parameters\" \n" +
+	"\x1eSetConnectorParametersResponse\"@\n" +
+	"\x19ListGlobalWebhooksRequest\x12#\n" +
+	"\rconnector_key\x18\x01 \x01(\tR\fconnectorKey\"h\n" +
+	"\rGlobalWebhook\x12#\n" +
+	"\rconnector_key\x18\x01 \x01(\tR\fconnectorKey\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"`\n" +
+	"\x1aListGlobalWebhooksResponse\x12B\n" +
+	"\x0fglobal_webhooks\x18\x01 \x03(\v2\x19.hookmap.v1.GlobalWebhookR\x0eglobalWebhooks2\xb1\x05\n" +
 	"\x10ConnectorService\x12W\n" +
 	"\x0eListConnectors\x12!.hookmap.v1.ListConnectorsRequest\x1a\".hookmap.v1.ListConnectorsResponse\x12Q\n" +
 	"\fGetConnector\x12\x1f.hookmap.v1.GetConnectorRequest\x1a .hookmap.v1.GetConnectorResponse\x12c\n" +
 	"\x12ValidateConnectors\x12%.hookmap.v1.ValidateConnectorsRequest\x1a&.hookmap.v1.ValidateConnectorsResponse\x12]\n" +
 	"\x10ReloadConnectors\x12#.hookmap.v1.ReloadConnectorsRequest\x1a$.hookmap.v1.ReloadConnectorsResponse\x12W\n" +
-	"\x0eEvaluateMethod\x12!.hookmap.v1.EvaluateMethodRequest\x1a\".hookmap.v1.EvaluateMethodResponseB\xa4\x01\n" +
+	"\x0eEvaluateMethod\x12!.hookmap.v1.EvaluateMethodRequest\x1a\".hookmap.v1.EvaluateMethodResponse\x12o\n" +
+	"\x16SetConnectorParameters\x12).hookmap.v1.SetConnectorParametersRequest\x1a*.hookmap.v1.SetConnectorParametersResponse\x12c\n" +
+	"\x12ListGlobalWebhooks\x12%.hookmap.v1.ListGlobalWebhooksRequest\x1a&.hookmap.v1.ListGlobalWebhooksResponseB\xa4\x01\n" +
 	"\x0ecom.hookmap.v1B\x0eConnectorProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
 	"Hookmap.V1\xca\x02\n" +
 	"Hookmap\\V1\xe2\x02\x16Hookmap\\V1\\GPBMetadata\xea\x02\vHookmap::V1b\x06proto3"
@@ -825,54 +1092,65 @@ func file_hookmap_v1_connector_proto_rawDescGZIP() []byte {
 	return file_hookmap_v1_connector_proto_rawDescData
 }
 
-var file_hookmap_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_hookmap_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_hookmap_v1_connector_proto_goTypes = []any{
-	(*Connector)(nil),                  // 0: hookmap.v1.Connector
-	(*ConnectorEvent)(nil),             // 1: hookmap.v1.ConnectorEvent
-	(*ConnectorGlobalWebhook)(nil),     // 2: hookmap.v1.ConnectorGlobalWebhook
-	(*ListConnectorsRequest)(nil),      // 3: hookmap.v1.ListConnectorsRequest
-	(*ListConnectorsResponse)(nil),     // 4: hookmap.v1.ListConnectorsResponse
-	(*GetConnectorRequest)(nil),        // 5: hookmap.v1.GetConnectorRequest
-	(*GetConnectorResponse)(nil),       // 6: hookmap.v1.GetConnectorResponse
-	(*ValidateConnectorsRequest)(nil),  // 7: hookmap.v1.ValidateConnectorsRequest
-	(*ValidateConnectorsResponse)(nil), // 8: hookmap.v1.ValidateConnectorsResponse
-	(*ReloadConnectorsRequest)(nil),    // 9: hookmap.v1.ReloadConnectorsRequest
-	(*ReloadConnectorsResponse)(nil),   // 10: hookmap.v1.ReloadConnectorsResponse
-	(*EvaluateMethodRequest)(nil),      // 11: hookmap.v1.EvaluateMethodRequest
-	(*EvaluateMethodResponse)(nil),     // 12: hookmap.v1.EvaluateMethodResponse
-	(*structpb.Struct)(nil),            // 13: google.protobuf.Struct
-	(*Diagnostic)(nil),                 // 14: hookmap.v1.Diagnostic
-	(*structpb.Value)(nil),             // 15: google.protobuf.Value
+	(*Connector)(nil),                      // 0: hookmap.v1.Connector
+	(*ConnectorEvent)(nil),                 // 1: hookmap.v1.ConnectorEvent
+	(*ConnectorGlobalWebhook)(nil),         // 2: hookmap.v1.ConnectorGlobalWebhook
+	(*ListConnectorsRequest)(nil),          // 3: hookmap.v1.ListConnectorsRequest
+	(*ListConnectorsResponse)(nil),         // 4: hookmap.v1.ListConnectorsResponse
+	(*GetConnectorRequest)(nil),            // 5: hookmap.v1.GetConnectorRequest
+	(*GetConnectorResponse)(nil),           // 6: hookmap.v1.GetConnectorResponse
+	(*ValidateConnectorsRequest)(nil),      // 7: hookmap.v1.ValidateConnectorsRequest
+	(*ValidateConnectorsResponse)(nil),     // 8: hookmap.v1.ValidateConnectorsResponse
+	(*ReloadConnectorsRequest)(nil),        // 9: hookmap.v1.ReloadConnectorsRequest
+	(*ReloadConnectorsResponse)(nil),       // 10: hookmap.v1.ReloadConnectorsResponse
+	(*EvaluateMethodRequest)(nil),          // 11: hookmap.v1.EvaluateMethodRequest
+	(*EvaluateMethodResponse)(nil),         // 12: hookmap.v1.EvaluateMethodResponse
+	(*SetConnectorParametersRequest)(nil),  // 13: hookmap.v1.SetConnectorParametersRequest
+	(*SetConnectorParametersResponse)(nil), // 14: hookmap.v1.SetConnectorParametersResponse
+	(*ListGlobalWebhooksRequest)(nil),      // 15: hookmap.v1.ListGlobalWebhooksRequest
+	(*GlobalWebhook)(nil),                  // 16: hookmap.v1.GlobalWebhook
+	(*ListGlobalWebhooksResponse)(nil),     // 17: hookmap.v1.ListGlobalWebhooksResponse
+	(*structpb.Struct)(nil),                // 18: google.protobuf.Struct
+	(*Diagnostic)(nil),                     // 19: hookmap.v1.Diagnostic
+	(*structpb.Value)(nil),                 // 20: google.protobuf.Value
 }
 var file_hookmap_v1_connector_proto_depIdxs = []int32{
 	1,  // 0: hookmap.v1.Connector.events:type_name -> hookmap.v1.ConnectorEvent
 	2,  // 1: hookmap.v1.Connector.global_webhooks:type_name -> hookmap.v1.ConnectorGlobalWebhook
-	13, // 2: hookmap.v1.Connector.parameters_schema:type_name -> google.protobuf.Struct
-	13, // 3: hookmap.v1.Connector.connection_parameters_schema:type_name -> google.protobuf.Struct
-	13, // 4: hookmap.v1.Connector.credentials_schema:type_name -> google.protobuf.Struct
-	13, // 5: hookmap.v1.ConnectorEvent.parameters_schema:type_name -> google.protobuf.Struct
-	13, // 6: hookmap.v1.ConnectorEvent.schema:type_name -> google.protobuf.Struct
+	18, // 2: hookmap.v1.Connector.parameters_schema:type_name -> google.protobuf.Struct
+	18, // 3: hookmap.v1.Connector.connection_parameters_schema:type_name -> google.protobuf.Struct
+	18, // 4: hookmap.v1.Connector.credentials_schema:type_name -> google.protobuf.Struct
+	18, // 5: hookmap.v1.ConnectorEvent.parameters_schema:type_name -> google.protobuf.Struct
+	18, // 6: hookmap.v1.ConnectorEvent.schema:type_name -> google.protobuf.Struct
 	0,  // 7: hookmap.v1.ListConnectorsResponse.connectors:type_name -> hookmap.v1.Connector
 	0,  // 8: hookmap.v1.GetConnectorResponse.connector:type_name -> hookmap.v1.Connector
-	14, // 9: hookmap.v1.ValidateConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
-	14, // 10: hookmap.v1.ReloadConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
-	13, // 11: hookmap.v1.EvaluateMethodRequest.input:type_name -> google.protobuf.Struct
-	15, // 12: hookmap.v1.EvaluateMethodResponse.output:type_name -> google.protobuf.Value
-	3,  // 13: hookmap.v1.ConnectorService.ListConnectors:input_type -> hookmap.v1.ListConnectorsRequest
-	5,  // 14: hookmap.v1.ConnectorService.GetConnector:input_type -> hookmap.v1.GetConnectorRequest
-	7,  // 15: hookmap.v1.ConnectorService.ValidateConnectors:input_type -> hookmap.v1.ValidateConnectorsRequest
-	9,  // 16: hookmap.v1.ConnectorService.ReloadConnectors:input_type -> hookmap.v1.ReloadConnectorsRequest
-	11, // 17: hookmap.v1.ConnectorService.EvaluateMethod:input_type -> hookmap.v1.EvaluateMethodRequest
-	4,  // 18: hookmap.v1.ConnectorService.ListConnectors:output_type -> hookmap.v1.ListConnectorsResponse
-	6,  // 19: hookmap.v1.ConnectorService.GetConnector:output_type -> hookmap.v1.GetConnectorResponse
-	8,  // 20: hookmap.v1.ConnectorService.ValidateConnectors:output_type -> hookmap.v1.ValidateConnectorsResponse
-	10, // 21: hookmap.v1.ConnectorService.ReloadConnectors:output_type -> hookmap.v1.ReloadConnectorsResponse
-	12, // 22: hookmap.v1.ConnectorService.EvaluateMethod:output_type -> hookmap.v1.EvaluateMethodResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	19, // 9: hookmap.v1.ValidateConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	19, // 10: hookmap.v1.ReloadConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	18, // 11: hookmap.v1.EvaluateMethodRequest.input:type_name -> google.protobuf.Struct
+	20, // 12: hookmap.v1.EvaluateMethodResponse.output:type_name -> google.protobuf.Value
+	18, // 13: hookmap.v1.SetConnectorParametersRequest.parameters:type_name -> google.protobuf.Struct
+	16, // 14: hookmap.v1.ListGlobalWebhooksResponse.global_webhooks:type_name -> hookmap.v1.GlobalWebhook
+	3,  // 15: hookmap.v1.ConnectorService.ListConnectors:input_type -> hookmap.v1.ListConnectorsRequest
+	5,  // 16: hookmap.v1.ConnectorService.GetConnector:input_type -> hookmap.v1.GetConnectorRequest
+	7,  // 17: hookmap.v1.ConnectorService.ValidateConnectors:input_type -> hookmap.v1.ValidateConnectorsRequest
+	9,  // 18: hookmap.v1.ConnectorService.ReloadConnectors:input_type -> hookmap.v1.ReloadConnectorsRequest
+	11, // 19: hookmap.v1.ConnectorService.EvaluateMethod:input_type -> hookmap.v1.EvaluateMethodRequest
+	13, // 20: hookmap.v1.ConnectorService.SetConnectorParameters:input_type -> hookmap.v1.SetConnectorParametersRequest
+	15, // 21: hookmap.v1.ConnectorService.ListGlobalWebhooks:input_type -> hookmap.v1.ListGlobalWebhooksRequest
+	4,  // 22: hookmap.v1.ConnectorService.ListConnectors:output_type -> hookmap.v1.ListConnectorsResponse
+	6,  // 23: hookmap.v1.ConnectorService.GetConnector:output_type -> hookmap.v1.GetConnectorResponse
+	8,  // 24: hookmap.v1.ConnectorService.ValidateConnectors:output_type -> hookmap.v1.ValidateConnectorsResponse
+	10, // 25: hookmap.v1.ConnectorService.ReloadConnectors:output_type -> hookmap.v1.ReloadConnectorsResponse
+	12, // 26: hookmap.v1.ConnectorService.EvaluateMethod:output_type -> hookmap.v1.EvaluateMethodResponse
+	14, // 27: hookmap.v1.ConnectorService.SetConnectorParameters:output_type -> hookmap.v1.SetConnectorParametersResponse
+	17, // 28: hookmap.v1.ConnectorService.ListGlobalWebhooks:output_type -> hookmap.v1.ListGlobalWebhooksResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_connector_proto_init() }
@@ -887,7 +1165,7 @@ func file_hookmap_v1_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_connector_proto_rawDesc), len(file_hookmap_v1_connector_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

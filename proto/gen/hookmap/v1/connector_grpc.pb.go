@@ -19,11 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConnectorService_ListConnectors_FullMethodName     = "/hookmap.v1.ConnectorService/ListConnectors"
-	ConnectorService_GetConnector_FullMethodName       = "/hookmap.v1.ConnectorService/GetConnector"
-	ConnectorService_ValidateConnectors_FullMethodName = "/hookmap.v1.ConnectorService/ValidateConnectors"
-	ConnectorService_ReloadConnectors_FullMethodName   = "/hookmap.v1.ConnectorService/ReloadConnectors"
-	ConnectorService_EvaluateMethod_FullMethodName     = "/hookmap.v1.ConnectorService/EvaluateMethod"
+	ConnectorService_ListConnectors_FullMethodName         = "/hookmap.v1.ConnectorService/ListConnectors"
+	ConnectorService_GetConnector_FullMethodName           = "/hookmap.v1.ConnectorService/GetConnector"
+	ConnectorService_ValidateConnectors_FullMethodName     = "/hookmap.v1.ConnectorService/ValidateConnectors"
+	ConnectorService_ReloadConnectors_FullMethodName       = "/hookmap.v1.ConnectorService/ReloadConnectors"
+	ConnectorService_EvaluateMethod_FullMethodName         = "/hookmap.v1.ConnectorService/EvaluateMethod"
+	ConnectorService_SetConnectorParameters_FullMethodName = "/hookmap.v1.ConnectorService/SetConnectorParameters"
+	ConnectorService_ListGlobalWebhooks_FullMethodName     = "/hookmap.v1.ConnectorService/ListGlobalWebhooks"
 )
 
 // ConnectorServiceClient is the client API for ConnectorService service.
@@ -46,6 +48,12 @@ type ConnectorServiceClient interface {
 	// returns its result. Methods that call the external app (rest-api-mapping) run only
 	// with allow_side_effects.
 	EvaluateMethod(ctx context.Context, in *EvaluateMethodRequest, opts ...grpc.CallOption) (*EvaluateMethodResponse, error)
+	// SetConnectorParameters sets the workspace's parameters for a connector (e.g. an app's
+	// signing secret), validated against its parametersSchema. Write-only: never returned.
+	SetConnectorParameters(ctx context.Context, in *SetConnectorParametersRequest, opts ...grpc.CallOption) (*SetConnectorParametersResponse, error)
+	// ListGlobalWebhooks lists the URLs of a connector's global webhooks in this workspace,
+	// creating each on first need. Configure them in the app's settings.
+	ListGlobalWebhooks(ctx context.Context, in *ListGlobalWebhooksRequest, opts ...grpc.CallOption) (*ListGlobalWebhooksResponse, error)
 }
 
 type connectorServiceClient struct {
@@ -106,6 +114,26 @@ func (c *connectorServiceClient) EvaluateMethod(ctx context.Context, in *Evaluat
 	return out, nil
 }
 
+func (c *connectorServiceClient) SetConnectorParameters(ctx context.Context, in *SetConnectorParametersRequest, opts ...grpc.CallOption) (*SetConnectorParametersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetConnectorParametersResponse)
+	err := c.cc.Invoke(ctx, ConnectorService_SetConnectorParameters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectorServiceClient) ListGlobalWebhooks(ctx context.Context, in *ListGlobalWebhooksRequest, opts ...grpc.CallOption) (*ListGlobalWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListGlobalWebhooksResponse)
+	err := c.cc.Invoke(ctx, ConnectorService_ListGlobalWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectorServiceServer is the server API for ConnectorService service.
 // All implementations must embed UnimplementedConnectorServiceServer
 // for forward compatibility.
@@ -126,6 +154,12 @@ type ConnectorServiceServer interface {
 	// returns its result. Methods that call the external app (rest-api-mapping) run only
 	// with allow_side_effects.
 	EvaluateMethod(context.Context, *EvaluateMethodRequest) (*EvaluateMethodResponse, error)
+	// SetConnectorParameters sets the workspace's parameters for a connector (e.g. an app's
+	// signing secret), validated against its parametersSchema. Write-only: never returned.
+	SetConnectorParameters(context.Context, *SetConnectorParametersRequest) (*SetConnectorParametersResponse, error)
+	// ListGlobalWebhooks lists the URLs of a connector's global webhooks in this workspace,
+	// creating each on first need. Configure them in the app's settings.
+	ListGlobalWebhooks(context.Context, *ListGlobalWebhooksRequest) (*ListGlobalWebhooksResponse, error)
 	mustEmbedUnimplementedConnectorServiceServer()
 }
 
@@ -150,6 +184,12 @@ func (UnimplementedConnectorServiceServer) ReloadConnectors(context.Context, *Re
 }
 func (UnimplementedConnectorServiceServer) EvaluateMethod(context.Context, *EvaluateMethodRequest) (*EvaluateMethodResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EvaluateMethod not implemented")
+}
+func (UnimplementedConnectorServiceServer) SetConnectorParameters(context.Context, *SetConnectorParametersRequest) (*SetConnectorParametersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetConnectorParameters not implemented")
+}
+func (UnimplementedConnectorServiceServer) ListGlobalWebhooks(context.Context, *ListGlobalWebhooksRequest) (*ListGlobalWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListGlobalWebhooks not implemented")
 }
 func (UnimplementedConnectorServiceServer) mustEmbedUnimplementedConnectorServiceServer() {}
 func (UnimplementedConnectorServiceServer) testEmbeddedByValue()                          {}
@@ -262,6 +302,42 @@ func _ConnectorService_EvaluateMethod_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectorService_SetConnectorParameters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetConnectorParametersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectorServiceServer).SetConnectorParameters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectorService_SetConnectorParameters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectorServiceServer).SetConnectorParameters(ctx, req.(*SetConnectorParametersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectorService_ListGlobalWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListGlobalWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectorServiceServer).ListGlobalWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectorService_ListGlobalWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectorServiceServer).ListGlobalWebhooks(ctx, req.(*ListGlobalWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectorService_ServiceDesc is the grpc.ServiceDesc for ConnectorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +364,14 @@ var ConnectorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "EvaluateMethod",
 			Handler:    _ConnectorService_EvaluateMethod_Handler,
+		},
+		{
+			MethodName: "SetConnectorParameters",
+			Handler:    _ConnectorService_SetConnectorParameters_Handler,
+		},
+		{
+			MethodName: "ListGlobalWebhooks",
+			Handler:    _ConnectorService_ListGlobalWebhooks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

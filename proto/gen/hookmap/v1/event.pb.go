@@ -912,6 +912,51 @@ func (x *ListDeliveriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ReplayDeliveryRequest names a delivery.
+type ReplayDeliveryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeliveryRequest) Reset() {
+	*x = ReplayDeliveryRequest{}
+	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeliveryRequest) ProtoMessage() {}
+
+func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReplayDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_hookmap_v1_event_proto protoreflect.FileDescriptor
 
 const file_hookmap_v1_event_proto_rawDesc = "" +
@@ -989,20 +1034,23 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x14.hookmap.v1.DeliveryR\n" +
 	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xc8\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"'\n" +
+	"\x15ReplayDeliveryRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*\xc8\x01\n" +
 	"\x0fDeliveryOutcome\x12 \n" +
 	"\x1cDELIVERY_OUTCOME_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DELIVERY_OUTCOME_OK\x10\x01\x12\x1d\n" +
 	"\x19DELIVERY_OUTCOME_REJECTED\x10\x02\x12\x1b\n" +
 	"\x17DELIVERY_OUTCOME_FAILED\x10\x03\x12\x1e\n" +
 	"\x1aDELIVERY_OUTCOME_UNMATCHED\x10\x04\x12\x1e\n" +
-	"\x1aDELIVERY_OUTCOME_DUPLICATE\x10\x052\xc4\x02\n" +
+	"\x1aDELIVERY_OUTCOME_DUPLICATE\x10\x052\x8f\x03\n" +
 	"\fEventService\x12D\n" +
 	"\fStreamEvents\x12\x1f.hookmap.v1.StreamEventsRequest\x1a\x11.hookmap.v1.Event0\x01\x12H\n" +
 	"\tAckEvents\x12\x1c.hookmap.v1.AckEventsRequest\x1a\x1d.hookmap.v1.AckEventsResponse\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.hookmap.v1.ListEventsRequest\x1a\x1e.hookmap.v1.ListEventsResponse\x12W\n" +
-	"\x0eListDeliveries\x12!.hookmap.v1.ListDeliveriesRequest\x1a\".hookmap.v1.ListDeliveriesResponseB\xa0\x01\n" +
+	"\x0eListDeliveries\x12!.hookmap.v1.ListDeliveriesRequest\x1a\".hookmap.v1.ListDeliveriesResponse\x12I\n" +
+	"\x0eReplayDelivery\x12!.hookmap.v1.ReplayDeliveryRequest\x1a\x14.hookmap.v1.DeliveryB\xa0\x01\n" +
 	"\x0ecom.hookmap.v1B\n" +
 	"EventProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
 	"Hookmap.V1\xca\x02\n" +
@@ -1021,7 +1069,7 @@ func file_hookmap_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmap_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hookmap_v1_event_proto_goTypes = []any{
 	(DeliveryOutcome)(0),           // 0: hookmap.v1.DeliveryOutcome
 	(*Event)(nil),                  // 1: hookmap.v1.Event
@@ -1035,17 +1083,18 @@ var file_hookmap_v1_event_proto_goTypes = []any{
 	(*Delivery)(nil),               // 9: hookmap.v1.Delivery
 	(*ListDeliveriesRequest)(nil),  // 10: hookmap.v1.ListDeliveriesRequest
 	(*ListDeliveriesResponse)(nil), // 11: hookmap.v1.ListDeliveriesResponse
-	(*structpb.Value)(nil),         // 12: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),  // 13: google.protobuf.Timestamp
+	(*ReplayDeliveryRequest)(nil),  // 12: hookmap.v1.ReplayDeliveryRequest
+	(*structpb.Value)(nil),         // 13: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
 }
 var file_hookmap_v1_event_proto_depIdxs = []int32{
-	12, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
-	13, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	13, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
+	14, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
 	2,  // 2: hookmap.v1.StreamEventsRequest.filter:type_name -> hookmap.v1.EventFilter
 	3,  // 3: hookmap.v1.StreamEventsRequest.start:type_name -> hookmap.v1.StreamPosition
 	2,  // 4: hookmap.v1.ListEventsRequest.filter:type_name -> hookmap.v1.EventFilter
 	1,  // 5: hookmap.v1.ListEventsResponse.events:type_name -> hookmap.v1.Event
-	13, // 6: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
+	14, // 6: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
 	0,  // 7: hookmap.v1.Delivery.outcome:type_name -> hookmap.v1.DeliveryOutcome
 	0,  // 8: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
 	9,  // 9: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
@@ -1053,12 +1102,14 @@ var file_hookmap_v1_event_proto_depIdxs = []int32{
 	5,  // 11: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
 	7,  // 12: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
 	10, // 13: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
-	1,  // 14: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
-	6,  // 15: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
-	8,  // 16: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
-	11, // 17: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
+	12, // 14: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
+	1,  // 15: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
+	6,  // 16: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
+	8,  // 17: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
+	11, // 18: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
+	9,  // 19: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1080,7 +1131,7 @@ func file_hookmap_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_event_proto_rawDesc), len(file_hookmap_v1_event_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

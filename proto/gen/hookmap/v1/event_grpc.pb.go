@@ -23,6 +23,7 @@ const (
 	EventService_AckEvents_FullMethodName      = "/hookmap.v1.EventService/AckEvents"
 	EventService_ListEvents_FullMethodName     = "/hookmap.v1.EventService/ListEvents"
 	EventService_ListDeliveries_FullMethodName = "/hookmap.v1.EventService/ListDeliveries"
+	EventService_ReplayDelivery_FullMethodName = "/hookmap.v1.EventService/ReplayDelivery"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -41,6 +42,9 @@ type EventServiceClient interface {
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// ListDeliveries pages through received requests, newest first.
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	// ReplayDelivery runs a kept (failed) request again through the current connector; the
+	// delivery records the new outcome and its events are emitted.
+	ReplayDelivery(ctx context.Context, in *ReplayDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error)
 }
 
 type eventServiceClient struct {
@@ -100,6 +104,16 @@ func (c *eventServiceClient) ListDeliveries(ctx context.Context, in *ListDeliver
 	return out, nil
 }
 
+func (c *eventServiceClient) ReplayDelivery(ctx context.Context, in *ReplayDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Delivery)
+	err := c.cc.Invoke(ctx, EventService_ReplayDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -116,6 +130,9 @@ type EventServiceServer interface {
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// ListDeliveries pages through received requests, newest first.
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
+	// ReplayDelivery runs a kept (failed) request again through the current connector; the
+	// delivery records the new outcome and its events are emitted.
+	ReplayDelivery(context.Context, *ReplayDeliveryRequest) (*Delivery, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -137,6 +154,9 @@ func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRe
 }
 func (UnimplementedEventServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
+}
+func (UnimplementedEventServiceServer) ReplayDelivery(context.Context, *ReplayDeliveryRequest) (*Delivery, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayDelivery not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -224,6 +244,24 @@ func _EventService_ListDeliveries_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_ReplayDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).ReplayDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_ReplayDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).ReplayDelivery(ctx, req.(*ReplayDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +280,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDeliveries",
 			Handler:    _EventService_ListDeliveries_Handler,
+		},
+		{
+			MethodName: "ReplayDelivery",
+			Handler:    _EventService_ReplayDelivery_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

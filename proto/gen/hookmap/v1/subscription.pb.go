@@ -227,10 +227,15 @@ func (x *Subscription) GetRefreshTime() *timestamppb.Timestamp {
 
 // CreateSubscriptionRequest creates a subscription.
 type CreateSubscriptionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	EventKey      string                 `protobuf:"bytes,2,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
-	Parameters    *structpb.Struct       `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	EventKey     string                 `protobuf:"bytes,2,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
+	Parameters   *structpb.Struct       `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	// Optional idempotency key (at most 200 characters). A retry with the same request_id
+	// gets the same subscription (and so the same webhook_uri): an ACTIVE one is returned
+	// as is, a FAILED or PENDING one runs subscribe again. With a subscribe that looks up
+	// before it inserts, the app never ends up with two hooks.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +289,13 @@ func (x *CreateSubscriptionRequest) GetParameters() *structpb.Struct {
 		return x.Parameters
 	}
 	return nil
+}
+
+func (x *CreateSubscriptionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 // GetSubscriptionRequest names a subscription.
@@ -546,6 +558,115 @@ func (x *DeleteSubscriptionResponse) GetLeftover() string {
 	return ""
 }
 
+// RefreshSubscriptionRequest names a subscription.
+type RefreshSubscriptionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshSubscriptionRequest) Reset() {
+	*x = RefreshSubscriptionRequest{}
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshSubscriptionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshSubscriptionRequest) ProtoMessage() {}
+
+func (x *RefreshSubscriptionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshSubscriptionRequest.ProtoReflect.Descriptor instead.
+func (*RefreshSubscriptionRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RefreshSubscriptionRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RefreshSubscriptionResponse says what the refresh did.
+type RefreshSubscriptionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The subscription after the refresh (absent when deleted).
+	Subscription *Subscription `protobuf:"bytes,1,opt,name=subscription,proto3" json:"subscription,omitempty"`
+	// True when the refresh failed and hookmap re-subscribed.
+	Healed bool `protobuf:"varint,2,opt,name=healed,proto3" json:"healed,omitempty"`
+	// True when a DELETING subscription's unsubscribe succeeded and it is gone.
+	Deleted       bool `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshSubscriptionResponse) Reset() {
+	*x = RefreshSubscriptionResponse{}
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshSubscriptionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshSubscriptionResponse) ProtoMessage() {}
+
+func (x *RefreshSubscriptionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshSubscriptionResponse.ProtoReflect.Descriptor instead.
+func (*RefreshSubscriptionResponse) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RefreshSubscriptionResponse) GetSubscription() *Subscription {
+	if x != nil {
+		return x.Subscription
+	}
+	return nil
+}
+
+func (x *RefreshSubscriptionResponse) GetHealed() bool {
+	if x != nil {
+		return x.Healed
+	}
+	return false
+}
+
+func (x *RefreshSubscriptionResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
 var File_hookmap_v1_subscription_proto protoreflect.FileDescriptor
 
 const file_hookmap_v1_subscription_proto_rawDesc = "" +
@@ -572,13 +693,15 @@ const file_hookmap_v1_subscription_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12B\n" +
 	"\x0flast_event_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rlastEventTime\x12=\n" +
-	"\frefresh_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshTime\"\x96\x01\n" +
+	"\frefresh_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\vrefreshTime\"\xb5\x01\n" +
 	"\x19CreateSubscriptionRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x1b\n" +
 	"\tevent_key\x18\x02 \x01(\tR\beventKey\x127\n" +
 	"\n" +
 	"parameters\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
-	"parameters\"(\n" +
+	"parameters\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"(\n" +
 	"\x16GetSubscriptionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"{\n" +
 	"\x18ListSubscriptionsRequest\x12#\n" +
@@ -593,18 +716,25 @@ const file_hookmap_v1_subscription_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"8\n" +
 	"\x1aDeleteSubscriptionResponse\x12\x1a\n" +
-	"\bleftover\x18\x01 \x01(\tR\bleftover*\xbc\x01\n" +
+	"\bleftover\x18\x01 \x01(\tR\bleftover\",\n" +
+	"\x1aRefreshSubscriptionRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x8d\x01\n" +
+	"\x1bRefreshSubscriptionResponse\x12<\n" +
+	"\fsubscription\x18\x01 \x01(\v2\x18.hookmap.v1.SubscriptionR\fsubscription\x12\x16\n" +
+	"\x06healed\x18\x02 \x01(\bR\x06healed\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted*\xbc\x01\n" +
 	"\x12SubscriptionStatus\x12#\n" +
 	"\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSUBSCRIPTION_STATUS_PENDING\x10\x01\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x02\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATUS_FAILED\x10\x03\x12 \n" +
-	"\x1cSUBSCRIPTION_STATUS_DELETING\x10\x042\x84\x03\n" +
+	"\x1cSUBSCRIPTION_STATUS_DELETING\x10\x042\xec\x03\n" +
 	"\x13SubscriptionService\x12U\n" +
 	"\x12CreateSubscription\x12%.hookmap.v1.CreateSubscriptionRequest\x1a\x18.hookmap.v1.Subscription\x12O\n" +
 	"\x0fGetSubscription\x12\".hookmap.v1.GetSubscriptionRequest\x1a\x18.hookmap.v1.Subscription\x12`\n" +
 	"\x11ListSubscriptions\x12$.hookmap.v1.ListSubscriptionsRequest\x1a%.hookmap.v1.ListSubscriptionsResponse\x12c\n" +
-	"\x12DeleteSubscription\x12%.hookmap.v1.DeleteSubscriptionRequest\x1a&.hookmap.v1.DeleteSubscriptionResponseB\xa7\x01\n" +
+	"\x12DeleteSubscription\x12%.hookmap.v1.DeleteSubscriptionRequest\x1a&.hookmap.v1.DeleteSubscriptionResponse\x12f\n" +
+	"\x13RefreshSubscription\x12&.hookmap.v1.RefreshSubscriptionRequest\x1a'.hookmap.v1.RefreshSubscriptionResponseB\xa7\x01\n" +
 	"\x0ecom.hookmap.v1B\x11SubscriptionProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
 	"Hookmap.V1\xca\x02\n" +
 	"Hookmap\\V1\xe2\x02\x16Hookmap\\V1\\GPBMetadata\xea\x02\vHookmap::V1b\x06proto3"
@@ -622,42 +752,47 @@ func file_hookmap_v1_subscription_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmap_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookmap_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_hookmap_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_hookmap_v1_subscription_proto_goTypes = []any{
-	(SubscriptionStatus)(0),            // 0: hookmap.v1.SubscriptionStatus
-	(*Subscription)(nil),               // 1: hookmap.v1.Subscription
-	(*CreateSubscriptionRequest)(nil),  // 2: hookmap.v1.CreateSubscriptionRequest
-	(*GetSubscriptionRequest)(nil),     // 3: hookmap.v1.GetSubscriptionRequest
-	(*ListSubscriptionsRequest)(nil),   // 4: hookmap.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),  // 5: hookmap.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),  // 6: hookmap.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil), // 7: hookmap.v1.DeleteSubscriptionResponse
-	(*structpb.Struct)(nil),            // 8: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),      // 9: google.protobuf.Timestamp
+	(SubscriptionStatus)(0),             // 0: hookmap.v1.SubscriptionStatus
+	(*Subscription)(nil),                // 1: hookmap.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),   // 2: hookmap.v1.CreateSubscriptionRequest
+	(*GetSubscriptionRequest)(nil),      // 3: hookmap.v1.GetSubscriptionRequest
+	(*ListSubscriptionsRequest)(nil),    // 4: hookmap.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),   // 5: hookmap.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),   // 6: hookmap.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),  // 7: hookmap.v1.DeleteSubscriptionResponse
+	(*RefreshSubscriptionRequest)(nil),  // 8: hookmap.v1.RefreshSubscriptionRequest
+	(*RefreshSubscriptionResponse)(nil), // 9: hookmap.v1.RefreshSubscriptionResponse
+	(*structpb.Struct)(nil),             // 10: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),       // 11: google.protobuf.Timestamp
 }
 var file_hookmap_v1_subscription_proto_depIdxs = []int32{
-	8,  // 0: hookmap.v1.Subscription.parameters:type_name -> google.protobuf.Struct
+	10, // 0: hookmap.v1.Subscription.parameters:type_name -> google.protobuf.Struct
 	0,  // 1: hookmap.v1.Subscription.status:type_name -> hookmap.v1.SubscriptionStatus
-	9,  // 2: hookmap.v1.Subscription.next_refresh_time:type_name -> google.protobuf.Timestamp
-	9,  // 3: hookmap.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 4: hookmap.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 5: hookmap.v1.Subscription.last_event_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: hookmap.v1.Subscription.refresh_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: hookmap.v1.CreateSubscriptionRequest.parameters:type_name -> google.protobuf.Struct
+	11, // 2: hookmap.v1.Subscription.next_refresh_time:type_name -> google.protobuf.Timestamp
+	11, // 3: hookmap.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	11, // 4: hookmap.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	11, // 5: hookmap.v1.Subscription.last_event_time:type_name -> google.protobuf.Timestamp
+	11, // 6: hookmap.v1.Subscription.refresh_time:type_name -> google.protobuf.Timestamp
+	10, // 7: hookmap.v1.CreateSubscriptionRequest.parameters:type_name -> google.protobuf.Struct
 	1,  // 8: hookmap.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmap.v1.Subscription
-	2,  // 9: hookmap.v1.SubscriptionService.CreateSubscription:input_type -> hookmap.v1.CreateSubscriptionRequest
-	3,  // 10: hookmap.v1.SubscriptionService.GetSubscription:input_type -> hookmap.v1.GetSubscriptionRequest
-	4,  // 11: hookmap.v1.SubscriptionService.ListSubscriptions:input_type -> hookmap.v1.ListSubscriptionsRequest
-	6,  // 12: hookmap.v1.SubscriptionService.DeleteSubscription:input_type -> hookmap.v1.DeleteSubscriptionRequest
-	1,  // 13: hookmap.v1.SubscriptionService.CreateSubscription:output_type -> hookmap.v1.Subscription
-	1,  // 14: hookmap.v1.SubscriptionService.GetSubscription:output_type -> hookmap.v1.Subscription
-	5,  // 15: hookmap.v1.SubscriptionService.ListSubscriptions:output_type -> hookmap.v1.ListSubscriptionsResponse
-	7,  // 16: hookmap.v1.SubscriptionService.DeleteSubscription:output_type -> hookmap.v1.DeleteSubscriptionResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	1,  // 9: hookmap.v1.RefreshSubscriptionResponse.subscription:type_name -> hookmap.v1.Subscription
+	2,  // 10: hookmap.v1.SubscriptionService.CreateSubscription:input_type -> hookmap.v1.CreateSubscriptionRequest
+	3,  // 11: hookmap.v1.SubscriptionService.GetSubscription:input_type -> hookmap.v1.GetSubscriptionRequest
+	4,  // 12: hookmap.v1.SubscriptionService.ListSubscriptions:input_type -> hookmap.v1.ListSubscriptionsRequest
+	6,  // 13: hookmap.v1.SubscriptionService.DeleteSubscription:input_type -> hookmap.v1.DeleteSubscriptionRequest
+	8,  // 14: hookmap.v1.SubscriptionService.RefreshSubscription:input_type -> hookmap.v1.RefreshSubscriptionRequest
+	1,  // 15: hookmap.v1.SubscriptionService.CreateSubscription:output_type -> hookmap.v1.Subscription
+	1,  // 16: hookmap.v1.SubscriptionService.GetSubscription:output_type -> hookmap.v1.Subscription
+	5,  // 17: hookmap.v1.SubscriptionService.ListSubscriptions:output_type -> hookmap.v1.ListSubscriptionsResponse
+	7,  // 18: hookmap.v1.SubscriptionService.DeleteSubscription:output_type -> hookmap.v1.DeleteSubscriptionResponse
+	9,  // 19: hookmap.v1.SubscriptionService.RefreshSubscription:output_type -> hookmap.v1.RefreshSubscriptionResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_subscription_proto_init() }
@@ -671,7 +806,7 @@ func file_hookmap_v1_subscription_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_subscription_proto_rawDesc), len(file_hookmap_v1_subscription_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

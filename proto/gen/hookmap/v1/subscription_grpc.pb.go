@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SubscriptionService_CreateSubscription_FullMethodName = "/hookmap.v1.SubscriptionService/CreateSubscription"
-	SubscriptionService_GetSubscription_FullMethodName    = "/hookmap.v1.SubscriptionService/GetSubscription"
-	SubscriptionService_ListSubscriptions_FullMethodName  = "/hookmap.v1.SubscriptionService/ListSubscriptions"
-	SubscriptionService_DeleteSubscription_FullMethodName = "/hookmap.v1.SubscriptionService/DeleteSubscription"
+	SubscriptionService_CreateSubscription_FullMethodName  = "/hookmap.v1.SubscriptionService/CreateSubscription"
+	SubscriptionService_GetSubscription_FullMethodName     = "/hookmap.v1.SubscriptionService/GetSubscription"
+	SubscriptionService_ListSubscriptions_FullMethodName   = "/hookmap.v1.SubscriptionService/ListSubscriptions"
+	SubscriptionService_DeleteSubscription_FullMethodName  = "/hookmap.v1.SubscriptionService/DeleteSubscription"
+	SubscriptionService_RefreshSubscription_FullMethodName = "/hookmap.v1.SubscriptionService/RefreshSubscription"
 )
 
 // SubscriptionServiceClient is the client API for SubscriptionService service.
@@ -40,6 +41,9 @@ type SubscriptionServiceClient interface {
 	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
 	// DeleteSubscription runs unsubscribe with the stored state, then deletes it.
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
+	// RefreshSubscription runs refresh now (re-subscribing when the app says the hook is
+	// gone, or after repeated failures). For a DELETING subscription it retries unsubscribe.
+	RefreshSubscription(ctx context.Context, in *RefreshSubscriptionRequest, opts ...grpc.CallOption) (*RefreshSubscriptionResponse, error)
 }
 
 type subscriptionServiceClient struct {
@@ -90,6 +94,16 @@ func (c *subscriptionServiceClient) DeleteSubscription(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *subscriptionServiceClient) RefreshSubscription(ctx context.Context, in *RefreshSubscriptionRequest, opts ...grpc.CallOption) (*RefreshSubscriptionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshSubscriptionResponse)
+	err := c.cc.Invoke(ctx, SubscriptionService_RefreshSubscription_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SubscriptionServiceServer is the server API for SubscriptionService service.
 // All implementations must embed UnimplementedSubscriptionServiceServer
 // for forward compatibility.
@@ -105,6 +119,9 @@ type SubscriptionServiceServer interface {
 	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
 	// DeleteSubscription runs unsubscribe with the stored state, then deletes it.
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
+	// RefreshSubscription runs refresh now (re-subscribing when the app says the hook is
+	// gone, or after repeated failures). For a DELETING subscription it retries unsubscribe.
+	RefreshSubscription(context.Context, *RefreshSubscriptionRequest) (*RefreshSubscriptionResponse, error)
 	mustEmbedUnimplementedSubscriptionServiceServer()
 }
 
@@ -126,6 +143,9 @@ func (UnimplementedSubscriptionServiceServer) ListSubscriptions(context.Context,
 }
 func (UnimplementedSubscriptionServiceServer) DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSubscription not implemented")
+}
+func (UnimplementedSubscriptionServiceServer) RefreshSubscription(context.Context, *RefreshSubscriptionRequest) (*RefreshSubscriptionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshSubscription not implemented")
 }
 func (UnimplementedSubscriptionServiceServer) mustEmbedUnimplementedSubscriptionServiceServer() {}
 func (UnimplementedSubscriptionServiceServer) testEmbeddedByValue()                             {}
@@ -220,6 +240,24 @@ func _SubscriptionService_DeleteSubscription_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SubscriptionService_RefreshSubscription_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshSubscriptionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SubscriptionServiceServer).RefreshSubscription(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SubscriptionService_RefreshSubscription_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SubscriptionServiceServer).RefreshSubscription(ctx, req.(*RefreshSubscriptionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SubscriptionService_ServiceDesc is the grpc.ServiceDesc for SubscriptionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +280,10 @@ var SubscriptionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSubscription",
 			Handler:    _SubscriptionService_DeleteSubscription_Handler,
+		},
+		{
+			MethodName: "RefreshSubscription",
+			Handler:    _SubscriptionService_RefreshSubscription_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
