@@ -11,6 +11,11 @@ var (
 	ErrNotFound      = errors.New("not found")
 	ErrAlreadyExists = errors.New("already exists")
 	ErrClosed        = errors.New("store closed")
+	// ErrInvalidPageToken is returned by List methods for a token they did not issue.
+	ErrInvalidPageToken = errors.New("invalid page token")
+	// ErrInUse is returned when deleting a record that others still reference (a
+	// connection that still has subscriptions).
+	ErrInUse = errors.New("in use")
 )
 
 // Subscription statuses.
@@ -185,6 +190,11 @@ type Page struct {
 
 // Store is hookmap's storage. Every method is safe for concurrent use. Methods taking a
 // workspace id never return another workspace's records (ErrNotFound instead).
+//
+// Records are created in an existing parent: creating an API key, connection, connector
+// parameters or global webhook in an unknown workspace, or a subscription of an unknown
+// connection (of its workspace), is ErrNotFound. Create methods set a zero CreateTime
+// (and UpdateTime) to now on the given record.
 type Store interface {
 	// Workspaces and API keys.
 	CreateWorkspace(ctx context.Context, w *Workspace) error // ErrAlreadyExists on a duplicate ID
@@ -203,6 +213,7 @@ type Store interface {
 	GetConnection(ctx context.Context, workspaceID, id string) (*Connection, error)
 	ListConnections(ctx context.Context, workspaceID string, p Page) ([]*Connection, string, error)
 	UpdateConnection(ctx context.Context, c *Connection) error // replaces name, parameters, credentials; sets UpdateTime
+	// DeleteConnection deletes only the connection: ErrInUse while it has subscriptions.
 	DeleteConnection(ctx context.Context, workspaceID, id string) error
 
 	// Subscriptions.
@@ -211,7 +222,9 @@ type Store interface {
 	// LookupSubscription finds a subscription by its unguessable id alone (the receiver).
 	LookupSubscription(ctx context.Context, id string) (*Subscription, error)
 	ListSubscriptions(ctx context.Context, workspaceID string, connectionID string, p Page) ([]*Subscription, string, error)
-	UpdateSubscription(ctx context.Context, s *Subscription) error // replaces every mutable field; sets UpdateTime
+	// UpdateSubscription replaces every mutable field and sets UpdateTime; LastEventTime,
+	// maintained by CommitDelivery, keeps the later of the stored and the given time.
+	UpdateSubscription(ctx context.Context, s *Subscription) error
 	DeleteSubscription(ctx context.Context, workspaceID, id string) error
 	// MatchSubscriptions returns the ACTIVE subscriptions routed by a global webhook selector (indexed).
 	MatchSubscriptions(ctx context.Context, workspaceID, connectorKey, globalWebhookKey, selector string) ([]*Subscription, error)
@@ -226,11 +239,16 @@ type Store interface {
 
 	// Deliveries and events.
 	// CommitDelivery writes a delivery, its events and state updates in one transaction,
-	// durably (fsync) before it returns. Concurrent calls are group-committed.
+	// durably (fsync) before it returns. Concurrent calls are group-committed. A delivery
+	// ID that exists in another workspace is ErrAlreadyExists. A state update of a
+	// subscription that no longer exists is skipped (the events are kept).
 	CommitDelivery(ctx context.Context, c *DeliveryCommit) (*CommitResult, error)
 	GetDelivery(ctx context.Context, workspaceID, id string) (*Delivery, error)
-	ListDeliveries(ctx context.Context, workspaceID string, f DeliveryFilter, p Page) ([]*Delivery, string, error) // newest first
-	// ListEvents returns up to limit events with seq > afterSeq in seq order.
+	// ListDeliveries lists newest (ReceiveTime) first. Listed deliveries carry their kept
+	// Request like GetDelivery (a non-nil Request is what makes a delivery replayable).
+	ListDeliveries(ctx context.Context, workspaceID string, f DeliveryFilter, p Page) ([]*Delivery, string, error)
+	// ListEvents returns up to limit events with seq > afterSeq in seq order (limit <= 0:
+	// 100; at most 10000).
 	ListEvents(ctx context.Context, workspaceID string, f EventFilter, afterSeq int64, limit int) ([]*Event, error)
 	// LastSeq returns the highest seq of a workspace, 0 when it has no events.
 	LastSeq(ctx context.Context, workspaceID string) (int64, error)

@@ -1,0 +1,92 @@
+package sqlite
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// benchCommit returns a realistic delivery commit: one event with a ~1 KiB record.
+func benchCommit(sub *store.Subscription, n int64) *store.DeliveryCommit {
+	id := "dlv-" + strconv.FormatInt(n, 10)
+	now := time.Now()
+	return &store.DeliveryCommit{
+		Delivery: &store.Delivery{
+			ID: id, WorkspaceID: sub.WorkspaceID, SubscriptionID: sub.ID, ReceiveTime: now,
+			StatusCode: 200, Outcome: store.OutcomeOK, EventCount: 1, RequestSize: 1400,
+		},
+		Events: []*store.Event{{
+			ID: "ev-" + id, WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID, SubscriptionID: sub.ID,
+			EventKey: sub.EventKey, Type: "issue.opened", ExternalID: "gh-" + id, DeliveryID: id, ReceiveTime: now,
+			Record: map[string]any{
+				"id": n, "number": int64(1347), "title": "Found a bug in the webhook receiver",
+				"body":   strings.Repeat("I'm having a problem with this. ", 22),
+				"labels": []any{"bug", "triage", int64(3)},
+				"user":   map[string]any{"login": "octocat", "id": int64(583231), "site_admin": false, "url": "https://api.github.com/users/octocat"},
+				"repository": map[string]any{
+					"id": int64(1296269), "full_name": "octocat/Hello-World", "private": false,
+					"html_url": "https://github.com/octocat/Hello-World",
+				},
+				"state": "open", "locked": false, "comments": int64(0), "created_at": "2011-04-22T13:33:48Z",
+			},
+		}},
+	}
+}
+
+func benchStore(b *testing.B) (*Store, *store.Subscription) {
+	s := openTest(b, Options{})
+	ctx := b.Context()
+	require.NoError(b, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
+	c := &store.Connection{WorkspaceID: "w", ID: "c", ConnectorKey: "github", Name: "c"}
+	require.NoError(b, s.CreateConnection(ctx, c))
+	sub := &store.Subscription{WorkspaceID: "w", ID: "s", ConnectionID: "c", ConnectorKey: "github", EventKey: "issues", Status: store.StatusActive}
+	require.NoError(b, s.CreateSubscription(ctx, sub))
+	return s, sub
+}
+
+func reportBatches(b *testing.B, s *Store, before int64) {
+	if n := s.batches.Load() - before; n > 0 {
+		b.ReportMetric(float64(b.N)/float64(n), "commits/txn")
+	}
+}
+
+// BenchmarkCommitDelivery: one caller, so every commit is its own transaction and fsync.
+func BenchmarkCommitDelivery(b *testing.B) {
+	s, sub := benchStore(b)
+	ctx := b.Context()
+	var n int64
+	before := s.batches.Load()
+	b.ResetTimer()
+	for b.Loop() {
+		n++
+		if _, err := s.CommitDelivery(ctx, benchCommit(sub, n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportBatches(b, s, before)
+}
+
+// BenchmarkCommitDeliveryParallel: many concurrent callers, group-committed.
+func BenchmarkCommitDeliveryParallel(b *testing.B) {
+	s, sub := benchStore(b)
+	ctx := b.Context()
+	var n atomic.Int64
+	before := s.batches.Load()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.CommitDelivery(ctx, benchCommit(sub, n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportBatches(b, s, before)
+}

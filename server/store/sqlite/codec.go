@@ -1,0 +1,314 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// Page sizes.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+	// ListEvents: limit <= 0 means defaultEventsLimit; larger limits are capped at maxEventsLimit.
+	defaultEventsLimit = 100
+	maxEventsLimit     = 10000
+)
+
+// now is the store's clock for the times it sets itself. It keeps microseconds, what
+// every backend (Postgres included) stores, so all backends return the same times.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// nanos encodes a time as nanoseconds since the epoch, 0 for the zero time.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromNanos decodes nanos; times come back in UTC.
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// encodeMap encodes a JSON-like map; nil stays NULL.
+func encodeMap(m map[string]any) (any, error) {
+	if m == nil {
+		return nil, nil
+	}
+	b, err := value.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func decodeMap(s sql.NullString) (map[string]any, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	v, err := value.DecodeString(s.String)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok && v != nil {
+		return nil, fmt.Errorf("stored value is a %T, want an object", v)
+	}
+	return m, nil
+}
+
+func encodeValue(v any) (string, error) {
+	b, err := value.Encode(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// encodeJSON encodes a plain Go value (selectors, headers) with encoding/json; nil stays NULL.
+func encodeJSON[T any](v T, isNil bool) (any, error) {
+	if isNil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func decodeJSON[T any](s sql.NullString) (T, error) {
+	var v T
+	if !s.Valid {
+		return v, nil
+	}
+	err := json.Unmarshal([]byte(s.String), &v)
+	return v, err
+}
+
+// blob keeps nil and empty byte slices apart: nil is NULL.
+func blob(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// pageSize applies the store.Page defaults.
+func pageSize(p store.Page) int {
+	switch {
+	case p.Size <= 0:
+		return defaultPageSize
+	case p.Size > maxPageSize:
+		return maxPageSize
+	default:
+		return p.Size
+	}
+}
+
+// A page token is base64url("<kind>:<n>[:<n>…]"): the list it belongs to and the sort
+// key of the last record of the page before.
+func encodeToken(kind string, keys ...int64) string {
+	var b strings.Builder
+	b.WriteString(kind)
+	for _, k := range keys {
+		b.WriteByte(':')
+		b.WriteString(strconv.FormatInt(k, 10))
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(b.String()))
+}
+
+// decodeToken decodes a token of kind with n keys; "" gives nil keys (the first page).
+func decodeToken(kind, token string, n int) ([]int64, error) {
+	if token == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return nil, store.ErrInvalidPageToken
+	}
+	parts := strings.Split(string(raw), ":")
+	if len(parts) != n+1 || parts[0] != kind {
+		return nil, store.ErrInvalidPageToken
+	}
+	keys := make([]int64, n)
+	for i, p := range parts[1:] {
+		if keys[i], err = strconv.ParseInt(p, 10, 64); err != nil {
+			return nil, store.ErrInvalidPageToken
+		}
+	}
+	return keys, nil
+}
+
+// afterRID decodes a single-key token into the rid to continue after (0: from the start).
+func afterRID(kind, token string) (int64, error) {
+	k, err := decodeToken(kind, token, 1)
+	if err != nil || k == nil {
+		return 0, err
+	}
+	return k[0], nil
+}
+
+func sqliteCode(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
+func isUniqueViolation(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+func isFKViolation(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// insertErr maps an insert's error: a duplicate to store.ErrAlreadyExists, a missing
+// parent (foreign key) to store.ErrNotFound.
+func insertErr(what, id string, parent string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isUniqueViolation(err):
+		return fmt.Errorf("%s %q: %w", what, id, store.ErrAlreadyExists)
+	case isFKViolation(err):
+		return fmt.Errorf("%s %q: %s: %w", what, id, parent, store.ErrNotFound)
+	default:
+		return fmt.Errorf("sqlite: insert %s %q: %w", what, id, err)
+	}
+}
+
+// mustAffect turns an UPDATE or DELETE that matched nothing into store.ErrNotFound.
+func mustAffect(res sql.Result, err error, what, id string) error {
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %q: %w", what, id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("sqlite: %s %q: %w", what, id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+	}
+	return nil
+}
+
+// readErr wraps a read's error; after Close every error is store.ErrClosed.
+func (s *Store) readErr(what string, err error) error {
+	if s.isClosed.Load() {
+		return store.ErrClosed
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}
+
+// rstmt returns the statement for query prepared on the read pool (prepared once).
+func (s *Store) rstmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if s.readStmt == nil {
+		return nil, store.ErrClosed
+	}
+	if st, ok := s.readStmt[query]; ok {
+		return st, nil
+	}
+	st, err := s.r.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	s.readStmt[query] = st
+	return st, nil
+}
+
+// query runs a read. Queries built from filters vary; only fixed ones are worth caching.
+func (s *Store) query(ctx context.Context, what, query string, cache bool, args ...any) (*sql.Rows, error) {
+	if s.isClosed.Load() {
+		return nil, store.ErrClosed
+	}
+	var rows *sql.Rows
+	var err error
+	if cache {
+		var st *sql.Stmt
+		if st, err = s.rstmt(ctx, query); err == nil {
+			rows, err = st.QueryContext(ctx, args...)
+		}
+	} else {
+		rows, err = s.r.QueryContext(ctx, query, args...)
+	}
+	if err != nil {
+		return nil, s.readErr(what, err)
+	}
+	return rows, nil
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// getOne runs a single-row read and scans it with scan; no row is store.ErrNotFound.
+func getOne[T any](ctx context.Context, s *Store, what, id, query string, scan func(scanner) (T, error), args ...any) (T, error) {
+	var zero T
+	rows, err := s.query(ctx, what, query, true, args...)
+	if err != nil {
+		return zero, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return zero, s.readErr(what, err)
+		}
+		return zero, fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+	}
+	v, err := scan(rows)
+	if err != nil {
+		return zero, s.readErr(what, err)
+	}
+	return v, nil
+}
+
+// getAll runs a read and scans every row.
+func getAll[T any](ctx context.Context, s *Store, what, query string, cache bool, scan func(scanner) (T, error), args ...any) ([]T, error) {
+	rows, err := s.query(ctx, what, query, cache, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, s.readErr(what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr(what, err)
+	}
+	return out, nil
+}
+
+// placeholders returns "?, ?, …" for n values.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

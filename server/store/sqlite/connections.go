@@ -1,0 +1,107 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// CreateConnection inserts c; its workspace must exist (else store.ErrNotFound). Zero
+// CreateTime and UpdateTime are set to now.
+func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
+	params, err := encodeMap(c.Parameters)
+	if err != nil {
+		return fmt.Errorf("connection %q parameters: %w", c.ID, err)
+	}
+	created, updated := c.CreateTime, c.UpdateTime
+	if created.IsZero() {
+		created = now()
+	}
+	if updated.IsZero() {
+		updated = created
+	}
+	err = s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, blob(c.Credentials), nanos(created), nanos(updated))
+		return insertErr("connection", c.ID, fmt.Sprintf("workspace %q", c.WorkspaceID), err)
+	})
+	if err == nil {
+		c.CreateTime, c.UpdateTime = created, updated
+	}
+	return err
+}
+
+const connectionCols = `rid, id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time`
+
+func scanConnection(sc scanner) (keyed[*store.Connection], error) {
+	c := &store.Connection{}
+	var rid, created, updated int64
+	var params sql.NullString
+	if err := sc.Scan(&rid, &c.ID, &c.WorkspaceID, &c.ConnectorKey, &c.Name, &params, &c.Credentials, &created, &updated); err != nil {
+		return keyed[*store.Connection]{}, err
+	}
+	var err error
+	if c.Parameters, err = decodeMap(params); err != nil {
+		return keyed[*store.Connection]{}, fmt.Errorf("connection %q parameters: %w", c.ID, err)
+	}
+	c.CreateTime, c.UpdateTime = fromNanos(created), fromNanos(updated)
+	return keyed[*store.Connection]{rid, c}, nil
+}
+
+// GetConnection returns a connection of the workspace.
+func (s *Store) GetConnection(ctx context.Context, workspaceID, id string) (*store.Connection, error) {
+	k, err := getOne(ctx, s, "connection", id,
+		`SELECT `+connectionCols+` FROM connections WHERE id = ? AND workspace_id = ?`, scanConnection, id, workspaceID)
+	return k.v, err
+}
+
+// ListConnections lists the workspace's connections in creation order.
+func (s *Store) ListConnections(ctx context.Context, workspaceID string, p store.Page) ([]*store.Connection, string, error) {
+	after, err := afterRID("conn", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list connections",
+		`SELECT `+connectionCols+` FROM connections WHERE workspace_id = ? AND rid > ? ORDER BY rid LIMIT ?`,
+		true, scanConnection, workspaceID, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	cs, next := paginate(rows, size, "conn")
+	return cs, next, nil
+}
+
+// UpdateConnection replaces the connection's name, parameters and credentials and sets
+// its UpdateTime to now.
+func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
+	params, err := encodeMap(c.Parameters)
+	if err != nil {
+		return fmt.Errorf("connection %q parameters: %w", c.ID, err)
+	}
+	updated := now()
+	err = s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`UPDATE connections SET name = ?, parameters = ?, credentials = ?, update_time = ? WHERE id = ? AND workspace_id = ?`,
+			c.Name, params, blob(c.Credentials), nanos(updated), c.ID, c.WorkspaceID)
+		return mustAffect(res, err, "connection", c.ID)
+	})
+	if err == nil {
+		c.UpdateTime = updated
+	}
+	return err
+}
+
+// DeleteConnection deletes a connection. Its subscriptions are not deleted: while any
+// remains the deletion fails with store.ErrInUse.
+func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string) error {
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`DELETE FROM connections WHERE id = ? AND workspace_id = ?`, id, workspaceID)
+		if isFKViolation(err) {
+			return fmt.Errorf("connection %q has subscriptions: %w", id, store.ErrInUse)
+		}
+		return mustAffect(res, err, "connection", id)
+	})
+}

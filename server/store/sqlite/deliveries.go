@@ -1,0 +1,466 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// hotStmts are the statements of CommitDelivery, prepared once on the writer connection.
+type hotStmts struct {
+	upsertDelivery, insertKey, insertEvent, touchSubscription, setState *sql.Stmt
+}
+
+const (
+	sqlUpsertDelivery = `INSERT INTO deliveries (id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code,
+			outcome, error, event_count, request_size, selectors, replay_count, request_method, request_path,
+			request_query, request_headers, request_body)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET subscription_id = excluded.subscription_id,
+			global_webhook_id = excluded.global_webhook_id, receive_time = excluded.receive_time,
+			status_code = excluded.status_code, outcome = excluded.outcome, error = excluded.error,
+			event_count = excluded.event_count, request_size = excluded.request_size, selectors = excluded.selectors,
+			replay_count = excluded.replay_count, request_method = excluded.request_method,
+			request_path = excluded.request_path, request_query = excluded.request_query,
+			request_headers = excluded.request_headers, request_body = excluded.request_body
+		WHERE deliveries.workspace_id = excluded.workspace_id`
+	sqlInsertKey   = `INSERT OR IGNORE INTO idempotency_keys (subscription_id, external_id, create_time) VALUES (?, ?, ?)`
+	sqlInsertEvent = `INSERT INTO events (id, workspace_id, connection_id, subscription_id, event_key, type, record,
+			external_id, delivery_id, receive_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlTouchSubscription = `UPDATE subscriptions SET last_event_time = MAX(last_event_time, ?) WHERE id = ? AND workspace_id = ?`
+	sqlSetState          = `UPDATE subscriptions SET state = ?, update_time = ? WHERE id = ? AND workspace_id = ?`
+)
+
+func (s *Store) prepareHot(ctx context.Context) error {
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&s.hot.upsertDelivery, sqlUpsertDelivery},
+		{&s.hot.insertKey, sqlInsertKey},
+		{&s.hot.insertEvent, sqlInsertEvent},
+		{&s.hot.touchSubscription, sqlTouchSubscription},
+		{&s.hot.setState, sqlSetState},
+	} {
+		st, err := s.w.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+func (h *hotStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{h.upsertDelivery, h.insertKey, h.insertEvent, h.touchSubscription, h.setState} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deliveryArgs encodes a delivery as the arguments of sqlUpsertDelivery.
+func deliveryArgs(d *store.Delivery) ([]any, error) {
+	selectors, err := encodeJSON(d.Selectors, d.Selectors == nil)
+	if err != nil {
+		return nil, fmt.Errorf("delivery %q selectors: %w", d.ID, err)
+	}
+	var method, path, query, headers any
+	var body any
+	if r := d.Request; r != nil {
+		method, path, query, body = r.Method, r.Path, r.Query, r.Body
+		if body == nil {
+			body = []byte{}
+		}
+		if headers, err = encodeJSON(r.Headers, r.Headers == nil); err != nil {
+			return nil, fmt.Errorf("delivery %q headers: %w", d.ID, err)
+		}
+	}
+	return []any{d.ID, d.WorkspaceID, d.SubscriptionID, d.GlobalWebhookID, nanos(d.ReceiveTime), d.StatusCode,
+		d.Outcome, d.Error, d.EventCount, d.RequestSize, selectors, d.ReplayCount, method, path, query, headers, body}, nil
+}
+
+type encodedEvent struct {
+	ev     *store.Event
+	record string
+}
+
+// CommitDelivery writes the delivery, its events and state updates in one transaction
+// (group-committed with concurrent writes) and returns once they are on disk.
+//
+// A state update of a subscription that no longer exists (deleted while its delivery was
+// handled) is skipped: the events it came with are kept.
+func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*store.CommitResult, error) {
+	if c == nil {
+		return nil, errors.New("sqlite: CommitDelivery: nil commit")
+	}
+	// Encoding is done here, on the caller's goroutine, to keep the writer's work short.
+	var dargs []any
+	workspaceID := ""
+	if c.Delivery != nil {
+		var err error
+		if dargs, err = deliveryArgs(c.Delivery); err != nil {
+			return nil, err
+		}
+		workspaceID = c.Delivery.WorkspaceID
+	}
+	events := make([]encodedEvent, len(c.Events))
+	for i, ev := range c.Events {
+		if workspaceID != "" && ev.WorkspaceID != workspaceID {
+			return nil, fmt.Errorf("sqlite: CommitDelivery: event %q of workspace %q in a delivery of workspace %q", ev.ID, ev.WorkspaceID, workspaceID)
+		}
+		rec, err := encodeValue(ev.Record)
+		if err != nil {
+			return nil, fmt.Errorf("event %q record: %w", ev.ID, err)
+		}
+		events[i] = encodedEvent{ev, rec}
+	}
+	type state struct {
+		id, ws string
+		json   any
+	}
+	states := make([]state, len(c.StateUpdates))
+	for i, u := range c.StateUpdates {
+		j, err := encodeMap(u.State)
+		if err != nil {
+			return nil, fmt.Errorf("subscription %q state: %w", u.SubscriptionID, err)
+		}
+		ws := workspaceID
+		if ws == "" {
+			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
+		}
+		states[i] = state{u.SubscriptionID, ws, j}
+	}
+	t0 := nanos(now())
+
+	var res *store.CommitResult
+	err := s.write(ctx, func(t *wtx) error {
+		r := &store.CommitResult{Seqs: make([]int64, len(events))}
+		res = nil
+		if dargs != nil {
+			out, err := t.execStmt(s.hot.upsertDelivery, dargs...)
+			if err != nil {
+				return fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
+			}
+			if n, err := out.RowsAffected(); err != nil || n == 0 {
+				// The id exists in another workspace: the conflict update's WHERE refused it.
+				return fmt.Errorf("delivery %q: %w", c.Delivery.ID, store.ErrAlreadyExists)
+			}
+		}
+		type touch struct{ sub, ws string }
+		var touched []touch
+		latest := map[touch]int64{}
+		for i, e := range events {
+			ev := e.ev
+			if ev.ExternalID != "" {
+				out, err := t.execStmt(s.hot.insertKey, ev.SubscriptionID, ev.ExternalID, t0)
+				if err != nil {
+					return fmt.Errorf("sqlite: idempotency key: %w", err)
+				}
+				if n, err := out.RowsAffected(); err != nil {
+					return fmt.Errorf("sqlite: idempotency key: %w", err)
+				} else if n == 0 {
+					r.Duplicates++
+					continue
+				}
+			}
+			out, err := t.execStmt(s.hot.insertEvent, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
+				ev.EventKey, ev.Type, e.record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime))
+			if err != nil {
+				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
+			}
+			seq, err := out.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
+			}
+			r.Seqs[i], r.MaxSeq = seq, seq
+			r.Inserted++
+			if ev.SubscriptionID != "" {
+				k := touch{ev.SubscriptionID, ev.WorkspaceID}
+				at := nanos(ev.ReceiveTime)
+				if at == 0 {
+					at = t0
+				}
+				if prev, ok := latest[k]; !ok {
+					touched = append(touched, k)
+					latest[k] = at
+				} else if at > prev {
+					latest[k] = at
+				}
+			}
+		}
+		for _, k := range touched {
+			if _, err := t.execStmt(s.hot.touchSubscription, latest[k], k.sub, k.ws); err != nil {
+				return fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
+			}
+		}
+		for _, u := range states {
+			if _, err := t.execStmt(s.hot.setState, u.json, t0, u.id, u.ws); err != nil {
+				return fmt.Errorf("sqlite: subscription %q state: %w", u.id, err)
+			}
+		}
+		res = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, ev := range c.Events {
+		ev.Seq = res.Seqs[i]
+	}
+	return res, nil
+}
+
+// subscriptionWorkspace finds a subscription's workspace among a commit's events (a commit
+// without a delivery).
+func subscriptionWorkspace(events []*store.Event, subID string) string {
+	for _, ev := range events {
+		if ev.SubscriptionID == subID {
+			return ev.WorkspaceID
+		}
+	}
+	return ""
+}
+
+const (
+	deliveryCols = `rid, id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code, outcome, error,
+	event_count, request_size, selectors, replay_count`
+	requestCols = `request_method, request_path, request_query, request_headers, request_body`
+)
+
+// scanDelivery scans deliveryCols and requestCols.
+func scanDelivery(sc scanner) (keyed[*store.Delivery], error) {
+	d := &store.Delivery{}
+	var rid, received int64
+	var selectors sql.NullString
+	var method, path, query, headers sql.NullString
+	var body []byte
+	if err := sc.Scan(&rid, &d.ID, &d.WorkspaceID, &d.SubscriptionID, &d.GlobalWebhookID, &received, &d.StatusCode,
+		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount,
+		&method, &path, &query, &headers, &body); err != nil {
+		return keyed[*store.Delivery]{}, err
+	}
+	d.ReceiveTime = fromNanos(received)
+	var err error
+	if d.Selectors, err = decodeJSON[[]string](selectors); err != nil {
+		return keyed[*store.Delivery]{}, fmt.Errorf("delivery %q selectors: %w", d.ID, err)
+	}
+	if method.Valid {
+		d.Request = &store.RawRequest{Method: method.String, Path: path.String, Query: query.String, Body: body}
+		if d.Request.Headers, err = decodeJSON[map[string][]string](headers); err != nil {
+			return keyed[*store.Delivery]{}, fmt.Errorf("delivery %q headers: %w", d.ID, err)
+		}
+		if d.Request.Body == nil {
+			d.Request.Body = []byte{}
+		}
+	}
+	return keyed[*store.Delivery]{rid, d}, nil
+}
+
+// GetDelivery returns a delivery of the workspace, with its kept request.
+func (s *Store) GetDelivery(ctx context.Context, workspaceID, id string) (*store.Delivery, error) {
+	k, err := getOne(ctx, s, "delivery", id,
+		`SELECT `+deliveryCols+`, `+requestCols+` FROM deliveries WHERE id = ? AND workspace_id = ?`,
+		scanDelivery, id, workspaceID)
+	return k.v, err
+}
+
+// ListDeliveries lists the workspace's deliveries matching f, newest (ReceiveTime) first,
+// with their kept requests (only failed deliveries keep one, bounded by the receiver's
+// body limit).
+func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.DeliveryFilter, p store.Page) ([]*store.Delivery, string, error) {
+	keys, err := decodeToken("dlv", p.Token, 2)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	var where strings.Builder
+	where.WriteString(`workspace_id = ?`)
+	args := []any{workspaceID}
+	if f.SubscriptionID != "" {
+		// The literal lets SQLite use the partial index on (subscription_id, receive_time).
+		where.WriteString(` AND subscription_id = ? AND subscription_id <> ''`)
+		args = append(args, f.SubscriptionID)
+	}
+	if f.GlobalWebhookID != "" {
+		where.WriteString(` AND global_webhook_id = ?`)
+		args = append(args, f.GlobalWebhookID)
+	}
+	if f.Outcome != "" {
+		where.WriteString(` AND outcome = ?`)
+		args = append(args, f.Outcome)
+	}
+	if keys != nil {
+		where.WriteString(` AND (receive_time, rid) < (?, ?)`)
+		args = append(args, keys[0], keys[1])
+	}
+	args = append(args, size+1)
+	rows, err := getAll(ctx, s, "list deliveries",
+		`SELECT `+deliveryCols+`, `+requestCols+` FROM deliveries WHERE `+where.String()+` ORDER BY receive_time DESC, rid DESC LIMIT ?`,
+		true, func(sc scanner) (keyed[*store.Delivery], error) { return scanDelivery(sc) }, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[size-1]
+		next = encodeToken("dlv", nanos(last.v.ReceiveTime), last.key)
+	}
+	out := make([]*store.Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = r.v
+	}
+	return out, next, nil
+}
+
+const eventCols = `seq, id, workspace_id, connection_id, subscription_id, event_key, type, record, external_id, delivery_id, receive_time`
+
+func scanEvent(sc scanner) (*store.Event, error) {
+	e := &store.Event{}
+	var record string
+	var received int64
+	if err := sc.Scan(&e.Seq, &e.ID, &e.WorkspaceID, &e.ConnectionID, &e.SubscriptionID, &e.EventKey, &e.Type,
+		&record, &e.ExternalID, &e.DeliveryID, &received); err != nil {
+		return nil, err
+	}
+	e.ReceiveTime = fromNanos(received)
+	var err error
+	if e.Record, err = value.DecodeString(record); err != nil {
+		return nil, fmt.Errorf("event %d record: %w", e.Seq, err)
+	}
+	return e, nil
+}
+
+// ListEvents returns up to limit events of the workspace with seq > afterSeq matching f,
+// in seq order. A limit <= 0 means 100; limits above 10000 are capped.
+func (s *Store) ListEvents(ctx context.Context, workspaceID string, f store.EventFilter, afterSeq int64, limit int) ([]*store.Event, error) {
+	switch {
+	case limit <= 0:
+		limit = defaultEventsLimit
+	case limit > maxEventsLimit:
+		limit = maxEventsLimit
+	}
+	var where strings.Builder
+	where.WriteString(`workspace_id = ? AND seq > ?`)
+	args := []any{workspaceID, afterSeq}
+	for _, c := range []struct {
+		col string
+		vs  []string
+	}{
+		{"connection_id", f.ConnectionIDs},
+		{"subscription_id", f.SubscriptionIDs},
+		{"event_key", f.EventKeys},
+		{"type", f.Types},
+	} {
+		if len(c.vs) == 0 {
+			continue
+		}
+		where.WriteString(` AND ` + c.col + ` IN (` + placeholders(len(c.vs)) + `)`)
+		for _, v := range c.vs {
+			args = append(args, v)
+		}
+	}
+	args = append(args, limit)
+	// The statement is cached only for unfiltered reads (the stream's common case).
+	cache := len(args) == 3
+	return getAll(ctx, s, "list events",
+		`SELECT `+eventCols+` FROM events WHERE `+where.String()+` ORDER BY seq LIMIT ?`, cache, scanEvent, args...)
+}
+
+// LastSeq returns the workspace's highest seq, 0 when it has no events.
+func (s *Store) LastSeq(ctx context.Context, workspaceID string) (int64, error) {
+	seqs, err := getAll(ctx, s, "last seq",
+		`SELECT seq FROM events WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`, true,
+		func(sc scanner) (int64, error) {
+			var n int64
+			err := sc.Scan(&n)
+			return n, err
+		}, workspaceID)
+	if err != nil || len(seqs) == 0 {
+		return 0, err
+	}
+	return seqs[0], nil
+}
+
+// GetCursor returns a consumer's committed cursor.
+func (s *Store) GetCursor(ctx context.Context, workspaceID, consumer string) (int64, bool, error) {
+	seq, err := getOne(ctx, s, "consumer", consumer,
+		`SELECT cursor FROM consumers WHERE workspace_id = ? AND name = ?`,
+		func(sc scanner) (int64, error) {
+			var n int64
+			err := sc.Scan(&n)
+			return n, err
+		}, workspaceID, consumer)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return seq, true, nil
+}
+
+// AckEvents moves the consumer's cursor to seq when seq is greater (creating the consumer).
+func (s *Store) AckEvents(ctx context.Context, workspaceID, consumer string, seq int64) error {
+	t0 := nanos(now())
+	return s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO consumers (workspace_id, name, cursor, update_time) VALUES (?, ?, ?, ?)
+			ON CONFLICT (workspace_id, name) DO UPDATE SET cursor = excluded.cursor, update_time = excluded.update_time
+			WHERE excluded.cursor > consumers.cursor`, workspaceID, consumer, seq, t0)
+		if err != nil {
+			return fmt.Errorf("sqlite: ack %q: %w", consumer, err)
+		}
+		return nil
+	})
+}
+
+// pruneChunk bounds one prune transaction, so the writer interleaves commits with a
+// large prune.
+const pruneChunk = 1000
+
+// Prune deletes deliveries received, idempotency keys stored and events received before
+// the retention's cutoffs (a zero cutoff keeps everything), in chunks of one transaction.
+func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult, error) {
+	var res store.PruneResult
+	for _, p := range []struct {
+		cutoff int64
+		query  string
+		count  *int64
+	}{
+		{nanos(r.DeliveriesBefore), `DELETE FROM deliveries WHERE rid IN (SELECT rid FROM deliveries WHERE receive_time < ? LIMIT ?)`, &res.Deliveries},
+		{nanos(r.IdempotencyKeysBefore), `DELETE FROM idempotency_keys WHERE (subscription_id, external_id) IN
+			(SELECT subscription_id, external_id FROM idempotency_keys WHERE create_time < ? LIMIT ?)`, &res.IdempotencyKeys},
+		{nanos(r.EventsBefore), `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE receive_time < ? LIMIT ?)`, &res.Events},
+	} {
+		if p.cutoff == 0 {
+			continue
+		}
+		for {
+			var n int64
+			err := s.write(ctx, func(t *wtx) error {
+				out, err := t.exec(p.query, p.cutoff, pruneChunk)
+				if err != nil {
+					return fmt.Errorf("sqlite: prune: %w", err)
+				}
+				n, err = out.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+			*p.count += n
+			if n < pruneChunk {
+				break
+			}
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,36 @@
+// Package sqlite is hookmap's embedded store: a store.Store on one SQLite file (pure Go,
+// modernc.org/sqlite), hookmap's default.
+//
+// # Connections
+//
+// The file is opened in WAL mode with synchronous=FULL, so a commit is on disk (the WAL is
+// fsynced) before it is acknowledged, and with foreign keys on. Three pools share it:
+//
+//   - one writer connection (_txlock=immediate), used only by the writer goroutine;
+//   - a pool of read connections (query_only), used by every read method concurrently;
+//   - one checkpoint connection, used only by the checkpoint goroutine.
+//
+// # Group commit
+//
+// Every write is an operation queued for the writer goroutine. The writer takes everything
+// waiting (up to Options.MaxBatch), runs it in one transaction and commits it with one
+// fsync, then answers each caller. A bad write fails alone: when an operation of a batch
+// fails, the transaction is rolled back, that operation gets its error and the others are
+// run again, in order, in a new transaction (a failing COMMIT instead re-runs each
+// operation in a transaction of its own). A caller whose context ends before its batch
+// starts is dropped from the queue; once its batch has started the caller waits for the
+// outcome, so an error is never reported for a write that was committed.
+//
+// # Checkpoints
+//
+// Automatic checkpoints are off (wal_autocheckpoint=0): they would run inside a commit and
+// stall the writer. A background goroutine on its own connection runs a PASSIVE checkpoint
+// every Options.CheckpointInterval (it never blocks the writer), and, when that one copied
+// the whole WAL but the file has grown past Options.WALTruncateSize (a long reader kept it
+// from being reused), a TRUNCATE checkpoint that resets it to zero bytes.
+//
+// # Schema
+//
+// The schema is a series of goose migrations embedded in the binary (migrations/*.sql),
+// applied by Open.
+package sqlite

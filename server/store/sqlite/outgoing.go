@@ -1,0 +1,250 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+var _ store.OutgoingStore = (*Store)(nil)
+
+// CreateOutgoingWebhook inserts w; its workspace must exist (else store.ErrNotFound), and
+// its ID must be new in the workspace (else store.ErrAlreadyExists). Zero CreateTime and
+// UpdateTime are set to now.
+func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
+	names, params, err := encodeOutgoingLists(w)
+	if err != nil {
+		return err
+	}
+	created, updated := w.CreateTime, w.UpdateTime
+	if created.IsZero() {
+		created = now()
+	}
+	if updated.IsZero() {
+		updated = created
+	}
+	err = s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
+			payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.WorkspaceID, w.ID, w.URL, w.Method, names, blob(w.Headers), params,
+			w.PayloadEncoding, w.ContentType, int64(w.Timeout), blob(w.SigningSecret), w.MaxAttempts, w.FollowRedirects,
+			nanos(created), nanos(updated))
+		return insertErr("outgoing webhook", w.ID, fmt.Sprintf("workspace %q", w.WorkspaceID), err)
+	})
+	if err == nil {
+		w.CreateTime, w.UpdateTime = created, updated
+	}
+	return err
+}
+
+func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params any, err error) {
+	if names, err = encodeJSON(w.HeaderNames, w.HeaderNames == nil); err != nil {
+		return nil, nil, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+	}
+	if params, err = encodeJSON(w.QueryParams, w.QueryParams == nil); err != nil {
+		return nil, nil, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+	}
+	return names, params, nil
+}
+
+const outgoingWebhookCols = `rid, workspace_id, id, url, method, header_names, headers, query_params, payload_encoding,
+	content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time`
+
+func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
+	w := &store.OutgoingWebhook{}
+	var rid, timeout, created, updated int64
+	var names, params sql.NullString
+	if err := sc.Scan(&rid, &w.WorkspaceID, &w.ID, &w.URL, &w.Method, &names, &w.Headers, &params, &w.PayloadEncoding,
+		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &created, &updated); err != nil {
+		return keyed[*store.OutgoingWebhook]{}, err
+	}
+	var err error
+	if w.HeaderNames, err = decodeJSON[[]string](names); err != nil {
+		return keyed[*store.OutgoingWebhook]{}, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+	}
+	if w.QueryParams, err = decodeJSON[[]string](params); err != nil {
+		return keyed[*store.OutgoingWebhook]{}, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+	}
+	w.Timeout = time.Duration(timeout)
+	w.CreateTime, w.UpdateTime = fromNanos(created), fromNanos(updated)
+	return keyed[*store.OutgoingWebhook]{rid, w}, nil
+}
+
+// GetOutgoingWebhook returns a webhook of the workspace.
+func (s *Store) GetOutgoingWebhook(ctx context.Context, workspaceID, id string) (*store.OutgoingWebhook, error) {
+	k, err := getOne(ctx, s, "outgoing webhook", id,
+		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE workspace_id = ? AND id = ?`,
+		scanOutgoingWebhook, workspaceID, id)
+	return k.v, err
+}
+
+// ListOutgoingWebhooks lists the workspace's webhooks in creation order.
+func (s *Store) ListOutgoingWebhooks(ctx context.Context, workspaceID string, p store.Page) ([]*store.OutgoingWebhook, string, error) {
+	after, err := afterRID("owh", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list outgoing webhooks",
+		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE workspace_id = ? AND rid > ? ORDER BY rid LIMIT ?`,
+		true, scanOutgoingWebhook, workspaceID, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	ws, next := paginate(rows, size, "owh")
+	return ws, next, nil
+}
+
+// UpdateOutgoingWebhook replaces every mutable field and sets UpdateTime to now.
+func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
+	names, params, err := encodeOutgoingLists(w)
+	if err != nil {
+		return err
+	}
+	updated := now()
+	err = s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`UPDATE outgoing_webhooks SET url = ?, method = ?, header_names = ?, headers = ?, query_params = ?,
+			payload_encoding = ?, content_type = ?, timeout = ?, signing_secret = ?, max_attempts = ?, follow_redirects = ?,
+			update_time = ? WHERE workspace_id = ? AND id = ?`,
+			w.URL, w.Method, names, blob(w.Headers), params,
+			w.PayloadEncoding, w.ContentType, int64(w.Timeout), blob(w.SigningSecret), w.MaxAttempts, w.FollowRedirects,
+			nanos(updated), w.WorkspaceID, w.ID)
+		return mustAffect(res, err, "outgoing webhook", w.ID)
+	})
+	if err == nil {
+		w.UpdateTime = updated
+	}
+	return err
+}
+
+// DeleteOutgoingWebhook deletes a webhook; its invocation records stay.
+func (s *Store) DeleteOutgoingWebhook(ctx context.Context, workspaceID, id string) error {
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`DELETE FROM outgoing_webhooks WHERE workspace_id = ? AND id = ?`, workspaceID, id)
+		return mustAffect(res, err, "outgoing webhook", id)
+	})
+}
+
+// RecordInvocation inserts an invocation record. A zero Time is set to now.
+func (s *Store) RecordInvocation(ctx context.Context, inv *store.Invocation) error {
+	at := inv.Time
+	if at.IsZero() {
+		at = now()
+	}
+	err := s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO outgoing_invocations (reference_id, workspace_id, webhook_id, time, attempts, status,
+			duration, request_size, response_size, error, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			inv.ReferenceID, inv.WorkspaceID, inv.WebhookID, nanos(at), inv.Attempts, inv.Status,
+			int64(inv.Duration), inv.RequestSize, inv.ResponseSize, inv.Error, inv.ErrorMessage)
+		return insertErr("invocation", inv.ReferenceID, "", err)
+	})
+	if err == nil {
+		inv.Time = at
+	}
+	return err
+}
+
+const invocationCols = `rid, reference_id, workspace_id, webhook_id, time, attempts, status, duration, request_size,
+	response_size, error, error_message`
+
+func scanInvocation(sc scanner) (keyed[*store.Invocation], error) {
+	inv := &store.Invocation{}
+	var rid, at, dur int64
+	if err := sc.Scan(&rid, &inv.ReferenceID, &inv.WorkspaceID, &inv.WebhookID, &at, &inv.Attempts, &inv.Status, &dur,
+		&inv.RequestSize, &inv.ResponseSize, &inv.Error, &inv.ErrorMessage); err != nil {
+		return keyed[*store.Invocation]{}, err
+	}
+	inv.Time, inv.Duration = fromNanos(at), time.Duration(dur)
+	return keyed[*store.Invocation]{rid, inv}, nil
+}
+
+// GetInvocation returns an invocation record of the workspace.
+func (s *Store) GetInvocation(ctx context.Context, workspaceID, referenceID string) (*store.Invocation, error) {
+	k, err := getOne(ctx, s, "invocation", referenceID,
+		`SELECT `+invocationCols+` FROM outgoing_invocations WHERE reference_id = ? AND workspace_id = ?`,
+		scanInvocation, referenceID, workspaceID)
+	return k.v, err
+}
+
+// ListInvocations lists the workspace's invocation records, newest first.
+func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store.InvocationFilter, p store.Page) ([]*store.Invocation, string, error) {
+	keys, err := decodeToken("inv", p.Token, 2)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	var where strings.Builder
+	where.WriteString(`workspace_id = ?`)
+	args := []any{workspaceID}
+	if f.WebhookID != "" {
+		where.WriteString(` AND webhook_id = ?`)
+		args = append(args, f.WebhookID)
+	}
+	if !f.Start.IsZero() {
+		where.WriteString(` AND time >= ?`)
+		args = append(args, nanos(f.Start))
+	}
+	if !f.End.IsZero() {
+		where.WriteString(` AND time < ?`)
+		args = append(args, nanos(f.End))
+	}
+	if f.ErrorsOnly {
+		where.WriteString(` AND error <> 0`)
+	}
+	if keys != nil {
+		where.WriteString(` AND (time, rid) < (?, ?)`)
+		args = append(args, keys[0], keys[1])
+	}
+	args = append(args, size+1)
+	rows, err := getAll(ctx, s, "list invocations",
+		`SELECT `+invocationCols+` FROM outgoing_invocations WHERE `+where.String()+` ORDER BY time DESC, rid DESC LIMIT ?`,
+		true, scanInvocation, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(rows) > size {
+		rows = rows[:size]
+		last := rows[size-1]
+		next = encodeToken("inv", nanos(last.v.Time), last.key)
+	}
+	out := make([]*store.Invocation, len(rows))
+	for i, r := range rows {
+		out[i] = r.v
+	}
+	return out, next, nil
+}
+
+// PruneInvocations deletes the records older than before, in chunks so the writer is
+// never held for long.
+func (s *Store) PruneInvocations(ctx context.Context, before time.Time) (int64, error) {
+	cutoff := nanos(before)
+	if cutoff == 0 {
+		return 0, nil
+	}
+	var total int64
+	for {
+		var n int64
+		err := s.write(ctx, func(t *wtx) error {
+			res, err := t.exec(`DELETE FROM outgoing_invocations WHERE rid IN
+				(SELECT rid FROM outgoing_invocations WHERE time < ? LIMIT ?)`, cutoff, pruneChunk)
+			if err != nil {
+				return fmt.Errorf("sqlite: prune invocations: %w", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,246 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/server/secrets"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+var outgoingBase = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
+
+func outgoingWorkspace(t *testing.T, s *Store, id string) {
+	t.Helper()
+	require.NoError(t, s.CreateWorkspace(t.Context(), &store.Workspace{ID: id, Name: id}))
+}
+
+func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
+	return &store.OutgoingWebhook{
+		WorkspaceID: ws, ID: id, URL: "https://example.com/hook?x=1", Method: "POST",
+		HeaderNames: []string{"Authorization", "X-Team"}, Headers: []byte{1, 2, 3},
+		QueryParams: []string{"page"}, PayloadEncoding: store.EncodingJSON, Timeout: 30 * time.Second,
+		SigningSecret: []byte{4, 5, 6}, MaxAttempts: 3, FollowRedirects: true,
+	}
+}
+
+func TestOutgoingWebhooks(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	outgoingWorkspace(t, s, "ws1")
+	outgoingWorkspace(t, s, "ws2")
+
+	w := sampleOutgoing("ws1", "slack")
+	require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
+	require.False(t, w.CreateTime.IsZero())
+	require.Equal(t, w.CreateTime, w.UpdateTime)
+
+	got, err := s.GetOutgoingWebhook(ctx, "ws1", "slack")
+	require.NoError(t, err)
+	require.Equal(t, w, got)
+
+	// Duplicates: same id in the same workspace; the same id in another workspace is fine.
+	require.ErrorIs(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("ws1", "slack")), store.ErrAlreadyExists)
+	other := sampleOutgoing("ws2", "slack")
+	other.URL = "https://other.example/"
+	require.NoError(t, s.CreateOutgoingWebhook(ctx, other))
+	// Unknown workspace.
+	require.ErrorIs(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("nope", "x")), store.ErrNotFound)
+
+	// Isolation.
+	got, err = s.GetOutgoingWebhook(ctx, "ws2", "slack")
+	require.NoError(t, err)
+	require.Equal(t, "https://other.example/", got.URL)
+	_, err = s.GetOutgoingWebhook(ctx, "ws3", "slack")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	// Update replaces every mutable field, nil lists and blobs included.
+	upd := &store.OutgoingWebhook{
+		WorkspaceID: "ws1", ID: "slack", URL: "http://example.org/", Method: "GET",
+		PayloadEncoding: store.EncodingText, ContentType: "text/csv", Timeout: time.Second, MaxAttempts: 1,
+	}
+	require.NoError(t, s.UpdateOutgoingWebhook(ctx, upd))
+	got, err = s.GetOutgoingWebhook(ctx, "ws1", "slack")
+	require.NoError(t, err)
+	require.Equal(t, upd.UpdateTime, got.UpdateTime)
+	require.Equal(t, w.CreateTime, got.CreateTime)
+	upd.CreateTime = w.CreateTime
+	require.Equal(t, upd, got)
+	require.Nil(t, got.Headers)
+	require.Nil(t, got.SigningSecret)
+	require.ErrorIs(t, s.UpdateOutgoingWebhook(ctx, sampleOutgoing("ws3", "slack")), store.ErrNotFound)
+
+	// Delete is per workspace.
+	require.ErrorIs(t, s.DeleteOutgoingWebhook(ctx, "ws3", "slack"), store.ErrNotFound)
+	require.NoError(t, s.DeleteOutgoingWebhook(ctx, "ws1", "slack"))
+	_, err = s.GetOutgoingWebhook(ctx, "ws1", "slack")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.ErrorIs(t, s.DeleteOutgoingWebhook(ctx, "ws1", "slack"), store.ErrNotFound)
+	_, err = s.GetOutgoingWebhook(ctx, "ws2", "slack")
+	require.NoError(t, err)
+}
+
+func TestOutgoingWebhookPagination(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	outgoingWorkspace(t, s, "ws1")
+	outgoingWorkspace(t, s, "ws2")
+	for i := range 7 {
+		require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("ws1", newTestID(i))))
+	}
+	require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("ws2", "other")))
+
+	var ids []string
+	tok := ""
+	pages := 0
+	for {
+		ws, next, err := s.ListOutgoingWebhooks(ctx, "ws1", store.Page{Size: 3, Token: tok})
+		require.NoError(t, err)
+		pages++
+		for _, w := range ws {
+			require.Equal(t, "ws1", w.WorkspaceID)
+			ids = append(ids, w.ID)
+		}
+		if next == "" {
+			break
+		}
+		tok = next
+	}
+	require.Equal(t, 3, pages)
+	require.Equal(t, []string{newTestID(0), newTestID(1), newTestID(2), newTestID(3), newTestID(4), newTestID(5), newTestID(6)}, ids)
+
+	_, _, err := s.ListOutgoingWebhooks(ctx, "ws1", store.Page{Token: "garbage"})
+	require.ErrorIs(t, err, store.ErrInvalidPageToken)
+	// A token of another list is refused.
+	_, _, err = s.ListOutgoingWebhooks(ctx, "ws1", store.Page{Token: encodeToken("conn", 1)})
+	require.ErrorIs(t, err, store.ErrInvalidPageToken)
+}
+
+func TestOutgoingInvocations(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	// 10 invocations of ws1 alternating between two webhooks, every third one an error,
+	// one minute apart; plus one of ws2.
+	for i := range 10 {
+		inv := &store.Invocation{
+			WorkspaceID: "ws1", ReferenceID: fmt.Sprintf("ref-%02d", i), WebhookID: []string{"a", "b"}[i%2],
+			Time: outgoingBase.Add(time.Duration(i) * time.Minute), Attempts: 1 + i%3, Status: 200,
+			Duration: time.Duration(i) * time.Millisecond, RequestSize: int64(i), ResponseSize: int64(2 * i),
+		}
+		if i%3 == 0 {
+			inv.Error, inv.Status, inv.ErrorMessage = true, 0, "connection refused"
+		}
+		require.NoError(t, s.RecordInvocation(ctx, inv))
+	}
+	require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: "ws2", ReferenceID: "ref-ws2", WebhookID: "a", Time: outgoingBase}))
+	require.ErrorIs(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: "ws1", ReferenceID: "ref-00", WebhookID: "a"}), store.ErrAlreadyExists)
+
+	got, err := s.GetInvocation(ctx, "ws1", "ref-03")
+	require.NoError(t, err)
+	require.Equal(t, &store.Invocation{
+		WorkspaceID: "ws1", ReferenceID: "ref-03", WebhookID: "b", Time: outgoingBase.Add(3 * time.Minute), Attempts: 1,
+		Status: 0, Duration: 3 * time.Millisecond, RequestSize: 3, ResponseSize: 6, Error: true, ErrorMessage: "connection refused",
+	}, got)
+	_, err = s.GetInvocation(ctx, "ws2", "ref-03")
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	list := func(f store.InvocationFilter, size int) []string {
+		t.Helper()
+		var refs []string
+		tok := ""
+		for {
+			invs, next, err := s.ListInvocations(ctx, "ws1", f, store.Page{Size: size, Token: tok})
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(invs), size)
+			for _, inv := range invs {
+				refs = append(refs, inv.ReferenceID)
+			}
+			if next == "" {
+				return refs
+			}
+			tok = next
+		}
+	}
+	require.Equal(t, []string{"ref-09", "ref-08", "ref-07", "ref-06", "ref-05", "ref-04", "ref-03", "ref-02", "ref-01", "ref-00"},
+		list(store.InvocationFilter{}, 3))
+	require.Equal(t, []string{"ref-08", "ref-06", "ref-04", "ref-02", "ref-00"}, list(store.InvocationFilter{WebhookID: "a"}, 2))
+	require.Equal(t, []string{"ref-09", "ref-06", "ref-03", "ref-00"}, list(store.InvocationFilter{ErrorsOnly: true}, 50))
+	require.Equal(t, []string{"ref-05", "ref-04", "ref-03"},
+		list(store.InvocationFilter{Start: outgoingBase.Add(3 * time.Minute), End: outgoingBase.Add(6 * time.Minute)}, 1))
+	require.Equal(t, []string{"ref-06", "ref-00"},
+		list(store.InvocationFilter{WebhookID: "a", ErrorsOnly: true, End: outgoingBase.Add(8 * time.Minute)}, 1))
+
+	// Same time: newest inserted first, and pages do not skip or repeat.
+	for i := range 3 {
+		require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: "ws1", ReferenceID: fmt.Sprintf("tie-%d", i), WebhookID: "c", Time: outgoingBase}))
+	}
+	require.Equal(t, []string{"tie-2", "tie-1", "tie-0"}, list(store.InvocationFilter{WebhookID: "c"}, 1))
+
+	_, _, err = s.ListInvocations(ctx, "ws1", store.InvocationFilter{}, store.Page{Token: encodeToken("inv", 1)})
+	require.ErrorIs(t, err, store.ErrInvalidPageToken)
+
+	// Prune removes older records in every workspace.
+	n, err := s.PruneInvocations(ctx, outgoingBase.Add(5*time.Minute))
+	require.NoError(t, err)
+	require.EqualValues(t, 5+1+3, n)
+	require.Equal(t, []string{"ref-09", "ref-08", "ref-07", "ref-06", "ref-05"}, list(store.InvocationFilter{}, 50))
+}
+
+// TestOutgoingSecretsNotInClear registers a webhook whose header value and signing secret
+// are sealed with a secrets.Box, as the sender does, and checks that neither appears in
+// the database files, while the header names do.
+func TestOutgoingSecretsNotInClear(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hookmap.db")
+	s, err := Open(t.Context(), path, Options{})
+	require.NoError(t, err)
+	defer func() { _ = s.Close() }()
+	ctx := context.Background()
+	outgoingWorkspace(t, s, "ws1")
+
+	box, err := secrets.NewBox(bytes.Repeat([]byte{7}, secrets.KeySize))
+	require.NoError(t, err)
+	const headerValue = "Bearer sk_live_TOPSECRET_0123456789"
+	const signingSecret = "whsec_c2lnbmluZy1zZWNyZXQtdGhhdC1tdXN0LXN0YXktc2VhbGVk"
+	hdr, err := box.SealValue(map[string]any{"Authorization": headerValue}, "outgoing-webhook-headers:ws1:crm")
+	require.NoError(t, err)
+	sec, err := box.Seal([]byte(signingSecret), "outgoing-webhook-secret:ws1:crm")
+	require.NoError(t, err)
+	w := sampleOutgoing("ws1", "crm")
+	w.HeaderNames, w.Headers, w.SigningSecret = []string{"Authorization"}, hdr, sec
+	require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
+
+	clear := [][]byte{[]byte(headerValue), []byte("TOPSECRET"), []byte(signingSecret), []byte("c2lnbmluZy1zZWNyZXQ")}
+	check := func(when string) {
+		t.Helper()
+		var all []byte
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			b, err := os.ReadFile(path + suffix)
+			if err == nil {
+				all = append(all, b...)
+			}
+		}
+		require.NotEmpty(t, all)
+		for _, c := range clear {
+			require.False(t, bytes.Contains(all, c), "%s: %q found in the database files", when, c)
+		}
+		require.True(t, bytes.Contains(all, []byte("Authorization")), "%s: header names are kept in clear", when)
+	}
+	check("open")
+
+	got, err := s.GetOutgoingWebhook(ctx, "ws1", "crm")
+	require.NoError(t, err)
+	opened, err := box.OpenValue(got.Headers, "outgoing-webhook-headers:ws1:crm")
+	require.NoError(t, err)
+	require.Equal(t, headerValue, opened["Authorization"])
+
+	require.NoError(t, s.Close())
+	check("closed")
+}

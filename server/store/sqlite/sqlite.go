@@ -1,0 +1,313 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Defaults of Options.
+const (
+	DefaultMaxBatch           = 256
+	DefaultCheckpointInterval = time.Second
+	DefaultWALTruncateSize    = 64 << 20
+	DefaultBusyTimeout        = 10 * time.Second
+)
+
+// Options tune a Store. The zero value is ready to use.
+type Options struct {
+	// MaxBatch is the most operations the writer commits in one transaction (default 256).
+	MaxBatch int
+	// ReadConns is the size of the read pool (default max(4, GOMAXPROCS)).
+	ReadConns int
+	// CheckpointInterval is how often the background checkpointer runs (default 1s).
+	CheckpointInterval time.Duration
+	// WALTruncateSize: when the WAL file is larger after a complete PASSIVE checkpoint,
+	// the checkpointer also runs a TRUNCATE checkpoint, which resets it to zero bytes; it
+	// is also the journal_size_limit (default 64 MiB).
+	WALTruncateSize int64
+	// BusyTimeout is how long a connection waits for a lock held by another (default 10s).
+	BusyTimeout time.Duration
+	// Logger receives the store's logs (default: discarded).
+	Logger *slog.Logger
+	// Registerer, when set, receives the store's metrics (batch sizes, commit and
+	// checkpoint durations, WAL size). They are unregistered by Close.
+	Registerer prometheus.Registerer
+}
+
+func (o *Options) withDefaults() {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if o.WALTruncateSize <= 0 {
+		o.WALTruncateSize = DefaultWALTruncateSize
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Store is the SQLite store. Create it with Open; it is safe for concurrent use.
+type Store struct {
+	path string
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	w  *sql.DB // the writer connection; only the writer goroutine uses it after Open
+	r  *sql.DB // the read pool (query_only)
+	ck *sql.DB // the checkpoint connection
+
+	hot hotStmts // prepared on w
+
+	// mu guards closed and the send side of queue: senders hold it shared, Close holds it
+	// exclusively to close the queue, so no send races the close.
+	mu         sync.RWMutex
+	closed     bool
+	isClosed   atomic.Bool
+	queue      chan *op
+	writerDone chan struct{}
+
+	// bg is the writer's and checkpointer's context: transactions never run under a
+	// caller's context, so a caller that gives up cannot abort its neighbours' commit.
+	bg       context.Context
+	stopBg   context.CancelFunc
+	ckDone   chan struct{}
+	batches  atomic.Int64 // transactions committed by the writer (for tests and benchmarks)
+	stmtsMu  sync.Mutex
+	readStmt map[string]*sql.Stmt
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the SQLite database at path, applies pending migrations
+// and starts the writer and checkpoint goroutines. Close releases everything.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	opts.withDefaults()
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: %q: the store needs a plain file path (an in-memory database cannot be shared by its connections)", path)
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite: %q: the path must not contain '?' or '#'", path)
+	}
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		path:       path,
+		opts:       opts,
+		log:        opts.Logger,
+		queue:      make(chan *op, opts.MaxBatch),
+		writerDone: make(chan struct{}),
+		ckDone:     make(chan struct{}),
+		readStmt:   map[string]*sql.Stmt{},
+	}
+	s.bg, s.stopBg = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			s.stopBg()
+			_ = s.closeDBs()
+		}
+	}()
+
+	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+	var err error
+	// The writer. journal_mode=WAL is persistent in the file; synchronous=FULL fsyncs the
+	// WAL at every commit; wal_autocheckpoint=0 keeps checkpoints out of the commit path;
+	// journal_size_limit caps the WAL file left behind by a checkpoint that resets it.
+	s.w, err = openDB(path, 1, url.Values{
+		"_txlock":       {"immediate"},
+		"_busy_timeout": {busy},
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {"FULL"},
+		"_foreign_keys": {"1"},
+		"_pragma":       {"wal_autocheckpoint(0)", "journal_size_limit(" + strconv.FormatInt(opts.WALTruncateSize, 10) + ")"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkWAL(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.prepareHot(ctx); err != nil {
+		return nil, err
+	}
+	s.r, err = openDB(path, opts.ReadConns, url.Values{
+		"_busy_timeout": {busy},
+		"_synchronous":  {"FULL"},
+		"_foreign_keys": {"1"},
+		"_pragma":       {"wal_autocheckpoint(0)"},
+		"_query_only":   {"1"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The checkpointer never waits for a lock (busy_timeout 0): a TRUNCATE checkpoint that
+	// waited for readers would hold the write lock meanwhile and stall the writer. One
+	// that finds the lock taken gives up and is tried again at the next tick.
+	s.ck, err = openDB(path, 1, url.Values{
+		"_busy_timeout": {"0"},
+		"_synchronous":  {"FULL"},
+		"_pragma":       {"wal_autocheckpoint(0)"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.m = newMetrics(opts.Registerer)
+	ok = true
+	go s.writer()
+	go s.checkpointer()
+	return s, nil
+}
+
+// prepareFile creates the database file with owner-only permissions when it does not
+// exist (SQLite gives the -wal and -shm files the database's permissions), and its
+// directory.
+func prepareFile(path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return f.Close()
+}
+
+func openDB(path string, conns int, params url.Values) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", path+"?"+params.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	return db, nil
+}
+
+func (s *Store) checkWAL(ctx context.Context) error {
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: open %s: journal_mode is %q, want wal (is the file on a network file system?)", s.path, mode)
+	}
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrationsFS, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, sub, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	// p.Close would close s.w; the provider holds nothing else.
+	res, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+	}
+	for _, r := range res {
+		s.log.Info("applied migration", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "duration", r.Duration)
+	}
+	return nil
+}
+
+// Close stops accepting operations, lets the writer commit everything already queued,
+// stops the writer and the checkpointer and closes the database. Calls after Close return
+// store.ErrClosed; a second Close returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.isClosed.Store(true)
+	close(s.queue)
+	s.mu.Unlock()
+
+	<-s.writerDone
+	s.stopBg()
+	<-s.ckDone
+	s.m.unregister()
+	return s.closeDBs()
+}
+
+func (s *Store) closeDBs() error {
+	var errs []error
+	s.stmtsMu.Lock()
+	for _, st := range s.readStmt {
+		errs = append(errs, st.Close())
+	}
+	s.readStmt = nil
+	s.stmtsMu.Unlock()
+	errs = append(errs, s.hot.close())
+	// The writer closes last: closing the last connection checkpoints the WAL into the
+	// database and removes it.
+	for _, db := range []*sql.DB{s.r, s.ck, s.w} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosed.Load() {
+		return store.ErrClosed
+	}
+	var one int
+	if err := s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return s.readErr("ping", err)
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// CreateSubscription inserts sub; its connection must exist in its workspace (else
+// store.ErrNotFound). Zero CreateTime and UpdateTime are set to now.
+func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription) error {
+	params, err := encodeMap(sub.Parameters)
+	if err != nil {
+		return fmt.Errorf("subscription %q parameters: %w", sub.ID, err)
+	}
+	state, err := encodeMap(sub.State)
+	if err != nil {
+		return fmt.Errorf("subscription %q state: %w", sub.ID, err)
+	}
+	created, updated := sub.CreateTime, sub.UpdateTime
+	if created.IsZero() {
+		created = now()
+	}
+	if updated.IsZero() {
+		updated = created
+	}
+	err = s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO subscriptions (id, workspace_id, connection_id, connector_key, event_key, parameters, state,
+				webhook_secret, status, last_error, global_webhook_key, selector, next_refresh_time, refresh_time,
+				refresh_failures, last_event_time, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sub.ID, sub.WorkspaceID, sub.ConnectionID, sub.ConnectorKey, sub.EventKey, params, state,
+			blob(sub.WebhookSecret), sub.Status, sub.LastError, sub.GlobalWebhookKey, sub.Selector,
+			nanos(sub.NextRefreshTime), nanos(sub.RefreshTime), sub.RefreshFailures, nanos(sub.LastEventTime),
+			nanos(created), nanos(updated))
+		return insertErr("subscription", sub.ID, fmt.Sprintf("connection %q", sub.ConnectionID), err)
+	})
+	if err == nil {
+		sub.CreateTime, sub.UpdateTime = created, updated
+	}
+	return err
+}
+
+const subscriptionCols = `rid, id, workspace_id, connection_id, connector_key, event_key, parameters, state, webhook_secret,
+	status, last_error, global_webhook_key, selector, next_refresh_time, refresh_time, refresh_failures,
+	last_event_time, create_time, update_time`
+
+func scanSubscription(sc scanner) (keyed[*store.Subscription], error) {
+	s := &store.Subscription{}
+	var rid, next, refreshed, lastEvent, created, updated int64
+	var params, state sql.NullString
+	if err := sc.Scan(&rid, &s.ID, &s.WorkspaceID, &s.ConnectionID, &s.ConnectorKey, &s.EventKey, &params, &state,
+		&s.WebhookSecret, &s.Status, &s.LastError, &s.GlobalWebhookKey, &s.Selector, &next, &refreshed,
+		&s.RefreshFailures, &lastEvent, &created, &updated); err != nil {
+		return keyed[*store.Subscription]{}, err
+	}
+	var err error
+	if s.Parameters, err = decodeMap(params); err != nil {
+		return keyed[*store.Subscription]{}, fmt.Errorf("subscription %q parameters: %w", s.ID, err)
+	}
+	if s.State, err = decodeMap(state); err != nil {
+		return keyed[*store.Subscription]{}, fmt.Errorf("subscription %q state: %w", s.ID, err)
+	}
+	s.NextRefreshTime, s.RefreshTime, s.LastEventTime = fromNanos(next), fromNanos(refreshed), fromNanos(lastEvent)
+	s.CreateTime, s.UpdateTime = fromNanos(created), fromNanos(updated)
+	return keyed[*store.Subscription]{rid, s}, nil
+}
+
+func scanSubscriptionOnly(sc scanner) (*store.Subscription, error) {
+	k, err := scanSubscription(sc)
+	return k.v, err
+}
+
+// GetSubscription returns a subscription of the workspace.
+func (s *Store) GetSubscription(ctx context.Context, workspaceID, id string) (*store.Subscription, error) {
+	return getOne(ctx, s, "subscription", id,
+		`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ? AND workspace_id = ?`, scanSubscriptionOnly, id, workspaceID)
+}
+
+// LookupSubscription returns a subscription by its id alone.
+func (s *Store) LookupSubscription(ctx context.Context, id string) (*store.Subscription, error) {
+	return getOne(ctx, s, "subscription", id,
+		`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ?`, scanSubscriptionOnly, id)
+}
+
+// ListSubscriptions lists the workspace's subscriptions (of one connection unless
+// connectionID is "") in creation order.
+func (s *Store) ListSubscriptions(ctx context.Context, workspaceID, connectionID string, p store.Page) ([]*store.Subscription, string, error) {
+	after, err := afterRID("sub", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	q := `SELECT ` + subscriptionCols + ` FROM subscriptions WHERE workspace_id = ? AND rid > ? ORDER BY rid LIMIT ?`
+	args := []any{workspaceID, after, size + 1}
+	if connectionID != "" {
+		q = `SELECT ` + subscriptionCols + ` FROM subscriptions WHERE workspace_id = ? AND connection_id = ? AND rid > ? ORDER BY rid LIMIT ?`
+		args = []any{workspaceID, connectionID, after, size + 1}
+	}
+	rows, err := getAll(ctx, s, "list subscriptions", q, true, scanSubscription, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	subs, next := paginate(rows, size, "sub")
+	return subs, next, nil
+}
+
+// UpdateSubscription replaces the subscription's mutable fields (parameters, state,
+// webhook secret, status, last error, routing, refresh times and failures) and sets its
+// UpdateTime to now. LastEventTime, which CommitDelivery maintains, keeps the later of the
+// stored and the given time.
+func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription) error {
+	params, err := encodeMap(sub.Parameters)
+	if err != nil {
+		return fmt.Errorf("subscription %q parameters: %w", sub.ID, err)
+	}
+	state, err := encodeMap(sub.State)
+	if err != nil {
+		return fmt.Errorf("subscription %q state: %w", sub.ID, err)
+	}
+	updated := now()
+	var lastEvent int64
+	err = s.write(ctx, func(t *wtx) error {
+		err := t.queryRow(`UPDATE subscriptions SET parameters = ?, state = ?, webhook_secret = ?, status = ?, last_error = ?,
+				global_webhook_key = ?, selector = ?, next_refresh_time = ?, refresh_time = ?, refresh_failures = ?,
+				last_event_time = MAX(last_event_time, ?), update_time = ?
+			WHERE id = ? AND workspace_id = ?
+			RETURNING last_event_time`,
+			params, state, blob(sub.WebhookSecret), sub.Status, sub.LastError, sub.GlobalWebhookKey, sub.Selector,
+			nanos(sub.NextRefreshTime), nanos(sub.RefreshTime), sub.RefreshFailures, nanos(sub.LastEventTime),
+			nanos(updated), sub.ID, sub.WorkspaceID).Scan(&lastEvent)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("subscription %q: %w", sub.ID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: update subscription %q: %w", sub.ID, err)
+		}
+		return nil
+	})
+	if err == nil {
+		sub.UpdateTime, sub.LastEventTime = updated, fromNanos(lastEvent)
+	}
+	return err
+}
+
+// DeleteSubscription deletes a subscription of the workspace. Its events, deliveries and
+// idempotency keys stay.
+func (s *Store) DeleteSubscription(ctx context.Context, workspaceID, id string) error {
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`DELETE FROM subscriptions WHERE id = ? AND workspace_id = ?`, id, workspaceID)
+		return mustAffect(res, err, "subscription", id)
+	})
+}
+
+// MatchSubscriptions returns the ACTIVE subscriptions routed by a global webhook selector,
+// in creation order.
+func (s *Store) MatchSubscriptions(ctx context.Context, workspaceID, connectorKey, globalWebhookKey, selector string) ([]*store.Subscription, error) {
+	return getAll(ctx, s, "match subscriptions",
+		`SELECT `+subscriptionCols+` FROM subscriptions
+		WHERE workspace_id = ? AND connector_key = ? AND global_webhook_key = ? AND selector = ? AND status = ?
+		ORDER BY rid`,
+		true, scanSubscriptionOnly, workspaceID, connectorKey, globalWebhookKey, selector, store.StatusActive)
+}
+
+// DueSubscriptions returns up to limit (default 100) subscriptions, of every workspace,
+// with 0 < NextRefreshTime <= before or in status DELETING, ordered by NextRefreshTime
+// (a zero time first).
+func (s *Store) DueSubscriptions(ctx context.Context, before time.Time, limit int) ([]*store.Subscription, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return getAll(ctx, s, "due subscriptions",
+		`SELECT `+subscriptionCols+` FROM subscriptions WHERE rid IN (
+			SELECT rid FROM (SELECT rid FROM subscriptions WHERE next_refresh_time > 0 AND next_refresh_time <= ?1
+				ORDER BY next_refresh_time LIMIT ?2)
+			UNION
+			SELECT rid FROM subscriptions WHERE status = 'DELETING')
+		ORDER BY next_refresh_time, rid LIMIT ?2`,
+		true, scanSubscriptionOnly, nanos(before), limit)
+}
+
+// EnsureGlobalWebhook returns the global webhook of (g.WorkspaceID, g.ConnectorKey, g.Key),
+// inserting g when there is none. All writes are serialized by the writer, so concurrent
+// calls agree on one.
+func (s *Store) EnsureGlobalWebhook(ctx context.Context, g *store.GlobalWebhook) (*store.GlobalWebhook, error) {
+	created := g.CreateTime
+	if created.IsZero() {
+		created = now()
+	}
+	var got *store.GlobalWebhook
+	err := s.write(ctx, func(t *wtx) error {
+		got = nil
+		existing, err := scanGlobalWebhook(t.queryRow(`SELECT `+globalWebhookCols+` FROM global_webhooks
+			WHERE workspace_id = ? AND connector_key = ? AND key = ?`, g.WorkspaceID, g.ConnectorKey, g.Key))
+		if err == nil {
+			got = existing.v
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: global webhook: %w", err)
+		}
+		_, err = t.exec(`INSERT INTO global_webhooks (id, workspace_id, connector_key, key, create_time) VALUES (?, ?, ?, ?, ?)`,
+			g.ID, g.WorkspaceID, g.ConnectorKey, g.Key, nanos(created))
+		return insertErr("global webhook", g.ID, fmt.Sprintf("workspace %q", g.WorkspaceID), err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if got == nil {
+		g.CreateTime = created
+		got = g
+	}
+	return got, nil
+}
+
+const globalWebhookCols = `rid, id, workspace_id, connector_key, key, create_time`
+
+func scanGlobalWebhook(sc scanner) (keyed[*store.GlobalWebhook], error) {
+	g := &store.GlobalWebhook{}
+	var rid, created int64
+	if err := sc.Scan(&rid, &g.ID, &g.WorkspaceID, &g.ConnectorKey, &g.Key, &created); err != nil {
+		return keyed[*store.GlobalWebhook]{}, err
+	}
+	g.CreateTime = fromNanos(created)
+	return keyed[*store.GlobalWebhook]{rid, g}, nil
+}
+
+func scanGlobalWebhookOnly(sc scanner) (*store.GlobalWebhook, error) {
+	k, err := scanGlobalWebhook(sc)
+	return k.v, err
+}
+
+// LookupGlobalWebhook returns a global webhook by its id alone.
+func (s *Store) LookupGlobalWebhook(ctx context.Context, id string) (*store.GlobalWebhook, error) {
+	return getOne(ctx, s, "global webhook", id,
+		`SELECT `+globalWebhookCols+` FROM global_webhooks WHERE id = ?`, scanGlobalWebhookOnly, id)
+}
+
+// ListGlobalWebhooks lists the workspace's global webhooks of a connector (of every
+// connector when connectorKey is "") in creation order.
+func (s *Store) ListGlobalWebhooks(ctx context.Context, workspaceID, connectorKey string) ([]*store.GlobalWebhook, error) {
+	return getAll(ctx, s, "list global webhooks",
+		`SELECT `+globalWebhookCols+` FROM global_webhooks WHERE workspace_id = ?1 AND (?2 = '' OR connector_key = ?2) ORDER BY rid`,
+		true, scanGlobalWebhookOnly, workspaceID, connectorKey)
+}

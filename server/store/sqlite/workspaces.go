@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// keyed is a listed record with the sort key its page token continues after.
+type keyed[T any] struct {
+	key int64
+	v   T
+}
+
+// paginate trims a list read with LIMIT size+1 to size and makes the next page token.
+func paginate[T any](rows []keyed[T], size int, kind string) ([]T, string) {
+	next := ""
+	if len(rows) > size {
+		rows = rows[:size]
+		next = encodeToken(kind, rows[size-1].key)
+	}
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = r.v
+	}
+	return out, next
+}
+
+// CreateWorkspace inserts w; a zero CreateTime is set to now.
+func (s *Store) CreateWorkspace(ctx context.Context, w *store.Workspace) error {
+	created := w.CreateTime
+	if created.IsZero() {
+		created = now()
+	}
+	err := s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO workspaces (id, name, create_time) VALUES (?, ?, ?)`, w.ID, w.Name, nanos(created))
+		return insertErr("workspace", w.ID, "", err)
+	})
+	if err == nil {
+		w.CreateTime = created
+	}
+	return err
+}
+
+const workspaceCols = `rid, id, name, create_time`
+
+func scanWorkspace(sc scanner) (keyed[*store.Workspace], error) {
+	w := &store.Workspace{}
+	var rid, created int64
+	if err := sc.Scan(&rid, &w.ID, &w.Name, &created); err != nil {
+		return keyed[*store.Workspace]{}, err
+	}
+	w.CreateTime = fromNanos(created)
+	return keyed[*store.Workspace]{rid, w}, nil
+}
+
+// GetWorkspace returns a workspace by id.
+func (s *Store) GetWorkspace(ctx context.Context, id string) (*store.Workspace, error) {
+	k, err := getOne(ctx, s, "workspace", id, `SELECT `+workspaceCols+` FROM workspaces WHERE id = ?`, scanWorkspace, id)
+	return k.v, err
+}
+
+// ListWorkspaces lists workspaces in creation order.
+func (s *Store) ListWorkspaces(ctx context.Context, p store.Page) ([]*store.Workspace, string, error) {
+	after, err := afterRID("ws", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list workspaces", `SELECT `+workspaceCols+` FROM workspaces WHERE rid > ? ORDER BY rid LIMIT ?`, true, scanWorkspace, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	ws, next := paginate(rows, size, "ws")
+	return ws, next, nil
+}
+
+// CreateAPIKey inserts k; its workspace must exist (else store.ErrNotFound) and its hash
+// must be new (else store.ErrAlreadyExists).
+func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
+	created := k.CreateTime
+	if created.IsZero() {
+		created = now()
+	}
+	err := s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO api_keys (id, workspace_id, name, hash, create_time, revoke_time) VALUES (?, ?, ?, ?, ?, ?)`,
+			k.ID, k.WorkspaceID, k.Name, k.Hash, nanos(created), nanos(k.RevokeTime))
+		return insertErr("API key", k.ID, fmt.Sprintf("workspace %q", k.WorkspaceID), err)
+	})
+	if err == nil {
+		k.CreateTime = created
+	}
+	return err
+}
+
+// GetAPIKeyByHash returns the key with hash, revoked or not.
+func (s *Store) GetAPIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
+	return getOne(ctx, s, "API key", "(by hash)",
+		`SELECT id, workspace_id, name, hash, create_time, revoke_time FROM api_keys WHERE hash = ?`,
+		func(sc scanner) (*store.APIKey, error) {
+			k := &store.APIKey{}
+			var created, revoked int64
+			if err := sc.Scan(&k.ID, &k.WorkspaceID, &k.Name, &k.Hash, &created, &revoked); err != nil {
+				return nil, err
+			}
+			k.CreateTime, k.RevokeTime = fromNanos(created), fromNanos(revoked)
+			return k, nil
+		}, hash)
+}
+
+// RevokeAPIKey sets the key's RevokeTime to at (now when zero). A key revoked already
+// keeps its first revocation time.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
+	if at.IsZero() {
+		at = now()
+	}
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`UPDATE api_keys SET revoke_time = CASE WHEN revoke_time = 0 THEN ? ELSE revoke_time END WHERE id = ?`, nanos(at), id)
+		return mustAffect(res, err, "API key", id)
+	})
+}
+
+// SetConnectorParameters stores (replaces) the workspace's sealed parameters of a connector.
+func (s *Store) SetConnectorParameters(ctx context.Context, workspaceID, connectorKey string, sealed []byte) error {
+	if sealed == nil {
+		sealed = []byte{}
+	}
+	t0 := now()
+	return s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO connector_parameters (workspace_id, connector_key, sealed, update_time) VALUES (?, ?, ?, ?)
+			ON CONFLICT (workspace_id, connector_key) DO UPDATE SET sealed = excluded.sealed, update_time = excluded.update_time`,
+			workspaceID, connectorKey, sealed, nanos(t0))
+		return insertErr("connector parameters", connectorKey, fmt.Sprintf("workspace %q", workspaceID), err)
+	})
+}
+
+// GetConnectorParameters returns what SetConnectorParameters stored, store.ErrNotFound
+// when it never ran.
+func (s *Store) GetConnectorParameters(ctx context.Context, workspaceID, connectorKey string) ([]byte, error) {
+	return getOne(ctx, s, "connector parameters", connectorKey,
+		`SELECT sealed FROM connector_parameters WHERE workspace_id = ? AND connector_key = ?`,
+		func(sc scanner) ([]byte, error) {
+			var b []byte
+			err := sc.Scan(&b)
+			if b == nil {
+				b = []byte{}
+			}
+			return b, err
+		}, workspaceID, connectorKey)
+}

@@ -1,0 +1,209 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// op states: a queued op is claimed by the writer (started) or by its caller giving up
+// (abandoned), whichever comes first.
+const (
+	opQueued int32 = iota
+	opStarted
+	opAbandoned
+)
+
+// op is one queued write. fn runs inside a transaction on the writer goroutine; it may run
+// more than once (a batch is rolled back and run again when one of its ops fails), so it
+// must keep its results in variables it resets on every run, read by the caller only on
+// success.
+type op struct {
+	fn    func(*wtx) error
+	state atomic.Int32
+	done  chan error // buffered: the writer never blocks on a caller
+}
+
+// wtx is the transaction an op runs in.
+type wtx struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
+	return w.tx.ExecContext(w.ctx, query, args...)
+}
+
+func (w *wtx) execStmt(st *sql.Stmt, args ...any) (sql.Result, error) {
+	return w.tx.StmtContext(w.ctx, st).ExecContext(w.ctx, args...)
+}
+
+func (w *wtx) queryRow(query string, args ...any) *sql.Row {
+	return w.tx.QueryRowContext(w.ctx, query, args...)
+}
+
+// write queues fn for the writer and waits until its transaction has committed (nil) or
+// failed. A caller whose ctx ends while fn is still queued gets ctx's error and fn never
+// runs; once fn's batch has started, write waits for the outcome.
+func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case s.queue <- o:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return ctx.Err()
+		}
+		return <-o.done
+	}
+}
+
+// writer is the one goroutine that writes. It runs until Close closes the queue, after
+// committing everything queued before that.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	batch := make([]*op, 0, s.opts.MaxBatch)
+	for {
+		o, ok := <-s.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case o, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+		clear(batch) // drop references for the GC
+	}
+}
+
+// runBatch commits the ops of a batch in one transaction and answers each caller after
+// the commit. An op that fails fails alone: the transaction is rolled back and the batch
+// runs again without it, the others in their order (k failing ops cost k+1 transactions
+// but one fsync); the failed op gets its error once the others have committed. A failure
+// that belongs to no op is either a COMMIT failure, answered by running every op again in
+// a transaction of its own, or a BEGIN failure (the write lock was not obtained within the
+// busy timeout), which fails the whole batch.
+func (s *Store) runBatch(batch []*op) {
+	ops := batch[:0]
+	for _, o := range batch {
+		if o.state.CompareAndSwap(opQueued, opStarted) {
+			ops = append(ops, o)
+		}
+	}
+	if len(ops) == 0 {
+		return
+	}
+	live := ops
+	var failed map[*op]error // ops removed from the batch, answered after the commit
+	answer := func(err error) {
+		for _, o := range ops {
+			if ferr, ok := failed[o]; ok {
+				o.done <- ferr
+			} else {
+				o.done <- err
+			}
+		}
+	}
+	for len(live) > 0 {
+		bad, err := s.runTx(live)
+		switch {
+		case err == nil:
+			answer(nil)
+			return
+		case bad >= 0:
+			if failed == nil {
+				failed = map[*op]error{}
+				live = slices.Clone(live)
+			}
+			failed[live[bad]] = err
+			live = slices.Delete(live, bad, bad+1)
+			s.m.retry()
+			s.log.Debug("write failed in a batch; running the batch again without it", "ops", len(live), "err", err)
+		case errors.Is(err, errBegin):
+			clear(failed)
+			answer(err)
+			return
+		case len(ops) == 1:
+			ops[0].done <- err
+			return
+		default:
+			s.m.retry()
+			s.log.Warn("batch commit failed; running its writes one transaction each", "ops", len(ops), "err", err)
+			for _, o := range ops {
+				_, err := s.runTx([]*op{o})
+				o.done <- err
+			}
+			return
+		}
+	}
+	answer(nil) // every op failed
+}
+
+// errBegin marks a failure to begin a write transaction.
+var errBegin = errors.New("sqlite: begin")
+
+// runTx runs ops in one transaction and commits it. When an op fails (or panics) the
+// transaction is rolled back and bad is that op's index; a failure of BEGIN or COMMIT
+// has bad = -1.
+func (s *Store) runTx(ops []*op) (bad int, err error) {
+	start := time.Now()
+	tx, err := s.w.BeginTx(s.bg, nil)
+	if err != nil {
+		return -1, fmt.Errorf("%w: %w", errBegin, err)
+	}
+	w := &wtx{ctx: s.bg, tx: tx}
+	for i, o := range ops {
+		if err := runOp(o, w); err != nil {
+			_ = tx.Rollback()
+			return i, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		_ = tx.Rollback()
+		return -1, fmt.Errorf("sqlite: commit: %w", err)
+	}
+	s.batches.Add(1)
+	s.m.commit(len(ops), time.Since(start))
+	return -1, nil
+}
+
+// runOp runs one op's function, turning a panic into its error.
+func runOp(o *op, w *wtx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("sqlite: panic in a write: %v", p)
+		}
+	}()
+	return o.fn(w)
+}
