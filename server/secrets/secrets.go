@@ -3,7 +3,9 @@ package secrets
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
@@ -28,7 +30,8 @@ var ErrDecrypt = errors.New("cannot decrypt: wrong key, wrong context or tampere
 
 // Box seals and opens values with one key.
 type Box struct {
-	aead cipher.AEAD
+	aead   cipher.AEAD
+	macKey []byte // derived from the key; never the key itself
 }
 
 // NewBox returns a Box for a 32-byte key.
@@ -44,7 +47,9 @@ func NewBox(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("hookmap derived tokens v1"))
+	return &Box{aead: aead, macKey: mac.Sum(nil)}, nil
 }
 
 // ParseKey decodes a --secret-key: base64 (standard or URL, padded or not) or hex of 32 bytes.
@@ -169,4 +174,13 @@ func RandomToken(n int) string {
 		panic(err)
 	}
 	return token.EncodeToString(b)
+}
+
+// DeriveToken returns a token of n bytes (at most 32) that is a keyed hash of input: the
+// same input gives the same token under the same key, and nobody without the key can
+// compute or guess it. Used for idempotent ids (a retried create gets the same id).
+func (b *Box) DeriveToken(input string, n int) string {
+	mac := hmac.New(sha256.New, b.macKey)
+	mac.Write([]byte(input))
+	return token.EncodeToString(mac.Sum(nil)[:min(n, sha256.Size)])
 }

@@ -90,3 +90,14 @@ func TestRandomToken(t *testing.T) {
 	require.NotEqual(t, a, b)
 	require.Regexp(t, `^[a-z2-7]+$`, a)
 }
+
+func TestDeriveToken(t *testing.T) {
+	b := box(t)
+	a1, a2 := b.DeriveToken("ws:req-1", 16), b.DeriveToken("ws:req-1", 16)
+	require.Equal(t, a1, a2)
+	require.Len(t, a1, 26)
+	require.NotEqual(t, a1, b.DeriveToken("ws:req-2", 16))
+	other, err := NewBox(bytes.Repeat([]byte{9}, KeySize))
+	require.NoError(t, err)
+	require.NotEqual(t, a1, other.DeriveToken("ws:req-1", 16))
+}

@@ -1,0 +1,122 @@
+// Command receiver is hookmap's receiver load harness: it starts hookmap in-process on
+// 127.0.0.1 with a fresh SQLite store, creates an example-webhook subscription, and POSTs
+// JSON webhooks to it from N concurrent senders for a fixed time or count. It prints
+// throughput and latency percentiles of acknowledged (2xx) deliveries.
+//
+//	go run ./bench/receiver -concurrency 32 -duration 10s
+//
+// Traffic goes only to the loopback address the harness itself listens on.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/app"
+)
+
+func main() {
+	concurrency := flag.Int("concurrency", 32, "concurrent senders")
+	duration := flag.Duration("duration", 10*time.Second, "how long to send")
+	maxRequests := flag.Int("requests", 1_000_000, "stop after this many requests")
+	bodySize := flag.Int("body", 1024, "approximate JSON body size in bytes")
+	connectors := flag.String("connectors", "connectors", "connector folder")
+	flag.Parse()
+	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors); err != nil {
+		fmt.Fprintln(os.Stderr, "receiver bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors string) error {
+	dir, err := os.MkdirTemp("", "hookmap-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfg := app.Defaults()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.PublicURL, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dir
+	cfg.Connectors = []string{connectors}
+	ctx := context.Background()
+	a, err := app.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer a.Stop()
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c, err := hookmapv1.NewConnectionServiceClient(conn).CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook"})
+	if err != nil {
+		return err
+	}
+	params, _ := structpb.NewStruct(map[string]any{"channel": "bench"})
+	sub, err := hookmapv1.NewSubscriptionServiceClient(conn).CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
+		ConnectionId: c.GetId(), EventKey: "message", Parameters: params,
+	})
+	if err != nil {
+		return err
+	}
+	pad := strings.Repeat("x", max(0, bodySize-120))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}}
+	var sent, failed atomic.Int64
+	lat := make([][]time.Duration, concurrency)
+	deadline := time.Now().Add(duration)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < concurrency; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline) && sent.Add(1) <= int64(maxRequests); i++ {
+				body := fmt.Sprintf(`{"id":"w%d-%d","user":{"id":1234567,"login":"octocat"},"action":"opened","text":%q}`, w, i, pad)
+				t0 := time.Now()
+				resp, err := client.Post(sub.GetWebhookUri(), "application/json", bytes.NewReader([]byte(body)))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if len(all) == 0 {
+		return fmt.Errorf("no request succeeded (%d failed)", failed.Load())
+	}
+	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
+	fmt.Printf("concurrency=%d body=%dB acked=%d failed=%d elapsed=%s throughput=%.0f req/s p50=%s p90=%s p99=%s max=%s\n",
+		concurrency, bodySize, len(all), failed.Load(), elapsed.Round(time.Millisecond),
+		float64(len(all))/elapsed.Seconds(), pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
+	return nil
+}

@@ -1,0 +1,183 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/hookmap/hookmap/engine"
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+)
+
+type connectorService struct {
+	*Services
+	hookmapv1.UnimplementedConnectorServiceServer
+}
+
+func connectorProto(c *engine.Connector) *hookmapv1.Connector {
+	out := &hookmapv1.Connector{Key: c.Key, Name: c.Name}
+	keys := make([]string, 0, len(c.Events))
+	for k := range c.Events {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ev := c.Events[k]
+		pe := &hookmapv1.ConnectorEvent{Key: ev.Key, Name: ev.Name, ImplementationType: string(ev.Type)}
+		for m := range ev.Methods {
+			pe.Methods = append(pe.Methods, m)
+		}
+		sort.Strings(pe.Methods)
+		out.Events = append(out.Events, pe)
+	}
+	gkeys := make([]string, 0, len(c.GlobalWebhooks))
+	for k := range c.GlobalWebhooks {
+		gkeys = append(gkeys, k)
+	}
+	sort.Strings(gkeys)
+	for _, k := range gkeys {
+		out.GlobalWebhooks = append(out.GlobalWebhooks, &hookmapv1.ConnectorGlobalWebhook{Key: k, Name: c.GlobalWebhooks[k].Name})
+	}
+	return out
+}
+
+func diagnosticsProto(ds []engine.Diagnostic) []*hookmapv1.Diagnostic {
+	out := make([]*hookmapv1.Diagnostic, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, &hookmapv1.Diagnostic{File: d.File, Line: int32(d.Line), Column: int32(d.Col), Message: d.Message})
+	}
+	return out
+}
+
+func (s *connectorService) ListConnectors(ctx context.Context, _ *hookmapv1.ListConnectorsRequest) (*hookmapv1.ListConnectorsResponse, error) {
+	resp := &hookmapv1.ListConnectorsResponse{}
+	for _, c := range s.Core.Registry.Connectors() {
+		resp.Connectors = append(resp.Connectors, connectorProto(c))
+	}
+	return resp, nil
+}
+
+func (s *connectorService) GetConnector(ctx context.Context, req *hookmapv1.GetConnectorRequest) (*hookmapv1.GetConnectorResponse, error) {
+	if req.GetKey() == "" {
+		return nil, invalid("key", "required")
+	}
+	c, ok := s.Core.Registry.Connector(req.GetKey())
+	if !ok {
+		return nil, notFound("connector", req.GetKey())
+	}
+	return &hookmapv1.GetConnectorResponse{Connector: connectorProto(c)}, nil
+}
+
+func (s *connectorService) ValidateConnectors(ctx context.Context, _ *hookmapv1.ValidateConnectorsRequest) (*hookmapv1.ValidateConnectorsResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	set, diags := s.Core.Registry.Validate()
+	resp := &hookmapv1.ValidateConnectorsResponse{Diagnostics: diagnosticsProto(diags)}
+	for _, c := range set.Connectors() {
+		resp.ValidConnectors = append(resp.ValidConnectors, c.Key)
+	}
+	return resp, nil
+}
+
+func (s *connectorService) ReloadConnectors(ctx context.Context, _ *hookmapv1.ReloadConnectorsRequest) (*hookmapv1.ReloadConnectorsResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	res := s.Core.Registry.Reload()
+	s.Logger.Info("connectors reloaded", "loaded", len(res.Loaded), "kept_previous", res.KeptPrevious, "problems", len(res.Diagnostics))
+	return &hookmapv1.ReloadConnectorsResponse{
+		Diagnostics: diagnosticsProto(res.Diagnostics), Loaded: res.Loaded, KeptPrevious: res.KeptPrevious,
+	}, nil
+}
+
+func (s *connectorService) EvaluateMethod(ctx context.Context, req *hookmapv1.EvaluateMethodRequest) (*hookmapv1.EvaluateMethodResponse, error) {
+	if req.GetConnectorKey() == "" {
+		return nil, invalid("connector_key", "required")
+	}
+	if (req.GetEventKey() == "") == (req.GetGlobalWebhookKey() == "") {
+		return nil, invalid("event_key", "give exactly one of event_key and global_webhook_key")
+	}
+	if req.GetMethod() == "" {
+		return nil, invalid("method", "required")
+	}
+	c, ok := s.Core.Registry.Connector(req.GetConnectorKey())
+	if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "connector %q is not loaded", req.GetConnectorKey())
+	}
+	var m *engine.Method
+	if req.GetEventKey() != "" {
+		ev, ok := c.Events[req.GetEventKey()]
+		if !ok {
+			return nil, status.Errorf(codes.FailedPrecondition, "connector %q has no event %q", c.Key, req.GetEventKey())
+		}
+		m = ev.Methods[req.GetMethod()]
+	} else {
+		gw, ok := c.GlobalWebhooks[req.GetGlobalWebhookKey()]
+		if !ok {
+			return nil, status.Errorf(codes.FailedPrecondition, "connector %q has no global webhook %q", c.Key, req.GetGlobalWebhookKey())
+		}
+		if req.GetMethod() == "handle" {
+			m = gw.Handle
+		}
+	}
+	if m == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "no method %q there", req.GetMethod())
+	}
+	if m.Type == engine.ImplementationType("rest-api-mapping") && !req.GetAllowSideEffects() {
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is a rest-api-mapping that calls the external app; set allow_side_effects to run it", m.File)
+	}
+	out, err := m.Run(ctx, plainFromStruct(req.GetInput()), engine.RunOptions{HTTP: s.Core.HTTP, MaxResponseBytes: s.Core.MaxRespLen})
+	if err != nil {
+		var ee *engine.EvalError
+		var he *engine.HTTPError
+		if errors.As(err, &ee) || errors.As(err, &he) {
+			return nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return nil, toStatus(ctx, s.Logger, err)
+	}
+	v, err := valueFromPlain(out)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "result cannot be returned: %v", err)
+	}
+	return &hookmapv1.EvaluateMethodResponse{Output: v}, nil
+}
+
+func (s *connectorService) SetConnectorParameters(ctx context.Context, req *hookmapv1.SetConnectorParametersRequest) (*hookmapv1.SetConnectorParametersResponse, error) {
+	if req.GetConnectorKey() == "" {
+		return nil, invalid("connector_key", "required")
+	}
+	if err := s.Core.SetConnectorParameters(ctx, workspace(ctx), req.GetConnectorKey(), plainFromStruct(req.GetParameters())); err != nil {
+		return nil, toStatus(ctx, s.Logger, err)
+	}
+	return &hookmapv1.SetConnectorParametersResponse{}, nil
+}
+
+func (s *connectorService) ListGlobalWebhooks(ctx context.Context, req *hookmapv1.ListGlobalWebhooksRequest) (*hookmapv1.ListGlobalWebhooksResponse, error) {
+	if req.GetConnectorKey() == "" {
+		return nil, invalid("connector_key", "required")
+	}
+	c, ok := s.Core.Registry.Connector(req.GetConnectorKey())
+	if !ok {
+		return nil, status.Errorf(codes.FailedPrecondition, "connector %q is not loaded", req.GetConnectorKey())
+	}
+	keys := make([]string, 0, len(c.GlobalWebhooks))
+	for k := range c.GlobalWebhooks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	resp := &hookmapv1.ListGlobalWebhooksResponse{}
+	for _, k := range keys {
+		g, err := s.Core.EnsureGlobalWebhook(ctx, workspace(ctx), c.Key, k)
+		if err != nil {
+			return nil, toStatus(ctx, s.Logger, err)
+		}
+		resp.GlobalWebhooks = append(resp.GlobalWebhooks, &hookmapv1.GlobalWebhook{
+			ConnectorKey: c.Key, Key: k, Id: g.ID, Url: s.Core.GlobalWebhookURL(g.ID),
+		})
+	}
+	return resp, nil
+}

@@ -1,0 +1,243 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// streamBatch is how many events a stream reads from the store at a time.
+const streamBatch = 256
+
+type eventService struct {
+	*Services
+	hookmapv1.UnimplementedEventServiceServer
+}
+
+func (s *eventService) err(ctx context.Context, err error) error { return toStatus(ctx, s.Logger, err) }
+
+func eventProto(e *store.Event) (*hookmapv1.Event, error) {
+	rec, err := valueFromPlain(e.Record)
+	if err != nil {
+		return nil, err
+	}
+	return &hookmapv1.Event{
+		Seq: e.Seq, Id: e.ID, ConnectionId: e.ConnectionID, SubscriptionId: e.SubscriptionID,
+		EventKey: e.EventKey, Type: e.Type, Record: rec, ReceiveTime: ts(e.ReceiveTime),
+		ExternalId: e.ExternalID, DeliveryId: e.DeliveryID,
+	}, nil
+}
+
+func filterFromProto(f *hookmapv1.EventFilter) store.EventFilter {
+	return store.EventFilter{
+		ConnectionIDs: f.GetConnectionIds(), SubscriptionIDs: f.GetSubscriptionIds(),
+		EventKeys: f.GetEventKeys(), Types: f.GetTypes(),
+	}
+}
+
+func validConsumer(name string) error {
+	if name == "" {
+		return invalid("consumer", "required")
+	}
+	if len(name) > 200 {
+		return invalid("consumer", "longer than 200 characters")
+	}
+	return nil
+}
+
+func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream grpc.ServerStreamingServer[hookmapv1.Event]) error {
+	ctx := stream.Context()
+	ws := workspace(ctx)
+	if err := validConsumer(req.GetConsumer()); err != nil {
+		return err
+	}
+	// Register first, so a stream opened after this one replaces it even while it reads.
+	h := s.Core.Hub.Open(ws, req.GetConsumer())
+	defer s.Core.Hub.Close(h)
+	if s.Metrics != nil {
+		s.Metrics.StreamsOpen.Inc()
+		defer s.Metrics.StreamsOpen.Dec()
+	}
+	var after int64
+	switch p := req.GetStart().GetPosition().(type) {
+	case *hookmapv1.StreamPosition_Seq:
+		if p.Seq < 1 {
+			return invalid("start.seq", "must be at least 1")
+		}
+		after = p.Seq - 1
+	case *hookmapv1.StreamPosition_Earliest:
+		after = 0
+	case *hookmapv1.StreamPosition_Latest:
+		last, err := s.Core.Store.LastSeq(ctx, ws)
+		if err != nil {
+			return s.err(ctx, err)
+		}
+		after = last
+	default:
+		cur, _, err := s.Core.Store.GetCursor(ctx, ws, req.GetConsumer())
+		if err != nil {
+			return s.err(ctx, err)
+		}
+		after = cur
+	}
+	filter := filterFromProto(req.GetFilter())
+	for {
+		wake := s.Core.Hub.Wait(ws)
+		events, err := s.Core.Store.ListEvents(ctx, ws, filter, after, streamBatch)
+		if err != nil {
+			return s.err(ctx, err)
+		}
+		for _, e := range events {
+			pe, err := eventProto(e)
+			if err != nil {
+				return s.err(ctx, err)
+			}
+			select {
+			case <-h.Replaced():
+				return status.Error(codes.Aborted, "a newer stream of consumer "+strconv.Quote(req.GetConsumer())+" replaced this one")
+			default:
+			}
+			if err := stream.Send(pe); err != nil {
+				return err
+			}
+			if s.Metrics != nil {
+				s.Metrics.EventsStreamed.Inc()
+			}
+			after = e.Seq
+		}
+		if len(events) == streamBatch {
+			continue
+		}
+		select {
+		case <-wake:
+		case <-h.Replaced():
+			return status.Error(codes.Aborted, "a newer stream of consumer "+strconv.Quote(req.GetConsumer())+" replaced this one")
+		case <-s.Core.Hub.Closing():
+			return status.Error(codes.Unavailable, "server shutting down; reconnect to resume after the last acked event")
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+func (s *eventService) AckEvents(ctx context.Context, req *hookmapv1.AckEventsRequest) (*hookmapv1.AckEventsResponse, error) {
+	if err := validConsumer(req.GetConsumer()); err != nil {
+		return nil, err
+	}
+	if req.GetSeq() < 1 {
+		return nil, invalid("seq", "must be at least 1")
+	}
+	last, err := s.Core.Store.LastSeq(ctx, workspace(ctx))
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	if req.GetSeq() > last {
+		return nil, invalid("seq", "is beyond the last stored event ("+strconv.FormatInt(last, 10)+")")
+	}
+	if err := s.Core.Store.AckEvents(ctx, workspace(ctx), req.GetConsumer(), req.GetSeq()); err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &hookmapv1.AckEventsResponse{}, nil
+}
+
+func (s *eventService) ListEvents(ctx context.Context, req *hookmapv1.ListEventsRequest) (*hookmapv1.ListEventsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		n = 50
+	}
+	if n > 1000 {
+		n = 1000
+	}
+	after := req.GetAfterSeq()
+	if tok := req.GetPageToken(); tok != "" {
+		after, err = strconv.ParseInt(tok, 10, 64)
+		if err != nil || after < 0 {
+			return nil, invalid("page_token", "not a token this list returned")
+		}
+	}
+	events, err := s.Core.Store.ListEvents(ctx, workspace(ctx), filterFromProto(req.GetFilter()), after, n+1)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	resp := &hookmapv1.ListEventsResponse{}
+	if len(events) > n {
+		events = events[:n]
+		resp.NextPageToken = strconv.FormatInt(events[n-1].Seq, 10)
+	}
+	for _, e := range events {
+		pe, err := eventProto(e)
+		if err != nil {
+			return nil, s.err(ctx, err)
+		}
+		resp.Events = append(resp.Events, pe)
+	}
+	return resp, nil
+}
+
+var outcomeProto = map[string]hookmapv1.DeliveryOutcome{
+	store.OutcomeOK:        hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_OK,
+	store.OutcomeRejected:  hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_REJECTED,
+	store.OutcomeFailed:    hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED,
+	store.OutcomeUnmatched: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_UNMATCHED,
+	store.OutcomeDuplicate: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_DUPLICATE,
+}
+
+func deliveryProto(d *store.Delivery) *hookmapv1.Delivery {
+	return &hookmapv1.Delivery{
+		Id: d.ID, ReceiveTime: ts(d.ReceiveTime), StatusCode: int32(d.StatusCode), Outcome: outcomeProto[d.Outcome],
+		Error: d.Error, EventCount: int32(d.EventCount), SubscriptionId: d.SubscriptionID,
+		GlobalWebhookId: d.GlobalWebhookID, RequestSize: d.RequestSize, Selectors: d.Selectors,
+		Replayable: d.Request != nil,
+	}
+}
+
+func (s *eventService) ListDeliveries(ctx context.Context, req *hookmapv1.ListDeliveriesRequest) (*hookmapv1.ListDeliveriesResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	f := store.DeliveryFilter{SubscriptionID: req.GetSubscriptionId(), GlobalWebhookID: req.GetGlobalWebhookId()}
+	if o := req.GetOutcome(); o != hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_UNSPECIFIED {
+		for k, v := range outcomeProto {
+			if v == o {
+				f.Outcome = k
+			}
+		}
+		if f.Outcome == "" {
+			return nil, invalid("outcome", "unknown outcome "+o.String())
+		}
+	}
+	ds, next, err := s.Core.Store.ListDeliveries(ctx, workspace(ctx), f, store.Page{Size: n, Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.err(ctx, pageTokenError(err))
+	}
+	resp := &hookmapv1.ListDeliveriesResponse{NextPageToken: next}
+	for _, d := range ds {
+		resp.Deliveries = append(resp.Deliveries, deliveryProto(d))
+	}
+	return resp, nil
+}
+
+func (s *eventService) ReplayDelivery(ctx context.Context, req *hookmapv1.ReplayDeliveryRequest) (*hookmapv1.Delivery, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id", "required")
+	}
+	d, err := s.Core.ReplayDelivery(ctx, workspace(ctx), req.GetId(), s.Metrics)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("delivery", req.GetId())
+	}
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return deliveryProto(d), nil
+}

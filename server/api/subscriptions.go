@@ -1,0 +1,121 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+type subscriptionService struct {
+	*Services
+	hookmapv1.UnimplementedSubscriptionServiceServer
+}
+
+var statusProto = map[string]hookmapv1.SubscriptionStatus{
+	store.StatusPending:  hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_PENDING,
+	store.StatusActive:   hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE,
+	store.StatusFailed:   hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_FAILED,
+	store.StatusDeleting: hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_DELETING,
+}
+
+func (s *subscriptionService) subscriptionProto(ctx context.Context, sub *store.Subscription) *hookmapv1.Subscription {
+	uri := s.Core.WebhookURI(sub.ID)
+	if sub.GlobalWebhookKey != "" {
+		uri = ""
+		if gws, err := s.Core.Store.ListGlobalWebhooks(ctx, sub.WorkspaceID, sub.ConnectorKey); err == nil {
+			for _, g := range gws {
+				if g.Key == sub.GlobalWebhookKey {
+					uri = s.Core.GlobalWebhookURL(g.ID)
+				}
+			}
+		}
+	}
+	return &hookmapv1.Subscription{
+		Id: sub.ID, ConnectionId: sub.ConnectionID, EventKey: sub.EventKey, ConnectorKey: sub.ConnectorKey,
+		Parameters: mustStruct(sub.Parameters), WebhookUri: uri, Status: statusProto[sub.Status],
+		LastError: sub.LastError, NextRefreshTime: ts(sub.NextRefreshTime), CreateTime: ts(sub.CreateTime),
+		UpdateTime: ts(sub.UpdateTime), LastEventTime: ts(sub.LastEventTime), RefreshTime: ts(sub.RefreshTime),
+	}
+}
+
+func (s *subscriptionService) err(ctx context.Context, err error) error {
+	return toStatus(ctx, s.Logger, err)
+}
+
+func (s *subscriptionService) CreateSubscription(ctx context.Context, req *hookmapv1.CreateSubscriptionRequest) (*hookmapv1.Subscription, error) {
+	sub, err := s.Core.CreateSubscription(ctx, workspace(ctx), core.SubscriptionInput{
+		ConnectionID: req.GetConnectionId(), EventKey: req.GetEventKey(), Parameters: plainFromStruct(req.GetParameters()),
+		RequestID: req.GetRequestId(),
+	})
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return s.subscriptionProto(ctx, sub), nil
+}
+
+func (s *subscriptionService) GetSubscription(ctx context.Context, req *hookmapv1.GetSubscriptionRequest) (*hookmapv1.Subscription, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id", "required")
+	}
+	sub, err := s.Core.Store.GetSubscription(ctx, workspace(ctx), req.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("subscription", req.GetId())
+	}
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return s.subscriptionProto(ctx, sub), nil
+}
+
+func (s *subscriptionService) ListSubscriptions(ctx context.Context, req *hookmapv1.ListSubscriptionsRequest) (*hookmapv1.ListSubscriptionsResponse, error) {
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	if id := req.GetConnectionId(); id != "" {
+		if _, err := s.Core.Store.GetConnection(ctx, workspace(ctx), id); errors.Is(err, store.ErrNotFound) {
+			return nil, notFound("connection", id)
+		}
+	}
+	subs, next, err := s.Core.Store.ListSubscriptions(ctx, workspace(ctx), req.GetConnectionId(), store.Page{Size: n, Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.err(ctx, pageTokenError(err))
+	}
+	resp := &hookmapv1.ListSubscriptionsResponse{NextPageToken: next}
+	for _, sub := range subs {
+		resp.Subscriptions = append(resp.Subscriptions, s.subscriptionProto(ctx, sub))
+	}
+	return resp, nil
+}
+
+func (s *subscriptionService) DeleteSubscription(ctx context.Context, req *hookmapv1.DeleteSubscriptionRequest) (*hookmapv1.DeleteSubscriptionResponse, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id", "required")
+	}
+	left, err := s.Core.DeleteSubscription(ctx, workspace(ctx), req.GetId(), req.GetForce())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &hookmapv1.DeleteSubscriptionResponse{Leftover: left}, nil
+}
+
+func (s *subscriptionService) RefreshSubscription(ctx context.Context, req *hookmapv1.RefreshSubscriptionRequest) (*hookmapv1.RefreshSubscriptionResponse, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id", "required")
+	}
+	sub, out, err := s.Core.RefreshSubscription(ctx, workspace(ctx), req.GetId())
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	if out.Err != nil {
+		return nil, s.err(ctx, core.AppError("refresh failed", out.Err))
+	}
+	resp := &hookmapv1.RefreshSubscriptionResponse{Healed: out.Healed, Deleted: out.Deleted}
+	if !out.Deleted {
+		resp.Subscription = s.subscriptionProto(ctx, sub)
+	}
+	return resp, nil
+}

@@ -1,0 +1,314 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/hookmap/hookmap/engine"
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/outgoing"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// webhookService implements WebhookService (outgoing webhooks) with an outgoing.Sender.
+type webhookService struct {
+	*Services
+	hookmapv1.UnimplementedWebhookServiceServer
+	sender *outgoing.Sender // nil when the store keeps no outgoing webhooks
+}
+
+// newWebhookService builds the service's Sender from the core: its store (which must
+// implement store.OutgoingStore), its Box, and HTTP clients derived from the core's
+// SSRF-guarded client, so loopback and private targets are allowed exactly when the
+// server allows them (--allow-private-networks) and redirects follow each registration.
+func newWebhookService(sv *Services) *webhookService {
+	ws := &webhookService{Services: sv}
+	log := sv.Logger.With("component", "outgoing")
+	st, ok := sv.Core.Store.(store.OutgoingStore)
+	if !ok {
+		log.Warn("the store does not keep outgoing webhooks; WebhookService answers UNIMPLEMENTED")
+		return ws
+	}
+	base, _ := sv.Core.HTTP.(*http.Client)
+	sender, err := outgoing.New(outgoing.Config{
+		Store: st, Box: sv.Core.Box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: sv.Core.Now,
+	})
+	if err != nil {
+		log.Error("outgoing webhooks disabled", "err", err)
+		return ws
+	}
+	ws.sender = sender
+	return ws
+}
+
+var errNoOutgoing = status.Error(codes.Unimplemented, "outgoing webhooks are not available with this store")
+
+var encodingToProto = map[string]hookmapv1.PayloadEncoding{
+	store.EncodingJSON:   hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_JSON,
+	store.EncodingBase64: hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_BASE64,
+	store.EncodingText:   hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_TEXT,
+	store.EncodingForm:   hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_FORM,
+}
+
+func encodingFromProto(e hookmapv1.PayloadEncoding) string {
+	if e == hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_UNSPECIFIED {
+		return ""
+	}
+	for k, v := range encodingToProto {
+		if v == e {
+			return k
+		}
+	}
+	return e.String() // refused by validation
+}
+
+// webhookProto returns a registration without its header values or secret.
+func webhookProto(w *store.OutgoingWebhook) *hookmapv1.Webhook {
+	return &hookmapv1.Webhook{
+		Id: w.ID, Url: w.URL, Method: w.Method, HeaderNames: w.HeaderNames, QueryParams: w.QueryParams,
+		PayloadEncoding: encodingToProto[w.PayloadEncoding], ContentType: w.ContentType,
+		Timeout: durationpb.New(w.Timeout), HasSigningSecret: len(w.SigningSecret) > 0, MaxAttempts: int32(w.MaxAttempts),
+		FollowRedirects: w.FollowRedirects, CreateTime: ts(w.CreateTime), UpdateTime: ts(w.UpdateTime),
+	}
+}
+
+func invocationProto(inv *store.Invocation) *hookmapv1.Invocation {
+	return &hookmapv1.Invocation{
+		ReferenceId: inv.ReferenceID, WebhookId: inv.WebhookID, Time: ts(inv.Time), Attempts: int32(inv.Attempts),
+		Status: int32(inv.Status), Duration: durationpb.New(inv.Duration), RequestSize: inv.RequestSize,
+		ResponseSize: inv.ResponseSize, Error: inv.Error, ErrorMessage: inv.ErrorMessage,
+	}
+}
+
+// registration converts a request's webhook; a malformed timeout is INVALID_ARGUMENT.
+func registration(w *hookmapv1.Webhook) (outgoing.Registration, error) {
+	r := outgoing.Registration{
+		ID: w.GetId(), URL: w.GetUrl(), Method: w.GetMethod(), Headers: w.GetHeaders(), QueryParams: w.GetQueryParams(),
+		PayloadEncoding: encodingFromProto(w.GetPayloadEncoding()), ContentType: w.GetContentType(),
+		SigningSecret: w.GetSigningSecret(), MaxAttempts: int(w.GetMaxAttempts()), FollowRedirects: w.GetFollowRedirects(),
+	}
+	if d := w.GetTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return r, invalid("webhook.timeout", "not a valid duration")
+		}
+		r.Timeout = d.AsDuration() // 0s: the default
+	}
+	return r, nil
+}
+
+// err maps the sender's errors: violations (prefixed with prefix) to INVALID_ARGUMENT,
+// unknown ids to NOT_FOUND, taken ids to ALREADY_EXISTS; the rest through toStatus.
+func (s *webhookService) err(ctx context.Context, err error, prefix, what, id string) error {
+	var ie *outgoing.InvalidError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		v := make([]engine.FieldViolation, len(ie.Violations))
+		msgs := make([]string, len(ie.Violations))
+		for i, f := range ie.Violations {
+			field := f.Field
+			if prefix != "" && f.Field != "update_mask" {
+				field = prefix + field
+			}
+			v[i] = engine.FieldViolation{Field: field, Description: f.Description}
+			msgs[i] = field + ": " + f.Description
+		}
+		return toStatus(ctx, s.Logger, core.Invalid(strings.Join(msgs, "; "), v))
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(what, id)
+	case errors.Is(err, store.ErrAlreadyExists):
+		st := status.Newf(codes.AlreadyExists, "%s %q already exists", what, id)
+		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: prefix + "id", Description: "already used by another webhook of the workspace"},
+		}}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	}
+	return toStatus(ctx, s.Logger, pageTokenError(err))
+}
+
+func (s *webhookService) RegisterWebhook(ctx context.Context, req *hookmapv1.RegisterWebhookRequest) (*hookmapv1.Webhook, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	if req.GetWebhook() == nil {
+		return nil, invalid("webhook", "required")
+	}
+	r, err := registration(req.GetWebhook())
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.sender.Register(ctx, workspace(ctx), r)
+	if err != nil {
+		return nil, s.err(ctx, err, "webhook.", "webhook", r.ID)
+	}
+	return webhookProto(w), nil
+}
+
+// setFields returns the fields of w that are set (not their zero value): the update mask
+// of an UpdateWebhook without one.
+func setFields(w *hookmapv1.Webhook) []string {
+	var f []string
+	for _, c := range []struct {
+		name string
+		set  bool
+	}{
+		{outgoing.FieldURL, w.GetUrl() != ""},
+		{outgoing.FieldMethod, w.GetMethod() != ""},
+		{outgoing.FieldHeaders, len(w.GetHeaders()) > 0},
+		{outgoing.FieldQueryParams, len(w.GetQueryParams()) > 0},
+		{outgoing.FieldPayloadEncoding, w.GetPayloadEncoding() != hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_UNSPECIFIED},
+		{outgoing.FieldContentType, w.GetContentType() != ""},
+		{outgoing.FieldTimeout, w.GetTimeout() != nil},
+		{outgoing.FieldSigningSecret, w.GetSigningSecret() != ""},
+		{outgoing.FieldMaxAttempts, w.GetMaxAttempts() != 0},
+		{outgoing.FieldFollowRedirects, w.GetFollowRedirects()},
+	} {
+		if c.set {
+			f = append(f, c.name)
+		}
+	}
+	return f
+}
+
+func (s *webhookService) UpdateWebhook(ctx context.Context, req *hookmapv1.UpdateWebhookRequest) (*hookmapv1.Webhook, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	if req.GetWebhook() == nil {
+		return nil, invalid("webhook", "required")
+	}
+	if req.GetWebhook().GetId() == "" {
+		return nil, invalid("webhook.id", "required")
+	}
+	r, err := registration(req.GetWebhook())
+	if err != nil {
+		return nil, err
+	}
+	mask := req.GetUpdateMask().GetPaths()
+	if len(mask) == 0 {
+		mask = setFields(req.GetWebhook())
+	}
+	w, err := s.sender.Update(ctx, workspace(ctx), r, mask)
+	if err != nil {
+		return nil, s.err(ctx, err, "webhook.", "webhook", r.ID)
+	}
+	return webhookProto(w), nil
+}
+
+func (s *webhookService) GetWebhook(ctx context.Context, req *hookmapv1.GetWebhookRequest) (*hookmapv1.Webhook, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	w, err := s.sender.Get(ctx, workspace(ctx), req.GetId())
+	if err != nil {
+		return nil, s.err(ctx, err, "", "webhook", req.GetId())
+	}
+	return webhookProto(w), nil
+}
+
+func (s *webhookService) ListWebhooks(ctx context.Context, req *hookmapv1.ListWebhooksRequest) (*hookmapv1.ListWebhooksResponse, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	ws, next, err := s.sender.List(ctx, workspace(ctx), store.Page{Size: n, Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.err(ctx, err, "", "webhook", "")
+	}
+	resp := &hookmapv1.ListWebhooksResponse{NextPageToken: next}
+	for _, w := range ws {
+		resp.Webhooks = append(resp.Webhooks, webhookProto(w))
+	}
+	return resp, nil
+}
+
+func (s *webhookService) DeleteWebhook(ctx context.Context, req *hookmapv1.DeleteWebhookRequest) (*hookmapv1.DeleteWebhookResponse, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	if err := s.sender.Delete(ctx, workspace(ctx), req.GetId()); err != nil {
+		return nil, s.err(ctx, err, "", "webhook", req.GetId())
+	}
+	return &hookmapv1.DeleteWebhookResponse{}, nil
+}
+
+func (s *webhookService) TriggerWebhook(ctx context.Context, req *hookmapv1.TriggerWebhookRequest) (*hookmapv1.TriggerWebhookResponse, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	res, err := s.sender.Trigger(ctx, workspace(ctx), outgoing.Trigger{
+		WebhookID: req.GetWebhookId(), Data: plainFromValue(req.GetData()),
+		Headers: req.GetHeaders(), QueryParams: req.GetQueryParams(),
+	})
+	if err != nil {
+		return nil, s.err(ctx, err, "", "webhook", req.GetWebhookId())
+	}
+	resp := &hookmapv1.TriggerWebhookResponse{
+		ReferenceId: res.ReferenceID, Status: int32(res.Status), Error: res.Error, ErrorMessage: res.ErrorMessage,
+		Attempts: int32(res.Attempts), DataEncoding: encodingToProto[res.DataEncoding], Truncated: res.Truncated,
+		ContentType: res.ContentType,
+	}
+	if res.DataEncoding != "" {
+		if resp.Data, err = valueFromPlain(res.Data); err != nil {
+			return nil, toStatus(ctx, s.Logger, err)
+		}
+	}
+	return resp, nil
+}
+
+func (s *webhookService) ListInvocations(ctx context.Context, req *hookmapv1.ListInvocationsRequest) (*hookmapv1.ListInvocationsResponse, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	n, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	f := store.InvocationFilter{WebhookID: req.GetWebhookId(), ErrorsOnly: req.GetErrorsOnly()}
+	if t := req.GetStartTime(); t != nil {
+		if t.CheckValid() != nil {
+			return nil, invalid("start_time", "not a valid timestamp")
+		}
+		f.Start = t.AsTime()
+	}
+	if t := req.GetEndTime(); t != nil {
+		if t.CheckValid() != nil {
+			return nil, invalid("end_time", "not a valid timestamp")
+		}
+		f.End = t.AsTime()
+	}
+	invs, next, err := s.sender.ListInvocations(ctx, workspace(ctx), f, store.Page{Size: n, Token: req.GetPageToken()})
+	if err != nil {
+		return nil, s.err(ctx, err, "", "invocation", "")
+	}
+	resp := &hookmapv1.ListInvocationsResponse{NextPageToken: next}
+	for _, inv := range invs {
+		resp.Invocations = append(resp.Invocations, invocationProto(inv))
+	}
+	return resp, nil
+}
+
+func (s *webhookService) GetInvocation(ctx context.Context, req *hookmapv1.GetInvocationRequest) (*hookmapv1.Invocation, error) {
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	inv, err := s.sender.GetInvocation(ctx, workspace(ctx), req.GetReferenceId())
+	if err != nil {
+		return nil, s.err(ctx, err, "", "invocation", req.GetReferenceId())
+	}
+	return invocationProto(inv), nil
+}

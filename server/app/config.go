@@ -1,0 +1,131 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the service's configuration; flags and HOOKMAP_* env vars map onto it.
+type Config struct {
+	GRPCAddr             string
+	HTTPAddr             string
+	PublicURL            string // "" → http://{HTTP listener address}
+	DataDir              string
+	Store                string // a SQLite path or a postgres:// URL; "" → {DataDir}/hookmap.db
+	Connectors           []string
+	AdminToken           string
+	SecretKey            string
+	AllowPrivateNetworks bool
+	LogFormat            string // text | json
+	LogLevel             string // debug | info | warn | error
+	MaxBodyBytes         int64
+	ShutdownTimeout      time.Duration
+	// RefreshInterval is how often the refresh scheduler looks for due subscriptions;
+	// 0 disables the scheduler (tests drive it by hand).
+	RefreshInterval time.Duration
+	// DeliveryRetention is how long delivery records (and kept requests) are kept.
+	DeliveryRetention time.Duration
+	// IdempotencyWindow is how long an event id is remembered to drop re-deliveries.
+	IdempotencyWindow time.Duration
+	// EventRetention is how long events are kept (0: forever).
+	EventRetention time.Duration
+	// Now is the clock of refresh scheduling and signature tolerances (tests inject one).
+	Now func() time.Time
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{
+		GRPCAddr:        "127.0.0.1:7070",
+		HTTPAddr:        "127.0.0.1:8080",
+		PublicURL:       "http://127.0.0.1:8080",
+		DataDir:         "./data",
+		Connectors:      []string{"./connectors"},
+		LogFormat:       "text",
+		LogLevel:        "info",
+		MaxBodyBytes:    1 << 20,
+		ShutdownTimeout: 20 * time.Second,
+		RefreshInterval: 5 * time.Second,
+
+		DeliveryRetention: 7 * 24 * time.Hour,
+		IdempotencyWindow: 7 * 24 * time.Hour,
+	}
+}
+
+// DevMode reports whether the service runs without auth: no admin token and gRPC on a
+// loopback address.
+func (c Config) DevMode() bool {
+	return c.AdminToken == "" && isLoopback(c.GRPCAddr)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// StorePath returns the SQLite file to open.
+func (c Config) StorePath() string {
+	if c.Store != "" {
+		return c.Store
+	}
+	return filepath.Join(c.DataDir, "hookmap.db")
+}
+
+// Validate reports every problem with the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--grpc-addr %q: %w", c.GRPCAddr, err))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err))
+	}
+	if c.AdminToken == "" && !isLoopback(c.GRPCAddr) {
+		errs = append(errs, fmt.Errorf("--grpc-addr %s is not a loopback address: set --admin-token (dev mode without auth is only allowed on loopback)", c.GRPCAddr))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("--admin-token must be at least 16 characters"))
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--public-url %q must be an absolute http(s) URL", c.PublicURL))
+		}
+	}
+	if strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://") {
+		errs = append(errs, errors.New("--store: the Postgres store is not available in this build; use a SQLite path"))
+	}
+	if len(c.Connectors) == 0 {
+		errs = append(errs, errors.New("--connectors: give at least one folder"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", c.LogFormat))
+	}
+	if c.DeliveryRetention < time.Hour {
+		errs = append(errs, errors.New("--delivery-retention must be at least 1h"))
+	}
+	if c.IdempotencyWindow < time.Minute {
+		errs = append(errs, errors.New("--idempotency-window must be at least 1m"))
+	}
+	if c.EventRetention != 0 && c.EventRetention < time.Hour {
+		errs = append(errs, errors.New("--event-retention must be 0 (keep) or at least 1h"))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, errors.New("max body size must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,162 @@
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/hookmap/hookmap/engine/value"
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/app"
+)
+
+// Harness is a running hookmap and clients for it.
+type Harness struct {
+	T       testing.TB
+	Config  app.Config
+	App     *app.App
+	Conn    *grpc.ClientConn
+	BaseURL string // http://127.0.0.1:PORT of the receiver
+
+	Connectors    hookmapv1.ConnectorServiceClient
+	Connections   hookmapv1.ConnectionServiceClient
+	Subscriptions hookmapv1.SubscriptionServiceClient
+	Events        hookmapv1.EventServiceClient
+}
+
+// Option changes the configuration before start.
+type Option func(*app.Config)
+
+// WithConnectors sets the connector folders.
+func WithConnectors(dirs ...string) Option { return func(c *app.Config) { c.Connectors = dirs } }
+
+// WithAllowPrivate allows outbound calls to loopback (fake apps in tests).
+func WithAllowPrivate() Option { return func(c *app.Config) { c.AllowPrivateNetworks = true } }
+
+// WithClock injects the clock of refresh scheduling and signature tolerances.
+func WithClock(now func() time.Time) Option { return func(c *app.Config) { c.Now = now } }
+
+// WithoutScheduler disables the background refresh scheduler (tests call
+// Core().RunDueRefreshes themselves).
+func WithoutScheduler() Option { return func(c *app.Config) { c.RefreshInterval = 0 } }
+
+// Start starts hookmap with a fresh data dir. It stops when the test ends.
+func Start(t testing.TB, opts ...Option) *Harness {
+	t.Helper()
+	cfg := app.Defaults()
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.PublicURL = ""
+	cfg.DataDir = t.TempDir()
+	cfg.ShutdownTimeout = 5 * time.Second
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h := &Harness{T: t, Config: cfg}
+	h.start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func logger(t testing.TB) *slog.Logger {
+	if os.Getenv("HOOKMAP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (h *Harness) start() {
+	t := h.T
+	a, err := app.Start(context.Background(), h.Config, logger(t))
+	require.NoError(t, err)
+	h.App = a
+	// Keep the same ports and public URL across restarts.
+	h.Config.GRPCAddr = a.GRPCAddr()
+	h.Config.HTTPAddr = a.HTTPAddr()
+	h.Config.PublicURL = "http://" + a.HTTPAddr()
+	h.BaseURL = h.Config.PublicURL
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	h.Conn = conn
+	h.Connectors = hookmapv1.NewConnectorServiceClient(conn)
+	h.Connections = hookmapv1.NewConnectionServiceClient(conn)
+	h.Subscriptions = hookmapv1.NewSubscriptionServiceClient(conn)
+	h.Events = hookmapv1.NewEventServiceClient(conn)
+}
+
+func (h *Harness) stop() {
+	if h.Conn != nil {
+		_ = h.Conn.Close()
+		h.Conn = nil
+	}
+	if h.App != nil {
+		h.App.Stop()
+		h.App = nil
+	}
+}
+
+// Restart stops hookmap and starts it again on the same ports and data dir.
+func (h *Harness) Restart() {
+	h.stop()
+	h.start()
+}
+
+// Ctx returns a context that ends with the test (or after 30 s).
+func (h *Harness) Ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	h.T.Cleanup(cancel)
+	return ctx
+}
+
+// Response is a received HTTP response with its body read.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body as a plain value.
+func (r *Response) JSON() any {
+	v, err := value.Decode(r.Body)
+	if err != nil {
+		return nil
+	}
+	return v
+}
+
+// Do sends a request to url with body and headers (alternating name, value).
+func (h *Harness) Do(method, url string, body []byte, headers ...string) *Response {
+	h.T.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	require.NoError(h.T, err)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(h.T, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(h.T, err)
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// PostJSON posts a JSON body.
+func (h *Harness) PostJSON(url, body string, headers ...string) *Response {
+	h.T.Helper()
+	return h.Do(http.MethodPost, url, []byte(body), append([]string{"Content-Type", "application/json"}, headers...)...)
+}
+
+// Hook returns the URL of a subscription's hook, with the path relative to BaseURL.
+func (h *Harness) Hook(path string) string {
+	return strings.TrimRight(h.BaseURL, "/") + path
+}

@@ -1,0 +1,204 @@
+// Command hookmap runs the hookmap service (serve), checks connector folders (validate)
+// and prints its version (version).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/server/app"
+)
+
+const usage = `hookmap: a webhook integration engine
+
+Usage:
+  hookmap serve [flags]       start the service (gRPC, HTTP receiver, store)
+  hookmap validate DIR...     load and compile every connector; print each problem as file:line:col: message
+  hookmap version             print the version
+
+Run 'hookmap serve -h' for the flags. Every flag is also an environment variable
+HOOKMAP_<FLAG> in upper snake case (HOOKMAP_GRPC_ADDR, HOOKMAP_CONNECTORS=dir1,dir2 …).
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "validate":
+		return validate(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "hookmap", version())
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "hookmap: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// listFlag is a repeatable flag.
+type listFlag struct {
+	vals []string
+	set  bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+func (l *listFlag) Set(v string) error {
+	if !l.set {
+		l.vals, l.set = nil, true
+	}
+	l.vals = append(l.vals, v)
+	return nil
+}
+
+func serve(args []string, stderr io.Writer) int {
+	cfg := app.Defaults()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP receiver listen address")
+	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base of every URL given to external apps")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the SQLite store and the dev-mode key file")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "a SQLite path (default {data-dir}/hookmap.db)")
+	conns := &listFlag{vals: cfg.Connectors}
+	fs.Var(conns, "connectors", "connector folder (repeatable)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token; required unless gRPC is on loopback (dev mode)")
+	fs.StringVar(&cfg.SecretKey, "secret-key", cfg.SecretKey, "32-byte key (base64 or hex) encrypting secrets at rest (default: a key file in the data dir)")
+	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", cfg.AllowPrivateNetworks, "allow outbound calls to loopback and private addresses")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&cfg.DeliveryRetention, "delivery-retention", cfg.DeliveryRetention, "how long delivery records and kept requests are kept")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long an event id is remembered to drop re-deliveries")
+	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "how long events are kept (0: forever)")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest webhook body accepted (413 above)")
+	if err := applyEnv(fs); err != nil {
+		fmt.Fprintln(stderr, "hookmap:", err)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	cfg.Connectors = conns.vals
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "hookmap:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.Start(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	err = a.Wait(ctx)
+	log.Info("shutting down")
+	a.Stop()
+	if err != nil {
+		log.Error("server failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// applyEnv sets each flag from HOOKMAP_<FLAG> when that variable is set (flags given on
+// the command line win, since they are parsed afterwards).
+func applyEnv(fs *flag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "HOOKMAP_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		if f.Name == "connectors" {
+			for _, d := range strings.Split(v, ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					_ = f.Value.Set(d)
+				}
+			}
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func newLogger(cfg app.Config, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", cfg.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch cfg.LogFormat {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", cfg.LogFormat)
+}
+
+func validate(dirs []string, stdout, stderr io.Writer) int {
+	if len(dirs) == 0 {
+		fmt.Fprintln(stderr, "usage: hookmap validate DIR...")
+		return 2
+	}
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			fmt.Fprintf(stderr, "%s: not a folder\n", d)
+			return 1
+		}
+	}
+	set, diags := engine.Load(dirs...)
+	for _, c := range set.Connectors() {
+		fmt.Fprintln(stdout, "ok", c.Summary())
+	}
+	for _, d := range diags {
+		fmt.Fprintln(stdout, d.String())
+	}
+	if len(diags) > 0 {
+		fmt.Fprintf(stdout, "%d problem%s\n", len(diags), plural(len(diags)))
+		return 1
+	}
+	return 0
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

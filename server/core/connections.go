@@ -1,0 +1,162 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/server/secrets"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// ConnectionInput is what a client gives to create or update a connection.
+type ConnectionInput struct {
+	ConnectorKey string
+	Name         string
+	Parameters   map[string]any
+	Credentials  map[string]any
+}
+
+func validateAgainst(s *engine.Schema, root string, v map[string]any) []engine.FieldViolation {
+	if s == nil {
+		return nil
+	}
+	if v == nil {
+		v = map[string]any{}
+	}
+	return s.Validate(root, v)
+}
+
+// CreateConnection validates and stores a new connection.
+func (c *Core) CreateConnection(ctx context.Context, workspaceID string, in ConnectionInput) (*store.Connection, error) {
+	var violations []engine.FieldViolation
+	if in.ConnectorKey == "" {
+		violations = append(violations, engine.FieldViolation{Field: "connector_key", Description: "required"})
+		return nil, Invalid("connector_key is required", violations)
+	}
+	conn, err := c.Connector(in.ConnectorKey)
+	if err != nil {
+		return nil, err
+	}
+	violations = append(violations, validateAgainst(conn.ConnectionParametersSchema, "parameters", in.Parameters)...)
+	violations = append(violations, validateAgainst(conn.CredentialsSchema, "credentials", in.Credentials)...)
+	if len(violations) > 0 {
+		return nil, Invalid(violationSummary("connection does not match the connector's schemas", violations), violations)
+	}
+	now := c.now()
+	rec := &store.Connection{
+		WorkspaceID:  workspaceID,
+		ID:           "conn_" + secrets.RandomToken(10),
+		ConnectorKey: in.ConnectorKey,
+		Name:         in.Name,
+		Parameters:   orEmpty(in.Parameters),
+		CreateTime:   now,
+		UpdateTime:   now,
+	}
+	if len(in.Credentials) > 0 {
+		rec.Credentials, err = c.Box.SealValue(in.Credentials, credentialsAAD(workspaceID, rec.ID))
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Store.CreateConnection(ctx, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// UpdateConnection replaces the fields in mask ("name", "parameters", "credentials").
+func (c *Core) UpdateConnection(ctx context.Context, workspaceID, id string, in ConnectionInput, mask map[string]bool) (*store.Connection, error) {
+	rec, err := c.Store.GetConnection(ctx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.Connector(rec.ConnectorKey)
+	if err != nil {
+		return nil, err
+	}
+	var violations []engine.FieldViolation
+	if mask["parameters"] {
+		violations = append(violations, validateAgainst(conn.ConnectionParametersSchema, "parameters", in.Parameters)...)
+	}
+	if mask["credentials"] {
+		violations = append(violations, validateAgainst(conn.CredentialsSchema, "credentials", in.Credentials)...)
+	}
+	if len(violations) > 0 {
+		return nil, Invalid(violationSummary("connection does not match the connector's schemas", violations), violations)
+	}
+	if mask["name"] {
+		rec.Name = in.Name
+	}
+	if mask["parameters"] {
+		rec.Parameters = orEmpty(in.Parameters)
+	}
+	if mask["credentials"] {
+		rec.Credentials = nil
+		if len(in.Credentials) > 0 {
+			rec.Credentials, err = c.Box.SealValue(in.Credentials, credentialsAAD(workspaceID, rec.ID))
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	rec.UpdateTime = c.now()
+	if err := c.Store.UpdateConnection(ctx, rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// DeleteConnection deletes the connection's subscriptions (running unsubscribe) and then
+// the connection. Without force, a failed unsubscribe stops the deletion.
+func (c *Core) DeleteConnection(ctx context.Context, workspaceID, id string, force bool) ([]string, error) {
+	if _, err := c.Store.GetConnection(ctx, workspaceID, id); err != nil {
+		return nil, err
+	}
+	var leftovers []string
+	token := ""
+	for {
+		subs, next, err := c.Store.ListSubscriptions(ctx, workspaceID, id, store.Page{Size: 200, Token: token})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range subs {
+			left, err := c.DeleteSubscription(ctx, workspaceID, s.ID, force)
+			if err != nil {
+				return leftovers, fmt.Errorf("delete subscription %s: %w", s.ID, err)
+			}
+			if left != "" {
+				leftovers = append(leftovers, s.ID+": "+left)
+			}
+		}
+		if next == "" || len(subs) == 0 {
+			break
+		}
+		token = next
+	}
+	if err := c.Store.DeleteConnection(ctx, workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return leftovers, err
+	}
+	return leftovers, nil
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+func violationSummary(prefix string, v []engine.FieldViolation) string {
+	parts := make([]string, 0, len(v))
+	for _, f := range v {
+		parts = append(parts, f.Field+": "+f.Description)
+	}
+	return prefix + ": " + strings.Join(parts, "; ")
+}
+
+var _ = codes.OK

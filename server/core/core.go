@@ -1,0 +1,159 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/server/hub"
+	"github.com/hookmap/hookmap/server/registry"
+	"github.com/hookmap/hookmap/server/secrets"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// Core holds what the services and the receiver share.
+type Core struct {
+	Store      store.Store
+	Box        *secrets.Box
+	Registry   *registry.Registry
+	Hub        *hub.Hub
+	HTTP       engine.HTTPDoer // outbound client (SSRF-guarded) for rest-api-mapping
+	PublicURL  string          // base of every URL given to external apps, no trailing slash
+	Logger     *slog.Logger
+	Now        func() time.Time
+	MaxRespLen int64
+
+	running inflight
+}
+
+func (c *Core) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// WebhookURI is the URL of a subscription.
+func (c *Core) WebhookURI(subscriptionID string) string {
+	return strings.TrimRight(c.PublicURL, "/") + "/hooks/" + subscriptionID
+}
+
+// GlobalWebhookURL is the URL of a global webhook.
+func (c *Core) GlobalWebhookURL(id string) string {
+	return strings.TrimRight(c.PublicURL, "/") + "/hooks/g/" + id
+}
+
+func (c *Core) runOpts() engine.RunOptions {
+	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen}
+}
+
+// Connector returns a loaded connector or FAILED_PRECONDITION.
+func (c *Core) Connector(key string) (*engine.Connector, error) {
+	conn, ok := c.Registry.Connector(key)
+	if !ok {
+		return nil, Errorf(codes.FailedPrecondition, "connector %q is not loaded", key)
+	}
+	return conn, nil
+}
+
+// Event returns a connector's event or FAILED_PRECONDITION.
+func (c *Core) Event(connectorKey, eventKey string) (*engine.Connector, *engine.Event, error) {
+	conn, err := c.Connector(connectorKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	ev, ok := conn.Events[eventKey]
+	if !ok {
+		return nil, nil, Errorf(codes.FailedPrecondition, "connector %q has no event %q", connectorKey, eventKey)
+	}
+	return conn, ev, nil
+}
+
+func credentialsAAD(workspaceID, connectionID string) string {
+	return "connection-credentials:" + workspaceID + ":" + connectionID
+}
+
+func connectorParamsAAD(workspaceID, connectorKey string) string {
+	return "connector-parameters:" + workspaceID + ":" + connectorKey
+}
+
+func webhookSecretAAD(subscriptionID string) string {
+	return "webhook-secret:" + subscriptionID
+}
+
+// ConnectorParameters returns the workspace's parameters for a connector ({} when unset).
+func (c *Core) ConnectorParameters(ctx context.Context, workspaceID, connectorKey string) (map[string]any, error) {
+	sealed, err := c.Store.GetConnectorParameters(ctx, workspaceID, connectorKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return map[string]any{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.Box.OpenValue(sealed, connectorParamsAAD(workspaceID, connectorKey))
+}
+
+// SetConnectorParameters stores the workspace's parameters for a connector, sealed.
+func (c *Core) SetConnectorParameters(ctx context.Context, workspaceID, connectorKey string, params map[string]any) error {
+	conn, err := c.Connector(connectorKey)
+	if err != nil {
+		return err
+	}
+	if params == nil {
+		params = map[string]any{}
+	}
+	if conn.ParametersSchema != nil {
+		if v := conn.ParametersSchema.Validate("parameters", params); len(v) > 0 {
+			return Invalid("parameters do not match the connector's parametersSchema", v)
+		}
+	}
+	sealed, err := c.Box.SealValue(params, connectorParamsAAD(workspaceID, connectorKey))
+	if err != nil {
+		return err
+	}
+	return c.Store.SetConnectorParameters(ctx, workspaceID, connectorKey, sealed)
+}
+
+// ConnectionVars returns the variables every method of a connection sees: connection,
+// connectorParameters and credentials.
+func (c *Core) ConnectionVars(ctx context.Context, conn *store.Connection) (map[string]any, error) {
+	creds := map[string]any{}
+	if len(conn.Credentials) > 0 {
+		var err error
+		creds, err = c.Box.OpenValue(conn.Credentials, credentialsAAD(conn.WorkspaceID, conn.ID))
+		if err != nil {
+			return nil, fmt.Errorf("open credentials of connection %s: %w", conn.ID, err)
+		}
+	}
+	cp, err := c.ConnectorParameters(ctx, conn.WorkspaceID, conn.ConnectorKey)
+	if err != nil {
+		return nil, fmt.Errorf("connector parameters: %w", err)
+	}
+	params := conn.Parameters
+	if params == nil {
+		params = map[string]any{}
+	}
+	return map[string]any{
+		"connection":          map[string]any{"id": conn.ID, "parameters": params},
+		"connectorParameters": cp,
+		"credentials":         creds,
+	}, nil
+}
+
+// WebhookSecret opens a subscription's webhook secret.
+func (c *Core) WebhookSecret(s *store.Subscription) (string, error) {
+	if len(s.WebhookSecret) == 0 {
+		return "", nil
+	}
+	b, err := c.Box.Open(s.WebhookSecret, webhookSecretAAD(s.ID))
+	if err != nil {
+		return "", fmt.Errorf("open webhook secret of subscription %s: %w", s.ID, err)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,569 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+
+	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/engine/verify"
+	"github.com/hookmap/hookmap/server/httpbody"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// MaxEventsPerDelivery bounds what one request may produce.
+const MaxEventsPerDelivery = 1000
+
+// Incoming is one request received on a hook URL.
+type Incoming struct {
+	Method   string
+	Path     string
+	RawQuery string
+	Header   http.Header
+	Body     []byte
+	URL      string // the full public URL the app called (for schemes that sign it)
+	Received time.Time
+	Replay   bool // a replay of a kept request: verification is skipped
+}
+
+// Reply is what the receiver answers.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Result is the reply and the delivery record written for a request.
+type Result struct {
+	Reply    Reply
+	Delivery *store.Delivery
+}
+
+// failure is a delivery that did not produce events.
+type failure struct {
+	status  int
+	outcome string
+	msg     string
+	keep    bool // keep the raw request for replay
+	reason  string
+}
+
+func (f *failure) Error() string { return f.msg }
+
+// Metrics receives the receiver's counts; nil-safe.
+type Metrics interface {
+	Delivery(kind, outcome string)
+	VerifyFailure(scheme, reason string)
+}
+
+func (c *Core) rawRequest(in *Incoming) *store.RawRequest {
+	return &store.RawRequest{Method: in.Method, Path: in.Path, Query: in.RawQuery, Headers: in.Header, Body: in.Body}
+}
+
+// requestVars are the variables of a handle taken from the request.
+func requestVars(in *Incoming) (map[string]any, *failure) {
+	q, _ := url.ParseQuery(in.RawQuery)
+	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
+	if err != nil {
+		status := http.StatusBadRequest
+		return nil, &failure{status: status, outcome: store.OutcomeRejected, msg: "cannot parse body: " + err.Error(), keep: true}
+	}
+	return map[string]any{
+		"method":  in.Method,
+		"query":   httpbody.Query(q),
+		"data":    data,
+		"body":    data,
+		"headers": httpbody.LowerHeaders(in.Header),
+		"rawBody": string(in.Body),
+	}, nil
+}
+
+// checkVerify runs a verify block; vars are the handle's variables (for the secret).
+func (c *Core) checkVerify(ctx context.Context, v *engine.Verify, vars map[string]any, in *Incoming, m Metrics) *failure {
+	if v == nil || in.Replay {
+		return nil
+	}
+	if v.Scheme == "cel" {
+		ok, err := v.CheckCEL(ctx, vars)
+		if err != nil {
+			if m != nil {
+				m.VerifyFailure("cel", "error")
+			}
+			return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + err.Error(), reason: "error"}
+		}
+		if !ok {
+			if m != nil {
+				m.VerifyFailure("cel", "mismatch")
+			}
+			return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: the verify expression is false", reason: "mismatch"}
+		}
+		return nil
+	}
+	secret, err := v.Secret(ctx, vars)
+	if err != nil {
+		if m != nil {
+			m.VerifyFailure(v.Scheme, "no_secret")
+		}
+		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: no secret: " + err.Error(), reason: "no_secret"}
+	}
+	cfg := verify.Config{Scheme: v.Scheme, Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix, Tolerance: v.Tolerance}
+	err = verify.Check(cfg, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now())
+	if err != nil {
+		reason := "mismatch"
+		var f *verify.Failure
+		if errors.As(err, &f) {
+			reason = string(f.Reason)
+		}
+		if m != nil {
+			m.VerifyFailure(v.Scheme, reason)
+		}
+		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + err.Error(), reason: reason}
+	}
+	return nil
+}
+
+// handleResult is a validated handle result.
+type handleResult struct {
+	events   []mappedEvent
+	response map[string]any
+	state    map[string]any
+	hasState bool
+}
+
+type mappedEvent struct {
+	typ      string
+	record   any
+	id       string
+	selector string // global webhook handle
+}
+
+func parseHandleResult(out any, global bool, file string) (*handleResult, error) {
+	if out == nil {
+		return &handleResult{}, nil
+	}
+	m, ok := out.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: handle returned %T, want an object {events, response?, state?}", file, out)
+	}
+	res := &handleResult{}
+	if r, ok := m["response"]; ok && r != nil {
+		rm, ok := r.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: response must be an object {status, headers, data}, got %T", file, r)
+		}
+		res.response = rm
+	}
+	if st, ok := m["state"]; ok && !global {
+		if st != nil {
+			sm, ok := st.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("%s: state must be an object, got %T", file, st)
+			}
+			res.state, res.hasState = sm, true
+		}
+	}
+	evs, ok := m["events"]
+	if !ok || evs == nil {
+		return res, nil
+	}
+	list, ok := evs.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: events must be a list, got %T", file, evs)
+	}
+	if len(list) > MaxEventsPerDelivery {
+		return nil, fmt.Errorf("%s: handle returned %d events, more than the limit of %d", file, len(list), MaxEventsPerDelivery)
+	}
+	for i, e := range list {
+		em, ok := e.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: events[%d] must be an object, got %T", file, i, e)
+		}
+		var me mappedEvent
+		if id, ok := em["id"]; ok && id != nil {
+			me.id = fmt.Sprint(id)
+		}
+		if global {
+			sel, ok := em["selector"]
+			if !ok || sel == nil {
+				return nil, fmt.Errorf("%s: events[%d].selector is required", file, i)
+			}
+			me.selector = fmt.Sprint(sel)
+			me.record = em["payload"]
+		} else {
+			t, _ := em["type"].(string)
+			if t == "" {
+				return nil, fmt.Errorf("%s: events[%d].type must be a non-empty string", file, i)
+			}
+			me.typ = t
+			me.record = em["record"]
+		}
+		res.events = append(res.events, me)
+	}
+	return res, nil
+}
+
+// buildReply turns a mapping's response (or nil) into the HTTP reply.
+func buildReply(resp map[string]any, received int) (Reply, error) {
+	if resp == nil {
+		body, _ := value.Encode(map[string]any{"received": int64(received)})
+		return Reply{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}, nil
+	}
+	r := Reply{Status: http.StatusOK, Header: http.Header{}}
+	if s, ok := resp["status"]; ok && s != nil {
+		n, ok := toInt64(s)
+		if !ok || n < 100 || n > 599 {
+			return r, fmt.Errorf("response.status %v is not an HTTP status", s)
+		}
+		r.Status = int(n)
+	}
+	if h, ok := resp["headers"].(map[string]any); ok {
+		for k, v := range h {
+			r.Header.Set(k, fmt.Sprint(v))
+		}
+	}
+	switch d := resp["data"].(type) {
+	case nil:
+	case string:
+		r.Body = []byte(d)
+		if r.Header.Get("Content-Type") == "" {
+			r.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		}
+	default:
+		b, err := value.Encode(d)
+		if err != nil {
+			return r, fmt.Errorf("response.data: %w", err)
+		}
+		r.Body = b
+		if r.Header.Get("Content-Type") == "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+	}
+	return r, nil
+}
+
+func errorReply(status int, msg string) Reply {
+	body, _ := value.Encode(map[string]any{"error": map[string]any{"code": int64(status), "message": msg}})
+	return Reply{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+}
+
+// ErrorReply is the JSON error body the receiver answers with.
+func ErrorReply(status int, msg string) Reply { return errorReply(status, msg) }
+
+func (c *Core) newDelivery(ws string, in *Incoming) *store.Delivery {
+	return &store.Delivery{
+		ID:          "dlv_" + uuid.NewString(),
+		WorkspaceID: ws,
+		ReceiveTime: in.Received,
+		RequestSize: int64(len(in.Body)),
+	}
+}
+
+// finishFailure records a failed or rejected delivery and builds its reply.
+func (c *Core) finishFailure(ctx context.Context, d *store.Delivery, in *Incoming, f *failure) *Result {
+	d.StatusCode = f.status
+	d.Outcome = f.outcome
+	d.Error = f.msg
+	if f.keep {
+		d.Request = c.rawRequest(in)
+	}
+	if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
+		c.Logger.Error("record failed delivery", "delivery", d.ID, "err", err)
+	}
+	return &Result{Reply: errorReply(f.status, f.msg), Delivery: d}
+}
+
+// HandleSubscriptionDelivery runs a request received on a subscription's URL: verify,
+// parse, handle, then commit its events (and new state) durably before the reply.
+func (c *Core) HandleSubscriptionDelivery(ctx context.Context, sub *store.Subscription, in *Incoming, prior *store.Delivery, m Metrics) *Result {
+	d := c.newDelivery(sub.WorkspaceID, in)
+	if prior != nil {
+		d.ID, d.ReceiveTime, d.ReplayCount = prior.ID, prior.ReceiveTime, prior.ReplayCount+1
+	}
+	d.SubscriptionID = sub.ID
+	res := c.handleSubscription(ctx, sub, in, d, m)
+	if m != nil {
+		m.Delivery("subscription", res.Delivery.Outcome)
+	}
+	return res
+}
+
+func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, in *Incoming, d *store.Delivery, m Metrics) *Result {
+	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
+	handle := ev.Methods["handle"]
+	if handle == nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("event %q has no handle method", ev.Key), keep: true})
+	}
+	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "connection: " + err.Error(), keep: true})
+	}
+	vars, err := c.ConnectionVars(ctx, conn)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
+	rv, f := requestVars(in)
+	if f != nil && ev.Verify == nil {
+		return c.finishFailure(ctx, d, in, f)
+	}
+	for k, v := range rv {
+		vars[k] = v
+	}
+	if rv == nil { // body unparsable: verification still runs first, on the raw bytes
+		vars["data"], vars["body"] = nil, nil
+		q, _ := url.ParseQuery(in.RawQuery)
+		vars["method"], vars["query"], vars["headers"], vars["rawBody"] = in.Method, httpbody.Query(q), httpbody.LowerHeaders(in.Header), string(in.Body)
+	}
+	vars["state"] = orEmpty(sub.State)
+	vars["parameters"] = orEmpty(sub.Parameters)
+	if vf := c.checkVerify(ctx, ev.Verify, vars, in, m); vf != nil {
+		return c.finishFailure(ctx, d, in, vf)
+	}
+	if f != nil {
+		return c.finishFailure(ctx, d, in, f)
+	}
+	out, err := handle.Run(ctx, vars, c.runOpts())
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "handle failed: " + err.Error(), keep: true})
+	}
+	hr, err := parseHandleResult(out, false, handle.File)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
+	var events []*store.Event
+	for i, me := range hr.events {
+		if ev.Schema != nil {
+			if v := ev.Schema.Validate(fmt.Sprintf("events[%d].record", i), me.record); len(v) > 0 {
+				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: violationSummary("record does not match the event's schema", v), keep: true})
+			}
+		}
+		events = append(events, &store.Event{
+			ID: uuid.NewString(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
+			SubscriptionID: sub.ID, EventKey: sub.EventKey, Type: me.typ, Record: me.record,
+			ExternalID: me.id, DeliveryID: d.ID, ReceiveTime: in.Received,
+		})
+	}
+	reply, err := buildReply(hr.response, len(events))
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: handle.File + ": " + err.Error(), keep: true})
+	}
+	commit := &store.DeliveryCommit{Delivery: d, Events: events}
+	if hr.hasState {
+		commit.StateUpdates = []store.StateUpdate{{SubscriptionID: sub.ID, State: hr.state}}
+	}
+	return c.commit(ctx, in, d, commit, reply, hr.response == nil)
+}
+
+// commit writes a delivery with its events and answers only once it is durable.
+func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, commit *store.DeliveryCommit, reply Reply, defaultReply bool) *Result {
+	d.StatusCode = reply.Status
+	d.Outcome = store.OutcomeOK
+	d.EventCount = len(commit.Events)
+	d.Request = nil
+	res, err := c.Store.CommitDelivery(ctx, commit)
+	if err != nil {
+		c.Logger.Error("commit delivery", "delivery", d.ID, "err", err)
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "could not store the events; the request is kept for replay", keep: true})
+	}
+	if res.Duplicates > 0 && res.Inserted == 0 {
+		d.Outcome = store.OutcomeDuplicate
+		// The outcome is recorded on the delivery; the count in a default reply is what was new.
+		if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
+			c.Logger.Warn("record duplicate outcome", "delivery", d.ID, "err", err)
+		}
+	}
+	if defaultReply && res.Duplicates > 0 {
+		reply, _ = buildReply(nil, res.Inserted)
+	}
+	if res.MaxSeq > 0 {
+		c.Hub.Notify(d.WorkspaceID, res.MaxSeq)
+	}
+	return &Result{Reply: reply, Delivery: d}
+}
+
+// HandleGlobalDelivery runs a request received on a global webhook URL: verify, run the
+// global handle, route each {selector, payload} to the matching subscriptions, run their
+// handles, and commit every resulting event in one transaction before the reply.
+func (c *Core) HandleGlobalDelivery(ctx context.Context, gw *store.GlobalWebhook, in *Incoming, prior *store.Delivery, m Metrics) *Result {
+	d := c.newDelivery(gw.WorkspaceID, in)
+	if prior != nil {
+		d.ID, d.ReceiveTime, d.ReplayCount = prior.ID, prior.ReceiveTime, prior.ReplayCount+1
+	}
+	d.GlobalWebhookID = gw.ID
+	res := c.handleGlobal(ctx, gw, in, d, m)
+	if m != nil {
+		m.Delivery("global", res.Delivery.Outcome)
+	}
+	return res
+}
+
+func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *Incoming, d *store.Delivery, m Metrics) *Result {
+	conn, err := c.Connector(gw.ConnectorKey)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
+	def := conn.GlobalWebhooks[gw.Key]
+	if def == nil || def.Handle == nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("connector %q has no global webhook %q", gw.ConnectorKey, gw.Key), keep: true})
+	}
+	cp, err := c.ConnectorParameters(ctx, gw.WorkspaceID, gw.ConnectorKey)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
+	rv, f := requestVars(in)
+	vars := map[string]any{}
+	for k, v := range rv {
+		vars[k] = v
+	}
+	if rv == nil {
+		q, _ := url.ParseQuery(in.RawQuery)
+		vars["method"], vars["query"], vars["headers"], vars["rawBody"], vars["data"], vars["body"] = in.Method, httpbody.Query(q), httpbody.LowerHeaders(in.Header), string(in.Body), nil, nil
+	}
+	vars["parameters"] = cp
+	if vf := c.checkVerify(ctx, def.Verify, vars, in, m); vf != nil {
+		return c.finishFailure(ctx, d, in, vf)
+	}
+	if f != nil {
+		return c.finishFailure(ctx, d, in, f)
+	}
+	out, err := def.Handle.Run(ctx, vars, c.runOpts())
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "global handle failed: " + err.Error(), keep: true})
+	}
+	hr, err := parseHandleResult(out, true, def.Handle.File)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
+	var events []*store.Event
+	var unmatched []string
+	for _, ge := range hr.events {
+		d.Selectors = append(d.Selectors, ge.selector)
+		subs, err := c.Store.MatchSubscriptions(ctx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
+		if err != nil {
+			return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "route: " + err.Error(), keep: true})
+		}
+		if len(subs) == 0 {
+			unmatched = append(unmatched, ge.selector)
+			continue
+		}
+		for _, sub := range subs {
+			evs, err := c.routeToSubscription(ctx, sub, ge, vars, in, d)
+			if err != nil {
+				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("subscription %s: %s", sub.ID, err), keep: true})
+			}
+			events = append(events, evs...)
+			if len(events) > MaxEventsPerDelivery {
+				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("delivery produced more than %d events", MaxEventsPerDelivery), keep: true})
+			}
+		}
+	}
+	reply, err := buildReply(hr.response, len(events))
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: def.Handle.File + ": " + err.Error(), keep: true})
+	}
+	if len(events) == 0 && len(unmatched) > 0 {
+		d.StatusCode = reply.Status
+		d.Outcome = store.OutcomeUnmatched
+		d.Error = "no subscription matches selectors " + strings.Join(unmatched, ", ")
+		if _, err := c.Store.CommitDelivery(ctx, &store.DeliveryCommit{Delivery: d}); err != nil {
+			return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "could not record the delivery", keep: true})
+		}
+		return &Result{Reply: reply, Delivery: d}
+	}
+	return c.commit(ctx, in, d, &store.DeliveryCommit{Delivery: d, Events: events}, reply, hr.response == nil)
+}
+
+// routeToSubscription maps one routed payload with the subscription event's own handle
+// (or takes the payload as the record, the event key as the type).
+func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, reqVars map[string]any, in *Incoming, d *store.Delivery) ([]*store.Event, error) {
+	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
+	if err != nil {
+		return nil, err
+	}
+	mk := func(typ string, record any, id string) *store.Event {
+		return &store.Event{
+			ID: uuid.NewString(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
+			SubscriptionID: sub.ID, EventKey: sub.EventKey, Type: typ, Record: record,
+			ExternalID: id, DeliveryID: d.ID, ReceiveTime: in.Received,
+		}
+	}
+	handle := ev.Methods["handle"]
+	if handle == nil {
+		return []*store.Event{mk(sub.EventKey, ge.record, ge.id)}, nil
+	}
+	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
+	}
+	vars, err := c.ConnectionVars(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"method", "query", "headers", "rawBody"} {
+		vars[k] = reqVars[k]
+	}
+	vars["data"], vars["body"] = ge.record, ge.record
+	vars["state"] = orEmpty(sub.State)
+	vars["parameters"] = orEmpty(sub.Parameters)
+	out, err := handle.Run(ctx, vars, c.runOpts())
+	if err != nil {
+		return nil, err
+	}
+	hr, err := parseHandleResult(out, false, handle.File)
+	if err != nil {
+		return nil, err
+	}
+	var evs []*store.Event
+	for _, me := range hr.events {
+		id := me.id
+		if id == "" {
+			id = ge.id
+		}
+		evs = append(evs, mk(me.typ, me.record, id))
+	}
+	return evs, nil
+}
+
+// ReplayDelivery runs a kept request again through the current connector; the delivery
+// records the new outcome and its events are emitted.
+func (c *Core) ReplayDelivery(ctx context.Context, workspaceID, id string, m Metrics) (*store.Delivery, error) {
+	d, err := c.Store.GetDelivery(ctx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.Request == nil {
+		return nil, &Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("delivery %s has no kept request (only failed deliveries keep theirs)", id)}
+	}
+	in := &Incoming{
+		Method: d.Request.Method, Path: d.Request.Path, RawQuery: d.Request.Query,
+		Header: http.Header(d.Request.Headers), Body: d.Request.Body, Received: d.ReceiveTime, Replay: true,
+	}
+	if in.Header == nil {
+		in.Header = http.Header{}
+	}
+	switch {
+	case d.SubscriptionID != "":
+		sub, err := c.Store.GetSubscription(ctx, workspaceID, d.SubscriptionID)
+		if err != nil {
+			return nil, &Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("subscription %s of delivery %s: %s", d.SubscriptionID, id, err)}
+		}
+		return c.HandleSubscriptionDelivery(ctx, sub, in, d, m).Delivery, nil
+	case d.GlobalWebhookID != "":
+		gw, err := c.Store.LookupGlobalWebhook(ctx, d.GlobalWebhookID)
+		if err != nil {
+			return nil, &Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("global webhook %s of delivery %s: %s", d.GlobalWebhookID, id, err)}
+		}
+		return c.HandleGlobalDelivery(ctx, gw, in, d, m).Delivery, nil
+	}
+	return nil, &Error{Code: codes.FailedPrecondition, Message: "delivery has neither a subscription nor a global webhook"}
+}

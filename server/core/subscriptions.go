@@ -1,0 +1,318 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/secrets"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// SubscriptionInput is what a client gives to create a subscription.
+type SubscriptionInput struct {
+	ConnectionID string
+	EventKey     string
+	Parameters   map[string]any
+	RequestID    string // idempotency key: a retry gets the same subscription
+}
+
+// CreateSubscription validates the input, stores the subscription as PENDING (its
+// webhook URI answers from then on, so apps that call it during subscribe are served) and
+// runs subscribe. On failure the subscription ends FAILED with the app's answer in
+// LastError and the returned error says what the app answered.
+func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in SubscriptionInput) (*store.Subscription, error) {
+	var violations []engine.FieldViolation
+	if in.ConnectionID == "" {
+		violations = append(violations, engine.FieldViolation{Field: "connection_id", Description: "required"})
+	}
+	if in.EventKey == "" {
+		violations = append(violations, engine.FieldViolation{Field: "event_key", Description: "required"})
+	}
+	if len(violations) > 0 {
+		return nil, Invalid(violationSummary("invalid subscription", violations), violations)
+	}
+	conn, err := c.Store.GetConnection(ctx, workspaceID, in.ConnectionID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, Errorf(codes.NotFound, "connection %q not found", in.ConnectionID)
+		}
+		return nil, err
+	}
+	_, ev, err := c.Event(conn.ConnectorKey, in.EventKey)
+	if err != nil {
+		return nil, err
+	}
+	params := orEmpty(in.Parameters)
+	if v := validateAgainst(ev.ParametersSchema, "parameters", params); len(v) > 0 {
+		return nil, Invalid(violationSummary("parameters do not match the event's parametersSchema", v), v)
+	}
+	vars, err := c.ConnectionVars(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	id := secrets.RandomToken(16)
+	if in.RequestID != "" {
+		if len(in.RequestID) > 200 {
+			return nil, Invalid("request_id is longer than 200 characters", []engine.FieldViolation{{Field: "request_id", Description: "at most 200 characters"}})
+		}
+		id = c.Box.DeriveToken("subscription\x00"+workspaceID+"\x00"+in.RequestID, 16)
+	}
+	if !c.running.acquire(id) {
+		return nil, Errorf(codes.Aborted, "a CreateSubscription with this request_id is running; retry later")
+	}
+	defer c.running.release(id)
+	var sub *store.Subscription
+	var secret string
+	if in.RequestID != "" {
+		prev, err := c.Store.GetSubscription(ctx, workspaceID, id)
+		switch {
+		case err == nil:
+			if prev.ConnectionID != conn.ID || prev.EventKey != in.EventKey || !sameValue(prev.Parameters, params) {
+				return nil, Errorf(codes.AlreadyExists, "request_id %q was used for a different subscription (%s)", in.RequestID, prev.ID)
+			}
+			if prev.Status != store.StatusFailed && prev.Status != store.StatusPending {
+				return prev, nil
+			}
+			sub = prev
+			if secret, err = c.WebhookSecret(sub); err != nil {
+				return nil, err
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+	}
+	if sub == nil {
+		now := c.now()
+		sub = &store.Subscription{
+			WorkspaceID:  workspaceID,
+			ID:           id,
+			ConnectionID: conn.ID,
+			ConnectorKey: conn.ConnectorKey,
+			EventKey:     in.EventKey,
+			Parameters:   params,
+			State:        map[string]any{},
+			Status:       store.StatusPending,
+			CreateTime:   now,
+			UpdateTime:   now,
+		}
+		secret = secrets.RandomToken(24)
+		if sub.WebhookSecret, err = c.Box.Seal([]byte(secret), webhookSecretAAD(sub.ID)); err != nil {
+			return nil, err
+		}
+		if err := c.Store.CreateSubscription(ctx, sub); err != nil {
+			return nil, err
+		}
+	}
+	runErr := c.subscribe(ctx, ev, sub, vars, secret)
+	if runErr != nil {
+		sub.Status = store.StatusFailed
+		sub.LastError = truncate(runErr.Error(), 2048)
+	} else {
+		sub.Status = store.StatusActive
+		sub.LastError = ""
+	}
+	// The subscription's fate is recorded even if the client went away meanwhile.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := c.Store.UpdateSubscription(wctx, sub); err != nil {
+		return nil, fmt.Errorf("record subscription %s: %w", sub.ID, err)
+	}
+	if runErr != nil {
+		return sub, AppError("subscribe failed", runErr)
+	}
+	return sub, nil
+}
+
+// subscribe runs the event's subscribe (webhook) or getEventsSelector (global-webhook)
+// and writes the result into sub.
+func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription, connVars map[string]any, secret string) error {
+	vars := cloneVars(connVars)
+	vars["parameters"] = sub.Parameters
+	if ev.Type == engine.ImplementationType("global-webhook") {
+		m := ev.Methods["getEventsSelector"]
+		if m == nil {
+			return Errorf(codes.FailedPrecondition, "event %q has no getEventsSelector method", ev.Key)
+		}
+		out, err := m.Run(ctx, vars, c.runOpts())
+		if err != nil {
+			return err
+		}
+		res, ok := out.(map[string]any)
+		if !ok {
+			return Errorf(codes.FailedPrecondition, "getEventsSelector returned %T, want an object {globalWebhookKey, globalWebhookEventSelector}", out)
+		}
+		key, _ := res["globalWebhookKey"].(string)
+		sel := fmt.Sprint(res["globalWebhookEventSelector"])
+		if key == "" || res["globalWebhookEventSelector"] == nil {
+			return Errorf(codes.FailedPrecondition, "getEventsSelector must return globalWebhookKey and globalWebhookEventSelector")
+		}
+		conn, _ := c.Registry.Connector(sub.ConnectorKey)
+		if conn == nil || conn.GlobalWebhooks[key] == nil {
+			return Errorf(codes.FailedPrecondition, "getEventsSelector returned unknown global webhook %q", key)
+		}
+		if _, err := c.EnsureGlobalWebhook(ctx, sub.WorkspaceID, sub.ConnectorKey, key); err != nil {
+			return err
+		}
+		sub.GlobalWebhookKey, sub.Selector = key, sel
+		return nil
+	}
+	m := ev.Methods["subscribe"]
+	if m == nil {
+		return Errorf(codes.FailedPrecondition, "event %q has no subscribe method", ev.Key)
+	}
+	vars["webhookUri"] = c.WebhookURI(sub.ID)
+	vars["webhookSecret"] = secret
+	vars["subscriptionId"] = sub.ID
+	out, err := m.Run(ctx, vars, c.runOpts())
+	if err != nil {
+		return err
+	}
+	return applyStateResult("subscribe", out, sub, false)
+}
+
+// applyStateResult reads {state, nextRefreshTimestamp} into sub.
+func applyStateResult(method string, out any, sub *store.Subscription, requireNext bool) error {
+	if out == nil {
+		out = map[string]any{}
+	}
+	res, ok := out.(map[string]any)
+	if !ok {
+		return Errorf(codes.FailedPrecondition, "%s returned %T, want an object {state, nextRefreshTimestamp}", method, out)
+	}
+	if st, present := res["state"]; present && st != nil {
+		m, ok := st.(map[string]any)
+		if !ok {
+			return Errorf(codes.FailedPrecondition, "%s returned state of type %T, want an object", method, st)
+		}
+		sub.State = m
+	}
+	sub.NextRefreshTime = time.Time{}
+	if nr, present := res["nextRefreshTimestamp"]; present && nr != nil {
+		ms, ok := toInt64(nr)
+		if !ok {
+			return Errorf(codes.FailedPrecondition, "%s returned nextRefreshTimestamp %v, want milliseconds since the epoch", method, nr)
+		}
+		sub.NextRefreshTime = time.UnixMilli(ms).UTC()
+	} else if requireNext {
+		return Errorf(codes.FailedPrecondition, "%s must return nextRefreshTimestamp", method)
+	}
+	return nil
+}
+
+// DeleteSubscription runs unsubscribe with the stored state and deletes the subscription.
+// A 404 from the app counts as gone. When unsubscribe fails the subscription stays in
+// DELETING (retried in the background) unless force, which deletes it anyway and returns
+// the failure as the leftover.
+func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, force bool) (string, error) {
+	sub, err := c.Store.GetSubscription(ctx, workspaceID, id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return "", Errorf(codes.NotFound, "subscription %q not found", id)
+		}
+		return "", err
+	}
+	runErr := c.unsubscribe(ctx, sub)
+	if runErr != nil && !force {
+		sub.Status = store.StatusDeleting
+		sub.LastError = truncate("unsubscribe failed: "+runErr.Error(), 2048)
+		sub.RefreshFailures = 1
+		sub.NextRefreshTime = c.now().Add(backoff(1)) // the scheduler retries from then on
+		if err := c.Store.UpdateSubscription(context.WithoutCancel(ctx), sub); err != nil {
+			return "", err
+		}
+		return "", AppError("unsubscribe failed; the subscription stays DELETING and is retried", runErr)
+	}
+	if err := c.Store.DeleteSubscription(context.WithoutCancel(ctx), workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	if runErr != nil {
+		return truncate(runErr.Error(), 2048), nil
+	}
+	return "", nil
+}
+
+func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {
+	if sub.Status == store.StatusFailed || sub.GlobalWebhookKey != "" {
+		return nil // nothing was registered in the app by this subscription
+	}
+	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
+	if err != nil {
+		return err
+	}
+	m := ev.Methods["unsubscribe"]
+	if m == nil {
+		return nil
+	}
+	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
+	if err != nil {
+		return fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
+	}
+	vars, err := c.ConnectionVars(ctx, conn)
+	if err != nil {
+		return err
+	}
+	vars["state"] = orEmpty(sub.State)
+	vars["parameters"] = orEmpty(sub.Parameters)
+	_, err = m.Run(ctx, vars, c.runOpts())
+	var he *engine.HTTPError
+	if errors.As(err, &he) && (he.StatusCode == 404 || he.StatusCode == 410) {
+		return nil
+	}
+	return err
+}
+
+// EnsureGlobalWebhook returns the global webhook of (workspace, connector, key), creating
+// it with an unguessable id on first need.
+func (c *Core) EnsureGlobalWebhook(ctx context.Context, workspaceID, connectorKey, key string) (*store.GlobalWebhook, error) {
+	return c.Store.EnsureGlobalWebhook(ctx, &store.GlobalWebhook{
+		WorkspaceID:  workspaceID,
+		ID:           secrets.RandomToken(16),
+		ConnectorKey: connectorKey,
+		Key:          key,
+		CreateTime:   c.now(),
+	})
+}
+
+func cloneVars(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+8)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func toInt64(v any) (int64, bool) {
+	switch t := v.(type) {
+	case int64:
+		return t, true
+	case float64:
+		if t != float64(int64(t)) {
+			return 0, false
+		}
+		return int64(t), true
+	case string:
+		var n int64
+		_, err := fmt.Sscan(t, &n)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func sameValue(a, b map[string]any) bool {
+	ea, err1 := value.Encode(orEmpty(a))
+	eb, err2 := value.Encode(orEmpty(b))
+	return err1 == nil && err2 == nil && string(ea) == string(eb)
+}

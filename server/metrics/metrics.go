@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the service's collectors.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	Deliveries      *prometheus.CounterVec
+	VerifyFailures  *prometheus.CounterVec
+	ReceiverLatency *prometheus.HistogramVec
+	ReceiverUnknown prometheus.Counter
+	GRPCRequests    *prometheus.CounterVec
+	GRPCLatency     *prometheus.HistogramVec
+	StreamsOpen     prometheus.Gauge
+	EventsStreamed  prometheus.Counter
+}
+
+// New registers hookmap's metrics (and the Go and process collectors) on a new registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookmap_receiver_deliveries_total", Help: "Requests received on hook URLs, by kind (subscription, global) and outcome.",
+		}, []string{"kind", "outcome"}),
+		VerifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookmap_receiver_verify_failures_total", Help: "Signature verification failures, by scheme and reason.",
+		}, []string{"scheme", "reason"}),
+		ReceiverLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hookmap_receiver_request_duration_seconds", Help: "Time from request start to reply on hook URLs.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"code"}),
+		ReceiverUnknown: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookmap_receiver_unknown_total", Help: "Requests to hook URLs whose id is unknown (404).",
+		}),
+		GRPCRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookmap_grpc_requests_total", Help: "gRPC calls by method and status code.",
+		}, []string{"method", "code"}),
+		GRPCLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hookmap_grpc_request_duration_seconds", Help: "gRPC unary call latency by method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method"}),
+		StreamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookmap_event_streams_open", Help: "Open StreamEvents streams.",
+		}),
+		EventsStreamed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookmap_events_streamed_total", Help: "Events sent on StreamEvents streams.",
+		}),
+	}
+	r.MustRegister(m.Deliveries, m.VerifyFailures, m.ReceiverLatency, m.ReceiverUnknown, m.GRPCRequests,
+		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Pre-create every kind/outcome series so dashboards and alerts see zeros
+	// from the start instead of a missing metric.
+	for _, kind := range []string{"subscription", "global"} {
+		for _, outcome := range []string{"OK", "REJECTED", "FAILED", "UNMATCHED", "DUPLICATE"} {
+			m.Deliveries.WithLabelValues(kind, outcome)
+		}
+	}
+	return m
+}
+
+// Delivery counts a handled delivery.
+func (m *Metrics) Delivery(kind, outcome string) {
+	if m != nil {
+		m.Deliveries.WithLabelValues(kind, outcome).Inc()
+	}
+}
+
+// VerifyFailure counts a failed signature check.
+func (m *Metrics) VerifyFailure(scheme, reason string) {
+	if m != nil {
+		m.VerifyFailures.WithLabelValues(scheme, reason).Inc()
+	}
+}

@@ -1,0 +1,42 @@
+package outgoing
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Violation is one invalid field: Field is the request field's path as the gRPC API names
+// it ("url", "headers[Host]", "query_params[page]", "data").
+type Violation struct {
+	Field       string
+	Description string
+}
+
+// InvalidError is a registration or a trigger that does not fit: the api package turns it
+// into INVALID_ARGUMENT with one field violation each.
+type InvalidError struct {
+	Violations []Violation
+}
+
+func (e *InvalidError) Error() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		parts[i] = v.Field + ": " + v.Description
+	}
+	return strings.Join(parts, "; ")
+}
+
+// violations collects Violations.
+type violations []Violation
+
+func (v *violations) add(field, format string, args ...any) {
+	*v = append(*v, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// err returns nil when there is no violation, else an *InvalidError.
+func (v violations) err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	return &InvalidError{Violations: v}
+}

@@ -1,0 +1,83 @@
+package receiver
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/core"
+)
+
+type ctxKey struct{}
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+func requestID(ctx context.Context) string {
+	s, _ := ctx.Value(ctxKey{}).(string)
+	return s
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+func writeReply(w http.ResponseWriter, rep core.Reply) {
+	for k, vs := range rep.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(rep.Body)))
+	w.WriteHeader(rep.Status)
+	_, _ = w.Write(rep.Body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeReply(w, core.ErrorReply(status, msg))
+}
+
+func errorMessage(rep core.Reply) string {
+	v, err := value.Decode(rep.Body)
+	if err != nil {
+		return string(rep.Body)
+	}
+	if m, ok := v.(map[string]any); ok {
+		if e, ok := m["error"].(map[string]any); ok {
+			if s, ok := e["message"].(string); ok {
+				return s
+			}
+		}
+	}
+	return string(rep.Body)
+}

@@ -1,0 +1,201 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/metrics"
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// DefaultMaxBody is the default request body limit (1 MiB).
+const DefaultMaxBody = 1 << 20
+
+// Receiver serves the hook URLs.
+type Receiver struct {
+	Core    *core.Core
+	Metrics *metrics.Metrics
+	Logger  *slog.Logger
+	MaxBody int64
+	// Ready reports whether the service can take deliveries (/readyz).
+	Ready func(ctx context.Context) error
+}
+
+// Handler returns the receiver's routes wrapped in request-id and recovery middleware.
+func (rc *Receiver) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hooks/g/{id}", rc.serveGlobal)
+	mux.HandleFunc("/hooks/{id}", rc.serveSubscription)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if rc.Ready != nil {
+			if err := rc.Ready(r.Context()); err != nil {
+				writeError(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+	})
+	if rc.Metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(rc.Metrics.Registry, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such path: "+r.URL.Path)
+	})
+	return rc.middleware(mux)
+}
+
+func (rc *Receiver) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reqID := uuid.NewString()
+		w.Header().Set("X-Request-Id", reqID)
+		rw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				rc.Logger.Error("panic in receiver", "request_id", reqID, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				if !rc.wroteHeader(rw) {
+					writeError(rw, http.StatusInternalServerError, "internal error (request "+reqID+")")
+				}
+			}
+			if strings.HasPrefix(r.URL.Path, "/hooks/") && rc.Metrics != nil {
+				rc.Metrics.ReceiverLatency.WithLabelValues(strconv.Itoa(rw.code())).Observe(time.Since(start).Seconds())
+			}
+		}()
+		next.ServeHTTP(rw, r.WithContext(withRequestID(r.Context(), reqID)))
+	})
+}
+
+func (rc *Receiver) wroteHeader(w *statusWriter) bool { return w.status != 0 }
+
+func (rc *Receiver) maxBody() int64 {
+	if rc.MaxBody > 0 {
+		return rc.MaxBody
+	}
+	return DefaultMaxBody
+}
+
+// readBody reads the body within the limit. ok is false when the reply was written.
+func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *core.Reply) {
+	if r.ContentLength > rc.maxBody() {
+		rep := core.ErrorReply(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody()))
+		return nil, &rep
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.maxBody()))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			rep := core.ErrorReply(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", rc.maxBody()))
+			return nil, &rep
+		}
+		rep := core.ErrorReply(http.StatusBadRequest, "cannot read body: "+err.Error())
+		return nil, &rep
+	}
+	return body, nil
+}
+
+func (rc *Receiver) incoming(r *http.Request, body []byte) *core.Incoming {
+	return &core.Incoming{
+		Method:   r.Method,
+		Path:     r.URL.Path,
+		RawQuery: r.URL.RawQuery,
+		Header:   r.Header.Clone(),
+		Body:     body,
+		URL:      strings.TrimRight(rc.Core.PublicURL, "/") + r.URL.RequestURI(),
+		Received: time.Now().UTC(),
+	}
+}
+
+// recordRejected stores a delivery refused before handle ran (oversize body, inactive
+// subscription) so ListDeliveries shows it.
+func (rc *Receiver) recordRejected(ctx context.Context, ws, subID, gwID string, rep core.Reply, size int64) {
+	d := &store.Delivery{
+		ID: "dlv_" + uuid.NewString(), WorkspaceID: ws, SubscriptionID: subID, GlobalWebhookID: gwID,
+		ReceiveTime: time.Now().UTC(), StatusCode: rep.Status, Outcome: store.OutcomeRejected,
+		Error: errorMessage(rep), RequestSize: size,
+	}
+	if _, err := rc.Core.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
+		rc.Logger.Error("record rejected delivery", "err", err)
+	}
+	kind := "subscription"
+	if gwID != "" {
+		kind = "global"
+	}
+	rc.Metrics.Delivery(kind, store.OutcomeRejected)
+}
+
+func (rc *Receiver) serveSubscription(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	sub, err := rc.Core.Store.LookupSubscription(r.Context(), id)
+	if err != nil {
+		rc.lookupFailed(w, r, err, "subscription")
+		return
+	}
+	log := rc.Logger.With("request_id", requestID(r.Context()), "subscription", sub.ID)
+	if sub.Status == store.StatusFailed {
+		rep := core.ErrorReply(http.StatusGone, "subscription is not active: subscribe failed")
+		rc.recordRejected(r.Context(), sub.WorkspaceID, sub.ID, "", rep, r.ContentLength)
+		writeReply(w, rep)
+		return
+	}
+	body, rep := rc.readBody(w, r)
+	if rep != nil {
+		rc.recordRejected(r.Context(), sub.WorkspaceID, sub.ID, "", *rep, r.ContentLength)
+		writeReply(w, *rep)
+		return
+	}
+	res := rc.Core.HandleSubscriptionDelivery(r.Context(), sub, rc.incoming(r, body), nil, rc.Metrics)
+	log.Debug("delivery", "delivery", res.Delivery.ID, "outcome", res.Delivery.Outcome, "status", res.Reply.Status, "events", res.Delivery.EventCount)
+	if res.Delivery.Outcome == store.OutcomeFailed {
+		log.Warn("delivery failed; kept for replay", "delivery", res.Delivery.ID, "error", res.Delivery.Error)
+	}
+	writeReply(w, res.Reply)
+}
+
+func (rc *Receiver) serveGlobal(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	gw, err := rc.Core.Store.LookupGlobalWebhook(r.Context(), id)
+	if err != nil {
+		rc.lookupFailed(w, r, err, "global webhook")
+		return
+	}
+	body, rep := rc.readBody(w, r)
+	if rep != nil {
+		rc.recordRejected(r.Context(), gw.WorkspaceID, "", gw.ID, *rep, r.ContentLength)
+		writeReply(w, *rep)
+		return
+	}
+	res := rc.Core.HandleGlobalDelivery(r.Context(), gw, rc.incoming(r, body), nil, rc.Metrics)
+	if res.Delivery.Outcome == store.OutcomeFailed {
+		rc.Logger.Warn("global delivery failed; kept for replay", "request_id", requestID(r.Context()), "delivery", res.Delivery.ID, "error", res.Delivery.Error)
+	}
+	writeReply(w, res.Reply)
+}
+
+func (rc *Receiver) lookupFailed(w http.ResponseWriter, r *http.Request, err error, what string) {
+	if errors.Is(err, store.ErrNotFound) {
+		if rc.Metrics != nil {
+			rc.Metrics.ReceiverUnknown.Inc()
+		}
+		writeError(w, http.StatusNotFound, "unknown "+what)
+		return
+	}
+	rc.Logger.Error("lookup "+what, "request_id", requestID(r.Context()), "err", err)
+	writeError(w, http.StatusServiceUnavailable, "temporarily unavailable")
+}
