@@ -121,3 +121,24 @@ func TestToPlain(t *testing.T) {
 		require.Equal(t, tc.want, got, tc.src)
 	}
 }
+
+func TestParseLinkHeader(t *testing.T) {
+	got := ParseLinkHeader(`<https://api.github.com/repositories/1/hooks?page=2>; rel="next", <https://api.github.com/repositories/1/hooks?page=5>; rel="last"`)
+	if got["next"] != "https://api.github.com/repositories/1/hooks?page=2" || got["last"] != "https://api.github.com/repositories/1/hooks?page=5" {
+		t.Fatalf("github form: %v", got)
+	}
+	got = ParseLinkHeader(`<https://shop.myshopify.com/admin/api/2024-01/webhooks.json?limit=1&page_info=abc>; rel="previous", <https://shop.myshopify.com/admin/api/2024-01/webhooks.json?limit=1&page_info=def>; rel="next"`)
+	if got["next"] != "https://shop.myshopify.com/admin/api/2024-01/webhooks.json?limit=1&page_info=def" || got["previous"] == "" {
+		t.Fatalf("shopify form: %v", got)
+	}
+	got = ParseLinkHeader(`<https://x/a,b>; title="a, b"; rel="next last"`)
+	if got["next"] != "https://x/a,b" || got["last"] != "https://x/a,b" {
+		t.Fatalf("commas inside: %v", got)
+	}
+	if got := ParseLinkHeader(""); len(got) != 0 {
+		t.Fatalf("empty: %v", got)
+	}
+	if got := ParseLinkHeader("garbage; rel=next"); len(got) != 0 {
+		t.Fatalf("garbage: %v", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,6 +72,9 @@ func (library) CompileOptions() []cel.EnvOption {
 		),
 		cel.Function("toJson",
 			cel.Overload("toJson_dyn", []*cel.Type{dyn}, str, cel.UnaryBinding(toJSON)),
+		),
+		cel.Function("parseLinkHeader",
+			cel.Overload("parseLinkHeader_string", []*cel.Type{str}, cel.MapType(str, str), cel.UnaryBinding(parseLinkHeader)),
 		),
 	}
 }
@@ -164,6 +168,64 @@ func toJSON(v ref.Val) ref.Val {
 		return types.NewErr("toJson(): %s", err.Error())
 	}
 	return types.String(b)
+}
+
+// parseLinkHeader parses an RFC 8288 Link header (`<url>; rel="next", <url>; rel="last"`)
+// into a map from each rel to its URL, the form GitHub and Shopify paginate with. A link
+// with several rels ("next last") is listed under each; the first link of a rel wins.
+func parseLinkHeader(v ref.Val) ref.Val {
+	s, ok := v.(types.String)
+	if !ok {
+		return types.NoSuchOverloadErr()
+	}
+	return types.DefaultTypeAdapter.NativeToValue(ParseLinkHeader(string(s)))
+}
+
+// ParseLinkHeader is parseLinkHeader for Go callers.
+func ParseLinkHeader(h string) map[string]string {
+	out := map[string]string{}
+	for len(h) > 0 {
+		start := strings.IndexByte(h, '<')
+		if start < 0 {
+			break
+		}
+		end := strings.IndexByte(h[start:], '>')
+		if end < 0 {
+			break
+		}
+		target := h[start+1 : start+end]
+		rest := h[start+end+1:]
+		// parameters run to the next comma that starts a new link
+		next := strings.Index(rest, ",")
+		for next >= 0 && !strings.HasPrefix(strings.TrimSpace(rest[next+1:]), "<") {
+			n := strings.Index(rest[next+1:], ",")
+			if n < 0 {
+				next = -1
+				break
+			}
+			next += n + 1
+		}
+		params := rest
+		if next >= 0 {
+			params, h = rest[:next], rest[next+1:]
+		} else {
+			h = ""
+		}
+		for _, p := range strings.Split(params, ";") {
+			k, val, found := strings.Cut(strings.TrimSpace(p), "=")
+			if !found || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+				continue
+			}
+			val = strings.Trim(strings.TrimSpace(val), `"`)
+			for _, rel := range strings.Fields(val) {
+				rel = strings.ToLower(rel)
+				if _, dup := out[rel]; !dup {
+					out[rel] = target
+				}
+			}
+		}
+	}
+	return out
 }
 
 var (

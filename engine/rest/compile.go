@@ -39,6 +39,20 @@ type Request struct {
 	PathParameters, Query, Headers, Data *mapping.Value
 	Form                                 bool
 	Allowed                              []int
+	Pagination                           *Pagination
+}
+
+// DefaultMaxPages bounds a paginated request when its pagination block sets no maxPages.
+const DefaultMaxPages = 100
+
+// Pagination follows an app's pages: after each page, Items (over `response`, the page)
+// gives the page's items and Next gives where the next page is: null or "" to stop, a URL
+// (absolute on the same origin, or a path) or a map of query parameters set on the first
+// request's URL. The request's response then carries `items` (every page's, in order)
+// and `pages`; its other fields are the last page's.
+type Pagination struct {
+	Items, Next *mapping.Value
+	MaxPages    int
 }
 
 // Method is a compiled rest-api-mapping file.
@@ -103,10 +117,10 @@ func Compile(f *yamlsrc.File, path string, vars []string) (*Method, []yamlsrc.Pr
 			requestsNode = p.KeyNode
 		case "responseMapping":
 			responseNode = p.Value
-		case "path", "method", "requestMapping", "dataEncoding", "allowedStatusCodes":
+		case "path", "method", "requestMapping", "dataEncoding", "allowedStatusCodes", "pagination":
 			single[p.Key] = p
 		default:
-			c.problem(p.KeyNode, "unknown key %q in a rest-api-mapping file (expected path, method, requestMapping, dataEncoding, allowedStatusCodes, responseMapping, or requests)", p.Key)
+			c.problem(p.KeyNode, "unknown key %q in a rest-api-mapping file (expected path, method, requestMapping, dataEncoding, allowedStatusCodes, pagination, responseMapping, or requests)", p.Key)
 		}
 	}
 	if requestsNode != nil {
@@ -171,9 +185,9 @@ func (c *compiler) request(item *yaml.Node, multi bool) *Request {
 	c.probs = append(c.probs, probs...)
 	for _, p := range pairs {
 		switch p.Key {
-		case "key", "when", "path", "method", "requestMapping", "dataEncoding", "allowedStatusCodes":
+		case "key", "when", "path", "method", "requestMapping", "dataEncoding", "allowedStatusCodes", "pagination":
 		default:
-			c.problem(p.KeyNode, "unknown key %q in a request (expected key, when, path, method, requestMapping, dataEncoding, allowedStatusCodes)", p.Key)
+			c.problem(p.KeyNode, "unknown key %q in a request (expected key, when, path, method, requestMapping, dataEncoding, allowedStatusCodes, pagination)", p.Key)
 		}
 	}
 	return c.requestFrom(n, pairs, multi)
@@ -229,6 +243,10 @@ func (c *compiler) requestFrom(n *yaml.Node, pairs []yamlsrc.Pair, multi bool) *
 			codes, good := c.statusCodes(p.Value)
 			ok = ok && good
 			r.Allowed = codes
+		case "pagination":
+			pg, good := c.pagination(p.Value, extra)
+			ok = ok && good
+			r.Pagination = pg
 		case "requestMapping":
 			rm := yamlsrc.Resolve(p.Value)
 			if yamlsrc.IsNull(rm) {
@@ -275,6 +293,46 @@ func (c *compiler) requestFrom(n *yaml.Node, pairs []yamlsrc.Pair, multi bool) *
 		return nil
 	}
 	return r
+}
+
+func (c *compiler) pagination(n *yaml.Node, extra []string) (*Pagination, bool) {
+	r := yamlsrc.Resolve(n)
+	if r == nil || r.Kind != yaml.MappingNode {
+		c.problem(n, "pagination must be a mapping with items, next and optionally maxPages")
+		return nil, false
+	}
+	pairs, probs := yamlsrc.Pairs(r)
+	c.probs = append(c.probs, probs...)
+	pg := &Pagination{MaxPages: DefaultMaxPages}
+	ok := true
+	for _, p := range pairs {
+		switch p.Key {
+		case "items", "next":
+			mc := c.mc(append([]string{"response"}, extra...)...)
+			v := mc.Compile(p.Value)
+			c.take(mc)
+			if p.Key == "items" {
+				pg.Items = v
+			} else {
+				pg.Next = v
+			}
+		case "maxPages":
+			s, _ := scalarString(p.Value)
+			m, err := strconv.Atoi(s)
+			if err != nil || m < 1 || m > 10000 {
+				c.problem(p.Value, "maxPages must be a whole number from 1 to 10000")
+				ok = false
+			}
+			pg.MaxPages = m
+		default:
+			c.problem(p.KeyNode, "unknown key %q in pagination (expected items, next, maxPages)", p.Key)
+		}
+	}
+	if pg.Items == nil || pg.Next == nil {
+		c.problem(n, "pagination needs both items (the page's list) and next (the next page, null to stop)")
+		ok = false
+	}
+	return pg, ok
 }
 
 func (c *compiler) checkPlaceholders(r *Request, pathNode, ppNode *yaml.Node) {

@@ -230,3 +230,122 @@ func TestParseTimeout(t *testing.T) {
 		require.Error(t, err, in)
 	}
 }
+
+func TestPaginationLinkHeaderAndCursor(t *testing.T) {
+	var mu sync.Mutex
+	var auths []string
+	mux := http.NewServeMux()
+	// GitHub style: Link header with absolute URLs
+	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auths = append(auths, r.Header.Get("X-Key"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Query().Get("page") {
+		case "", "1":
+			w.Header().Set("Link", `<http://`+r.Host+`/hooks?page=2>; rel="next", <http://`+r.Host+`/hooks?page=3>; rel="last"`)
+			_, _ = io.WriteString(w, `[{"id": 1}, {"id": 2}]`)
+		case "2":
+			w.Header().Set("Link", `</hooks?page=3>; rel="next"`)
+			_, _ = io.WriteString(w, `[{"id": 3}]`)
+		default:
+			_, _ = io.WriteString(w, `[{"id": 4}]`)
+		}
+	})
+	// Stripe style: has_more + starting_after
+	mux.HandleFunc("/endpoints", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		require.Equal(t, "2", r.URL.Query().Get("limit"))
+		switch r.URL.Query().Get("starting_after") {
+		case "":
+			_, _ = io.WriteString(w, `{"data": [{"id": "we_1"}, {"id": "we_2"}], "has_more": true}`)
+		case "we_2":
+			_, _ = io.WriteString(w, `{"data": [{"id": "we_3"}], "has_more": false}`)
+		default:
+			w.WriteHeader(400)
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	s := mapping.NewScope(context.Background(), map[string]any{"credentials": map[string]any{"key": "k"}})
+	api := apiFor(t, srv.URL, time.Second)
+
+	m := compile(t, `
+path: /hooks
+pagination:
+  items: {$cel: response.data}
+  next: {$cel: 'parseLinkHeader(response.headers.?link.orValue("")).?next.orValue("")'}
+responseMapping:
+  ids: {$cel: 'response.items.map(h, h.id)'}
+  pages: {$cel: response.pages}
+`)
+	out, err := m.Run(s, api, Options{HTTP: srv.Client()})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"ids": []any{int64(1), int64(2), int64(3), int64(4)}, "pages": int64(3)}, out)
+	require.Equal(t, []string{"k", "k", "k"}, auths, "every page carries the api headers")
+
+	m = compile(t, `
+path: /endpoints
+requestMapping: {query: {limit: 2}}
+pagination:
+  items: {$cel: response.data.data}
+  next: {$cel: 'response.data.has_more ? {"starting_after": response.data.data[size(response.data.data)-1].id} : {}'}
+responseMapping: {$cel: 'response.items.map(e, e.id)'}
+`)
+	out, err = m.Run(s, api, Options{HTTP: srv.Client()})
+	require.NoError(t, err)
+	require.Equal(t, []any{"we_1", "we_2", "we_3"}, out)
+
+	// a next page on another host is refused: credentials stay with the API's host
+	m = compile(t, `
+path: /hooks
+pagination: {items: {$cel: response.data}, next: "http://other.invalid/steal"}
+`)
+	_, err = m.Run(s, api, Options{HTTP: srv.Client()})
+	require.ErrorContains(t, err, "is not on "+srv.URL)
+
+	// a loop is an error, not an endless crawl
+	m = compile(t, `
+path: /hooks
+pagination: {items: {$cel: response.data}, next: "/hooks"}
+`)
+	_, err = m.Run(s, api, Options{HTTP: srv.Client()})
+	require.ErrorContains(t, err, "already fetched")
+
+	m = compile(t, `
+path: /hooks
+pagination:
+  items: {$cel: response.data}
+  next: {$cel: 'parseLinkHeader(response.headers.?link.orValue("")).?next.orValue("")'}
+  maxPages: 2
+`)
+	_, err = m.Run(s, api, Options{HTTP: srv.Client()})
+	require.ErrorContains(t, err, "more than 2 pages")
+
+	m = compile(t, `
+path: /hooks
+pagination: {items: {$cel: "response.data[0]"}, next: null}
+`)
+	_, err = m.Run(s, api, Options{HTTP: srv.Client()})
+	require.ErrorContains(t, err, "want a list")
+}
+
+func TestPaginationCompileErrors(t *testing.T) {
+	for src, want := range map[string]string{
+		"path: /x\npagination: {items: []}":                               "needs both items",
+		"path: /x\npagination: {items: [], next: null, maxPages: 0}":      "maxPages must be",
+		"path: /x\npagination: {items: [], next: null, pageSize: 3}":      `unknown key "pageSize" in pagination`,
+		"path: /x\npagination: [1]":                                       "pagination must be a mapping",
+		"path: /x\npagination: {items: {$cel: respons.data}, next: null}": "undeclared reference to 'respons'",
+	} {
+		f, err := yamlsrc.Parse([]byte(src))
+		require.NoError(t, err)
+		_, probs := Compile(f, "x.rest.yml", vars)
+		require.NotEmpty(t, probs, src)
+		var msgs []string
+		for _, p := range probs {
+			msgs = append(msgs, p.Message)
+		}
+		require.Contains(t, strings.Join(msgs, "\n"), want, src)
+	}
+}

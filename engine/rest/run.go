@@ -153,6 +153,104 @@ func (m *Method) do(s *mapping.Scope, r *Request, base string, apiHeaders map[st
 	if err != nil {
 		return nil, err
 	}
+	resp, err := m.send(s, r, u, apiHeaders, timeout, opts)
+	if err != nil || r.Pagination == nil {
+		return resp, err
+	}
+	return m.paginate(s, r, u, resp, apiHeaders, timeout, opts)
+}
+
+// paginate follows r.Pagination from the first page's response.
+func (m *Method) paginate(s *mapping.Scope, r *Request, first *url.URL, resp map[string]any, apiHeaders map[string]any, timeout time.Duration, opts Options) (map[string]any, error) {
+	pg := r.Pagination
+	var items []any
+	seen := map[string]bool{first.String(): true}
+	for page := 1; ; page++ {
+		ps := s.With(map[string]any{"response": resp})
+		iv, err := pg.Items.Eval(ps)
+		if err != nil {
+			return nil, err
+		}
+		switch t := iv.(type) {
+		case nil:
+		case []any:
+			items = append(items, t...)
+		default:
+			return nil, fmt.Errorf("%s: pagination.items evaluated to %T on page %d, want a list", m.File, iv, page)
+		}
+		nv, err := pg.Next.Eval(ps)
+		if err != nil {
+			return nil, err
+		}
+		next, err := nextPage(first, nv)
+		if err != nil {
+			return nil, fmt.Errorf("%s: pagination.next on page %d: %w", m.File, page, err)
+		}
+		if next == nil {
+			break
+		}
+		if seen[next.String()] {
+			return nil, fmt.Errorf("%s: pagination.next on page %d points to a page already fetched (%s)", m.File, page, redact(next))
+		}
+		if page >= pg.MaxPages {
+			return nil, fmt.Errorf("%s: more than %d pages (raise pagination.maxPages if the app really has that many)", m.File, pg.MaxPages)
+		}
+		seen[next.String()] = true
+		if resp, err = m.send(s, r, next, apiHeaders, timeout, opts); err != nil {
+			return nil, err
+		}
+		resp["pages"] = int64(page + 1)
+	}
+	if items == nil {
+		items = []any{}
+	}
+	resp["items"] = items
+	if _, ok := resp["pages"]; !ok {
+		resp["pages"] = int64(1)
+	}
+	return resp, nil
+}
+
+// nextPage turns pagination.next's value into the next URL: nil or "" for none; a string
+// is a URL on the first request's origin (absolute or a path: credentials never go to
+// another host); a map sets those query parameters on the first request's URL (null
+// removes one).
+func nextPage(first *url.URL, v any) (*url.URL, error) {
+	switch t := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if t == "" {
+			return nil, nil
+		}
+		ref, err := url.Parse(t)
+		if err != nil {
+			return nil, fmt.Errorf("bad URL: %w", err)
+		}
+		u := first.ResolveReference(ref)
+		if u.Scheme != first.Scheme || u.Host != first.Host {
+			return nil, fmt.Errorf("next page %s is not on %s://%s (credentials are only sent to the API's own host)", redact(u), first.Scheme, first.Host)
+		}
+		return u, nil
+	case map[string]any:
+		if len(t) == 0 {
+			return nil, nil
+		}
+		u := *first
+		q := u.Query()
+		for _, k := range value.SortedKeys(t) {
+			q.Del(k)
+			if err := addValues(q, k, t[k]); err != nil {
+				return nil, fmt.Errorf("query %s: %w", k, err)
+			}
+		}
+		u.RawQuery = q.Encode()
+		return &u, nil
+	}
+	return nil, fmt.Errorf("evaluated to %T, want null, a URL string or a map of query parameters", v)
+}
+
+func (m *Method) send(s *mapping.Scope, r *Request, u *url.URL, apiHeaders map[string]any, timeout time.Duration, opts Options) (map[string]any, error) {
 	var body io.Reader
 	var contentType string
 	if r.Data != nil {
