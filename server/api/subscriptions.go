@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strings"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/core"
@@ -116,6 +117,66 @@ func (s *subscriptionService) RefreshSubscription(ctx context.Context, req *hook
 	resp := &hookmapv1.RefreshSubscriptionResponse{Healed: out.Healed, Deleted: out.Deleted}
 	if !out.Deleted {
 		resp.Subscription = s.subscriptionProto(ctx, sub)
+	}
+	return resp, nil
+}
+
+var classifications = map[string]hookmapv1.WebhookClassification{
+	core.Owned:    hookmapv1.WebhookClassification_WEBHOOK_CLASSIFICATION_OWNED,
+	core.Orphaned: hookmapv1.WebhookClassification_WEBHOOK_CLASSIFICATION_ORPHANED,
+	core.Foreign:  hookmapv1.WebhookClassification_WEBHOOK_CLASSIFICATION_FOREIGN,
+	core.Missing:  hookmapv1.WebhookClassification_WEBHOOK_CLASSIFICATION_MISSING,
+}
+
+func (s *subscriptionService) ReconcileWebhooks(ctx context.Context, req *hookmapv1.ReconcileWebhooksRequest) (*hookmapv1.ReconcileWebhooksResponse, error) {
+	if req.GetConnectionId() == "" {
+		return nil, invalid("connection_id", "required")
+	}
+	if req.GetEventKey() == "" {
+		return nil, invalid("event_key", "required")
+	}
+	switch req.GetMode() {
+	case hookmapv1.ReconcileMode_RECONCILE_MODE_DRY_RUN, hookmapv1.ReconcileMode_RECONCILE_MODE_DELETE_ORPHANS:
+	default:
+		return nil, invalid("mode", "must be RECONCILE_MODE_DRY_RUN or RECONCILE_MODE_DELETE_ORPHANS")
+	}
+	if p := req.GetUrlPrefix(); p != "" && !strings.HasPrefix(p, "https://") && !strings.HasPrefix(p, "http://") {
+		return nil, invalid("url_prefix", "must be an http(s) URL prefix such as https://hooks.example.com/hooks/")
+	}
+	res, err := s.Core.ReconcileWebhooks(ctx, workspace(ctx), core.ReconcileInput{
+		ConnectionID: req.GetConnectionId(),
+		EventKey:     req.GetEventKey(),
+		Parameters:   plainFromStruct(req.GetParameters()),
+		DeleteOrphan: req.GetMode() == hookmapv1.ReconcileMode_RECONCILE_MODE_DELETE_ORPHANS,
+		URLPrefix:    req.GetUrlPrefix(),
+		Repair:       req.GetRepair(),
+	})
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	resp := &hookmapv1.ReconcileWebhooksResponse{}
+	for _, r := range res {
+		w := &hookmapv1.ReconciledWebhook{
+			Id: r.ID, Url: r.URL, Classification: classifications[r.Classification],
+			SubscriptionId: r.SubscriptionID, Deleted: r.Deleted, Repaired: r.Repaired, Error: r.Error,
+		}
+		resp.Webhooks = append(resp.Webhooks, w)
+		switch r.Classification {
+		case core.Owned:
+			resp.Owned++
+		case core.Orphaned:
+			resp.Orphaned++
+		case core.Foreign:
+			resp.Foreign++
+		case core.Missing:
+			resp.Missing++
+		}
+		if r.Deleted {
+			resp.Deleted++
+		}
+		if r.Error != "" {
+			resp.Failed++
+		}
 	}
 	return resp, nil
 }

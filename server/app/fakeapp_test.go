@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -74,15 +76,23 @@ func (f *fakeApp) serve(w http.ResponseWriter, r *http.Request) {
 	project := parts[1]
 	switch {
 	case r.Method == http.MethodGet && len(parts) == 3:
+		// Pages of ?limit hooks in id order, continued with ?after=<last id>.
+		q := r.URL.Query()
 		f.mu.Lock()
 		list := []*fakeHook{}
 		for _, h := range f.hooks {
-			if h.Project == project && (r.URL.Query().Get("url") == "" || h.URL == r.URL.Query().Get("url")) {
-				list = append(list, h)
+			if h.Project == project && (q.Get("url") == "" || h.URL == q.Get("url")) && h.ID > q.Get("after") {
+				c := *h
+				list = append(list, &c)
 			}
 		}
 		f.mu.Unlock()
-		f.writeJSON(w, 200, map[string]any{"hooks": list})
+		sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+		resp := map[string]any{"hooks": list}
+		if limit, _ := strconv.Atoi(q.Get("limit")); limit > 0 && len(list) > limit {
+			resp["hooks"], resp["next"] = list[:limit], list[limit-1].ID
+		}
+		f.writeJSON(w, 200, resp)
 	case r.Method == http.MethodPost && len(parts) == 3:
 		var body struct{ URL, Secret string }
 		b, _ := io.ReadAll(r.Body)

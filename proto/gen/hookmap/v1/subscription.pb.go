@@ -83,6 +83,118 @@ func (SubscriptionStatus) EnumDescriptor() ([]byte, []int) {
 	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{0}
 }
 
+// ReconcileMode says whether a reconcile only reports or also deletes.
+type ReconcileMode int32
+
+const (
+	ReconcileMode_RECONCILE_MODE_UNSPECIFIED ReconcileMode = 0
+	// Report the classification; change nothing.
+	ReconcileMode_RECONCILE_MODE_DRY_RUN ReconcileMode = 1
+	// Delete orphaned webhooks in the app.
+	ReconcileMode_RECONCILE_MODE_DELETE_ORPHANS ReconcileMode = 2
+)
+
+// Enum value maps for ReconcileMode.
+var (
+	ReconcileMode_name = map[int32]string{
+		0: "RECONCILE_MODE_UNSPECIFIED",
+		1: "RECONCILE_MODE_DRY_RUN",
+		2: "RECONCILE_MODE_DELETE_ORPHANS",
+	}
+	ReconcileMode_value = map[string]int32{
+		"RECONCILE_MODE_UNSPECIFIED":    0,
+		"RECONCILE_MODE_DRY_RUN":        1,
+		"RECONCILE_MODE_DELETE_ORPHANS": 2,
+	}
+)
+
+func (x ReconcileMode) Enum() *ReconcileMode {
+	p := new(ReconcileMode)
+	*p = x
+	return p
+}
+
+func (x ReconcileMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReconcileMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmap_v1_subscription_proto_enumTypes[1].Descriptor()
+}
+
+func (ReconcileMode) Type() protoreflect.EnumType {
+	return &file_hookmap_v1_subscription_proto_enumTypes[1]
+}
+
+func (x ReconcileMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReconcileMode.Descriptor instead.
+func (ReconcileMode) EnumDescriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{1}
+}
+
+// WebhookClassification is what a reconcile found a webhook to be.
+type WebhookClassification int32
+
+const (
+	WebhookClassification_WEBHOOK_CLASSIFICATION_UNSPECIFIED WebhookClassification = 0
+	// Its url is the webhook_uri of a live subscription (or a global webhook URL).
+	WebhookClassification_WEBHOOK_CLASSIFICATION_OWNED WebhookClassification = 1
+	// It points under the public URL (or url_prefix) and nothing live owns it.
+	WebhookClassification_WEBHOOK_CLASSIFICATION_ORPHANED WebhookClassification = 2
+	// It points elsewhere: never touched.
+	WebhookClassification_WEBHOOK_CLASSIFICATION_FOREIGN WebhookClassification = 3
+	// A live subscription whose hook the app no longer lists.
+	WebhookClassification_WEBHOOK_CLASSIFICATION_MISSING WebhookClassification = 4
+)
+
+// Enum value maps for WebhookClassification.
+var (
+	WebhookClassification_name = map[int32]string{
+		0: "WEBHOOK_CLASSIFICATION_UNSPECIFIED",
+		1: "WEBHOOK_CLASSIFICATION_OWNED",
+		2: "WEBHOOK_CLASSIFICATION_ORPHANED",
+		3: "WEBHOOK_CLASSIFICATION_FOREIGN",
+		4: "WEBHOOK_CLASSIFICATION_MISSING",
+	}
+	WebhookClassification_value = map[string]int32{
+		"WEBHOOK_CLASSIFICATION_UNSPECIFIED": 0,
+		"WEBHOOK_CLASSIFICATION_OWNED":       1,
+		"WEBHOOK_CLASSIFICATION_ORPHANED":    2,
+		"WEBHOOK_CLASSIFICATION_FOREIGN":     3,
+		"WEBHOOK_CLASSIFICATION_MISSING":     4,
+	}
+)
+
+func (x WebhookClassification) Enum() *WebhookClassification {
+	p := new(WebhookClassification)
+	*p = x
+	return p
+}
+
+func (x WebhookClassification) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookClassification) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmap_v1_subscription_proto_enumTypes[2].Descriptor()
+}
+
+func (WebhookClassification) Type() protoreflect.EnumType {
+	return &file_hookmap_v1_subscription_proto_enumTypes[2]
+}
+
+func (x WebhookClassification) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookClassification.Descriptor instead.
+func (WebhookClassification) EnumDescriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{2}
+}
+
 // Subscription is a connection's subscription to one event.
 type Subscription struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -667,6 +779,287 @@ func (x *RefreshSubscriptionResponse) GetDeleted() bool {
 	return false
 }
 
+// ReconcileWebhooksRequest names the connection and event whose webhooks to reconcile.
+type ReconcileWebhooksRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	EventKey     string                 `protobuf:"bytes,2,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
+	// The event parameters the list and delete methods run with (e.g. owner and repo).
+	// Subscriptions with equal parameters are the ones checked for MISSING.
+	Parameters *structpb.Struct `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	Mode       ReconcileMode    `protobuf:"varint,4,opt,name=mode,proto3,enum=hookmap.v1.ReconcileMode" json:"mode,omitempty"`
+	// Also treat webhooks whose url starts with this prefix as ours (e.g. the public URL
+	// of an environment that was wiped).
+	UrlPrefix string `protobuf:"bytes,5,opt,name=url_prefix,json=urlPrefix,proto3" json:"url_prefix,omitempty"`
+	// Re-subscribe MISSING subscriptions.
+	Repair        bool `protobuf:"varint,6,opt,name=repair,proto3" json:"repair,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileWebhooksRequest) Reset() {
+	*x = ReconcileWebhooksRequest{}
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileWebhooksRequest) ProtoMessage() {}
+
+func (x *ReconcileWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReconcileWebhooksRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *ReconcileWebhooksRequest) GetEventKey() string {
+	if x != nil {
+		return x.EventKey
+	}
+	return ""
+}
+
+func (x *ReconcileWebhooksRequest) GetParameters() *structpb.Struct {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *ReconcileWebhooksRequest) GetMode() ReconcileMode {
+	if x != nil {
+		return x.Mode
+	}
+	return ReconcileMode_RECONCILE_MODE_UNSPECIFIED
+}
+
+func (x *ReconcileWebhooksRequest) GetUrlPrefix() string {
+	if x != nil {
+		return x.UrlPrefix
+	}
+	return ""
+}
+
+func (x *ReconcileWebhooksRequest) GetRepair() bool {
+	if x != nil {
+		return x.Repair
+	}
+	return false
+}
+
+// ReconciledWebhook is one webhook the app listed, or one missing subscription.
+type ReconciledWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The app's id of the webhook (empty for MISSING).
+	Id             string                `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Url            string                `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Classification WebhookClassification `protobuf:"varint,3,opt,name=classification,proto3,enum=hookmap.v1.WebhookClassification" json:"classification,omitempty"`
+	// The owning (or missing) subscription, when there is one.
+	SubscriptionId string `protobuf:"bytes,4,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	// True when DELETE_ORPHANS deleted it.
+	Deleted bool `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// True when repair re-subscribed a MISSING subscription.
+	Repaired bool `protobuf:"varint,6,opt,name=repaired,proto3" json:"repaired,omitempty"`
+	// Why a deletion or repair failed.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconciledWebhook) Reset() {
+	*x = ReconciledWebhook{}
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciledWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciledWebhook) ProtoMessage() {}
+
+func (x *ReconciledWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciledWebhook.ProtoReflect.Descriptor instead.
+func (*ReconciledWebhook) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReconciledWebhook) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReconciledWebhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *ReconciledWebhook) GetClassification() WebhookClassification {
+	if x != nil {
+		return x.Classification
+	}
+	return WebhookClassification_WEBHOOK_CLASSIFICATION_UNSPECIFIED
+}
+
+func (x *ReconciledWebhook) GetSubscriptionId() string {
+	if x != nil {
+		return x.SubscriptionId
+	}
+	return ""
+}
+
+func (x *ReconciledWebhook) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *ReconciledWebhook) GetRepaired() bool {
+	if x != nil {
+		return x.Repaired
+	}
+	return false
+}
+
+func (x *ReconciledWebhook) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// ReconcileWebhooksResponse lists every webhook the app holds and every missing one.
+type ReconcileWebhooksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Webhooks      []*ReconciledWebhook   `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	Owned         int32                  `protobuf:"varint,2,opt,name=owned,proto3" json:"owned,omitempty"`
+	Orphaned      int32                  `protobuf:"varint,3,opt,name=orphaned,proto3" json:"orphaned,omitempty"`
+	Foreign       int32                  `protobuf:"varint,4,opt,name=foreign,proto3" json:"foreign,omitempty"`
+	Missing       int32                  `protobuf:"varint,5,opt,name=missing,proto3" json:"missing,omitempty"`
+	Deleted       int32                  `protobuf:"varint,6,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Failed        int32                  `protobuf:"varint,7,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileWebhooksResponse) Reset() {
+	*x = ReconcileWebhooksResponse{}
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileWebhooksResponse) ProtoMessage() {}
+
+func (x *ReconcileWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_subscription_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ReconcileWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_subscription_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReconcileWebhooksResponse) GetWebhooks() []*ReconciledWebhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+func (x *ReconcileWebhooksResponse) GetOwned() int32 {
+	if x != nil {
+		return x.Owned
+	}
+	return 0
+}
+
+func (x *ReconcileWebhooksResponse) GetOrphaned() int32 {
+	if x != nil {
+		return x.Orphaned
+	}
+	return 0
+}
+
+func (x *ReconcileWebhooksResponse) GetForeign() int32 {
+	if x != nil {
+		return x.Foreign
+	}
+	return 0
+}
+
+func (x *ReconcileWebhooksResponse) GetMissing() int32 {
+	if x != nil {
+		return x.Missing
+	}
+	return 0
+}
+
+func (x *ReconcileWebhooksResponse) GetDeleted() int32 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *ReconcileWebhooksResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
 var File_hookmap_v1_subscription_proto protoreflect.FileDescriptor
 
 const file_hookmap_v1_subscription_proto_rawDesc = "" +
@@ -722,19 +1115,56 @@ const file_hookmap_v1_subscription_proto_rawDesc = "" +
 	"\x1bRefreshSubscriptionResponse\x12<\n" +
 	"\fsubscription\x18\x01 \x01(\v2\x18.hookmap.v1.SubscriptionR\fsubscription\x12\x16\n" +
 	"\x06healed\x18\x02 \x01(\bR\x06healed\x12\x18\n" +
-	"\adeleted\x18\x03 \x01(\bR\adeleted*\xbc\x01\n" +
+	"\adeleted\x18\x03 \x01(\bR\adeleted\"\xfb\x01\n" +
+	"\x18ReconcileWebhooksRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x1b\n" +
+	"\tevent_key\x18\x02 \x01(\tR\beventKey\x127\n" +
+	"\n" +
+	"parameters\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"parameters\x12-\n" +
+	"\x04mode\x18\x04 \x01(\x0e2\x19.hookmap.v1.ReconcileModeR\x04mode\x12\x1d\n" +
+	"\n" +
+	"url_prefix\x18\x05 \x01(\tR\turlPrefix\x12\x16\n" +
+	"\x06repair\x18\x06 \x01(\bR\x06repair\"\xf5\x01\n" +
+	"\x11ReconciledWebhook\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12I\n" +
+	"\x0eclassification\x18\x03 \x01(\x0e2!.hookmap.v1.WebhookClassificationR\x0eclassification\x12'\n" +
+	"\x0fsubscription_id\x18\x04 \x01(\tR\x0esubscriptionId\x12\x18\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\x12\x1a\n" +
+	"\brepaired\x18\x06 \x01(\bR\brepaired\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\xee\x01\n" +
+	"\x19ReconcileWebhooksResponse\x129\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x1d.hookmap.v1.ReconciledWebhookR\bwebhooks\x12\x14\n" +
+	"\x05owned\x18\x02 \x01(\x05R\x05owned\x12\x1a\n" +
+	"\borphaned\x18\x03 \x01(\x05R\borphaned\x12\x18\n" +
+	"\aforeign\x18\x04 \x01(\x05R\aforeign\x12\x18\n" +
+	"\amissing\x18\x05 \x01(\x05R\amissing\x12\x18\n" +
+	"\adeleted\x18\x06 \x01(\x05R\adeleted\x12\x16\n" +
+	"\x06failed\x18\a \x01(\x05R\x06failed*\xbc\x01\n" +
 	"\x12SubscriptionStatus\x12#\n" +
 	"\x1fSUBSCRIPTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bSUBSCRIPTION_STATUS_PENDING\x10\x01\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATUS_ACTIVE\x10\x02\x12\x1e\n" +
 	"\x1aSUBSCRIPTION_STATUS_FAILED\x10\x03\x12 \n" +
-	"\x1cSUBSCRIPTION_STATUS_DELETING\x10\x042\xec\x03\n" +
+	"\x1cSUBSCRIPTION_STATUS_DELETING\x10\x04*n\n" +
+	"\rReconcileMode\x12\x1e\n" +
+	"\x1aRECONCILE_MODE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16RECONCILE_MODE_DRY_RUN\x10\x01\x12!\n" +
+	"\x1dRECONCILE_MODE_DELETE_ORPHANS\x10\x02*\xce\x01\n" +
+	"\x15WebhookClassification\x12&\n" +
+	"\"WEBHOOK_CLASSIFICATION_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cWEBHOOK_CLASSIFICATION_OWNED\x10\x01\x12#\n" +
+	"\x1fWEBHOOK_CLASSIFICATION_ORPHANED\x10\x02\x12\"\n" +
+	"\x1eWEBHOOK_CLASSIFICATION_FOREIGN\x10\x03\x12\"\n" +
+	"\x1eWEBHOOK_CLASSIFICATION_MISSING\x10\x042\xce\x04\n" +
 	"\x13SubscriptionService\x12U\n" +
 	"\x12CreateSubscription\x12%.hookmap.v1.CreateSubscriptionRequest\x1a\x18.hookmap.v1.Subscription\x12O\n" +
 	"\x0fGetSubscription\x12\".hookmap.v1.GetSubscriptionRequest\x1a\x18.hookmap.v1.Subscription\x12`\n" +
 	"\x11ListSubscriptions\x12$.hookmap.v1.ListSubscriptionsRequest\x1a%.hookmap.v1.ListSubscriptionsResponse\x12c\n" +
 	"\x12DeleteSubscription\x12%.hookmap.v1.DeleteSubscriptionRequest\x1a&.hookmap.v1.DeleteSubscriptionResponse\x12f\n" +
-	"\x13RefreshSubscription\x12&.hookmap.v1.RefreshSubscriptionRequest\x1a'.hookmap.v1.RefreshSubscriptionResponseB\xa7\x01\n" +
+	"\x13RefreshSubscription\x12&.hookmap.v1.RefreshSubscriptionRequest\x1a'.hookmap.v1.RefreshSubscriptionResponse\x12`\n" +
+	"\x11ReconcileWebhooks\x12$.hookmap.v1.ReconcileWebhooksRequest\x1a%.hookmap.v1.ReconcileWebhooksResponseB\xa7\x01\n" +
 	"\x0ecom.hookmap.v1B\x11SubscriptionProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
 	"Hookmap.V1\xca\x02\n" +
 	"Hookmap\\V1\xe2\x02\x16Hookmap\\V1\\GPBMetadata\xea\x02\vHookmap::V1b\x06proto3"
@@ -751,48 +1181,59 @@ func file_hookmap_v1_subscription_proto_rawDescGZIP() []byte {
 	return file_hookmap_v1_subscription_proto_rawDescData
 }
 
-var file_hookmap_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookmap_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_hookmap_v1_subscription_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_hookmap_v1_subscription_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hookmap_v1_subscription_proto_goTypes = []any{
 	(SubscriptionStatus)(0),             // 0: hookmap.v1.SubscriptionStatus
-	(*Subscription)(nil),                // 1: hookmap.v1.Subscription
-	(*CreateSubscriptionRequest)(nil),   // 2: hookmap.v1.CreateSubscriptionRequest
-	(*GetSubscriptionRequest)(nil),      // 3: hookmap.v1.GetSubscriptionRequest
-	(*ListSubscriptionsRequest)(nil),    // 4: hookmap.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil),   // 5: hookmap.v1.ListSubscriptionsResponse
-	(*DeleteSubscriptionRequest)(nil),   // 6: hookmap.v1.DeleteSubscriptionRequest
-	(*DeleteSubscriptionResponse)(nil),  // 7: hookmap.v1.DeleteSubscriptionResponse
-	(*RefreshSubscriptionRequest)(nil),  // 8: hookmap.v1.RefreshSubscriptionRequest
-	(*RefreshSubscriptionResponse)(nil), // 9: hookmap.v1.RefreshSubscriptionResponse
-	(*structpb.Struct)(nil),             // 10: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),       // 11: google.protobuf.Timestamp
+	(ReconcileMode)(0),                  // 1: hookmap.v1.ReconcileMode
+	(WebhookClassification)(0),          // 2: hookmap.v1.WebhookClassification
+	(*Subscription)(nil),                // 3: hookmap.v1.Subscription
+	(*CreateSubscriptionRequest)(nil),   // 4: hookmap.v1.CreateSubscriptionRequest
+	(*GetSubscriptionRequest)(nil),      // 5: hookmap.v1.GetSubscriptionRequest
+	(*ListSubscriptionsRequest)(nil),    // 6: hookmap.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil),   // 7: hookmap.v1.ListSubscriptionsResponse
+	(*DeleteSubscriptionRequest)(nil),   // 8: hookmap.v1.DeleteSubscriptionRequest
+	(*DeleteSubscriptionResponse)(nil),  // 9: hookmap.v1.DeleteSubscriptionResponse
+	(*RefreshSubscriptionRequest)(nil),  // 10: hookmap.v1.RefreshSubscriptionRequest
+	(*RefreshSubscriptionResponse)(nil), // 11: hookmap.v1.RefreshSubscriptionResponse
+	(*ReconcileWebhooksRequest)(nil),    // 12: hookmap.v1.ReconcileWebhooksRequest
+	(*ReconciledWebhook)(nil),           // 13: hookmap.v1.ReconciledWebhook
+	(*ReconcileWebhooksResponse)(nil),   // 14: hookmap.v1.ReconcileWebhooksResponse
+	(*structpb.Struct)(nil),             // 15: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),       // 16: google.protobuf.Timestamp
 }
 var file_hookmap_v1_subscription_proto_depIdxs = []int32{
-	10, // 0: hookmap.v1.Subscription.parameters:type_name -> google.protobuf.Struct
+	15, // 0: hookmap.v1.Subscription.parameters:type_name -> google.protobuf.Struct
 	0,  // 1: hookmap.v1.Subscription.status:type_name -> hookmap.v1.SubscriptionStatus
-	11, // 2: hookmap.v1.Subscription.next_refresh_time:type_name -> google.protobuf.Timestamp
-	11, // 3: hookmap.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
-	11, // 4: hookmap.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
-	11, // 5: hookmap.v1.Subscription.last_event_time:type_name -> google.protobuf.Timestamp
-	11, // 6: hookmap.v1.Subscription.refresh_time:type_name -> google.protobuf.Timestamp
-	10, // 7: hookmap.v1.CreateSubscriptionRequest.parameters:type_name -> google.protobuf.Struct
-	1,  // 8: hookmap.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmap.v1.Subscription
-	1,  // 9: hookmap.v1.RefreshSubscriptionResponse.subscription:type_name -> hookmap.v1.Subscription
-	2,  // 10: hookmap.v1.SubscriptionService.CreateSubscription:input_type -> hookmap.v1.CreateSubscriptionRequest
-	3,  // 11: hookmap.v1.SubscriptionService.GetSubscription:input_type -> hookmap.v1.GetSubscriptionRequest
-	4,  // 12: hookmap.v1.SubscriptionService.ListSubscriptions:input_type -> hookmap.v1.ListSubscriptionsRequest
-	6,  // 13: hookmap.v1.SubscriptionService.DeleteSubscription:input_type -> hookmap.v1.DeleteSubscriptionRequest
-	8,  // 14: hookmap.v1.SubscriptionService.RefreshSubscription:input_type -> hookmap.v1.RefreshSubscriptionRequest
-	1,  // 15: hookmap.v1.SubscriptionService.CreateSubscription:output_type -> hookmap.v1.Subscription
-	1,  // 16: hookmap.v1.SubscriptionService.GetSubscription:output_type -> hookmap.v1.Subscription
-	5,  // 17: hookmap.v1.SubscriptionService.ListSubscriptions:output_type -> hookmap.v1.ListSubscriptionsResponse
-	7,  // 18: hookmap.v1.SubscriptionService.DeleteSubscription:output_type -> hookmap.v1.DeleteSubscriptionResponse
-	9,  // 19: hookmap.v1.SubscriptionService.RefreshSubscription:output_type -> hookmap.v1.RefreshSubscriptionResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	16, // 2: hookmap.v1.Subscription.next_refresh_time:type_name -> google.protobuf.Timestamp
+	16, // 3: hookmap.v1.Subscription.create_time:type_name -> google.protobuf.Timestamp
+	16, // 4: hookmap.v1.Subscription.update_time:type_name -> google.protobuf.Timestamp
+	16, // 5: hookmap.v1.Subscription.last_event_time:type_name -> google.protobuf.Timestamp
+	16, // 6: hookmap.v1.Subscription.refresh_time:type_name -> google.protobuf.Timestamp
+	15, // 7: hookmap.v1.CreateSubscriptionRequest.parameters:type_name -> google.protobuf.Struct
+	3,  // 8: hookmap.v1.ListSubscriptionsResponse.subscriptions:type_name -> hookmap.v1.Subscription
+	3,  // 9: hookmap.v1.RefreshSubscriptionResponse.subscription:type_name -> hookmap.v1.Subscription
+	15, // 10: hookmap.v1.ReconcileWebhooksRequest.parameters:type_name -> google.protobuf.Struct
+	1,  // 11: hookmap.v1.ReconcileWebhooksRequest.mode:type_name -> hookmap.v1.ReconcileMode
+	2,  // 12: hookmap.v1.ReconciledWebhook.classification:type_name -> hookmap.v1.WebhookClassification
+	13, // 13: hookmap.v1.ReconcileWebhooksResponse.webhooks:type_name -> hookmap.v1.ReconciledWebhook
+	4,  // 14: hookmap.v1.SubscriptionService.CreateSubscription:input_type -> hookmap.v1.CreateSubscriptionRequest
+	5,  // 15: hookmap.v1.SubscriptionService.GetSubscription:input_type -> hookmap.v1.GetSubscriptionRequest
+	6,  // 16: hookmap.v1.SubscriptionService.ListSubscriptions:input_type -> hookmap.v1.ListSubscriptionsRequest
+	8,  // 17: hookmap.v1.SubscriptionService.DeleteSubscription:input_type -> hookmap.v1.DeleteSubscriptionRequest
+	10, // 18: hookmap.v1.SubscriptionService.RefreshSubscription:input_type -> hookmap.v1.RefreshSubscriptionRequest
+	12, // 19: hookmap.v1.SubscriptionService.ReconcileWebhooks:input_type -> hookmap.v1.ReconcileWebhooksRequest
+	3,  // 20: hookmap.v1.SubscriptionService.CreateSubscription:output_type -> hookmap.v1.Subscription
+	3,  // 21: hookmap.v1.SubscriptionService.GetSubscription:output_type -> hookmap.v1.Subscription
+	7,  // 22: hookmap.v1.SubscriptionService.ListSubscriptions:output_type -> hookmap.v1.ListSubscriptionsResponse
+	9,  // 23: hookmap.v1.SubscriptionService.DeleteSubscription:output_type -> hookmap.v1.DeleteSubscriptionResponse
+	11, // 24: hookmap.v1.SubscriptionService.RefreshSubscription:output_type -> hookmap.v1.RefreshSubscriptionResponse
+	14, // 25: hookmap.v1.SubscriptionService.ReconcileWebhooks:output_type -> hookmap.v1.ReconcileWebhooksResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_subscription_proto_init() }
@@ -805,8 +1246,8 @@ func file_hookmap_v1_subscription_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_subscription_proto_rawDesc), len(file_hookmap_v1_subscription_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      3,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	SubscriptionService_ListSubscriptions_FullMethodName   = "/hookmap.v1.SubscriptionService/ListSubscriptions"
 	SubscriptionService_DeleteSubscription_FullMethodName  = "/hookmap.v1.SubscriptionService/DeleteSubscription"
 	SubscriptionService_RefreshSubscription_FullMethodName = "/hookmap.v1.SubscriptionService/RefreshSubscription"
+	SubscriptionService_ReconcileWebhooks_FullMethodName   = "/hookmap.v1.SubscriptionService/ReconcileWebhooks"
 )
 
 // SubscriptionServiceClient is the client API for SubscriptionService service.
@@ -44,6 +45,11 @@ type SubscriptionServiceClient interface {
 	// RefreshSubscription runs refresh now (re-subscribing when the app says the hook is
 	// gone, or after repeated failures). For a DELETING subscription it retries unsubscribe.
 	RefreshSubscription(ctx context.Context, in *RefreshSubscriptionRequest, opts ...grpc.CallOption) (*RefreshSubscriptionResponse, error)
+	// ReconcileWebhooks runs the event's list method and classifies every webhook the app
+	// holds as OWNED, ORPHANED or FOREIGN, and every live subscription the app no longer
+	// lists as MISSING. DELETE_ORPHANS deletes orphans (never foreign webhooks) with the
+	// event's delete method; repair re-subscribes missing subscriptions.
+	ReconcileWebhooks(ctx context.Context, in *ReconcileWebhooksRequest, opts ...grpc.CallOption) (*ReconcileWebhooksResponse, error)
 }
 
 type subscriptionServiceClient struct {
@@ -104,6 +110,16 @@ func (c *subscriptionServiceClient) RefreshSubscription(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *subscriptionServiceClient) ReconcileWebhooks(ctx context.Context, in *ReconcileWebhooksRequest, opts ...grpc.CallOption) (*ReconcileWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconcileWebhooksResponse)
+	err := c.cc.Invoke(ctx, SubscriptionService_ReconcileWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SubscriptionServiceServer is the server API for SubscriptionService service.
 // All implementations must embed UnimplementedSubscriptionServiceServer
 // for forward compatibility.
@@ -122,6 +138,11 @@ type SubscriptionServiceServer interface {
 	// RefreshSubscription runs refresh now (re-subscribing when the app says the hook is
 	// gone, or after repeated failures). For a DELETING subscription it retries unsubscribe.
 	RefreshSubscription(context.Context, *RefreshSubscriptionRequest) (*RefreshSubscriptionResponse, error)
+	// ReconcileWebhooks runs the event's list method and classifies every webhook the app
+	// holds as OWNED, ORPHANED or FOREIGN, and every live subscription the app no longer
+	// lists as MISSING. DELETE_ORPHANS deletes orphans (never foreign webhooks) with the
+	// event's delete method; repair re-subscribes missing subscriptions.
+	ReconcileWebhooks(context.Context, *ReconcileWebhooksRequest) (*ReconcileWebhooksResponse, error)
 	mustEmbedUnimplementedSubscriptionServiceServer()
 }
 
@@ -146,6 +167,9 @@ func (UnimplementedSubscriptionServiceServer) DeleteSubscription(context.Context
 }
 func (UnimplementedSubscriptionServiceServer) RefreshSubscription(context.Context, *RefreshSubscriptionRequest) (*RefreshSubscriptionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshSubscription not implemented")
+}
+func (UnimplementedSubscriptionServiceServer) ReconcileWebhooks(context.Context, *ReconcileWebhooksRequest) (*ReconcileWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReconcileWebhooks not implemented")
 }
 func (UnimplementedSubscriptionServiceServer) mustEmbedUnimplementedSubscriptionServiceServer() {}
 func (UnimplementedSubscriptionServiceServer) testEmbeddedByValue()                             {}
@@ -258,6 +282,24 @@ func _SubscriptionService_RefreshSubscription_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SubscriptionService_ReconcileWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconcileWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SubscriptionServiceServer).ReconcileWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SubscriptionService_ReconcileWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SubscriptionServiceServer).ReconcileWebhooks(ctx, req.(*ReconcileWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SubscriptionService_ServiceDesc is the grpc.ServiceDesc for SubscriptionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -284,6 +326,10 @@ var SubscriptionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RefreshSubscription",
 			Handler:    _SubscriptionService_RefreshSubscription_Handler,
+		},
+		{
+			MethodName: "ReconcileWebhooks",
+			Handler:    _SubscriptionService_ReconcileWebhooks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
