@@ -22,7 +22,7 @@ func start(t *testing.T) *apptest.Harness {
 	return apptest.Start(t, apptest.WithConnectors("../../connectors", "testdata/connectors"))
 }
 
-func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
+func mustStruct(t testing.TB, m map[string]any) *structpb.Struct {
 	s, err := structpb.NewStruct(m)
 	require.NoError(t, err)
 	return s

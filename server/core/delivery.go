@@ -446,14 +446,22 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	}
 	var events []*store.Event
 	var unmatched []string
+	matched := map[string][]*store.Subscription{} // a batch often repeats a selector
 	for _, ge := range hr.events {
-		d.Selectors = append(d.Selectors, ge.selector)
-		subs, err := c.Store.MatchSubscriptions(ctx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
-		if err != nil {
-			return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "route: " + err.Error(), keep: true})
+		subs, seen := matched[ge.selector]
+		if !seen {
+			d.Selectors = append(d.Selectors, ge.selector)
+			var err error
+			subs, err = c.Store.MatchSubscriptions(ctx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
+			if err != nil {
+				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "route: " + err.Error(), keep: true})
+			}
+			matched[ge.selector] = subs
 		}
 		if len(subs) == 0 {
-			unmatched = append(unmatched, ge.selector)
+			if !seen {
+				unmatched = append(unmatched, ge.selector)
+			}
 			continue
 		}
 		for _, sub := range subs {
