@@ -375,9 +375,12 @@ func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, comm
 		c.Logger.Error("commit delivery", "delivery", d.ID, "err", err)
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "could not store the events; the request is kept for replay", keep: true})
 	}
-	if res.Duplicates > 0 && res.Inserted == 0 {
-		d.Outcome = store.OutcomeDuplicate
-		// The outcome is recorded on the delivery; the count in a default reply is what was new.
+	if res.Duplicates > 0 {
+		// The delivery records what was new: its event count, and DUPLICATE when nothing was.
+		d.EventCount = res.Inserted
+		if res.Inserted == 0 {
+			d.Outcome = store.OutcomeDuplicate
+		}
 		if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
 			c.Logger.Warn("record duplicate outcome", "delivery", d.ID, "err", err)
 		}
