@@ -281,6 +281,15 @@ func (a *App) prune(ctx context.Context, interval time.Duration) {
 		case err == nil && res.Deliveries+res.IdempotencyKeys+res.Events > 0:
 			a.log.Info("pruned", "deliveries", res.Deliveries, "idempotency_keys", res.IdempotencyKeys, "events", res.Events)
 		}
+		if os, ok := a.store.(store.OutgoingStore); ok {
+			n, err := os.PruneInvocations(ctx, now.Add(-a.cfg.InvocationRetention))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				a.log.Warn("prune invocations", "err", err)
+			case err == nil && n > 0:
+				a.log.Info("pruned", "invocations", n)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return

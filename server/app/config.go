@@ -34,6 +34,8 @@ type Config struct {
 	IdempotencyWindow time.Duration
 	// EventRetention is how long events are kept (0: forever).
 	EventRetention time.Duration
+	// InvocationRetention is how long outgoing webhook invocation records are kept.
+	InvocationRetention time.Duration
 	// Now is the clock of refresh scheduling and signature tolerances (tests inject one).
 	Now func() time.Time
 }
@@ -52,8 +54,9 @@ func Defaults() Config {
 		ShutdownTimeout: 20 * time.Second,
 		RefreshInterval: 5 * time.Second,
 
-		DeliveryRetention: 7 * 24 * time.Hour,
-		IdempotencyWindow: 7 * 24 * time.Hour,
+		DeliveryRetention:   7 * 24 * time.Hour,
+		InvocationRetention: 30 * 24 * time.Hour,
+		IdempotencyWindow:   7 * 24 * time.Hour,
 	}
 }
 
@@ -120,6 +123,9 @@ func (c Config) Validate() error {
 	}
 	if c.IdempotencyWindow < time.Minute {
 		errs = append(errs, errors.New("--idempotency-window must be at least 1m"))
+	}
+	if c.InvocationRetention < time.Hour {
+		errs = append(errs, errors.New("--invocation-retention must be at least 1h"))
 	}
 	if c.EventRetention != 0 && c.EventRetention < time.Hour {
 		errs = append(errs, errors.New("--event-retention must be 0 (keep) or at least 1h"))

@@ -97,6 +97,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DeliveryRetention, "delivery-retention", cfg.DeliveryRetention, "how long delivery records and kept requests are kept")
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long an event id is remembered to drop re-deliveries")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "how long events are kept (0: forever)")
+	fs.DurationVar(&cfg.InvocationRetention, "invocation-retention", cfg.InvocationRetention, "how long outgoing webhook invocation records are kept")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest webhook body accepted (413 above)")
 	if err := applyEnv(fs); err != nil {
 		fmt.Fprintln(stderr, "hookmap:", err)
