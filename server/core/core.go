@@ -146,6 +146,39 @@ func (c *Core) ConnectionVars(ctx context.Context, conn *store.Connection) (map[
 	}, nil
 }
 
+// connectionEvent loads a connection of the workspace (NOT_FOUND when absent) and one
+// event of its connector (FAILED_PRECONDITION when not loaded).
+func (c *Core) connectionEvent(ctx context.Context, workspaceID, connectionID, eventKey string) (*store.Connection, *engine.Event, error) {
+	conn, err := c.Store.GetConnection(ctx, workspaceID, connectionID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, Errorf(codes.NotFound, "connection %q not found", connectionID)
+		}
+		return nil, nil, err
+	}
+	_, ev, err := c.Event(conn.ConnectorKey, eventKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, ev, nil
+}
+
+// subscriptionVars are the variables of a subscription's methods: its connection's
+// variables plus state and parameters.
+func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (map[string]any, error) {
+	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
+	}
+	vars, err := c.ConnectionVars(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	vars["state"] = orEmpty(sub.State)
+	vars["parameters"] = orEmpty(sub.Parameters)
+	return vars, nil
+}
+
 // WebhookSecret opens a subscription's webhook secret.
 func (c *Core) WebhookSecret(s *store.Subscription) (string, error) {
 	if len(s.WebhookSecret) == 0 {

@@ -512,11 +512,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	if handle == nil {
 		return []*store.Event{mk(sub.EventKey, ge.record, ge.id)}, nil
 	}
-	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
-	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
-	}
-	vars, err := c.ConnectionVars(ctx, conn)
+	vars, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -524,8 +520,6 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 		vars[k] = reqVars[k]
 	}
 	vars["data"], vars["body"] = ge.record, ge.record
-	vars["state"] = orEmpty(sub.State)
-	vars["parameters"] = orEmpty(sub.Parameters)
 	out, err := handle.Run(ctx, vars, c.runOpts())
 	if err != nil {
 		return nil, err

@@ -57,14 +57,7 @@ const maxListedWebhooks = 100_000
 // DeleteOrphan each orphan is deleted with the event's delete method; a failure is
 // reported on its entry and the others are still processed.
 func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in ReconcileInput) ([]ReconciledWebhook, error) {
-	conn, err := c.Store.GetConnection(ctx, workspaceID, in.ConnectionID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, Errorf(codes.NotFound, "connection %q not found", in.ConnectionID)
-		}
-		return nil, err
-	}
-	_, ev, err := c.Event(conn.ConnectorKey, in.EventKey)
+	conn, ev, err := c.connectionEvent(ctx, workspaceID, in.ConnectionID, in.EventKey)
 	if err != nil {
 		return nil, err
 	}

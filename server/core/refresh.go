@@ -144,11 +144,7 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return c.resubscribe(ctx, ev, sub)
 	}
-	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
-	if err != nil {
-		return fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
-	}
-	vars, err := c.ConnectionVars(ctx, conn)
+	vars, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return err
 	}
@@ -156,8 +152,6 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if err != nil {
 		return err
 	}
-	vars["state"] = orEmpty(sub.State)
-	vars["parameters"] = orEmpty(sub.Parameters)
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
 	vars["webhookSecret"] = secret
 	out, err := m.Run(ctx, vars, c.runOpts())

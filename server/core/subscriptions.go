@@ -37,14 +37,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 	if len(violations) > 0 {
 		return nil, Invalid(violationSummary("invalid subscription", violations), violations)
 	}
-	conn, err := c.Store.GetConnection(ctx, workspaceID, in.ConnectionID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, Errorf(codes.NotFound, "connection %q not found", in.ConnectionID)
-		}
-		return nil, err
-	}
-	_, ev, err := c.Event(conn.ConnectorKey, in.EventKey)
+	conn, ev, err := c.connectionEvent(ctx, workspaceID, in.ConnectionID, in.EventKey)
 	if err != nil {
 		return nil, err
 	}
@@ -249,16 +242,10 @@ func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return nil
 	}
-	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
-	if err != nil {
-		return fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
-	}
-	vars, err := c.ConnectionVars(ctx, conn)
+	vars, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return err
 	}
-	vars["state"] = orEmpty(sub.State)
-	vars["parameters"] = orEmpty(sub.Parameters)
 	_, err = m.Run(ctx, vars, c.runOpts())
 	var he *engine.HTTPError
 	if errors.As(err, &he) && (he.StatusCode == 404 || he.StatusCode == 410) {
