@@ -101,6 +101,11 @@ func TestFunctionErrors(t *testing.T) {
 	require.ErrorContains(t, err, "jmespath()")
 	_, err = eval(t, `jmespath(data, "abs(a)")`, map[string]any{"data": map[string]any{"a": "x"}})
 	require.ErrorContains(t, err, "jmespath()")
+	_, err = eval(t, `data.ok ? "fine" : fail("auth.test: " + data.error)`, map[string]any{"data": map[string]any{"ok": false, "error": "invalid_auth"}})
+	require.EqualError(t, err, "auth.test: invalid_auth")
+	got, err := eval(t, `data.ok ? "fine" : fail("never")`, map[string]any{"data": map[string]any{"ok": true}})
+	require.NoError(t, err)
+	require.Equal(t, "fine", got)
 }
 
 func TestToPlain(t *testing.T) {

@@ -76,7 +76,20 @@ func (library) CompileOptions() []cel.EnvOption {
 		cel.Function("parseLinkHeader",
 			cel.Overload("parseLinkHeader_string", []*cel.Type{str}, cel.MapType(str, str), cel.UnaryBinding(parseLinkHeader)),
 		),
+		cel.Function("fail",
+			cel.Overload("fail_string", []*cel.Type{str}, dyn, cel.UnaryBinding(fail)),
+		),
 	}
+}
+
+// fail makes the evaluation fail with the message: for apps that report errors in a 2xx
+// body (Slack's {"ok": false, "error": "invalid_auth"}).
+func fail(v ref.Val) ref.Val {
+	msg, ok := v.(types.String)
+	if !ok {
+		return types.NoSuchOverloadErr()
+	}
+	return types.NewErr("%s", string(msg))
 }
 
 func rawBytes(v ref.Val) ([]byte, bool) {
