@@ -63,6 +63,16 @@ func TestBundledConnectorsLoad(t *testing.T) {
 	}
 }
 
+func TestConnectorFolderNamedByWhereItLeads(t *testing.T) {
+	t.Chdir(filepath.Join("..", "connectors", "example-webhook"))
+	for _, dir := range []string{".", filepath.Join("..", "example-webhook", ".")} {
+		set, diags := Load(dir)
+		require.Empty(t, diags, dir)
+		_, ok := set.Connector("example-webhook")
+		require.True(t, ok, dir)
+	}
+}
+
 func TestEmptySet(t *testing.T) {
 	var s *Set
 	require.Empty(t, s.Connectors())

@@ -44,7 +44,12 @@ func Load(dirs ...string) (*Set, []Diagnostic) {
 			continue
 		}
 		if isFile(filepath.Join(dir, "spec.yml")) {
-			cands = append(cands, candidate{dir: dir, key: filepath.Base(filepath.Clean(dir))})
+			// "." or "../x/.." name the folder by where they lead.
+			key := filepath.Base(filepath.Clean(dir))
+			if abs, err := filepath.Abs(dir); err == nil {
+				key = filepath.Base(abs)
+			}
+			cands = append(cands, candidate{dir: dir, key: key})
 			continue
 		}
 		entries, err := os.ReadDir(dir)
