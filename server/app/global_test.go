@@ -186,6 +186,29 @@ func TestGlobalUnmatchedIsRecordedAndAnswered200(t *testing.T) {
 	require.Empty(t, evs.GetEvents())
 }
 
+func TestGlobalRecordsAreCheckedAgainstTheEventSchema(t *testing.T) {
+	w := startChat(t)
+	w.connect(t, "TA", "message", nil)
+	bad := msg("s1", "TA", "")
+	bad["text"] = 42
+	r := w.send(t, bad)
+	require.Equal(t, http.StatusInternalServerError, r.Status, string(r.Body))
+
+	dl, err := w.h.Events.ListDeliveries(w.h.Ctx(), &hookmapv1.ListDeliveriesRequest{
+		Outcome: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED,
+	})
+	require.NoError(t, err)
+	require.Len(t, dl.GetDeliveries(), 1)
+	require.Contains(t, dl.GetDeliveries()[0].GetError(), "record does not match the event's schema: events[0].record.text")
+	require.True(t, dl.GetDeliveries()[0].GetReplayable())
+	evs, err := w.h.Events.ListEvents(w.h.Ctx(), &hookmapv1.ListEventsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, evs.GetEvents())
+
+	r = w.send(t, msg("s2", "TA", "fine"))
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+}
+
 func TestGlobalChallengeAnsweredFromTheMapping(t *testing.T) {
 	w := startChat(t)
 	body := `{"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}`

@@ -508,9 +508,21 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 			ExternalID: id, DeliveryID: d.ID, ReceiveTime: in.Received,
 		}
 	}
+	// Records are checked against the event's schema, as on a subscription's own URL.
+	checked := func(evs []*store.Event) ([]*store.Event, error) {
+		if ev.Schema == nil {
+			return evs, nil
+		}
+		for i, e := range evs {
+			if v := ev.Schema.Validate(fmt.Sprintf("events[%d].record", i), e.Record); len(v) > 0 {
+				return nil, errors.New(violationSummary("record does not match the event's schema", v))
+			}
+		}
+		return evs, nil
+	}
 	handle := ev.Methods["handle"]
 	if handle == nil {
-		return []*store.Event{mk(sub.EventKey, ge.record, ge.id)}, nil
+		return checked([]*store.Event{mk(sub.EventKey, ge.record, ge.id)})
 	}
 	vars, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
@@ -536,7 +548,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 		}
 		evs = append(evs, mk(me.typ, me.record, id))
 	}
-	return evs, nil
+	return checked(evs)
 }
 
 // ReplayDelivery runs a kept request again through the current connector; the delivery
