@@ -31,8 +31,10 @@ func methodVars(name string) []string {
 }
 
 // eventHandleVars are the variables of an event's handle (and of its verify block).
+// webhookSecret is there so that a delivery arriving while subscribe still runs (GitHub's
+// first ping, Graph's validation) can be verified before the state is stored.
 func eventHandleVars() []string {
-	return with(with(connectionVars, requestVars...), "state", "parameters")
+	return with(with(connectionVars, requestVars...), "state", "parameters", "webhookSecret")
 }
 
 // globalHandleVars are the variables of a global webhook's handle (and verify): no

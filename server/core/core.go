@@ -176,6 +176,11 @@ func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (m
 	}
 	vars["state"] = orEmpty(sub.State)
 	vars["parameters"] = orEmpty(sub.Parameters)
+	secret, err := c.WebhookSecret(sub)
+	if err != nil {
+		return nil, err
+	}
+	vars["webhookSecret"] = secret
 	return vars, nil
 }
 

@@ -326,6 +326,9 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	}
 	vars["state"] = orEmpty(sub.State)
 	vars["parameters"] = orEmpty(sub.Parameters)
+	if vars["webhookSecret"], err = c.WebhookSecret(sub); err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+	}
 	if vf := c.checkVerify(ctx, ev.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}

@@ -144,16 +144,11 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return c.resubscribe(ctx, ev, sub)
 	}
-	vars, err := c.subscriptionVars(ctx, sub)
-	if err != nil {
-		return err
-	}
-	secret, err := c.WebhookSecret(sub)
+	vars, err := c.subscriptionVars(ctx, sub) // has webhookSecret
 	if err != nil {
 		return err
 	}
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
-	vars["webhookSecret"] = secret
 	out, err := m.Run(ctx, vars, c.runOpts())
 	if err != nil {
 		return err
