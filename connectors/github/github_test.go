@@ -455,8 +455,8 @@ func TestPingDuringCreate(t *testing.T) {
 
 // A hook deleted in GitHub by someone else is MISSING; repair runs subscribe again, which
 // creates a new hook with the same URL and secret, and its id is the one unsubscribe uses.
-// MISSING is reported for subscriptions with exactly the reconcile's parameters, so they
-// include events (list itself only reads owner and repo).
+// MISSING is reported for the subscriptions whose parameters include the reconcile's, so
+// {owner, repo} covers a subscription with events too.
 func TestReconcileRepairsMissingHook(t *testing.T) {
 	w := start(t, "")
 	sub, err := w.subscribe(t, w.conn, "", repoParams("issues"))
@@ -466,7 +466,7 @@ func TestReconcileRepairsMissingHook(t *testing.T) {
 
 	resp, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 		ConnectionId: w.conn.GetId(), EventKey: event, Mode: dryRun, Repair: true,
-		Parameters: mustStruct(t, repoParams("issues")),
+		Parameters: mustStruct(t, repoParams()), // the repository: every subscription on it is covered
 	})
 	require.NoError(t, err)
 	require.Equal(t, int32(1), resp.GetMissing())

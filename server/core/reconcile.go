@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -88,14 +89,16 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 		return nil, Errorf(codes.FailedPrecondition, "%s", err.Error())
 	}
 
-	// The subscriptions of this connection and event listed with these parameters.
+	// The subscriptions of this connection and event whose parameters include these (a
+	// GitHub reconcile given {owner, repo} covers the repository's subscriptions whatever
+	// their events).
 	subs, err := c.connectionSubscriptions(ctx, workspaceID, conn.ID)
 	if err != nil {
 		return nil, err
 	}
 	inScope := map[string]*store.Subscription{}
 	for _, s := range subs {
-		if s.EventKey == in.EventKey && s.GlobalWebhookKey == "" && sameValue(s.Parameters, params) {
+		if s.EventKey == in.EventKey && s.GlobalWebhookKey == "" && includes(s.Parameters, params) {
 			inScope[c.WebhookURI(s.ID)] = s
 		}
 	}
@@ -295,4 +298,20 @@ func (c *Core) repair(ctx context.Context, sub *store.Subscription) error {
 	sub.RefreshFailures = 0
 	sub.LastError = "repaired at " + now.UTC().Format("2006-01-02T15:04:05Z") + ": reconcile found the app no longer had its webhook"
 	return c.Store.UpdateSubscription(context.WithoutCancel(ctx), sub)
+}
+
+// includes reports whether every entry of sub is in all, with the same value.
+func includes(all, sub map[string]any) bool {
+	for k, v := range sub {
+		w, ok := all[k]
+		if !ok {
+			return false
+		}
+		ev, err1 := value.Encode(v)
+		ew, err2 := value.Encode(w)
+		if err1 != nil || err2 != nil || string(ev) != string(ew) {
+			return false
+		}
+	}
+	return true
 }
