@@ -351,3 +351,16 @@ func TestRunConcurrently(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+func TestRunOptionsNowIsTheRunsClock(t *testing.T) {
+	c := loadGood(t)
+	at := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	m := c.Events["pings"].Methods[MethodSubscribe]
+	out, err := m.Run(context.Background(), map[string]any{"webhookSecret": "s"}, RunOptions{Now: func() time.Time { return at }})
+	require.NoError(t, err)
+	require.Equal(t, at.UnixMilli()+60000, out.(map[string]any)["nextRefreshTimestamp"])
+
+	out, err = m.Run(context.Background(), map[string]any{"webhookSecret": "s"}, RunOptions{})
+	require.NoError(t, err)
+	require.Greater(t, out.(map[string]any)["nextRefreshTimestamp"], time.Now().Add(-time.Minute).UnixMilli(), "wall clock by default")
+}

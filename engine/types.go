@@ -67,6 +67,9 @@ type RunOptions struct {
 	HTTP HTTPDoer
 	// MaxResponseBytes caps a response body read (default 10 MiB).
 	MaxResponseBytes int64
+	// Now, when set, is the clock of the run's `now` (the server passes its own, so an
+	// injected clock reaches the methods too); default time.Now.
+	Now func() time.Time
 }
 
 // DefaultMaxResponseBytes is RunOptions.MaxResponseBytes when left 0.
@@ -238,6 +241,9 @@ func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) 
 		vars = map[string]any{}
 	}
 	s := mapping.NewScope(ctx, vars)
+	if opts.Now != nil {
+		s.SetNow(opts.Now())
+	}
 	switch {
 	case m.rest != nil:
 		var doer rest.Doer

@@ -85,6 +85,9 @@ func (s *Scope) Now() time.Time {
 	return s.now
 }
 
+// SetNow sets the run's start time (the CEL variable now); call it before evaluating.
+func (s *Scope) SetNow(t time.Time) { s.now, s.hasNow = t.UTC(), true }
+
 // Lookup returns the value of variable name with the defaults and aliases applied.
 func (s *Scope) Lookup(name string) (any, bool) {
 	if s.extra != nil {

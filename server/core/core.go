@@ -50,7 +50,7 @@ func (c *Core) GlobalWebhookURL(id string) string {
 }
 
 func (c *Core) runOpts() engine.RunOptions {
-	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen}
+	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen, Now: c.now}
 }
 
 // Connector returns a loaded connector or FAILED_PRECONDITION.
