@@ -11,8 +11,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
@@ -29,22 +27,6 @@ const (
 	dryRun   = hookmapv1.ReconcileMode_RECONCILE_MODE_DRY_RUN
 	wipe     = hookmapv1.ReconcileMode_RECONCILE_MODE_DELETE_ORPHANS
 )
-
-func mustStruct(t testing.TB, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
-}
-
-func requireCode(t *testing.T, err error, code codes.Code, contains string) {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "not a status: %v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	require.Contains(t, st.Message(), contains)
-}
 
 // world is hookmap with the bundled connectors, a fake GitHub and a connection to it.
 type world struct {
@@ -63,8 +45,8 @@ func start(t *testing.T, prefix string) *world {
 func (w *world) connect(t *testing.T, token string) *hookmapv1.Connection {
 	conn, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "github", Name: "octo-org",
-		Parameters:  mustStruct(t, map[string]any{"baseUri": w.gh.baseURI()}),
-		Credentials: mustStruct(t, map[string]any{"accessToken": token}),
+		Parameters:  apptest.Struct(t, map[string]any{"baseUri": w.gh.baseURI()}),
+		Credentials: apptest.Struct(t, map[string]any{"accessToken": token}),
 	})
 	require.NoError(t, err)
 	return conn
@@ -72,7 +54,7 @@ func (w *world) connect(t *testing.T, token string) *hookmapv1.Connection {
 
 func (w *world) subscribe(t *testing.T, conn *hookmapv1.Connection, requestID string, params map[string]any) (*hookmapv1.Subscription, error) {
 	return w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: event, RequestId: requestID, Parameters: mustStruct(t, params),
+		ConnectionId: conn.GetId(), EventKey: event, RequestId: requestID, Parameters: apptest.Struct(t, params),
 	})
 }
 
@@ -315,14 +297,14 @@ func TestDeleteSubscriptionRemovesHook(t *testing.T) {
 	require.Equal(t, keep.GetWebhookUri(), hooks[0].URL)
 	require.Equal(t, 1, w.gh.count(fmt.Sprintf("DELETE /repos/octo-org/hello-world/hooks/%d", id)))
 	_, err = w.h.Subscriptions.GetSubscription(w.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.NotFound, "")
+	apptest.RequireCode(t, err, codes.NotFound, "")
 
 	// Deleted in GitHub by someone else: GitHub answers 404, which counts as gone.
 	w.gh.set(func() { delete(w.gh.repos[owner+"/"+repo].Hooks, hooks[0].ID) })
 	_, err = w.h.Subscriptions.DeleteSubscription(w.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: keep.GetId()})
 	require.NoError(t, err)
 	_, err = w.h.Subscriptions.GetSubscription(w.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: keep.GetId()})
-	requireCode(t, err, codes.NotFound, "")
+	apptest.RequireCode(t, err, codes.NotFound, "")
 }
 
 func TestGitHubErrorsFailTheSubscription(t *testing.T) {
@@ -330,13 +312,13 @@ func TestGitHubErrorsFailTheSubscription(t *testing.T) {
 	// A wrong token: GitHub's 401 reaches the caller, nothing is created.
 	bad := w.connect(t, "ghp_revoked")
 	_, err := w.subscribe(t, bad, "", repoParams())
-	requireCode(t, err, codes.FailedPrecondition, "Bad credentials")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "Bad credentials")
 	// A repository the token cannot see: 404.
 	_, err = w.subscribe(t, w.conn, "", map[string]any{"owner": owner, "repo": "secret-repo"})
-	requireCode(t, err, codes.FailedPrecondition, "Not Found")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "Not Found")
 	// Parameters are checked before GitHub is called.
 	_, err = w.subscribe(t, w.conn, "", map[string]any{"owner": owner})
-	requireCode(t, err, codes.InvalidArgument, "repo")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "repo")
 	require.Empty(t, w.gh.hooks(owner, repo))
 	require.Zero(t, w.gh.count("POST "))
 }
@@ -375,7 +357,7 @@ func TestReconcileFindsAndDeletesOrphans(t *testing.T) {
 	reconcile := func(mode hookmapv1.ReconcileMode) *hookmapv1.ReconcileWebhooksResponse {
 		resp, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 			ConnectionId: w.conn.GetId(), EventKey: event,
-			Parameters: mustStruct(t, map[string]any{"owner": owner, "repo": repo}), Mode: mode,
+			Parameters: apptest.Struct(t, map[string]any{"owner": owner, "repo": repo}), Mode: mode,
 		})
 		require.NoError(t, err)
 		return resp
@@ -466,7 +448,7 @@ func TestReconcileRepairsMissingHook(t *testing.T) {
 
 	resp, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 		ConnectionId: w.conn.GetId(), EventKey: event, Mode: dryRun, Repair: true,
-		Parameters: mustStruct(t, repoParams()), // the repository: every subscription on it is covered
+		Parameters: apptest.Struct(t, repoParams()), // the repository: every subscription on it is covered
 	})
 	require.NoError(t, err)
 	require.Equal(t, int32(1), resp.GetMissing())

@@ -8,10 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
@@ -25,31 +22,6 @@ const (
 	tokenB  = "CKHx6qf1KhICAQEYlO8FIJ3KCSiv9wEyGQDpQmHm8Q3d2vxwJDtyfI5Ha7qgRY4Pbn0"
 )
 
-func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
-}
-
-func requireCode(t *testing.T, err error, code codes.Code, contains string) {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "not a gRPC status: %v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	// The message, or a field violation of its google.rpc.BadRequest details.
-	text := st.Message()
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				text += "\n" + v.GetField() + ": " + v.GetDescription()
-			}
-		}
-	}
-	require.Contains(t, text, contains)
-}
-
 type world struct {
 	t    *testing.T
 	h    *apptest.Harness
@@ -62,15 +34,8 @@ type world struct {
 func start(t *testing.T) *world {
 	h := apptest.Start(t, apptest.WithConnectors(".."), apptest.WithAllowPrivate())
 	w := &world{t: t, h: h, fake: newFakeHubSpot(t, map[string]int64{tokenA: portalA, tokenB: portalB})}
-	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
-		ConnectorKey: "hubspot", Parameters: mustStruct(t, map[string]any{"clientSecret": clientSecret}),
-	})
-	require.NoError(t, err)
-	gws, err := h.Connectors.ListGlobalWebhooks(h.Ctx(), &hookmapv1.ListGlobalWebhooksRequest{ConnectorKey: "hubspot"})
-	require.NoError(t, err)
-	require.Len(t, gws.GetGlobalWebhooks(), 1)
-	require.Equal(t, "webhooks", gws.GetGlobalWebhooks()[0].GetKey())
-	w.url = gws.GetGlobalWebhooks()[0].GetUrl()
+	h.SetConnectorParameters("hubspot", map[string]any{"clientSecret": clientSecret})
+	w.url = h.GlobalWebhookURL("hubspot", "webhooks")
 	require.Regexp(t, `^`+h.BaseURL+`/hooks/g/[A-Za-z0-9_-]{20,}$`, w.url)
 	return w
 }
@@ -83,8 +48,8 @@ func (w *world) connection(token string, params map[string]any) *hookmapv1.Conne
 	params["baseUri"] = w.fake.URL()
 	conn, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "hubspot", Name: "portal of " + token[:8],
-		Parameters:  mustStruct(w.t, params),
-		Credentials: mustStruct(w.t, map[string]any{"accessToken": token}),
+		Parameters:  apptest.Struct(w.t, params),
+		Credentials: apptest.Struct(w.t, map[string]any{"accessToken": token}),
 	})
 	require.NoError(w.t, err)
 	return conn
@@ -96,7 +61,7 @@ func (w *world) subscribe(conn *hookmapv1.Connection, params map[string]any) *ho
 		params = map[string]any{}
 	}
 	sub, err := w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "crm", Parameters: mustStruct(w.t, params),
+		ConnectionId: conn.GetId(), EventKey: "crm", Parameters: apptest.Struct(w.t, params),
 	})
 	require.NoError(w.t, err)
 	require.Equal(w.t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus(), sub.GetLastError())
@@ -120,7 +85,7 @@ func (w *world) storedEvents() []*hookmapv1.Event {
 func record(e *hookmapv1.Event) map[string]any { return e.GetRecord().GetStructValue().AsMap() }
 
 // jsonNumbers turns a HubSpot event built in Go into what a Struct holds (numbers as float64).
-func jsonNumbers(t *testing.T, e map[string]any) map[string]any { return mustStruct(t, e).AsMap() }
+func jsonNumbers(t *testing.T, e map[string]any) map[string]any { return apptest.Struct(t, e).AsMap() }
 
 func TestSubscribeTakesThePortalFromTheToken(t *testing.T) {
 	w := start(t)
@@ -146,19 +111,19 @@ func TestSubscribeTakesThePortalFromTheToken(t *testing.T) {
 	// ... and refused when the token belongs to another portal.
 	wrong := w.connection(tokenA, map[string]any{"portalId": portalB})
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: wrong.GetId(), EventKey: "crm"})
-	requireCode(t, err, codes.FailedPrecondition, fmt.Sprintf("belongs to portal %d, not to the connection's portalId %d", portalA, portalB))
+	apptest.RequireCode(t, err, codes.FailedPrecondition, fmt.Sprintf("belongs to portal %d, not to the connection's portalId %d", portalA, portalB))
 
 	// A token HubSpot does not know fails the subscription with HubSpot's answer.
 	revoked := w.connection("revoked-token", nil)
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: revoked.GetId(), EventKey: "crm"})
-	requireCode(t, err, codes.FailedPrecondition, "INVALID_AUTHENTICATION")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "INVALID_AUTHENTICATION")
 	require.Contains(t, w.fake.Calls(), "GET /account-info/v3/details Bearer revoked-token")
 
 	// The subscription parameters are checked against the event's schema.
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "crm", Parameters: mustStruct(t, map[string]any{"subscriptionTypes": "contact.creation"}),
+		ConnectionId: conn.GetId(), EventKey: "crm", Parameters: apptest.Struct(t, map[string]any{"subscriptionTypes": "contact.creation"}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "subscriptionTypes")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "subscriptionTypes")
 }
 
 func TestBatchOfTwoPortalsFansOut(t *testing.T) {
@@ -393,7 +358,7 @@ func TestDeleteSubscriptionStopsRouting(t *testing.T) {
 func TestConnectorParametersNeedTheClientSecret(t *testing.T) {
 	h := apptest.Start(t, apptest.WithConnectors(".."), apptest.WithAllowPrivate())
 	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
-		ConnectorKey: "hubspot", Parameters: mustStruct(t, map[string]any{}),
+		ConnectorKey: "hubspot", Parameters: apptest.Struct(t, map[string]any{}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "parameters.clientSecret: required")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "parameters.clientSecret: required")
 }

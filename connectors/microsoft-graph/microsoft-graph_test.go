@@ -13,8 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
@@ -51,23 +49,6 @@ type world struct {
 	conn  *hookmapv1.Connection
 }
 
-func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
-}
-
-func requireCode(t *testing.T, err error, code codes.Code, contains string) *status.Status {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "not a gRPC status: %v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	require.Contains(t, st.Message(), contains)
-	return st
-}
-
 // start runs hookmap with the bundled connectors, a controllable clock and no background
 // scheduler, and a connection to a fake Graph.
 func start(t *testing.T) *world {
@@ -78,8 +59,8 @@ func start(t *testing.T) *world {
 	g := newFakeGraph(t)
 	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "microsoft-graph", Name: "contoso",
-		Parameters:  mustStruct(t, map[string]any{"baseUri": g.baseURI()}),
-		Credentials: mustStruct(t, map[string]any{"accessToken": g.token}),
+		Parameters:  apptest.Struct(t, map[string]any{"baseUri": g.baseURI()}),
+		Credentials: apptest.Struct(t, map[string]any{"accessToken": g.token}),
 	})
 	require.NoError(t, err)
 	return &world{h: h, graph: g, clk: clk, conn: conn}
@@ -91,7 +72,7 @@ func (w *world) subscribe(t *testing.T, requestID string, params map[string]any)
 		params = map[string]any{"resource": inbox}
 	}
 	return w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: w.conn.GetId(), EventKey: eventKey, RequestId: requestID, Parameters: mustStruct(t, params),
+		ConnectionId: w.conn.GetId(), EventKey: eventKey, RequestId: requestID, Parameters: apptest.Struct(t, params),
 	})
 }
 
@@ -190,14 +171,14 @@ func TestSubscribeParameters(t *testing.T) {
 	// Parameters are checked before Graph is called.
 	calls := len(w.graph.callLog())
 	_, err = w.subscribe(t, "", map[string]any{"resource": "/users", "changeType": "created,renamed"})
-	requireCode(t, err, codes.InvalidArgument, "changeType")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "changeType")
 	_, err = w.subscribe(t, "", map[string]any{"changeType": "created"})
-	requireCode(t, err, codes.InvalidArgument, "resource")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "resource")
 	require.Len(t, w.graph.callLog(), calls)
 
 	// Graph refuses a lifetime longer than the resource allows; the answer is reported.
 	_, err = w.subscribe(t, "", map[string]any{"resource": inbox, "expirationMinutes": 20000})
-	requireCode(t, err, codes.FailedPrecondition, "Subscription expiration can only be 10080 minutes in the future")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "Subscription expiration can only be 10080 minutes in the future")
 }
 
 func TestFakeGraphRequiresTheHandshake(t *testing.T) {
@@ -233,7 +214,7 @@ func TestBadTokenIsRefused(t *testing.T) {
 	w := start(t)
 	w.graph.set(func() { w.graph.token = "rotated" })
 	_, err := w.subscribe(t, "", nil)
-	st := requireCode(t, err, codes.FailedPrecondition, "InvalidAuthenticationToken")
+	st := apptest.RequireCode(t, err, codes.FailedPrecondition, "InvalidAuthenticationToken")
 	require.Contains(t, st.Message(), "401")
 	require.Empty(t, w.graph.all())
 	require.Zero(t, w.graph.count("POST"))
@@ -500,14 +481,14 @@ func TestDeleteRemovesGraphSubscription(t *testing.T) {
 	require.Nil(t, w.graph.get(gs.ID))
 	require.Len(t, w.graph.all(), 1, "the other subscription stays")
 	_, err = w.h.Subscriptions.GetSubscription(w.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.NotFound, sub.GetId())
+	apptest.RequireCode(t, err, codes.NotFound, sub.GetId())
 
 	// Already gone in Graph (404): the subscription is deleted all the same.
 	w.graph.set(func() { w.graph.subs = map[string]*graphSub{} })
 	_, err = w.h.Subscriptions.DeleteSubscription(w.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: other.GetId()})
 	require.NoError(t, err)
 	_, err = w.h.Subscriptions.GetSubscription(w.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: other.GetId()})
-	requireCode(t, err, codes.NotFound, other.GetId())
+	apptest.RequireCode(t, err, codes.NotFound, other.GetId())
 }
 
 func TestReconcileAcrossPages(t *testing.T) {
@@ -528,7 +509,7 @@ func TestReconcileAcrossPages(t *testing.T) {
 	reconcile := func(mode hookmapv1.ReconcileMode) *hookmapv1.ReconcileWebhooksResponse {
 		resp, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 			ConnectionId: w.conn.GetId(), EventKey: eventKey, Mode: mode,
-			Parameters: mustStruct(t, map[string]any{"resource": inbox}),
+			Parameters: apptest.Struct(t, map[string]any{"resource": inbox}),
 		})
 		require.NoError(t, err)
 		return resp

@@ -13,8 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookmap/hookmap/engine"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
@@ -29,22 +27,6 @@ const (
 	wipe     = hookmapv1.ReconcileMode_RECONCILE_MODE_DELETE_ORPHANS
 )
 
-func mustStruct(t testing.TB, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
-}
-
-func requireCode(t *testing.T, err error, code codes.Code, contains string) {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "not a status: %v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	require.Contains(t, st.Message(), contains)
-}
-
 // world is hookmap with the shopify connector, the app's client secret set for the
 // workspace, a fake shop and a connection to it.
 type world struct {
@@ -56,10 +38,7 @@ type world struct {
 func start(t *testing.T) *world {
 	h := apptest.Start(t, apptest.WithConnectors(".."), apptest.WithAllowPrivate())
 	shop := newFakeShop(t)
-	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
-		ConnectorKey: "shopify", Parameters: mustStruct(t, map[string]any{"clientSecret": shop.clientSecret}),
-	})
-	require.NoError(t, err)
+	h.SetConnectorParameters("shopify", map[string]any{"clientSecret": shop.clientSecret})
 	w := &world{h: h, shop: shop}
 	w.conn = w.connect(t, map[string]any{"accessToken": shop.token})
 	return w
@@ -68,8 +47,8 @@ func start(t *testing.T) *world {
 func (w *world) connect(t *testing.T, credentials map[string]any) *hookmapv1.Connection {
 	conn, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "shopify", Name: "acme store",
-		Parameters:  mustStruct(t, map[string]any{"shop": "acme-store", "baseUri": w.shop.baseURI()}),
-		Credentials: mustStruct(t, credentials),
+		Parameters:  apptest.Struct(t, map[string]any{"shop": "acme-store", "baseUri": w.shop.baseURI()}),
+		Credentials: apptest.Struct(t, credentials),
 	})
 	require.NoError(t, err)
 	return conn
@@ -77,7 +56,7 @@ func (w *world) connect(t *testing.T, credentials map[string]any) *hookmapv1.Con
 
 func (w *world) subscribe(t *testing.T, conn *hookmapv1.Connection, requestID string, params map[string]any) (*hookmapv1.Subscription, error) {
 	return w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "webhook", RequestId: requestID, Parameters: mustStruct(t, params),
+		ConnectionId: conn.GetId(), EventKey: "webhook", RequestId: requestID, Parameters: apptest.Struct(t, params),
 	})
 }
 
@@ -267,14 +246,14 @@ func TestDeleteSubscriptionRemovesWebhook(t *testing.T) {
 	require.Equal(t, keep.GetWebhookUri(), hooks[0].Address)
 	require.Equal(t, 1, w.shop.count(fmt.Sprintf("DELETE /admin/api/2025-07/webhooks/%d.json", id)))
 	_, err = w.h.Subscriptions.GetSubscription(w.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.NotFound, "")
+	apptest.RequireCode(t, err, codes.NotFound, "")
 
 	// Deleted in the shop by someone else: Shopify answers 404, which counts as gone.
 	w.shop.set(func() { delete(w.shop.hooks, hooks[0].ID) })
 	_, err = w.h.Subscriptions.DeleteSubscription(w.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: keep.GetId()})
 	require.NoError(t, err)
 	_, err = w.h.Subscriptions.GetSubscription(w.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: keep.GetId()})
-	requireCode(t, err, codes.NotFound, "")
+	apptest.RequireCode(t, err, codes.NotFound, "")
 }
 
 func TestShopifyErrorsFailTheSubscription(t *testing.T) {
@@ -282,25 +261,25 @@ func TestShopifyErrorsFailTheSubscription(t *testing.T) {
 	// A wrong access token: Shopify's 401 reaches the caller.
 	bad := w.connect(t, map[string]any{"accessToken": "shpat_revoked"})
 	_, err := w.subscribe(t, bad, "", map[string]any{"topic": "orders/create"})
-	requireCode(t, err, codes.FailedPrecondition, "Invalid API key or access token")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "Invalid API key or access token")
 	// A topic the shop does not know: Shopify's 422 names it.
 	_, err = w.subscribe(t, w.conn, "", map[string]any{"topic": "orders/unknown"})
-	requireCode(t, err, codes.FailedPrecondition, "Invalid topic specified: orders/unknown")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "Invalid topic specified: orders/unknown")
 	require.Empty(t, w.shop.webhooks())
 
 	// Parameters are checked before any call.
 	before := w.shop.count("")
 	_, err = w.subscribe(t, w.conn, "", map[string]any{})
-	requireCode(t, err, codes.InvalidArgument, "topic")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "topic")
 	_, err = w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "shopify", Name: "nowhere", Credentials: mustStruct(t, map[string]any{"accessToken": "x"}),
+		ConnectorKey: "shopify", Name: "nowhere", Credentials: apptest.Struct(t, map[string]any{"accessToken": "x"}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "")
 	_, err = w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "shopify", Name: "bad shop", Parameters: mustStruct(t, map[string]any{"shop": "https://evil.example/x"}),
-		Credentials: mustStruct(t, map[string]any{"accessToken": "x"}),
+		ConnectorKey: "shopify", Name: "bad shop", Parameters: apptest.Struct(t, map[string]any{"shop": "https://evil.example/x"}),
+		Credentials: apptest.Struct(t, map[string]any{"accessToken": "x"}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "shop")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "shop")
 	require.Equal(t, before, w.shop.count(""))
 }
 
@@ -325,7 +304,7 @@ func TestReconcileAcrossPages(t *testing.T) {
 	reconcile := func(mode hookmapv1.ReconcileMode) *hookmapv1.ReconcileWebhooksResponse {
 		resp, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 			ConnectionId: w.conn.GetId(), EventKey: "webhook", Mode: mode,
-			Parameters: mustStruct(t, map[string]any{"topic": "orders/create"}),
+			Parameters: apptest.Struct(t, map[string]any{"topic": "orders/create"}),
 		})
 		require.NoError(t, err)
 		return resp

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookmap/hookmap/engine"
@@ -30,32 +28,6 @@ var (
 	tokenGlobex = "xoxb-3333333333-4444444444444-GlobexBotTokenGlobexBot"
 )
 
-func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
-}
-
-// requireCode asserts err is a gRPC status with code whose message (or a field violation)
-// contains contains.
-func requireCode(t *testing.T, err error, code codes.Code, contains string) {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "not a gRPC status: %v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	text := st.Message()
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				text += "\n" + v.GetField() + ": " + v.GetDescription()
-			}
-		}
-	}
-	require.Contains(t, text, contains)
-}
-
 type world struct {
 	t    *testing.T
 	h    *apptest.Harness
@@ -68,16 +40,8 @@ type world struct {
 func start(t *testing.T) *world {
 	h := apptest.Start(t, apptest.WithConnectors(".."), apptest.WithAllowPrivate())
 	w := &world{t: t, h: h, fake: newFakeSlack(t, map[string]team{tokenAcme: acme, tokenGlobex: globex})}
-	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
-		ConnectorKey: "slack", Parameters: mustStruct(t, map[string]any{"signingSecret": signingSecret}),
-	})
-	require.NoError(t, err)
-	gws, err := h.Connectors.ListGlobalWebhooks(h.Ctx(), &hookmapv1.ListGlobalWebhooksRequest{ConnectorKey: "slack"})
-	require.NoError(t, err)
-	require.Len(t, gws.GetGlobalWebhooks(), 1)
-	require.Equal(t, "events", gws.GetGlobalWebhooks()[0].GetKey())
-	require.Equal(t, "slack", gws.GetGlobalWebhooks()[0].GetConnectorKey())
-	w.url = gws.GetGlobalWebhooks()[0].GetUrl()
+	h.SetConnectorParameters("slack", map[string]any{"signingSecret": signingSecret})
+	w.url = h.GlobalWebhookURL("slack", "events")
 	require.Regexp(t, `^`+h.BaseURL+`/hooks/g/[A-Za-z0-9_-]{20,}$`, w.url)
 	return w
 }
@@ -86,8 +50,8 @@ func (w *world) connection(token string) *hookmapv1.Connection {
 	w.t.Helper()
 	conn, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "slack", Name: "workspace of " + token[:15],
-		Parameters:  mustStruct(w.t, map[string]any{"baseUri": w.fake.URL()}),
-		Credentials: mustStruct(w.t, map[string]any{"botToken": token}),
+		Parameters:  apptest.Struct(w.t, map[string]any{"baseUri": w.fake.URL()}),
+		Credentials: apptest.Struct(w.t, map[string]any{"botToken": token}),
 	})
 	require.NoError(w.t, err)
 	return conn
@@ -99,7 +63,7 @@ func (w *world) subscribe(conn *hookmapv1.Connection, params map[string]any) *ho
 		params = map[string]any{}
 	}
 	sub, err := w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "events", Parameters: mustStruct(w.t, params),
+		ConnectionId: conn.GetId(), EventKey: "events", Parameters: apptest.Struct(w.t, params),
 	})
 	require.NoError(w.t, err)
 	require.Equal(w.t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus(), sub.GetLastError())
@@ -186,14 +150,14 @@ func TestSlackErrorsFailTheSubscription(t *testing.T) {
 	// A token Slack does not know: HTTP 200 with {"ok": false, "error": "invalid_auth"}.
 	bad := w.connection("xoxb-0000000000-0000000000000-NotAKnownBotTokenAtAll")
 	_, err := w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: bad.GetId(), EventKey: "events"})
-	requireCode(t, err, codes.FailedPrecondition, "auth.test: invalid_auth")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "auth.test: invalid_auth")
 	require.Equal(t, []string{"POST /api/auth.test Bearer xoxb-0000000000-0000000000000-NotAKnownBotTokenAtAll"}, w.fake.Calls())
 
 	// A revoked one names its own error.
 	w.fake.Revoke(tokenGlobex)
 	revoked := w.connection(tokenGlobex)
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: revoked.GetId(), EventKey: "events"})
-	requireCode(t, err, codes.FailedPrecondition, "auth.test: token_revoked")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "auth.test: token_revoked")
 
 	// No subscription routes anything afterwards: an event of that team is unmatched.
 	r := w.fake.send(w.url, envelope(globex, "Ev0REVOKED1", message("C0GENERAL1", "U0BOB00001", "x", "1700000000.000200")))
@@ -202,14 +166,14 @@ func TestSlackErrorsFailTheSubscription(t *testing.T) {
 
 	// The credentials and the subscription parameters are checked before Slack is asked.
 	_, err = w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "slack", Name: "no token", Parameters: mustStruct(t, map[string]any{"baseUri": w.fake.URL()}),
+		ConnectorKey: "slack", Name: "no token", Parameters: apptest.Struct(t, map[string]any{"baseUri": w.fake.URL()}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "botToken")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "botToken")
 	good := w.connection(tokenAcme)
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: good.GetId(), EventKey: "events", Parameters: mustStruct(t, map[string]any{"eventTypes": "message"}),
+		ConnectionId: good.GetId(), EventKey: "events", Parameters: apptest.Struct(t, map[string]any{"eventTypes": "message"}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "eventTypes")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "eventTypes")
 }
 
 func TestEventsOfTwoTeamsGoToTheirConnections(t *testing.T) {
@@ -439,16 +403,13 @@ func TestDeleteSubscriptionStopsRouting(t *testing.T) {
 func TestSigningSecretIsRequired(t *testing.T) {
 	h := apptest.Start(t, apptest.WithConnectors(".."), apptest.WithAllowPrivate())
 	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
-		ConnectorKey: "slack", Parameters: mustStruct(t, map[string]any{}),
+		ConnectorKey: "slack", Parameters: apptest.Struct(t, map[string]any{}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "signingSecret")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "signingSecret")
 
 	// Before the secret is set, nothing sent to the Request URL is accepted.
-	gws, err := h.Connectors.ListGlobalWebhooks(h.Ctx(), &hookmapv1.ListGlobalWebhooksRequest{ConnectorKey: "slack"})
-	require.NoError(t, err)
-	require.Len(t, gws.GetGlobalWebhooks(), 1)
 	f := newFakeSlack(t, nil)
-	r := f.send(gws.GetGlobalWebhooks()[0].GetUrl(), map[string]any{"type": "url_verification", "challenge": "abc", "token": "x"})
+	r := f.send(h.GlobalWebhookURL("slack", "events"), map[string]any{"type": "url_verification", "challenge": "abc", "token": "x"})
 	require.NotEqual(t, http.StatusOK, r.Status, r.Body)
 	require.NotContains(t, r.Body, "abc")
 }

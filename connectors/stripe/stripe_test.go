@@ -9,8 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
@@ -20,13 +18,6 @@ type world struct {
 	h    *apptest.Harness
 	fake *fakeStripe
 	conn *hookmapv1.Connection
-}
-
-func mustStruct(t *testing.T, m map[string]any) *structpb.Struct {
-	t.Helper()
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
 }
 
 // start runs hookmap with the bundled connectors and a fake Stripe, and connects to it.
@@ -40,8 +31,8 @@ func start(t *testing.T, params map[string]any) *world {
 	params["baseUri"] = fake.srv.URL
 	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "stripe", Name: "acme",
-		Parameters:  mustStruct(t, params),
-		Credentials: mustStruct(t, map[string]any{"secretKey": fake.secretKey}),
+		Parameters:  apptest.Struct(t, params),
+		Credentials: apptest.Struct(t, map[string]any{"secretKey": fake.secretKey}),
 	})
 	require.NoError(t, err)
 	return &world{h: h, fake: fake, conn: conn}
@@ -53,7 +44,7 @@ func (w *world) subscribe(t *testing.T, requestID string, params map[string]any)
 		params = map[string]any{}
 	}
 	return w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: w.conn.GetId(), EventKey: "events", RequestId: requestID, Parameters: mustStruct(t, params),
+		ConnectionId: w.conn.GetId(), EventKey: "events", RequestId: requestID, Parameters: apptest.Struct(t, params),
 	})
 }
 
@@ -63,15 +54,6 @@ func (w *world) only(t *testing.T) fakeEndpoint {
 	eps := w.fake.all()
 	require.Len(t, eps, 1, "exactly one webhook endpoint in Stripe")
 	return eps[0]
-}
-
-func requireCode(t *testing.T, err error, code codes.Code, contains string) {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "%v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	require.Contains(t, st.Message(), contains)
 }
 
 func decode(t *testing.T, b []byte) map[string]any {
@@ -204,17 +186,17 @@ func TestInvalidKeyAndParameters(t *testing.T) {
 	w := start(t, nil)
 	w.fake.set(func() { w.fake.secretKey = "sk_test_rotated0000" })
 	_, err := w.subscribe(t, "", nil)
-	requireCode(t, err, codes.FailedPrecondition, "Invalid API Key provided")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "Invalid API Key provided")
 	require.Contains(t, err.Error(), "401")
 	require.Empty(t, w.fake.all())
 
 	_, err = w.subscribe(t, "", map[string]any{"enabledEvents": []any{}})
-	requireCode(t, err, codes.InvalidArgument, "enabledEvents")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "enabledEvents")
 
 	_, err = w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "stripe", Name: "bad", Credentials: mustStruct(t, map[string]any{"secretKey": "pk_test_123"}),
+		ConnectorKey: "stripe", Name: "bad", Credentials: apptest.Struct(t, map[string]any{"secretKey": "pk_test_123"}),
 	})
-	requireCode(t, err, codes.InvalidArgument, "secretKey")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "secretKey")
 }
 
 func TestRetriedCreateWithSameRequestIDMakesOneEndpoint(t *testing.T) {
@@ -294,7 +276,7 @@ func TestLostCreateAfterIdempotencyWindowReplacesEndpoint(t *testing.T) {
 func reconcile(t *testing.T, w *world, mode hookmapv1.ReconcileMode, repair bool) *hookmapv1.ReconcileWebhooksResponse {
 	t.Helper()
 	resp, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
-		ConnectionId: w.conn.GetId(), EventKey: "events", Parameters: mustStruct(t, map[string]any{}), Mode: mode, Repair: repair,
+		ConnectionId: w.conn.GetId(), EventKey: "events", Parameters: apptest.Struct(t, map[string]any{}), Mode: mode, Repair: repair,
 	})
 	require.NoError(t, err)
 	return resp

@@ -7,12 +7,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
@@ -22,43 +20,15 @@ func start(t *testing.T) *apptest.Harness {
 	return apptest.Start(t, apptest.WithConnectors("../../connectors", "testdata/connectors"))
 }
 
-func mustStruct(t testing.TB, m map[string]any) *structpb.Struct {
-	s, err := structpb.NewStruct(m)
-	require.NoError(t, err)
-	return s
-}
-
-func requireCode(t *testing.T, err error, code codes.Code, contains string) *status.Status {
-	t.Helper()
-	require.Error(t, err)
-	st, ok := status.FromError(err)
-	require.True(t, ok, "not a status: %v", err)
-	require.Equal(t, code, st.Code(), st.Message())
-	require.Contains(t, st.Message(), contains)
-	return st
-}
-
-func fieldViolations(st *status.Status) map[string]string {
-	out := map[string]string{}
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				out[v.GetField()] = v.GetDescription()
-			}
-		}
-	}
-	return out
-}
-
 // setup creates a testhooks connection and an echo subscription.
 func setup(t *testing.T, h *apptest.Harness) (*hookmapv1.Connection, *hookmapv1.Subscription) {
 	ctx := h.Ctx()
 	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "testhooks", Name: "acme", Credentials: mustStruct(t, map[string]any{"token": "sekret-token"}),
+		ConnectorKey: "testhooks", Name: "acme", Credentials: apptest.Struct(t, map[string]any{"token": "sekret-token"}),
 	})
 	require.NoError(t, err)
 	sub, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "echo", Parameters: mustStruct(t, map[string]any{"topic": "orders"}),
+		ConnectionId: conn.GetId(), EventKey: "echo", Parameters: apptest.Struct(t, map[string]any{"topic": "orders"}),
 	})
 	require.NoError(t, err)
 	return conn, sub
@@ -104,25 +74,25 @@ func TestConnectorsListed(t *testing.T) {
 	require.Contains(t, keys, "testhooks")
 	require.Equal(t, "message", keys["example-webhook"].GetEvents()[0].GetKey())
 	_, err = h.Connectors.GetConnector(h.Ctx(), &hookmapv1.GetConnectorRequest{Key: "nope"})
-	requireCode(t, err, codes.NotFound, "nope")
+	apptest.RequireCode(t, err, codes.NotFound, "nope")
 }
 
 func TestConnectionErrors(t *testing.T) {
 	h := start(t)
 	ctx := h.Ctx()
 	_, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "nope"})
-	requireCode(t, err, codes.FailedPrecondition, `connector "nope" is not loaded`)
+	apptest.RequireCode(t, err, codes.FailedPrecondition, `connector "nope" is not loaded`)
 
 	_, err = h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "testhooks", Parameters: mustStruct(t, map[string]any{"region": "mars"}),
+		ConnectorKey: "testhooks", Parameters: apptest.Struct(t, map[string]any{"region": "mars"}),
 	})
-	st := requireCode(t, err, codes.InvalidArgument, "parameters.region")
-	fv := fieldViolations(st)
+	st := apptest.RequireCode(t, err, codes.InvalidArgument, "parameters.region")
+	fv := apptest.FieldViolations(st)
 	require.Contains(t, fv, "parameters.region")
 	require.Contains(t, fv, "credentials.token", "missing required credential reported too: %v", fv)
 
 	_, err = h.Connections.GetConnection(ctx, &hookmapv1.GetConnectionRequest{Id: "conn_missing"})
-	requireCode(t, err, codes.NotFound, "conn_missing")
+	apptest.RequireCode(t, err, codes.NotFound, "conn_missing")
 
 	conn, _ := setup(t, h)
 	got, err := h.Connections.GetConnection(ctx, &hookmapv1.GetConnectionRequest{Id: conn.GetId()})
@@ -156,7 +126,7 @@ func TestConnectionErrors(t *testing.T) {
 	require.Len(t, seen, 5)
 	require.Equal(t, conn.GetId(), seen[0])
 	_, err = h.Connections.ListConnections(ctx, &hookmapv1.ListConnectionsRequest{PageToken: "garbage!"})
-	requireCode(t, err, codes.InvalidArgument, "page_token")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "page_token")
 
 	// Deleting the connection deletes its subscriptions first.
 	_, err = h.Connections.DeleteConnection(ctx, &hookmapv1.DeleteConnectionRequest{Id: conn.GetId()})
@@ -175,22 +145,22 @@ func TestSubscriptionErrors(t *testing.T) {
 	require.GreaterOrEqual(t, len(strings.TrimPrefix(sub.GetWebhookUri(), h.BaseURL+"/hooks/")), 22, "id must carry at least 128 random bits")
 
 	_, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "echo", Parameters: mustStruct(t, map[string]any{"limit": 0}),
+		ConnectionId: conn.GetId(), EventKey: "echo", Parameters: apptest.Struct(t, map[string]any{"limit": 0}),
 	})
-	st := requireCode(t, err, codes.InvalidArgument, "parametersSchema")
-	fv := fieldViolations(st)
+	st := apptest.RequireCode(t, err, codes.InvalidArgument, "parametersSchema")
+	fv := apptest.FieldViolations(st)
 	require.Contains(t, fv, "parameters.topic")
 	require.Contains(t, fv, "parameters.limit")
 
 	_, err = h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{ConnectionId: conn.GetId(), EventKey: "nope"})
-	requireCode(t, err, codes.FailedPrecondition, `no event "nope"`)
+	apptest.RequireCode(t, err, codes.FailedPrecondition, `no event "nope"`)
 	_, err = h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{ConnectionId: "conn_x", EventKey: "echo"})
-	requireCode(t, err, codes.NotFound, "conn_x")
+	apptest.RequireCode(t, err, codes.NotFound, "conn_x")
 	_, err = h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{})
-	st = requireCode(t, err, codes.InvalidArgument, "connection_id")
-	require.Contains(t, fieldViolations(st), "event_key")
+	st = apptest.RequireCode(t, err, codes.InvalidArgument, "connection_id")
+	require.Contains(t, apptest.FieldViolations(st), "event_key")
 	_, err = h.Subscriptions.GetSubscription(ctx, &hookmapv1.GetSubscriptionRequest{Id: "missing"})
-	requireCode(t, err, codes.NotFound, "missing")
+	apptest.RequireCode(t, err, codes.NotFound, "missing")
 
 	got, err := h.Subscriptions.GetSubscription(ctx, &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)
@@ -199,7 +169,7 @@ func TestSubscriptionErrors(t *testing.T) {
 	_, err = h.Subscriptions.DeleteSubscription(ctx, &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)
 	_, err = h.Subscriptions.GetSubscription(ctx, &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.NotFound, sub.GetId())
+	apptest.RequireCode(t, err, codes.NotFound, sub.GetId())
 	r := h.PostJSON(sub.GetWebhookUri(), `{"items":[]}`)
 	require.Equal(t, http.StatusNotFound, r.Status)
 }
@@ -227,7 +197,7 @@ func TestDeliverStreamAckRestart(t *testing.T) {
 	_, err := h.Events.AckEvents(ctx, &hookmapv1.AckEventsRequest{Consumer: "billing", Seq: evs[0].GetSeq()})
 	require.NoError(t, err)
 	_, err = h.Events.AckEvents(ctx, &hookmapv1.AckEventsRequest{Consumer: "billing", Seq: 99999})
-	requireCode(t, err, codes.InvalidArgument, "seq")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "seq")
 	stream.Close()
 
 	h.Restart()
@@ -370,7 +340,7 @@ func TestExampleConnectorWalkthrough(t *testing.T) {
 	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook", Name: "demo"})
 	require.NoError(t, err)
 	sub, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "message", Parameters: mustStruct(t, map[string]any{"channel": "general"}),
+		ConnectionId: conn.GetId(), EventKey: "message", Parameters: apptest.Struct(t, map[string]any{"channel": "general"}),
 	})
 	require.NoError(t, err)
 	r := h.PostJSON(sub.GetWebhookUri(), `{"messages":[{"id":"m1","text":"hello"},{"id":"m2","text":"world"}]}`)

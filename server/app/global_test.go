@@ -51,16 +51,8 @@ func startChat(t testing.TB) *chatWorld {
 	}))
 	t.Cleanup(w.fake.Close)
 
-	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
-		ConnectorKey: "chatapp", Parameters: mustStruct(t, map[string]any{"signingSecret": chatSecret}),
-	})
-	require.NoError(t, err)
-	gws, err := h.Connectors.ListGlobalWebhooks(h.Ctx(), &hookmapv1.ListGlobalWebhooksRequest{ConnectorKey: "chatapp"})
-	require.NoError(t, err)
-	require.Len(t, gws.GetGlobalWebhooks(), 1)
-	require.Equal(t, "events", gws.GetGlobalWebhooks()[0].GetKey())
-	w.url = gws.GetGlobalWebhooks()[0].GetUrl()
-	require.Contains(t, w.url, "/hooks/g/")
+	h.SetConnectorParameters("chatapp", map[string]any{"signingSecret": chatSecret})
+	w.url = h.GlobalWebhookURL("chatapp", "events")
 	return w
 }
 
@@ -68,14 +60,14 @@ func startChat(t testing.TB) *chatWorld {
 func (w *chatWorld) connect(t testing.TB, team, event string, params map[string]any) *hookmapv1.Subscription {
 	conn, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "chatapp", Name: "team " + team,
-		Parameters: mustStruct(t, map[string]any{"team": team, "baseUri": w.fake.URL}),
+		Parameters: apptest.Struct(t, map[string]any{"team": team, "baseUri": w.fake.URL}),
 	})
 	require.NoError(t, err)
 	if params == nil {
 		params = map[string]any{}
 	}
 	sub, err := w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: event, Parameters: mustStruct(t, params),
+		ConnectionId: conn.GetId(), EventKey: event, Parameters: apptest.Struct(t, params),
 	})
 	require.NoError(t, err)
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus())
@@ -246,8 +238,8 @@ func TestGlobalSelectorFromTheAppByRestAPIMapping(t *testing.T) {
 	w := startChat(t)
 	conn, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "chatapp", Name: "asks the app",
-		Parameters:  mustStruct(t, map[string]any{"baseUri": w.fake.URL}),
-		Credentials: mustStruct(t, map[string]any{"token": "tok-d"}),
+		Parameters:  apptest.Struct(t, map[string]any{"baseUri": w.fake.URL}),
+		Credentials: apptest.Struct(t, map[string]any{"token": "tok-d"}),
 	})
 	require.NoError(t, err)
 	sub, err := w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
@@ -271,12 +263,12 @@ func TestGlobalSelectorFromTheAppByRestAPIMapping(t *testing.T) {
 	// A token the app refuses fails the subscription with the app's answer.
 	conn2, err := w.h.Connections.CreateConnection(w.h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "chatapp", Name: "bad token",
-		Parameters:  mustStruct(t, map[string]any{"baseUri": w.fake.URL}),
-		Credentials: mustStruct(t, map[string]any{"token": "revoked"}),
+		Parameters:  apptest.Struct(t, map[string]any{"baseUri": w.fake.URL}),
+		Credentials: apptest.Struct(t, map[string]any{"token": "revoked"}),
 	})
 	require.NoError(t, err)
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
 		ConnectionId: conn2.GetId(), EventKey: "any",
 	})
-	requireCode(t, err, codes.FailedPrecondition, "invalid_auth")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "invalid_auth")
 }

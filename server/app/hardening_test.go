@@ -72,7 +72,7 @@ func TestHostileAndOddRequests(t *testing.T) {
 			s = stdSecret
 		}
 		sub, err := h.Subscriptions.CreateSubscription(h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-			ConnectionId: conn.GetId(), EventKey: ev, Parameters: mustStruct(t, map[string]any{"secret": s}),
+			ConnectionId: conn.GetId(), EventKey: ev, Parameters: apptest.Struct(t, map[string]any{"secret": s}),
 		})
 		require.NoError(t, err)
 		urls[ev] = sub.GetWebhookUri()
@@ -294,7 +294,7 @@ func TestReplayAfterConnectorFix(t *testing.T) {
 
 	// A delivery that succeeded drops its kept request: there is nothing left to replay.
 	_, err = h.Events.ReplayDelivery(h.Ctx(), &hookmapv1.ReplayDeliveryRequest{Id: failedIDs[0]})
-	requireCode(t, err, codes.FailedPrecondition, "no kept request")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "no kept request")
 	stream.None(200 * time.Millisecond)
 	ds, err = h.Events.ListDeliveries(h.Ctx(), &hookmapv1.ListDeliveriesRequest{Outcome: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED})
 	require.NoError(t, err)

@@ -51,8 +51,8 @@ func startLifecycle(t *testing.T, opts ...apptest.Option) *lifecycle {
 	fa := newFakeApp(t, clk.Now)
 	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "fakehooks", Name: "acme",
-		Parameters:  mustStruct(t, map[string]any{"baseUri": fa.srv.URL}),
-		Credentials: mustStruct(t, map[string]any{"apiKey": fa.apiKey}),
+		Parameters:  apptest.Struct(t, map[string]any{"baseUri": fa.srv.URL}),
+		Credentials: apptest.Struct(t, map[string]any{"apiKey": fa.apiKey}),
 	})
 	require.NoError(t, err)
 	return &lifecycle{h: h, app: fa, clk: clk, conn: conn}
@@ -61,7 +61,7 @@ func startLifecycle(t *testing.T, opts ...apptest.Option) *lifecycle {
 func (l *lifecycle) subscribe(t *testing.T, requestID string) (*hookmapv1.Subscription, error) {
 	return l.h.Subscriptions.CreateSubscription(l.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
 		ConnectionId: l.conn.GetId(), EventKey: "item", RequestId: requestID,
-		Parameters: mustStruct(t, map[string]any{"project": "p1"}),
+		Parameters: apptest.Struct(t, map[string]any{"project": "p1"}),
 	})
 }
 
@@ -109,7 +109,7 @@ func TestUnsubscribe404CountsAsGone(t *testing.T) {
 	_, err = l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)
 	_, err = l.h.Subscriptions.GetSubscription(l.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.NotFound, sub.GetId())
+	apptest.RequireCode(t, err, codes.NotFound, sub.GetId())
 }
 
 func TestUnsubscribeFailureKeepsDeletingThenRetries(t *testing.T) {
@@ -119,7 +119,7 @@ func TestUnsubscribeFailureKeepsDeletingThenRetries(t *testing.T) {
 	hookID := l.app.hookList()[0].ID
 	l.app.set(func() { l.app.deleteSt[hookID] = 503 })
 	_, err = l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.Unavailable, "delete refused")
+	apptest.RequireCode(t, err, codes.Unavailable, "delete refused")
 	got, err := l.h.Subscriptions.GetSubscription(l.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_DELETING, got.GetStatus())
@@ -132,7 +132,7 @@ func TestUnsubscribeFailureKeepsDeletingThenRetries(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	_, err = l.h.Subscriptions.GetSubscription(l.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
-	requireCode(t, err, codes.NotFound, "")
+	apptest.RequireCode(t, err, codes.NotFound, "")
 	require.Empty(t, l.app.hookList())
 
 	// force deletes locally and reports the leftover.
@@ -149,7 +149,7 @@ func TestSubscribeFailureIsFailedWithTheAppsAnswer(t *testing.T) {
 	l := startLifecycle(t)
 	l.app.set(func() { l.app.createErr = &fakeErr{status: 422, body: `{"message":"project p1 is archived"}`} })
 	_, err := l.subscribe(t, "")
-	st := requireCode(t, err, codes.FailedPrecondition, "project p1 is archived")
+	st := apptest.RequireCode(t, err, codes.FailedPrecondition, "project p1 is archived")
 	require.Contains(t, st.Message(), "422")
 	list, err := l.h.Subscriptions.ListSubscriptions(l.h.Ctx(), &hookmapv1.ListSubscriptionsRequest{})
 	require.NoError(t, err)
@@ -160,12 +160,12 @@ func TestSubscribeFailureIsFailedWithTheAppsAnswer(t *testing.T) {
 
 	l.app.set(func() { l.app.createErr = &fakeErr{status: 503, body: `upstream down`} })
 	_, err = l.subscribe(t, "")
-	requireCode(t, err, codes.Unavailable, "upstream down")
+	apptest.RequireCode(t, err, codes.Unavailable, "upstream down")
 
 	// Wrong credentials: the app's 401 is a failed precondition, not INTERNAL.
 	l.app.set(func() { l.app.apiKey = "rotated" })
 	_, err = l.subscribe(t, "")
-	requireCode(t, err, codes.FailedPrecondition, "bad credentials")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "bad credentials")
 }
 
 func TestRetriedCreateWithRequestIDCreatesOneHook(t *testing.T) {
@@ -173,7 +173,7 @@ func TestRetriedCreateWithRequestIDCreatesOneHook(t *testing.T) {
 	// The app stores the hook but answers 500: the first attempt fails after the insert.
 	l.app.set(func() { l.app.createErr = &fakeErr{status: 500, body: "oops", stored: true} })
 	_, err := l.subscribe(t, "req-42")
-	requireCode(t, err, codes.Unavailable, "oops")
+	apptest.RequireCode(t, err, codes.Unavailable, "oops")
 	require.Len(t, l.app.hookList(), 1)
 
 	sub, err := l.subscribe(t, "req-42")
@@ -192,9 +192,9 @@ func TestRetriedCreateWithRequestIDCreatesOneHook(t *testing.T) {
 
 	_, err = l.h.Subscriptions.CreateSubscription(l.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
 		ConnectionId: l.conn.GetId(), EventKey: "item", RequestId: "req-42",
-		Parameters: mustStruct(t, map[string]any{"project": "other"}),
+		Parameters: apptest.Struct(t, map[string]any{"project": "other"}),
 	})
-	requireCode(t, err, codes.AlreadyExists, "req-42")
+	apptest.RequireCode(t, err, codes.AlreadyExists, "req-42")
 }
 
 func TestRefreshOnScheduleAndAfterRestart(t *testing.T) {
@@ -260,7 +260,7 @@ func TestRepeatedRefreshFailuresHeal(t *testing.T) {
 	l.app.set(func() { l.app.refresh[old] = 500 })
 	for i := 1; i < 3; i++ {
 		_, err := l.h.Subscriptions.RefreshSubscription(l.h.Ctx(), &hookmapv1.RefreshSubscriptionRequest{Id: sub.GetId()})
-		requireCode(t, err, codes.Unavailable, "refresh")
+		apptest.RequireCode(t, err, codes.Unavailable, "refresh")
 		require.Equal(t, i, l.stored(t, sub.GetId()).RefreshFailures)
 	}
 	resp, err := l.h.Subscriptions.RefreshSubscription(l.h.Ctx(), &hookmapv1.RefreshSubscriptionRequest{Id: sub.GetId()})
@@ -274,13 +274,13 @@ func TestSSRFGuardRefusesLoopbackWithoutFlag(t *testing.T) {
 	h := apptest.Start(t, apptest.WithConnectors("testdata/connectors"), apptest.WithClock(clk.Now), apptest.WithoutScheduler())
 	fa := newFakeApp(t, clk.Now)
 	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{
-		ConnectorKey: "fakehooks", Parameters: mustStruct(t, map[string]any{"baseUri": fa.srv.URL}),
-		Credentials: mustStruct(t, map[string]any{"apiKey": fa.apiKey}),
+		ConnectorKey: "fakehooks", Parameters: apptest.Struct(t, map[string]any{"baseUri": fa.srv.URL}),
+		Credentials: apptest.Struct(t, map[string]any{"apiKey": fa.apiKey}),
 	})
 	require.NoError(t, err)
 	_, err = h.Subscriptions.CreateSubscription(h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "item", Parameters: mustStruct(t, map[string]any{"project": "p1"}),
+		ConnectionId: conn.GetId(), EventKey: "item", Parameters: apptest.Struct(t, map[string]any{"project": "p1"}),
 	})
-	requireCode(t, err, codes.Unavailable, "--allow-private-networks")
+	apptest.RequireCode(t, err, codes.Unavailable, "--allow-private-networks")
 	require.Zero(t, fa.count(""), "the app was never reached")
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/apptest"
 )
 
 // reconcileWorld holds, in the fake app's project p1: two hooks owned by live
@@ -46,7 +47,7 @@ func newReconcileWorld(t *testing.T) *reconcileWorld {
 func (w *reconcileWorld) reconcile(t *testing.T, mode hookmapv1.ReconcileMode, prefix string, repair bool) (*hookmapv1.ReconcileWebhooksResponse, error) {
 	return w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 		ConnectionId: w.conn.GetId(), EventKey: "item", Mode: mode, UrlPrefix: prefix, Repair: repair,
-		Parameters: mustStruct(t, map[string]any{"project": "p1"}),
+		Parameters: apptest.Struct(t, map[string]any{"project": "p1"}),
 	})
 }
 
@@ -190,20 +191,20 @@ func TestReconcileFindsAndRepairsMissingHooks(t *testing.T) {
 func TestReconcileErrors(t *testing.T) {
 	w := newReconcileWorld(t)
 	_, err := w.reconcile(t, hookmapv1.ReconcileMode_RECONCILE_MODE_UNSPECIFIED, "", false)
-	requireCode(t, err, codes.InvalidArgument, "mode")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "mode")
 	_, err = w.reconcile(t, dryRun, "ftp://x", false)
-	requireCode(t, err, codes.InvalidArgument, "url_prefix")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "url_prefix")
 
 	_, err = w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 		ConnectionId: "nope", EventKey: "item", Mode: dryRun,
 	})
-	requireCode(t, err, codes.NotFound, "nope")
+	apptest.RequireCode(t, err, codes.NotFound, "nope")
 	_, err = w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
 		ConnectionId: w.conn.GetId(), EventKey: "item", Mode: dryRun,
 	})
-	requireCode(t, err, codes.InvalidArgument, "parameters")
+	apptest.RequireCode(t, err, codes.InvalidArgument, "parameters")
 
 	w.app.set(func() { w.app.apiKey = "rotated" })
 	_, err = w.reconcile(t, dryRun, "", false)
-	requireCode(t, err, codes.FailedPrecondition, "401")
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "401")
 }

@@ -1,0 +1,76 @@
+package apptest
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+)
+
+// Struct is structpb.NewStruct that fails the test on error.
+func Struct(t testing.TB, m map[string]any) *structpb.Struct {
+	t.Helper()
+	s, err := structpb.NewStruct(m)
+	require.NoError(t, err)
+	return s
+}
+
+// RequireCode asserts err is a gRPC status with code whose message, or one of its
+// google.rpc.BadRequest field violations ("field: description"), contains contains.
+func RequireCode(t testing.TB, err error, code codes.Code, contains string) *status.Status {
+	t.Helper()
+	require.Error(t, err)
+	st, ok := status.FromError(err)
+	require.True(t, ok, "not a gRPC status: %v", err)
+	require.Equal(t, code, st.Code(), st.Message())
+	text := st.Message()
+	for field, desc := range FieldViolations(st) {
+		text += "\n" + field + ": " + desc
+	}
+	require.Contains(t, text, contains)
+	return st
+}
+
+// FieldViolations returns the google.rpc.BadRequest field violations of st by field.
+func FieldViolations(st *status.Status) map[string]string {
+	out := map[string]string{}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			for _, v := range br.GetFieldViolations() {
+				out[v.GetField()] = v.GetDescription()
+			}
+		}
+	}
+	return out
+}
+
+// SetConnectorParameters sets the workspace's parameters of a connector (a global webhook
+// app's signing secret, …) and fails the test on error.
+func (h *Harness) SetConnectorParameters(connectorKey string, params map[string]any) {
+	h.T.Helper()
+	_, err := h.Connectors.SetConnectorParameters(h.Ctx(), &hookmapv1.SetConnectorParametersRequest{
+		ConnectorKey: connectorKey, Parameters: Struct(h.T, params),
+	})
+	require.NoError(h.T, err)
+}
+
+// GlobalWebhookURL returns the URL of a connector's global webhook (what an operator pastes
+// into the app's settings).
+func (h *Harness) GlobalWebhookURL(connectorKey, key string) string {
+	h.T.Helper()
+	gws, err := h.Connectors.ListGlobalWebhooks(h.Ctx(), &hookmapv1.ListGlobalWebhooksRequest{ConnectorKey: connectorKey})
+	require.NoError(h.T, err)
+	for _, g := range gws.GetGlobalWebhooks() {
+		if g.GetKey() == key {
+			require.Contains(h.T, g.GetUrl(), "/hooks/g/")
+			return g.GetUrl()
+		}
+	}
+	require.Failf(h.T, "no global webhook", "connector %q has no global webhook %q: %v", connectorKey, key, gws.GetGlobalWebhooks())
+	return ""
+}
