@@ -257,13 +257,19 @@ func errorReply(status int, msg string) Reply {
 // ErrorReply is the JSON error body the receiver answers with.
 func ErrorReply(status int, msg string) Reply { return errorReply(status, msg) }
 
-func (c *Core) newDelivery(ws string, in *Incoming) *store.Delivery {
-	return &store.Delivery{
+// newDelivery starts the record of a request; a replay (prior set) keeps the prior
+// record's id and receive time and counts one more replay.
+func (c *Core) newDelivery(ws string, in *Incoming, prior *store.Delivery) *store.Delivery {
+	d := &store.Delivery{
 		ID:          "dlv_" + uuid.NewString(),
 		WorkspaceID: ws,
 		ReceiveTime: in.Received,
 		RequestSize: int64(len(in.Body)),
 	}
+	if prior != nil {
+		d.ID, d.ReceiveTime, d.ReplayCount = prior.ID, prior.ReceiveTime, prior.ReplayCount+1
+	}
+	return d
 }
 
 // finishFailure records a failed or rejected delivery and builds its reply.
@@ -283,10 +289,7 @@ func (c *Core) finishFailure(ctx context.Context, d *store.Delivery, in *Incomin
 // HandleSubscriptionDelivery runs a request received on a subscription's URL: verify,
 // parse, handle, then commit its events (and new state) durably before the reply.
 func (c *Core) HandleSubscriptionDelivery(ctx context.Context, sub *store.Subscription, in *Incoming, prior *store.Delivery, m Metrics) *Result {
-	d := c.newDelivery(sub.WorkspaceID, in)
-	if prior != nil {
-		d.ID, d.ReceiveTime, d.ReplayCount = prior.ID, prior.ReceiveTime, prior.ReplayCount+1
-	}
+	d := c.newDelivery(sub.WorkspaceID, in, prior)
 	d.SubscriptionID = sub.ID
 	res := c.handleSubscription(ctx, sub, in, d, m)
 	if m != nil {
@@ -401,10 +404,7 @@ func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, comm
 // global handle, route each {selector, payload} to the matching subscriptions, run their
 // handles, and commit every resulting event in one transaction before the reply.
 func (c *Core) HandleGlobalDelivery(ctx context.Context, gw *store.GlobalWebhook, in *Incoming, prior *store.Delivery, m Metrics) *Result {
-	d := c.newDelivery(gw.WorkspaceID, in)
-	if prior != nil {
-		d.ID, d.ReceiveTime, d.ReplayCount = prior.ID, prior.ReceiveTime, prior.ReplayCount+1
-	}
+	d := c.newDelivery(gw.WorkspaceID, in, prior)
 	d.GlobalWebhookID = gw.ID
 	res := c.handleGlobal(ctx, gw, in, d, m)
 	if m != nil {

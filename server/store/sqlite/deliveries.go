@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
@@ -304,20 +305,11 @@ func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.
 	args = append(args, size+1)
 	rows, err := getAll(ctx, s, "list deliveries",
 		`SELECT `+deliveryCols+`, `+requestCols+` FROM deliveries WHERE `+where.String()+` ORDER BY receive_time DESC, rid DESC LIMIT ?`,
-		true, func(sc scanner) (keyed[*store.Delivery], error) { return scanDelivery(sc) }, args...)
+		true, scanDelivery, args...)
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		next = encodeToken("dlv", nanos(last.v.ReceiveTime), last.key)
-	}
-	out := make([]*store.Delivery, len(rows))
-	for i, r := range rows {
-		out[i] = r.v
-	}
+	out, next := paginateByTime(rows, size, "dlv", func(d *store.Delivery) time.Time { return d.ReceiveTime })
 	return out, next, nil
 }
 

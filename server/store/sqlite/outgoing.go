@@ -207,16 +207,7 @@ func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(rows) > size {
-		rows = rows[:size]
-		last := rows[size-1]
-		next = encodeToken("inv", nanos(last.v.Time), last.key)
-	}
-	out := make([]*store.Invocation, len(rows))
-	for i, r := range rows {
-		out[i] = r.v
-	}
+	out, next := paginateByTime(rows, size, "inv", func(inv *store.Invocation) time.Time { return inv.Time })
 	return out, next, nil
 }
 

@@ -14,12 +14,23 @@ type keyed[T any] struct {
 	v   T
 }
 
-// paginate trims a list read with LIMIT size+1 to size and makes the next page token.
+// paginate trims a list read with LIMIT size+1 to size and makes the next page token
+// from the last row's key.
 func paginate[T any](rows []keyed[T], size int, kind string) ([]T, string) {
+	return trimPage(rows, size, func(last keyed[T]) string { return encodeToken(kind, last.key) })
+}
+
+// paginateByTime is paginate for lists ordered by (time DESC, rid DESC): the token holds
+// both.
+func paginateByTime[T any](rows []keyed[T], size int, kind string, at func(T) time.Time) ([]T, string) {
+	return trimPage(rows, size, func(last keyed[T]) string { return encodeToken(kind, nanos(at(last.v)), last.key) })
+}
+
+func trimPage[T any](rows []keyed[T], size int, token func(last keyed[T]) string) ([]T, string) {
 	next := ""
 	if len(rows) > size {
 		rows = rows[:size]
-		next = encodeToken(kind, rows[size-1].key)
+		next = token(rows[size-1])
 	}
 	out := make([]T, len(rows))
 	for i, r := range rows {
