@@ -10,16 +10,23 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
+// encodeSubscriptionMaps encodes a subscription's parameters and state for their columns.
+func encodeSubscriptionMaps(sub *store.Subscription) (params, state any, err error) {
+	if params, err = encodeMap(sub.Parameters); err != nil {
+		return nil, nil, fmt.Errorf("subscription %q parameters: %w", sub.ID, err)
+	}
+	if state, err = encodeMap(sub.State); err != nil {
+		return nil, nil, fmt.Errorf("subscription %q state: %w", sub.ID, err)
+	}
+	return params, state, nil
+}
+
 // CreateSubscription inserts sub; its connection must exist in its workspace (else
 // store.ErrNotFound). Zero CreateTime and UpdateTime are set to now.
 func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription) error {
-	params, err := encodeMap(sub.Parameters)
+	params, state, err := encodeSubscriptionMaps(sub)
 	if err != nil {
-		return fmt.Errorf("subscription %q parameters: %w", sub.ID, err)
-	}
-	state, err := encodeMap(sub.State)
-	if err != nil {
-		return fmt.Errorf("subscription %q state: %w", sub.ID, err)
+		return err
 	}
 	created, updated := sub.CreateTime, sub.UpdateTime
 	if created.IsZero() {
@@ -114,13 +121,9 @@ func (s *Store) ListSubscriptions(ctx context.Context, workspaceID, connectionID
 // UpdateTime to now. LastEventTime, which CommitDelivery maintains, keeps the later of the
 // stored and the given time.
 func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription) error {
-	params, err := encodeMap(sub.Parameters)
+	params, state, err := encodeSubscriptionMaps(sub)
 	if err != nil {
-		return fmt.Errorf("subscription %q parameters: %w", sub.ID, err)
-	}
-	state, err := encodeMap(sub.State)
-	if err != nil {
-		return fmt.Errorf("subscription %q state: %w", sub.ID, err)
+		return err
 	}
 	updated := now()
 	var lastEvent int64
