@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -69,21 +70,24 @@ func (c *Core) rawRequest(in *Incoming) *store.RawRequest {
 }
 
 // requestVars are the variables of a handle taken from the request.
+// A body that cannot be parsed leaves data and body null and returns the failure, so
+// that verification still runs first, on the raw bytes.
 func requestVars(in *Incoming) (map[string]any, *failure) {
 	q, _ := url.ParseQuery(in.RawQuery)
-	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
-	if err != nil {
-		status := http.StatusBadRequest
-		return nil, &failure{status: status, outcome: store.OutcomeRejected, msg: "cannot parse body: " + err.Error(), keep: true}
-	}
-	return map[string]any{
+	vars := map[string]any{
 		"method":  in.Method,
 		"query":   httpbody.Query(q),
-		"data":    data,
-		"body":    data,
+		"data":    nil,
+		"body":    nil,
 		"headers": httpbody.LowerHeaders(in.Header),
 		"rawBody": string(in.Body),
-	}, nil
+	}
+	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
+	if err != nil {
+		return vars, &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: "cannot parse body: " + err.Error(), keep: true}
+	}
+	vars["data"], vars["body"] = data, data
+	return vars, nil
 }
 
 // checkVerify runs a verify block; vars are the handle's variables (for the secret).
@@ -307,11 +311,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if handle == nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("event %q has no handle method", ev.Key), keep: true})
 	}
-	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
-	if err != nil {
-		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "connection: " + err.Error(), keep: true})
-	}
-	vars, err := c.ConnectionVars(ctx, conn)
+	vars, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
@@ -319,19 +319,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if f != nil && ev.Verify == nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	for k, v := range rv {
-		vars[k] = v
-	}
-	if rv == nil { // body unparsable: verification still runs first, on the raw bytes
-		vars["data"], vars["body"] = nil, nil
-		q, _ := url.ParseQuery(in.RawQuery)
-		vars["method"], vars["query"], vars["headers"], vars["rawBody"] = in.Method, httpbody.Query(q), httpbody.LowerHeaders(in.Header), string(in.Body)
-	}
-	vars["state"] = orEmpty(sub.State)
-	vars["parameters"] = orEmpty(sub.Parameters)
-	if vars["webhookSecret"], err = c.WebhookSecret(sub); err != nil {
-		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
-	}
+	maps.Copy(vars, rv)
 	if vf := c.checkVerify(ctx, ev.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}
@@ -426,15 +414,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
-	rv, f := requestVars(in)
-	vars := map[string]any{}
-	for k, v := range rv {
-		vars[k] = v
-	}
-	if rv == nil {
-		q, _ := url.ParseQuery(in.RawQuery)
-		vars["method"], vars["query"], vars["headers"], vars["rawBody"], vars["data"], vars["body"] = in.Method, httpbody.Query(q), httpbody.LowerHeaders(in.Header), string(in.Body), nil, nil
-	}
+	vars, f := requestVars(in)
 	vars["parameters"] = cp
 	if vf := c.checkVerify(ctx, def.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
