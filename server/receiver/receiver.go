@@ -141,49 +141,49 @@ func (rc *Receiver) recordRejected(ctx context.Context, ws, subID, gwID string, 
 }
 
 func (rc *Receiver) serveSubscription(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	sub, err := rc.Core.Store.LookupSubscription(r.Context(), id)
+	sub, err := rc.Core.Store.LookupSubscription(r.Context(), r.PathValue("id"))
 	if err != nil {
 		rc.lookupFailed(w, r, err, "subscription")
 		return
 	}
-	log := rc.Logger.With("request_id", requestID(r.Context()), "subscription", sub.ID)
 	if sub.Status == store.StatusFailed {
 		rep := core.ErrorReply(http.StatusGone, "subscription is not active: subscribe failed")
 		rc.recordRejected(r.Context(), sub.WorkspaceID, sub.ID, "", rep, r.ContentLength)
 		writeReply(w, rep)
 		return
 	}
-	body, rep := rc.readBody(w, r)
-	if rep != nil {
-		rc.recordRejected(r.Context(), sub.WorkspaceID, sub.ID, "", *rep, r.ContentLength)
-		writeReply(w, *rep)
-		return
-	}
-	res := rc.Core.HandleSubscriptionDelivery(r.Context(), sub, rc.incoming(r, body), nil, rc.Metrics)
-	log.Debug("delivery", "delivery", res.Delivery.ID, "outcome", res.Delivery.Outcome, "status", res.Reply.Status, "events", res.Delivery.EventCount)
-	if res.Delivery.Outcome == store.OutcomeFailed {
-		log.Warn("delivery failed; kept for replay", "delivery", res.Delivery.ID, "error", res.Delivery.Error)
-	}
-	writeReply(w, res.Reply)
+	rc.deliver(w, r, sub.WorkspaceID, sub.ID, "", func(in *core.Incoming) *core.Result {
+		return rc.Core.HandleSubscriptionDelivery(r.Context(), sub, in, nil, rc.Metrics)
+	})
 }
 
 func (rc *Receiver) serveGlobal(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	gw, err := rc.Core.Store.LookupGlobalWebhook(r.Context(), id)
+	gw, err := rc.Core.Store.LookupGlobalWebhook(r.Context(), r.PathValue("id"))
 	if err != nil {
 		rc.lookupFailed(w, r, err, "global webhook")
 		return
 	}
+	rc.deliver(w, r, gw.WorkspaceID, "", gw.ID, func(in *core.Incoming) *core.Result {
+		return rc.Core.HandleGlobalDelivery(r.Context(), gw, in, nil, rc.Metrics)
+	})
+}
+
+// deliver reads the body within the limit, has handle run the request and writes its reply.
+func (rc *Receiver) deliver(w http.ResponseWriter, r *http.Request, ws, subID, gwID string, handle func(*core.Incoming) *core.Result) {
 	body, rep := rc.readBody(w, r)
 	if rep != nil {
-		rc.recordRejected(r.Context(), gw.WorkspaceID, "", gw.ID, *rep, r.ContentLength)
+		rc.recordRejected(r.Context(), ws, subID, gwID, *rep, r.ContentLength)
 		writeReply(w, *rep)
 		return
 	}
-	res := rc.Core.HandleGlobalDelivery(r.Context(), gw, rc.incoming(r, body), nil, rc.Metrics)
-	if res.Delivery.Outcome == store.OutcomeFailed {
-		rc.Logger.Warn("global delivery failed; kept for replay", "request_id", requestID(r.Context()), "delivery", res.Delivery.ID, "error", res.Delivery.Error)
+	res := handle(rc.incoming(r, body))
+	switch {
+	case res.Delivery.Outcome == store.OutcomeFailed:
+		rc.Logger.Warn("delivery failed; kept for replay", "request_id", requestID(r.Context()), "subscription", subID,
+			"global_webhook", gwID, "delivery", res.Delivery.ID, "error", res.Delivery.Error)
+	case rc.Logger.Enabled(r.Context(), slog.LevelDebug):
+		rc.Logger.Debug("delivery", "request_id", requestID(r.Context()), "subscription", subID, "global_webhook", gwID,
+			"delivery", res.Delivery.ID, "outcome", res.Delivery.Outcome, "status", res.Reply.Status, "events", res.Delivery.EventCount)
 	}
 	writeReply(w, res.Reply)
 }
