@@ -53,16 +53,19 @@ func (l *loader) event(key string) *Event {
 	for i, p := range pairs {
 		switch p.Key {
 		case "name":
-			if s := l.str(path, p); s != "" {
+			if s, _ := l.str(path, p); s != "" {
 				ev.Name = s
 			}
 		case "description":
 			l.str(path, p)
 		case "implementationType":
-			switch t := ImplementationType(l.str(path, p)); t {
+			s, ok := l.str(path, p)
+			if !ok {
+				break
+			}
+			switch t := ImplementationType(s); t {
 			case TypeWebhook, TypeGlobalWebhook:
 				ev.Type, typeOK = t, true
-			case "":
 			default:
 				l.add(path, p.Value, "implementationType of an event must be webhook or global-webhook, got %q", string(t))
 			}
@@ -205,8 +208,12 @@ func (l *loader) methodType(path string, p yamlsrc.Pair) (ImplementationType, bo
 		switch q.Key {
 		case "implementationType":
 			found = true
-			t = ImplementationType(l.str(path, q))
-			if t != TypeMapping && t != TypeRESTAPIMapping && t != "" {
+			s, ok := l.str(path, q)
+			if !ok {
+				return "", false
+			}
+			t = ImplementationType(s)
+			if t != TypeMapping && t != TypeRESTAPIMapping {
 				l.add(path, q.Value, "implementationType of a method must be mapping or rest-api-mapping, got %q", string(t))
 				return "", false
 			}
@@ -218,7 +225,7 @@ func (l *loader) methodType(path string, p yamlsrc.Pair) (ImplementationType, bo
 		l.add(path, p.KeyNode, "method %s needs implementationType: mapping or rest-api-mapping", p.Key)
 		return "", false
 	}
-	return t, t != ""
+	return t, true
 }
 
 // methodFiles matches the files of an event folder with the declarations.
@@ -314,7 +321,7 @@ func (l *loader) globalWebhook(key string) *GlobalWebhook {
 		for _, p := range pairs {
 			switch p.Key {
 			case "name":
-				if s := l.str(path, p); s != "" {
+				if s, _ := l.str(path, p); s != "" {
 					gw.Name = s
 				}
 			case "description":

@@ -207,13 +207,15 @@ func (l *loader) unknownKey(path string, p yamlsrc.Pair, where, expected string)
 	l.add(path, p.KeyNode, "unknown key %q in %s (expected %s)", p.Key, where, expected)
 }
 
-func (l *loader) str(path string, p yamlsrc.Pair) string {
+// str returns a scalar's text; ok is false when the value is not a string (reported).
+// An empty string is a value like any other: callers that cannot take one say so.
+func (l *loader) str(path string, p yamlsrc.Pair) (s string, ok bool) {
 	n := yamlsrc.Resolve(p.Value)
 	if n == nil || n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
 		l.add(path, p.Value, "%s must be a string, got %s", p.Key, yamlsrc.KindName(p.Value))
-		return ""
+		return "", false
 	}
-	return n.Value
+	return n.Value, true
 }
 
 func (l *loader) connector() *Connector {
@@ -228,11 +230,11 @@ func (l *loader) connector() *Connector {
 		for _, p := range pairs {
 			switch p.Key {
 			case "key":
-				if k := l.str(path, p); k != "" && k != l.key {
+				if k, ok := l.str(path, p); ok && k != l.key {
 					l.add(path, p.Value, "key %q does not match the folder name %q", k, l.key)
 				}
 			case "name":
-				if s := l.str(path, p); s != "" {
+				if s, _ := l.str(path, p); s != "" {
 					c.Name = s
 				}
 			case "description":

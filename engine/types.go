@@ -11,6 +11,7 @@ import (
 	"github.com/hookmap/hookmap/engine/diag"
 	"github.com/hookmap/hookmap/engine/mapping"
 	"github.com/hookmap/hookmap/engine/rest"
+	"github.com/hookmap/hookmap/engine/verify"
 	"github.com/hookmap/hookmap/engine/schema"
 )
 
@@ -170,14 +171,9 @@ type GlobalWebhook struct {
 
 // Verify is a verify block: a signature scheme and its secret, or a CEL condition.
 type Verify struct {
-	// Scheme is github, stripe, slack, shopify, standard-webhooks, hubspot or hmac, or
-	// "cel" when written {$cel: BOOL}.
-	Scheme string
-	// Header, Algorithm (sha1, sha256, sha512), Encoding (hex, base64) and Prefix
-	// configure the hmac scheme.
-	Header, Algorithm, Encoding, Prefix string
-	// Tolerance is the accepted clock skew of timestamped schemes (default 5m).
-	Tolerance time.Duration
+	// Config is the scheme and its settings, ready for verify.Check; its Scheme is "cel"
+	// when the block is written {$cel: BOOL}.
+	verify.Config
 
 	secret *mapping.Value
 	cond   *mapping.CEL

@@ -1,21 +1,17 @@
 package engine
 
 import (
+	"cmp"
+	"slices"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hookmap/hookmap/engine/mapping"
 	"github.com/hookmap/hookmap/engine/rest"
+	"github.com/hookmap/hookmap/engine/verify"
 	"github.com/hookmap/hookmap/engine/yamlsrc"
 )
-
-// DefaultTolerance is the accepted clock skew of timestamped verify schemes.
-const DefaultTolerance = 5 * time.Minute
-
-// Verify schemes.
-var verifySchemes = []string{"github", "stripe", "slack", "shopify", "standard-webhooks", "hubspot", "hmac"}
 
 func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []string) *Verify {
 	n := yamlsrc.Resolve(p.Value)
@@ -35,32 +31,40 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 		if cond == nil {
 			return nil
 		}
-		return &Verify{Scheme: "cel", Tolerance: DefaultTolerance, cond: cond}
+		return &Verify{Config: verify.Config{Scheme: "cel"}, cond: cond}
 	}
-	v := &Verify{Tolerance: DefaultTolerance}
+	v := &Verify{Config: verify.Config{Tolerance: verify.DefaultTolerance}}
 	var schemeNode, secretKey *yaml.Node
-	hmacOnly := map[string]*yaml.Node{}
+	nodes := map[string]*yaml.Node{} // where a problem of a key is reported
 	for _, q := range pairs {
 		switch q.Key {
-		case "scheme":
-			v.Scheme, schemeNode = l.str(path, q), q.Value
+		case "scheme", "header", "algorithm", "encoding", "prefix":
+			nodes[q.Key] = q.KeyNode
+			str, ok := l.str(path, q)
+			if !ok {
+				return nil
+			}
+			switch q.Key {
+			case "scheme":
+				v.Scheme, schemeNode = str, q.Value
+			case "header":
+				v.Header = str
+			case "algorithm":
+				v.Algorithm = strings.ToLower(str)
+			case "encoding":
+				v.Encoding = strings.ToLower(str)
+			case "prefix":
+				v.Prefix = str
+			}
 		case "secret":
 			secretKey = q.KeyNode
 			if !yamlsrc.IsNull(q.Value) {
 				v.secret = mc.Compile(q.Value)
 			}
-		case "header":
-			v.Header, hmacOnly[q.Key] = l.str(path, q), q.KeyNode
-		case "algorithm":
-			v.Algorithm, hmacOnly[q.Key] = strings.ToLower(l.str(path, q)), q.KeyNode
-		case "encoding":
-			v.Encoding, hmacOnly[q.Key] = strings.ToLower(l.str(path, q)), q.KeyNode
-		case "prefix":
-			v.Prefix, hmacOnly[q.Key] = l.str(path, q), q.KeyNode
 		case "tolerance":
-			d, err := rest.ParseTimeout(q.Value)
+			d, err := rest.ParseDuration(q.Value, "tolerance")
 			if err != nil {
-				l.add(path, q.Value, "verify %s", strings.Replace(err.Error(), "timeout", "tolerance", 1))
+				l.add(path, q.Value, "verify %s", err.Error())
 			} else {
 				v.Tolerance = d
 			}
@@ -72,14 +76,12 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 			l.unknownKey(path, q, "verify", "scheme, secret, header, algorithm, encoding, prefix, tolerance, or {$cel: BOOL}")
 		}
 	}
-	switch {
-	case schemeNode == nil:
-		l.add(path, p.KeyNode, "verify needs a scheme (%s) or the form {$cel: BOOL}", strings.Join(verifySchemes, ", "))
+	if schemeNode == nil {
+		l.add(path, p.KeyNode, "verify needs a scheme (%s) or the form {$cel: BOOL}", strings.Join(verify.Schemes, ", "))
 		return nil
-	case v.Scheme == "":
-		return nil
-	case !contains(verifySchemes, v.Scheme):
-		l.add(path, schemeNode, "unknown verify scheme %q (supported: %s, or write verify as {$cel: BOOL})", v.Scheme, strings.Join(verifySchemes, ", "))
+	}
+	if !slices.Contains(verify.Schemes, v.Scheme) {
+		l.add(path, schemeNode, "unknown verify scheme %q (supported: %s, or write verify as {$cel: BOOL})", v.Scheme, strings.Join(verify.Schemes, ", "))
 		return nil
 	}
 	if v.secret == nil {
@@ -89,26 +91,17 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 		}
 		l.add(path, at, "verify scheme %s needs a secret (a mapping value, e.g. {$cel: state.secret})", v.Scheme)
 	}
+	// The scheme's own rules (hmac's header, algorithm and encoding; hmac-only keys).
+	for _, pr := range v.Config.Problems() {
+		at := nodes[pr.Field]
+		if at == nil || (pr.Field == "header" && v.Scheme == "hmac") {
+			at = p.KeyNode
+		}
+		l.add(path, at, "%s", pr.Message)
+	}
 	if v.Scheme == "hmac" {
-		if v.Header == "" {
-			l.add(path, p.KeyNode, "verify scheme hmac needs header (the request header holding the signature)")
-		}
-		if v.Algorithm == "" {
-			v.Algorithm = "sha256"
-		} else if !contains([]string{"sha1", "sha256", "sha512"}, v.Algorithm) {
-			l.add(path, hmacOnly["algorithm"], "verify algorithm must be sha1, sha256 or sha512, got %q", v.Algorithm)
-		}
-		if v.Encoding == "" {
-			v.Encoding = "hex"
-		} else if !contains([]string{"hex", "base64"}, v.Encoding) {
-			l.add(path, hmacOnly["encoding"], "verify encoding must be hex or base64, got %q", v.Encoding)
-		}
-	} else {
-		for _, k := range []string{"header", "algorithm", "encoding", "prefix"} {
-			if n, ok := hmacOnly[k]; ok {
-				l.add(path, n, "verify %s applies to scheme hmac only, not %s", k, v.Scheme)
-			}
-		}
+		v.Algorithm = cmp.Or(v.Algorithm, "sha256")
+		v.Encoding = cmp.Or(v.Encoding, "hex")
 	}
 	return v
 }

@@ -391,20 +391,24 @@ func scalarString(n *yaml.Node) (string, bool) {
 
 // ParseTimeout parses a timeout written as a Go duration ("10s", "1m30s") or a number of
 // seconds.
-func ParseTimeout(n *yaml.Node) (time.Duration, error) {
+func ParseTimeout(n *yaml.Node) (time.Duration, error) { return ParseDuration(n, "timeout") }
+
+// ParseDuration reads a positive duration (10s, 1m30s) or a number of seconds; name is
+// the key, for the message.
+func ParseDuration(n *yaml.Node, name string) (time.Duration, error) {
 	s, ok := scalarString(n)
 	if !ok {
-		return 0, fmt.Errorf("timeout must be a duration such as 10s, got %s", yamlsrc.KindName(n))
+		return 0, fmt.Errorf("%s must be a duration such as 10s, got %s", name, yamlsrc.KindName(n))
 	}
 	if secs, err := strconv.ParseFloat(s, 64); err == nil {
 		if secs <= 0 {
-			return 0, fmt.Errorf("timeout must be positive")
+			return 0, fmt.Errorf("%s must be positive", name)
 		}
 		return time.Duration(secs * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("timeout %q is not a positive duration such as 10s or 1m", s)
+		return 0, fmt.Errorf("%s %q is not a positive duration such as 10s or 1m", name, s)
 	}
 	return d, nil
 }

@@ -54,33 +54,51 @@ type Config struct {
 	Tolerance time.Duration // timestamped schemes: accepted skew; 0 means DefaultTolerance
 }
 
-// Validate reports a configuration that cannot verify anything.
-func (c Config) Validate() error {
-	if c.Scheme == "" {
-		return fmt.Errorf("verify scheme is required (one of %s)", strings.Join(Schemes, ", "))
+// Problem is one reason a Config cannot verify anything; Field is the offending key
+// (scheme, tolerance, header, algorithm, encoding or prefix).
+type Problem struct{ Field, Message string }
+
+// Problems lists every reason the configuration cannot verify anything.
+func (c Config) Problems() []Problem {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{field, fmt.Sprintf(format, args...)})
 	}
-	if !slices.Contains(Schemes, c.Scheme) {
-		return fmt.Errorf("unknown verify scheme %q (supported: %s)", c.Scheme, strings.Join(Schemes, ", "))
+	switch {
+	case c.Scheme == "":
+		add("scheme", "verify scheme is required (one of %s)", strings.Join(Schemes, ", "))
+		return ps
+	case !slices.Contains(Schemes, c.Scheme):
+		add("scheme", "unknown verify scheme %q (supported: %s)", c.Scheme, strings.Join(Schemes, ", "))
+		return ps
 	}
 	if c.Tolerance < 0 {
-		return fmt.Errorf("verify tolerance must not be negative, got %s", c.Tolerance)
+		add("tolerance", "verify tolerance must not be negative, got %s", c.Tolerance)
 	}
 	if c.Scheme != "hmac" {
 		for _, f := range []struct{ name, val string }{{"header", c.Header}, {"algorithm", c.Algorithm}, {"encoding", c.Encoding}, {"prefix", c.Prefix}} {
 			if f.val != "" {
-				return fmt.Errorf("verify %s applies to scheme hmac only, not %s", f.name, c.Scheme)
+				add(f.name, "verify %s applies to scheme hmac only, not %s", f.name, c.Scheme)
 			}
 		}
-		return nil
+		return ps
 	}
 	if strings.TrimSpace(c.Header) == "" {
-		return errors.New("verify scheme hmac needs header (the request header holding the signature)")
+		add("header", "verify scheme hmac needs header (the request header holding the signature)")
 	}
 	if _, err := c.hashFunc(); err != nil {
-		return err
+		add("algorithm", "%s", err.Error())
 	}
 	if _, err := c.encoding(); err != nil {
-		return err
+		add("encoding", "%s", err.Error())
+	}
+	return ps
+}
+
+// Validate reports the first reason the configuration cannot verify anything.
+func (c Config) Validate() error {
+	if ps := c.Problems(); len(ps) > 0 {
+		return errors.New(ps[0].Message)
 	}
 	return nil
 }
@@ -133,7 +151,7 @@ const (
 	ReasonMismatch       Reason = "mismatch"
 	ReasonNoSecret       Reason = "no_secret"
 	// ReasonBadConfig is returned by Check for a Config that fails Validate
-	// (a loaded connector never has one; the loader validates).
+	// (a loaded connector never has one: the loader reports Problems).
 	ReasonBadConfig Reason = "bad_config"
 )
 

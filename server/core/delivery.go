@@ -118,8 +118,7 @@ func (c *Core) checkVerify(ctx context.Context, v *engine.Verify, vars map[strin
 		}
 		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: no secret: " + err.Error(), reason: "no_secret"}
 	}
-	cfg := verify.Config{Scheme: v.Scheme, Header: v.Header, Algorithm: v.Algorithm, Encoding: v.Encoding, Prefix: v.Prefix, Tolerance: v.Tolerance}
-	err = verify.Check(cfg, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now())
+	err = verify.Check(v.Config, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now())
 	if err != nil {
 		reason := "mismatch"
 		var f *verify.Failure
