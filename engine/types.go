@@ -11,8 +11,8 @@ import (
 	"github.com/hookmap/hookmap/engine/diag"
 	"github.com/hookmap/hookmap/engine/mapping"
 	"github.com/hookmap/hookmap/engine/rest"
-	"github.com/hookmap/hookmap/engine/verify"
 	"github.com/hookmap/hookmap/engine/schema"
+	"github.com/hookmap/hookmap/engine/verify"
 )
 
 // Diagnostic is a problem found while loading: "file:line:col: message".

@@ -8,11 +8,11 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookmap/hookmap/engine/httpbody"
 	"github.com/hookmap/hookmap/engine/mapping"
 	"github.com/hookmap/hookmap/engine/value"
 )
@@ -320,7 +320,7 @@ func (m *Method) send(s *mapping.Scope, r *Request, u *url.URL, apiHeaders map[s
 	}
 	return map[string]any{
 		"statusCode": int64(resp.StatusCode),
-		"headers":    lowerHeaders(resp.Header),
+		"headers":    httpbody.LowerHeaders(resp.Header),
 		"data":       parseBody(resp.Header.Get("Content-Type"), raw),
 	}, nil
 }
@@ -522,21 +522,8 @@ func redact(u *url.URL) string {
 	return c.String()
 }
 
-func lowerHeaders(h http.Header) map[string]any {
-	out := make(map[string]any, len(h))
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		out[strings.ToLower(k)] = strings.Join(h[k], ", ")
-	}
-	return out
-}
-
-// parseBody parses a response body by its Content-Type: JSON (application/json or
-// +json) with value.Decode, form-urlencoded as a map, anything else a string; an empty
+// parseBody parses a response body by its Content-Type: JSON (application/json,
+// text/json or +json) with value.Decode, form-urlencoded as a map, anything else a string; an empty
 // body is null. A body that claims JSON but does not parse stays a string.
 func parseBody(ct string, raw []byte) any {
 	if len(raw) == 0 {
@@ -544,25 +531,13 @@ func parseBody(ct string, raw []byte) any {
 	}
 	mt, _, _ := mime.ParseMediaType(ct)
 	switch {
-	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+	case httpbody.IsJSON(mt):
 		if v, err := value.Decode(raw); err == nil {
 			return v
 		}
 	case mt == "application/x-www-form-urlencoded":
 		if q, err := url.ParseQuery(string(raw)); err == nil {
-			m := make(map[string]any, len(q))
-			for k, vs := range q {
-				if len(vs) == 1 {
-					m[k] = vs[0]
-					continue
-				}
-				l := make([]any, len(vs))
-				for i, v := range vs {
-					l[i] = v
-				}
-				m[k] = l
-			}
-			return m
+			return httpbody.Query(q)
 		}
 	}
 	return string(raw)

@@ -16,7 +16,7 @@ import (
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/verify"
-	"github.com/hookmap/hookmap/server/httpbody"
+	"github.com/hookmap/hookmap/engine/httpbody"
 	"github.com/hookmap/hookmap/server/store"
 )
 

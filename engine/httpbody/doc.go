@@ -1,5 +1,6 @@
 // Package httpbody turns a received webhook request into the variables a handle mapping
-// sees: `data` parsed by Content-Type, `headers` with lower-case names, `query`.
+// sees: `data` parsed by Content-Type, `headers` with lower-case names, `query`. The
+// rest-api-mapping client uses its header, query and media-type helpers for responses.
 //
 // Content types:
 //   - JSON (application/json, any */*+json, text/json): parsed with integers kept as int64;
