@@ -256,10 +256,11 @@ func parseLocator(s string) (*varNode, error) {
 	return v, nil
 }
 
-// eval walks the path; a missing key or index yields null, as in integration.app.
+// eval walks the path; a missing key or index yields null, as in integration.app. Results
+// share the input's values (results are never mutated); only constants are copied.
 func (v *varNode) eval(s *Scope) (any, error) {
 	if len(v.path) == 0 {
-		return deepCopy(s.plainDocument()), nil
+		return s.plainDocument(), nil
 	}
 	cur, ok := s.Lookup(v.path[0].name)
 	if !ok {
@@ -293,7 +294,7 @@ func (v *varNode) eval(s *Scope) (any, error) {
 			return nil, nil
 		}
 	}
-	return deepCopy(cur), nil
+	return cur, nil // shared with the input, as CEL and JMESPath results are
 }
 
 // tplNode is a $tpl: a template with {{name}} placeholders filled from values.
