@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -341,7 +342,11 @@ func TestRunConcurrently(t *testing.T) {
 					return
 				}
 				rec := out.(map[string]any)["events"].([]any)[0].(map[string]any)["record"].(map[string]any)
-				rec["title"] = i // results are the caller's to change
+				if rec["title"] != "Bug" || rec["number"] != int64(42) {
+					errs <- fmt.Errorf("run saw another run's result: %v", rec)
+					return
+				}
+				rec["title"] = i // results are the caller's to change: the next run is unaffected
 			}
 		}()
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,11 +134,11 @@ func (l *loader) methodDecls(path string, f *yamlsrc.File, evType Implementation
 		l.addProblems(path, probs)
 		for _, p := range pairs {
 			name := canonicalMethod(p.Key)
-			if !isMethod(name) {
+			if !slices.Contains(allMethods, name) {
 				l.add(path, p.KeyNode, "unknown method %q (methods of a %s event: %s)", p.Key, evType, strings.Join(allowed, ", "))
 				continue
 			}
-			if !contains(allowed, name) {
+			if !slices.Contains(allowed, name) {
 				l.add(path, p.KeyNode, "a %s event has no %s method (its methods: %s)", evType, p.Key, strings.Join(allowed, ", "))
 				continue
 			}
@@ -179,15 +180,6 @@ func (l *loader) declaredButBroken(mp *yamlsrc.Pair, name string) bool {
 	pairs, _ := yamlsrc.Pairs(mp.Value)
 	for _, p := range pairs {
 		if canonicalMethod(p.Key) == name {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
 			return true
 		}
 	}
@@ -255,7 +247,7 @@ func (l *loader) methodFiles(dir string, decls map[string]*methodDecl) {
 			continue
 		}
 		mname := canonicalMethod(base)
-		if !isMethod(mname) {
+		if !slices.Contains(allMethods, mname) {
 			l.diags.Add(path, 1, 1, "unknown method %q: method files are <method>.map.yml or <method>.rest.yml, method one of %s", base, strings.Join(allMethods, ", "))
 			continue
 		}
@@ -293,7 +285,7 @@ func (l *loader) method(path, name string, typ ImplementationType, vars []string
 	if f == nil {
 		return nil
 	}
-	m := &Method{Key: name, Type: typ, File: path, Vars: vars, api: l.api}
+	m := &Method{Key: name, Type: typ, File: path, api: l.api}
 	if typ == TypeRESTAPIMapping {
 		rm, probs := rest.Compile(f, path, vars)
 		l.addProblems(path, probs)

@@ -247,7 +247,6 @@ func (l *loader) connector() *Connector {
 				c.CredentialsSchema = l.schema(path, p)
 			case "api":
 				l.api = l.apiBlock(path, f, p)
-				c.api = l.api
 			default:
 				l.unknownKey(path, p, "a connector's spec.yml", "key, name, description, parametersSchema, connectionParametersSchema, credentialsSchema, api")
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"time"
 
@@ -58,9 +57,7 @@ const (
 )
 
 // HTTPDoer sends HTTP requests; *http.Client satisfies it.
-type HTTPDoer interface {
-	Do(*http.Request) (*http.Response, error)
-}
+type HTTPDoer = rest.Doer
 
 // RunOptions configure Method.Run.
 type RunOptions struct {
@@ -123,8 +120,6 @@ type Connector struct {
 
 	Events         map[string]*Event
 	GlobalWebhooks map[string]*GlobalWebhook
-
-	api *rest.API
 }
 
 // Summary is one line describing the connector: "github: 3 events, 0 global webhooks, 12 methods".
@@ -219,8 +214,6 @@ type Method struct {
 	Type ImplementationType
 	// File is the method's file, joined from the folder given to Load.
 	File string
-	// Vars are the variables the method declares.
-	Vars []string
 
 	mapping *mapping.Value
 	rest    *rest.Method
@@ -242,11 +235,7 @@ func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) 
 	}
 	switch {
 	case m.rest != nil:
-		var doer rest.Doer
-		if opts.HTTP != nil {
-			doer = opts.HTTP
-		}
-		return m.rest.Run(s, m.api, rest.Options{HTTP: doer, MaxResponseBytes: opts.MaxResponseBytes})
+		return m.rest.Run(s, m.api, rest.Options{HTTP: opts.HTTP, MaxResponseBytes: opts.MaxResponseBytes})
 	case m.mapping != nil:
 		return m.mapping.Eval(s)
 	}

@@ -60,12 +60,3 @@ func canonicalMethod(name string) string {
 	}
 	return name
 }
-
-func isMethod(name string) bool {
-	for _, m := range allMethods {
-		if m == name {
-			return true
-		}
-	}
-	return false
-}

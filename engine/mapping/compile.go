@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hookmap/hookmap/engine/jmes"
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/yamlsrc"
 )
 
@@ -98,12 +99,7 @@ func (v *Value) Keys() []string {
 		return append([]string(nil), t.keys...)
 	case constNode:
 		if m, ok := t.v.(map[string]any); ok {
-			keys := make([]string, 0, len(m))
-			for k := range m {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			return keys
+			return value.SortedKeys(m)
 		}
 	}
 	return nil
@@ -351,7 +347,7 @@ func (c *Compiler) compileCEL(expr string, n *yaml.Node, wantBool bool) *celNode
 			return nil
 		}
 	}
-	c.checkJMESPathCalls(checked, expr, n)
+	c.checkJMESPathCalls(checked, n)
 	// An expression whose worst-case cost is bounded below the limit at compile time (no
 	// comprehension, every input assumed as large as MaxInputSize) runs without runtime
 	// cost tracking; every other one is tracked, limited and interruptible.
@@ -442,7 +438,7 @@ func lineColToOffset(expr string, line, col int) int {
 }
 
 // checkJMESPathCalls reports syntax errors of constant expressions given to jmespath().
-func (c *Compiler) checkJMESPathCalls(a *cel.Ast, expr string, n *yaml.Node) {
+func (c *Compiler) checkJMESPathCalls(a *cel.Ast, n *yaml.Node) {
 	native := a.NativeRep()
 	info := native.SourceInfo()
 	ast.PreOrderVisit(native.Expr(), ast.NewExprVisitor(func(e ast.Expr) {
@@ -469,7 +465,6 @@ func (c *Compiler) checkJMESPathCalls(a *cel.Ast, expr string, n *yaml.Node) {
 			c.problemAt(n, off, "jmespath(): %s", err.Error())
 		}
 	}))
-	_ = expr
 }
 
 // CEL is a compiled bare CEL expression.

@@ -80,8 +80,6 @@ func (e *Env) Has(name string) bool { return e.vars[name] || name == celfn.NowVa
 // Names returns the declared variables, sorted.
 func (e *Env) Names() []string { return append([]string(nil), e.names...) }
 
-func sortStrings(s []string) { sort.Strings(s) }
-
 var compiles atomic.Int64
 
 // Compiles returns how many formulas (CEL and JMESPath) have been compiled by this

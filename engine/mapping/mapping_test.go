@@ -188,7 +188,7 @@ func TestCompileProblems(t *testing.T) {
 		{"typo", `{$cel: dat.x}`, "1:8: CEL: undeclared reference to 'dat' (did you mean 'data'?)"},
 		{"syntax", `{$cel: 'data.x +'}`, "1:17: CEL syntax error: mismatched input"},
 		{"type", `{$cel: '1 + "a"'}`, "1:11: CEL: found no matching overload"},
-		{"jmespath", `{$jmespath: 'data.['}`, "1:"},
+		{"jmespath", `{$jmespath: 'data.['}`, "1:20: JMESPath syntax error"},
 		{"unsupported", `{$expr: x}`, `1:2: unsupported formula key "$expr": the supported ones are $cel, $jmespath, $var, $tpl, $literal`},
 		{"two keys", `{$cel: x, y: 1}`, "1:2: a formula must be the only key"},
 		{"var unknown", `{$var: $.dta.x}`, `1:8: $var "$.dta.x": unknown variable "dta"`},

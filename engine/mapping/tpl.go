@@ -5,6 +5,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/yamlsrc"
 )
 
@@ -78,10 +79,5 @@ func keyList(m map[string]*yaml.Node) string {
 	if len(m) == 0 {
 		return "no entries"
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	return strings.Join(keys, ", ")
+	return strings.Join(value.SortedKeys(m), ", ")
 }

@@ -23,12 +23,6 @@ type API struct {
 	Timeout time.Duration
 }
 
-// Envs are the environments of a rest-api-mapping file.
-type Envs struct {
-	// Vars are the method's own variables.
-	Vars []string
-}
-
 // Request is one compiled HTTP request.
 type Request struct {
 	Key    string
@@ -199,7 +193,7 @@ func (c *compiler) requestFrom(n *yaml.Node, pairs []yamlsrc.Pair, multi bool) *
 	if multi {
 		extra = []string{"responses"}
 	}
-	var pathNode, ppNode *yaml.Node
+	var pathNode *yaml.Node
 	ok := true
 	for _, p := range pairs {
 		switch p.Key {
@@ -265,7 +259,7 @@ func (c *compiler) requestFrom(n *yaml.Node, pairs []yamlsrc.Pair, multi bool) *
 				c.take(mc)
 				switch q.Key {
 				case "pathParameters":
-					r.PathParameters, ppNode = v, q.KeyNode
+					r.PathParameters = v
 				case "query":
 					r.Query = v
 				case "headers":
@@ -287,7 +281,7 @@ func (c *compiler) requestFrom(n *yaml.Node, pairs []yamlsrc.Pair, multi bool) *
 		ok = false
 	}
 	if pathNode != nil {
-		c.checkPlaceholders(r, pathNode, ppNode)
+		c.checkPlaceholders(r, pathNode)
 	}
 	if !ok {
 		return nil
@@ -335,7 +329,7 @@ func (c *compiler) pagination(n *yaml.Node, extra []string) (*Pagination, bool) 
 	return pg, ok
 }
 
-func (c *compiler) checkPlaceholders(r *Request, pathNode, ppNode *yaml.Node) {
+func (c *compiler) checkPlaceholders(r *Request, pathNode *yaml.Node) {
 	var keys map[string]bool
 	if r.PathParameters != nil && r.PathParameters.IsMapping() {
 		keys = map[string]bool{}
@@ -357,7 +351,6 @@ func (c *compiler) checkPlaceholders(r *Request, pathNode, ppNode *yaml.Node) {
 			c.problem(pathNode, "path placeholder {%s} has no entry in requestMapping.pathParameters", name)
 		}
 	}
-	_ = ppNode
 }
 
 func (c *compiler) statusCodes(n *yaml.Node) ([]int, bool) {
