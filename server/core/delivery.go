@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,9 +15,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/httpbody"
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/verify"
-	"github.com/hookmap/hookmap/engine/httpbody"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -333,18 +334,9 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
-	var events []*store.Event
-	for i, me := range hr.events {
-		if ev.Schema != nil {
-			if v := ev.Schema.Validate(fmt.Sprintf("events[%d].record", i), me.record); len(v) > 0 {
-				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: violationSummary("record does not match the event's schema", v), keep: true})
-			}
-		}
-		events = append(events, &store.Event{
-			ID: uuid.NewString(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
-			SubscriptionID: sub.ID, EventKey: sub.EventKey, Type: me.typ, Record: me.record,
-			ExternalID: me.id, DeliveryID: d.ID, ReceiveTime: in.Received,
-		})
+	events, err := buildEvents(sub, ev, hr.events, "", d, in)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
 	reply, err := buildReply(hr.response, len(events))
 	if err != nil {
@@ -368,16 +360,7 @@ func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, comm
 		c.Logger.Error("commit delivery", "delivery", d.ID, "err", err)
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "could not store the events; the request is kept for replay", keep: true})
 	}
-	if res.Duplicates > 0 {
-		// The delivery records what was new: its event count, and DUPLICATE when nothing was.
-		d.EventCount = res.Inserted
-		if res.Inserted == 0 {
-			d.Outcome = store.OutcomeDuplicate
-		}
-		if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
-			c.Logger.Warn("record duplicate outcome", "delivery", d.ID, "err", err)
-		}
-	}
+	// The store recorded in d what was new: its event count, DUPLICATE when nothing was.
 	if defaultReply && res.Duplicates > 0 {
 		reply, _ = buildReply(nil, res.Inserted)
 	}
@@ -432,6 +415,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	var events []*store.Event
 	var unmatched []string
 	matched := map[string][]*store.Subscription{} // a batch often repeats a selector
+	subVars := map[string]map[string]any{}
 	for _, ge := range hr.events {
 		subs, seen := matched[ge.selector]
 		if !seen {
@@ -450,7 +434,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 			continue
 		}
 		for _, sub := range subs {
-			evs, err := c.routeToSubscription(ctx, sub, ge, vars, in, d)
+			evs, err := c.routeToSubscription(ctx, sub, ge, subVars, vars, in, d)
 			if err != nil {
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("subscription %s: %s", sub.ID, err), keep: true})
 			}
@@ -476,44 +460,48 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	return c.commit(ctx, in, d, &store.DeliveryCommit{Delivery: d, Events: events}, reply, hr.response == nil)
 }
 
+// buildEvents makes the events of sub from a handle's mapped events (defaultID for those
+// without an id), each record checked against the event's schema.
+func buildEvents(sub *store.Subscription, ev *engine.Event, mapped []mappedEvent, defaultID string, d *store.Delivery, in *Incoming) ([]*store.Event, error) {
+	events := make([]*store.Event, 0, len(mapped))
+	for i, me := range mapped {
+		if ev.Schema != nil {
+			if v := ev.Schema.Validate(fmt.Sprintf("events[%d].record", i), me.record); len(v) > 0 {
+				return nil, errors.New(violationSummary("record does not match the event's schema", v))
+			}
+		}
+		events = append(events, &store.Event{
+			ID: uuid.NewString(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
+			SubscriptionID: sub.ID, EventKey: sub.EventKey, Type: me.typ, Record: me.record,
+			ExternalID: cmp.Or(me.id, defaultID), DeliveryID: d.ID, ReceiveTime: in.Received,
+		})
+	}
+	return events, nil
+}
+
 // routeToSubscription maps one routed payload with the subscription event's own handle
-// (or takes the payload as the record, the event key as the type).
-func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, reqVars map[string]any, in *Incoming, d *store.Delivery) ([]*store.Event, error) {
+// (or takes the payload as the record, the event key as the type). subVars holds each
+// subscription's variables for the delivery, made once however many payloads it gets.
+func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery) ([]*store.Event, error) {
 	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
 	if err != nil {
 		return nil, err
 	}
-	mk := func(typ string, record any, id string) *store.Event {
-		return &store.Event{
-			ID: uuid.NewString(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
-			SubscriptionID: sub.ID, EventKey: sub.EventKey, Type: typ, Record: record,
-			ExternalID: id, DeliveryID: d.ID, ReceiveTime: in.Received,
-		}
-	}
-	// Records are checked against the event's schema, as on a subscription's own URL.
-	checked := func(evs []*store.Event) ([]*store.Event, error) {
-		if ev.Schema == nil {
-			return evs, nil
-		}
-		for i, e := range evs {
-			if v := ev.Schema.Validate(fmt.Sprintf("events[%d].record", i), e.Record); len(v) > 0 {
-				return nil, errors.New(violationSummary("record does not match the event's schema", v))
-			}
-		}
-		return evs, nil
-	}
-	handle := ev.Methods["handle"]
+	handle := ev.Methods[engine.MethodHandle]
 	if handle == nil {
-		return checked([]*store.Event{mk(sub.EventKey, ge.record, ge.id)})
+		return buildEvents(sub, ev, []mappedEvent{{typ: sub.EventKey, record: ge.record, id: ge.id}}, "", d, in)
 	}
-	vars, err := c.subscriptionVars(ctx, sub)
-	if err != nil {
-		return nil, err
+	vars, ok := subVars[sub.ID]
+	if !ok {
+		if vars, err = c.subscriptionVars(ctx, sub); err != nil {
+			return nil, err
+		}
+		for _, k := range []string{"method", "query", "headers", "rawBody"} {
+			vars[k] = reqVars[k]
+		}
+		subVars[sub.ID] = vars
 	}
-	for _, k := range []string{"method", "query", "headers", "rawBody"} {
-		vars[k] = reqVars[k]
-	}
-	vars["data"], vars["body"] = ge.record, ge.record
+	vars["data"], vars["body"] = ge.record, ge.record // handles run one at a time
 	out, err := handle.Run(ctx, vars, c.runOpts())
 	if err != nil {
 		return nil, err
@@ -522,15 +510,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	if err != nil {
 		return nil, err
 	}
-	var evs []*store.Event
-	for _, me := range hr.events {
-		id := me.id
-		if id == "" {
-			id = ge.id
-		}
-		evs = append(evs, mk(me.typ, me.record, id))
-	}
-	return checked(evs)
+	return buildEvents(sub, ev, hr.events, ge.id, d, in)
 }
 
 // ReplayDelivery runs a kept request again through the current connector; the delivery

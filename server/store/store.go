@@ -241,7 +241,10 @@ type Store interface {
 	// CommitDelivery writes a delivery, its events and state updates in one transaction,
 	// durably (fsync) before it returns. Concurrent calls are group-committed. A delivery
 	// ID that exists in another workspace is ErrAlreadyExists. A state update of a
-	// subscription that no longer exists is skipped (the events are kept).
+	// subscription that no longer exists is skipped (the events are kept). When events are
+	// skipped as duplicates, the delivery records what was new, in the same transaction
+	// and in c.Delivery: EventCount is the inserted count, and an OK delivery whose
+	// events were all duplicates is DUPLICATE.
 	CommitDelivery(ctx context.Context, c *DeliveryCommit) (*CommitResult, error)
 	GetDelivery(ctx context.Context, workspaceID, id string) (*Delivery, error)
 	// ListDeliveries lists newest (ReceiveTime) first. Listed deliveries carry their kept

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,12 @@ func deliveryArgs(d *store.Delivery) ([]any, error) {
 		d.Outcome, d.Error, d.EventCount, d.RequestSize, selectors, d.ReplayCount, method, path, query, headers, body}, nil
 }
 
+// Positions in deliveryArgs that CommitDelivery sets from what it inserted.
+const (
+	deliveryArgOutcome    = 6
+	deliveryArgEventCount = 8
+)
+
 type encodedEvent struct {
 	ev     *store.Event
 	record string
@@ -145,16 +152,6 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 	err := s.write(ctx, func(t *wtx) error {
 		r := &store.CommitResult{Seqs: make([]int64, len(events))}
 		res = nil
-		if dargs != nil {
-			out, err := t.execStmt(s.hot.upsertDelivery, dargs...)
-			if err != nil {
-				return fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
-			}
-			if n, err := out.RowsAffected(); err != nil || n == 0 {
-				// The id exists in another workspace: the conflict update's WHERE refused it.
-				return fmt.Errorf("delivery %q: %w", c.Delivery.ID, store.ErrAlreadyExists)
-			}
-		}
 		type touch struct{ sub, ws string }
 		var touched []touch
 		latest := map[touch]int64{}
@@ -197,6 +194,25 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 				}
 			}
 		}
+		if dargs != nil {
+			// Written after the events, so that it records what was new.
+			args := dargs
+			if r.Duplicates > 0 {
+				args = slices.Clone(dargs)
+				args[deliveryArgEventCount] = r.Inserted
+				if r.Inserted == 0 && c.Delivery.Outcome == store.OutcomeOK {
+					args[deliveryArgOutcome] = store.OutcomeDuplicate
+				}
+			}
+			out, err := t.execStmt(s.hot.upsertDelivery, args...)
+			if err != nil {
+				return fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
+			}
+			if n, err := out.RowsAffected(); err != nil || n == 0 {
+				// The id exists in another workspace: the conflict update's WHERE refused it.
+				return fmt.Errorf("delivery %q: %w", c.Delivery.ID, store.ErrAlreadyExists)
+			}
+		}
 		for _, k := range touched {
 			if _, err := t.execStmt(s.hot.touchSubscription, latest[k], k.sub, k.ws); err != nil {
 				return fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
@@ -215,6 +231,12 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 	}
 	for i, ev := range c.Events {
 		ev.Seq = res.Seqs[i]
+	}
+	if d := c.Delivery; d != nil && res.Duplicates > 0 {
+		d.EventCount = res.Inserted
+		if res.Inserted == 0 && d.Outcome == store.OutcomeOK {
+			d.Outcome = store.OutcomeDuplicate
+		}
 	}
 	return res, nil
 }

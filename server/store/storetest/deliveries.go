@@ -84,8 +84,16 @@ func testDuplicates(t *testing.T, s store.Store) {
 
 	// A re-delivery: skipped, seq 0, reported as a duplicate.
 	dupEv := eventOf(sub, "opened", "x-1", at(time.Second))
-	res = commit(t, s, deliveryOf(sub, at(time.Second)), dupEv)
+	dup := deliveryOf(sub, at(time.Second))
+	res = commit(t, s, dup, dupEv)
 	require.Equal(t, 0, res.Inserted)
+	// The delivery records it, in the store and in the given record.
+	require.Equal(t, store.OutcomeDuplicate, dup.Outcome)
+	require.Zero(t, dup.EventCount)
+	got, err := s.GetDelivery(ctxOf(t), ws, dup.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.OutcomeDuplicate, got.Outcome)
+	require.Zero(t, got.EventCount)
 	require.Equal(t, 1, res.Duplicates)
 	require.Equal(t, []int64{0}, res.Seqs)
 	require.Zero(t, res.MaxSeq)
@@ -100,9 +108,14 @@ func testDuplicates(t *testing.T, s store.Store) {
 		eventOf(sub, "opened", "", at(2*time.Second)), // no id: never a duplicate
 		eventOf(sub2, "opened", "x-1", at(2*time.Second)),
 	}
-	res = commit(t, s, deliveryOf(sub, at(2*time.Second)), evs...)
+	mixed := deliveryOf(sub, at(2*time.Second))
+	res = commit(t, s, mixed, evs...)
 	require.Equal(t, 4, res.Inserted)
 	require.Equal(t, 2, res.Duplicates)
+	got, err = s.GetDelivery(ctxOf(t), ws, mixed.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.OutcomeOK, got.Outcome, "some events were new")
+	require.Equal(t, 4, got.EventCount)
 	require.Zero(t, res.Seqs[0])
 	require.Zero(t, res.Seqs[2])
 	inserted := []int64{res.Seqs[1], res.Seqs[3], res.Seqs[4], res.Seqs[5]}
