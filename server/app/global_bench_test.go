@@ -22,7 +22,7 @@ import (
 // selector. Routing is an index lookup, so both cost the same:
 //
 // "lookup" is the index lookup alone; "deliver" the whole delivery, dominated by the
-// commit's fsync.
+// commit's fsync; "deliver-batch-100" one delivery of 100 events for the same team.
 //
 //	go test ./server/app -run '^$' -bench BenchmarkGlobalRouting -benchtime 2000x
 func BenchmarkGlobalRouting(b *testing.B) {
@@ -56,6 +56,28 @@ func BenchmarkGlobalRouting(b *testing.B) {
 					}
 					res := c.HandleGlobalDelivery(context.Background(), gw, in, nil, nil)
 					if res.Reply.Status != http.StatusOK || res.Delivery.EventCount != 1 {
+						b.Fatalf("routing failed: %d %s", res.Reply.Status, res.Reply.Body)
+					}
+				}
+			})
+			// A batch of 100 events for one team (HubSpot and Slack send batches): the
+			// subscription's variables are made once per delivery, not once per event.
+			b.Run("deliver-batch-100", func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					events := make([]any, 100)
+					for j := range events {
+						i++
+						events[j] = msg(fmt.Sprintf("c%d", i), "T0", "hi")
+					}
+					body, _ := json.Marshal(map[string]any{"type": "event_callback", "events": events})
+					in := &core.Incoming{
+						Method: http.MethodPost, Header: http.Header{"Content-Type": {"application/json"}, "X-Chat-Signature": {chatSign(string(body))}},
+						Body: body, Received: time.Now(),
+					}
+					res := c.HandleGlobalDelivery(context.Background(), gw, in, nil, nil)
+					if res.Reply.Status != http.StatusOK || res.Delivery.EventCount != 100 {
 						b.Fatalf("routing failed: %d %s", res.Reply.Status, res.Reply.Body)
 					}
 				}
