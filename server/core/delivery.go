@@ -253,13 +253,28 @@ func buildReply(resp map[string]any, received int) (Reply, error) {
 	return r, nil
 }
 
-func errorReply(status int, msg string) Reply {
+// ErrorReply is the JSON error body the receiver answers with.
+func ErrorReply(status int, msg string) Reply {
 	body, _ := value.Encode(map[string]any{"error": map[string]any{"code": int64(status), "message": msg}})
 	return Reply{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
 }
 
-// ErrorReply is the JSON error body the receiver answers with.
-func ErrorReply(status int, msg string) Reply { return errorReply(status, msg) }
+// Reject records a request refused before it could run (a body over the limit, a
+// subscription whose subscribe failed) as REJECTED and returns its reply. subID or gwID
+// says where it arrived; size is the announced body size.
+func (c *Core) Reject(ctx context.Context, ws, subID, gwID string, size int64, status int, msg string, m Metrics) Reply {
+	d := c.newDelivery(ws, &Incoming{Received: c.now().UTC()}, nil)
+	d.SubscriptionID, d.GlobalWebhookID, d.RequestSize = subID, gwID, size
+	res := c.finishFailure(ctx, d, nil, &failure{status: status, outcome: store.OutcomeRejected, msg: msg})
+	if m != nil {
+		kind := "subscription"
+		if gwID != "" {
+			kind = "global"
+		}
+		m.Delivery(kind, store.OutcomeRejected)
+	}
+	return res.Reply
+}
 
 // newDelivery starts the record of a request; a replay (prior set) keeps the prior
 // record's id and receive time and counts one more replay.
@@ -287,7 +302,7 @@ func (c *Core) finishFailure(ctx context.Context, d *store.Delivery, in *Incomin
 	if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
 		c.Logger.Error("record failed delivery", "delivery", d.ID, "err", err)
 	}
-	return &Result{Reply: errorReply(f.status, f.msg), Delivery: d}
+	return &Result{Reply: ErrorReply(f.status, f.msg), Delivery: d}
 }
 
 // HandleSubscriptionDelivery runs a request received on a subscription's URL: verify,

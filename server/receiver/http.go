@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/core"
 )
 
@@ -65,19 +64,4 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeReply(w, core.ErrorReply(status, msg))
-}
-
-func errorMessage(rep core.Reply) string {
-	v, err := value.Decode(rep.Body)
-	if err != nil {
-		return string(rep.Body)
-	}
-	if m, ok := v.(map[string]any); ok {
-		if e, ok := m["error"].(map[string]any); ok {
-			if s, ok := e["message"].(string); ok {
-				return s
-			}
-		}
-	}
-	return string(rep.Body)
 }

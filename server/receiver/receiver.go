@@ -91,23 +91,21 @@ func (rc *Receiver) maxBody() int64 {
 	return DefaultMaxBody
 }
 
-// readBody reads the body within the limit. ok is false when the reply was written.
-func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *core.Reply) {
+// readBody reads the body within the limit; a status other than 0 (with its message)
+// refuses the request.
+func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
 	if r.ContentLength > rc.maxBody() {
-		rep := core.ErrorReply(http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody()))
-		return nil, &rep
+		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody())
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.maxBody()))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			rep := core.ErrorReply(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", rc.maxBody()))
-			return nil, &rep
+			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", rc.maxBody())
 		}
-		rep := core.ErrorReply(http.StatusBadRequest, "cannot read body: "+err.Error())
-		return nil, &rep
+		return nil, http.StatusBadRequest, "cannot read body: " + err.Error()
 	}
-	return body, nil
+	return body, 0, ""
 }
 
 func (rc *Receiver) incoming(r *http.Request, body []byte) *core.Incoming {
@@ -122,24 +120,6 @@ func (rc *Receiver) incoming(r *http.Request, body []byte) *core.Incoming {
 	}
 }
 
-// recordRejected stores a delivery refused before handle ran (oversize body, inactive
-// subscription) so ListDeliveries shows it.
-func (rc *Receiver) recordRejected(ctx context.Context, ws, subID, gwID string, rep core.Reply, size int64) {
-	d := &store.Delivery{
-		ID: "dlv_" + uuid.NewString(), WorkspaceID: ws, SubscriptionID: subID, GlobalWebhookID: gwID,
-		ReceiveTime: time.Now().UTC(), StatusCode: rep.Status, Outcome: store.OutcomeRejected,
-		Error: errorMessage(rep), RequestSize: size,
-	}
-	if _, err := rc.Core.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
-		rc.Logger.Error("record rejected delivery", "err", err)
-	}
-	kind := "subscription"
-	if gwID != "" {
-		kind = "global"
-	}
-	rc.Metrics.Delivery(kind, store.OutcomeRejected)
-}
-
 func (rc *Receiver) serveSubscription(w http.ResponseWriter, r *http.Request) {
 	sub, err := rc.Core.Store.LookupSubscription(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -147,9 +127,8 @@ func (rc *Receiver) serveSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sub.Status == store.StatusFailed {
-		rep := core.ErrorReply(http.StatusGone, "subscription is not active: subscribe failed")
-		rc.recordRejected(r.Context(), sub.WorkspaceID, sub.ID, "", rep, r.ContentLength)
-		writeReply(w, rep)
+		writeReply(w, rc.Core.Reject(r.Context(), sub.WorkspaceID, sub.ID, "", r.ContentLength,
+			http.StatusGone, "subscription is not active: subscribe failed", rc.Metrics))
 		return
 	}
 	rc.deliver(w, r, sub.WorkspaceID, sub.ID, "", func(in *core.Incoming) *core.Result {
@@ -170,10 +149,9 @@ func (rc *Receiver) serveGlobal(w http.ResponseWriter, r *http.Request) {
 
 // deliver reads the body within the limit, has handle run the request and writes its reply.
 func (rc *Receiver) deliver(w http.ResponseWriter, r *http.Request, ws, subID, gwID string, handle func(*core.Incoming) *core.Result) {
-	body, rep := rc.readBody(w, r)
-	if rep != nil {
-		rc.recordRejected(r.Context(), ws, subID, gwID, *rep, r.ContentLength)
-		writeReply(w, *rep)
+	body, status, msg := rc.readBody(w, r)
+	if status != 0 {
+		writeReply(w, rc.Core.Reject(r.Context(), ws, subID, gwID, r.ContentLength, status, msg, rc.Metrics))
 		return
 	}
 	res := handle(rc.incoming(r, body))
