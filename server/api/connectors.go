@@ -3,12 +3,12 @@ package api
 import (
 	"context"
 	"errors"
-	"sort"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 )
 
@@ -19,26 +19,13 @@ type connectorService struct {
 
 func connectorProto(c *engine.Connector) *hookmapv1.Connector {
 	out := &hookmapv1.Connector{Key: c.Key, Name: c.Name}
-	keys := make([]string, 0, len(c.Events))
-	for k := range c.Events {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range value.SortedKeys(c.Events) {
 		ev := c.Events[k]
-		pe := &hookmapv1.ConnectorEvent{Key: ev.Key, Name: ev.Name, ImplementationType: string(ev.Type)}
-		for m := range ev.Methods {
-			pe.Methods = append(pe.Methods, m)
-		}
-		sort.Strings(pe.Methods)
-		out.Events = append(out.Events, pe)
+		out.Events = append(out.Events, &hookmapv1.ConnectorEvent{
+			Key: ev.Key, Name: ev.Name, ImplementationType: string(ev.Type), Methods: value.SortedKeys(ev.Methods),
+		})
 	}
-	gkeys := make([]string, 0, len(c.GlobalWebhooks))
-	for k := range c.GlobalWebhooks {
-		gkeys = append(gkeys, k)
-	}
-	sort.Strings(gkeys)
-	for _, k := range gkeys {
+	for _, k := range value.SortedKeys(c.GlobalWebhooks) {
 		out.GlobalWebhooks = append(out.GlobalWebhooks, &hookmapv1.ConnectorGlobalWebhook{Key: k, Name: c.GlobalWebhooks[k].Name})
 	}
 	return out
@@ -104,33 +91,33 @@ func (s *connectorService) EvaluateMethod(ctx context.Context, req *hookmapv1.Ev
 	if req.GetMethod() == "" {
 		return nil, invalid("method", "required")
 	}
-	c, ok := s.Core.Registry.Connector(req.GetConnectorKey())
-	if !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "connector %q is not loaded", req.GetConnectorKey())
-	}
 	var m *engine.Method
 	if req.GetEventKey() != "" {
-		ev, ok := c.Events[req.GetEventKey()]
-		if !ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "connector %q has no event %q", c.Key, req.GetEventKey())
+		_, ev, err := s.Core.Event(req.GetConnectorKey(), req.GetEventKey())
+		if err != nil {
+			return nil, toStatus(ctx, s.Logger, err)
 		}
 		m = ev.Methods[req.GetMethod()]
 	} else {
+		c, err := s.Core.Connector(req.GetConnectorKey())
+		if err != nil {
+			return nil, toStatus(ctx, s.Logger, err)
+		}
 		gw, ok := c.GlobalWebhooks[req.GetGlobalWebhookKey()]
 		if !ok {
 			return nil, status.Errorf(codes.FailedPrecondition, "connector %q has no global webhook %q", c.Key, req.GetGlobalWebhookKey())
 		}
-		if req.GetMethod() == "handle" {
+		if req.GetMethod() == engine.MethodHandle {
 			m = gw.Handle
 		}
 	}
 	if m == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "no method %q there", req.GetMethod())
 	}
-	if m.Type == engine.ImplementationType("rest-api-mapping") && !req.GetAllowSideEffects() {
+	if m.Type == engine.TypeRESTAPIMapping && !req.GetAllowSideEffects() {
 		return nil, status.Errorf(codes.FailedPrecondition, "%s is a rest-api-mapping that calls the external app; set allow_side_effects to run it", m.File)
 	}
-	out, err := m.Run(ctx, plainFromStruct(req.GetInput()), engine.RunOptions{HTTP: s.Core.HTTP, MaxResponseBytes: s.Core.MaxRespLen})
+	out, err := m.Run(ctx, plainFromStruct(req.GetInput()), s.Core.RunOptions())
 	if err != nil {
 		var ee *engine.EvalError
 		var he *engine.HTTPError
@@ -160,17 +147,12 @@ func (s *connectorService) ListGlobalWebhooks(ctx context.Context, req *hookmapv
 	if req.GetConnectorKey() == "" {
 		return nil, invalid("connector_key", "required")
 	}
-	c, ok := s.Core.Registry.Connector(req.GetConnectorKey())
-	if !ok {
-		return nil, status.Errorf(codes.FailedPrecondition, "connector %q is not loaded", req.GetConnectorKey())
+	c, err := s.Core.Connector(req.GetConnectorKey())
+	if err != nil {
+		return nil, toStatus(ctx, s.Logger, err)
 	}
-	keys := make([]string, 0, len(c.GlobalWebhooks))
-	for k := range c.GlobalWebhooks {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	resp := &hookmapv1.ListGlobalWebhooksResponse{}
-	for _, k := range keys {
+	for _, k := range value.SortedKeys(c.GlobalWebhooks) {
 		g, err := s.Core.EnsureGlobalWebhook(ctx, workspace(ctx), c.Key, k)
 		if err != nil {
 			return nil, toStatus(ctx, s.Logger, err)

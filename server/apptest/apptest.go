@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/app"
 )
@@ -123,15 +122,6 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
-}
-
-// JSON decodes the body as a plain value.
-func (r *Response) JSON() any {
-	v, err := value.Decode(r.Body)
-	if err != nil {
-		return nil
-	}
-	return v
 }
 
 // Do sends a request to url with body and headers (alternating name, value).

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"google.golang.org/grpc/codes"
-
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
@@ -117,26 +115,19 @@ func (c *Core) DeleteConnection(ctx context.Context, workspaceID, id string, for
 	if _, err := c.Store.GetConnection(ctx, workspaceID, id); err != nil {
 		return nil, err
 	}
+	subs, err := c.connectionSubscriptions(ctx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
 	var leftovers []string
-	token := ""
-	for {
-		subs, next, err := c.Store.ListSubscriptions(ctx, workspaceID, id, store.Page{Size: 200, Token: token})
+	for _, s := range subs {
+		left, err := c.DeleteSubscription(ctx, workspaceID, s.ID, force)
 		if err != nil {
-			return nil, err
+			return leftovers, fmt.Errorf("delete subscription %s: %w", s.ID, err)
 		}
-		for _, s := range subs {
-			left, err := c.DeleteSubscription(ctx, workspaceID, s.ID, force)
-			if err != nil {
-				return leftovers, fmt.Errorf("delete subscription %s: %w", s.ID, err)
-			}
-			if left != "" {
-				leftovers = append(leftovers, s.ID+": "+left)
-			}
+		if left != "" {
+			leftovers = append(leftovers, s.ID+": "+left)
 		}
-		if next == "" || len(subs) == 0 {
-			break
-		}
-		token = next
 	}
 	if err := c.Store.DeleteConnection(ctx, workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return leftovers, err
@@ -158,5 +149,3 @@ func violationSummary(prefix string, v []engine.FieldViolation) string {
 	}
 	return prefix + ": " + strings.Join(parts, "; ")
 }
-
-var _ = codes.OK

@@ -49,7 +49,9 @@ func (c *Core) GlobalWebhookURL(id string) string {
 	return strings.TrimRight(c.PublicURL, "/") + "/hooks/g/" + id
 }
 
-func (c *Core) runOpts() engine.RunOptions {
+// RunOptions are the options every method run gets: the SSRF-guarded client, the
+// response size limit and the server's clock.
+func (c *Core) RunOptions() engine.RunOptions {
 	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen, Now: c.now}
 }
 

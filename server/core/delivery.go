@@ -55,7 +55,6 @@ type failure struct {
 	outcome string
 	msg     string
 	keep    bool // keep the raw request for replay
-	reason  string
 }
 
 func (f *failure) Error() string { return f.msg }
@@ -96,40 +95,33 @@ func (c *Core) checkVerify(ctx context.Context, v *engine.Verify, vars map[strin
 	if v == nil || in.Replay {
 		return nil
 	}
+	reject := func(reason, msg string) *failure {
+		if m != nil {
+			m.VerifyFailure(v.Scheme, reason)
+		}
+		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + msg}
+	}
 	if v.Scheme == "cel" {
 		ok, err := v.CheckCEL(ctx, vars)
-		if err != nil {
-			if m != nil {
-				m.VerifyFailure("cel", "error")
-			}
-			return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + err.Error(), reason: "error"}
-		}
-		if !ok {
-			if m != nil {
-				m.VerifyFailure("cel", "mismatch")
-			}
-			return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: the verify expression is false", reason: "mismatch"}
+		switch {
+		case err != nil:
+			return reject("error", err.Error())
+		case !ok:
+			return reject("mismatch", "the verify expression is false")
 		}
 		return nil
 	}
 	secret, err := v.Secret(ctx, vars)
 	if err != nil {
-		if m != nil {
-			m.VerifyFailure(v.Scheme, "no_secret")
-		}
-		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: no secret: " + err.Error(), reason: "no_secret"}
+		return reject("no_secret", "no secret: "+err.Error())
 	}
-	err = verify.Check(v.Config, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now())
-	if err != nil {
+	if err := verify.Check(v.Config, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now()); err != nil {
 		reason := "mismatch"
 		var f *verify.Failure
 		if errors.As(err, &f) {
 			reason = string(f.Reason)
 		}
-		if m != nil {
-			m.VerifyFailure(v.Scheme, reason)
-		}
-		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + err.Error(), reason: reason}
+		return reject(reason, err.Error())
 	}
 	return nil
 }
@@ -322,7 +314,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
-	handle := ev.Methods["handle"]
+	handle := ev.Methods[engine.MethodHandle]
 	if handle == nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("event %q has no handle method", ev.Key), keep: true})
 	}
@@ -341,7 +333,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := handle.Run(ctx, vars, c.runOpts())
+	out, err := handle.Run(ctx, vars, c.RunOptions())
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "handle failed: " + err.Error(), keep: true})
 	}
@@ -419,7 +411,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := def.Handle.Run(ctx, vars, c.runOpts())
+	out, err := def.Handle.Run(ctx, vars, c.RunOptions())
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "global handle failed: " + err.Error(), keep: true})
 	}
@@ -517,7 +509,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 		subVars[sub.ID] = vars
 	}
 	vars["data"], vars["body"] = ge.record, ge.record // handles run one at a time
-	out, err := handle.Run(ctx, vars, c.runOpts())
+	out, err := handle.Run(ctx, vars, c.RunOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -80,7 +79,7 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 	}
 	vars := cloneVars(base)
 	vars["parameters"] = params
-	out, err := list.Run(ctx, vars, c.runOpts())
+	out, err := list.Run(ctx, vars, c.RunOptions())
 	if err != nil {
 		return nil, AppError("list webhooks", err)
 	}
@@ -135,7 +134,7 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 			dv := cloneVars(base)
 			dv["parameters"] = params
 			dv["webhook"] = w.raw
-			if _, err := del.Run(ctx, dv, c.runOpts()); err != nil {
+			if _, err := del.Run(ctx, dv, c.RunOptions()); err != nil {
 				var he *engine.HTTPError
 				if errors.As(err, &he) && (he.StatusCode == 404 || he.StatusCode == 410) {
 					r.Deleted = true // gone already
@@ -149,12 +148,7 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 		res = append(res, r)
 	}
 
-	uris := make([]string, 0, len(inScope))
-	for u := range inScope {
-		uris = append(uris, u)
-	}
-	sort.Strings(uris)
-	for _, u := range uris {
+	for _, u := range value.SortedKeys(inScope) {
 		s := inScope[u]
 		if seen[u] || s.Status != store.StatusActive {
 			continue

@@ -140,7 +140,7 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if err != nil {
 		return err
 	}
-	m := ev.Methods["refresh"]
+	m := ev.Methods[engine.MethodRefresh]
 	if m == nil {
 		return c.resubscribe(ctx, ev, sub)
 	}
@@ -149,7 +149,7 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 		return err
 	}
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
-	out, err := m.Run(ctx, vars, c.runOpts())
+	out, err := m.Run(ctx, vars, c.RunOptions())
 	if err != nil {
 		return err
 	}
@@ -157,19 +157,11 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 }
 
 func (c *Core) resubscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription) error {
-	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
-	if err != nil {
-		return fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
-	}
-	vars, err := c.ConnectionVars(ctx, conn)
+	vars, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return err
 	}
-	secret, err := c.WebhookSecret(sub)
-	if err != nil {
-		return err
-	}
-	return c.subscribe(ctx, ev, sub, vars, secret)
+	return c.subscribe(ctx, ev, sub, vars, vars["webhookSecret"].(string))
 }
 
 // heal re-subscribes: unsubscribe best-effort, then subscribe with the same id, URI and secret.

@@ -127,12 +127,12 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription, connVars map[string]any, secret string) error {
 	vars := cloneVars(connVars)
 	vars["parameters"] = sub.Parameters
-	if ev.Type == engine.ImplementationType("global-webhook") {
-		m := ev.Methods["getEventsSelector"]
+	if ev.Type == engine.TypeGlobalWebhook {
+		m := ev.Methods[engine.MethodGetEventsSelector]
 		if m == nil {
 			return Errorf(codes.FailedPrecondition, "event %q has no getEventsSelector method", ev.Key)
 		}
-		out, err := m.Run(ctx, vars, c.runOpts())
+		out, err := m.Run(ctx, vars, c.RunOptions())
 		if err != nil {
 			return err
 		}
@@ -155,14 +155,14 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 		sub.GlobalWebhookKey, sub.Selector = key, sel
 		return nil
 	}
-	m := ev.Methods["subscribe"]
+	m := ev.Methods[engine.MethodSubscribe]
 	if m == nil {
 		return Errorf(codes.FailedPrecondition, "event %q has no subscribe method", ev.Key)
 	}
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
 	vars["webhookSecret"] = secret
 	vars["subscriptionId"] = sub.ID
-	out, err := m.Run(ctx, vars, c.runOpts())
+	out, err := m.Run(ctx, vars, c.RunOptions())
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {
 	if err != nil {
 		return err
 	}
-	m := ev.Methods["unsubscribe"]
+	m := ev.Methods[engine.MethodUnsubscribe]
 	if m == nil {
 		return nil
 	}
@@ -246,7 +246,7 @@ func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.Run(ctx, vars, c.runOpts())
+	_, err = m.Run(ctx, vars, c.RunOptions())
 	var he *engine.HTTPError
 	if errors.As(err, &he) && (he.StatusCode == 404 || he.StatusCode == 410) {
 		return nil

@@ -3,6 +3,8 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hookmap/hookmap/server/store"
 )
 
 // Metrics are the service's collectors.
@@ -56,7 +58,7 @@ func New() *Metrics {
 	// Pre-create every kind/outcome series so dashboards and alerts see zeros
 	// from the start instead of a missing metric.
 	for _, kind := range []string{"subscription", "global"} {
-		for _, outcome := range []string{"OK", "REJECTED", "FAILED", "UNMATCHED", "DUPLICATE"} {
+		for _, outcome := range []string{store.OutcomeOK, store.OutcomeRejected, store.OutcomeFailed, store.OutcomeUnmatched, store.OutcomeDuplicate} {
 			m.Deliveries.WithLabelValues(kind, outcome)
 		}
 	}

@@ -35,9 +35,6 @@ func New(dirs ...string) (*Registry, []engine.Diagnostic) {
 	return r, res.Diagnostics
 }
 
-// Dirs returns the folders connectors are loaded from.
-func (r *Registry) Dirs() []string { return append([]string(nil), r.dirs...) }
-
 // Reload loads the folders afresh. A connector that fails to load keeps its previous
 // version; a connector whose folder disappeared is dropped.
 func (r *Registry) Reload() ReloadResult {
