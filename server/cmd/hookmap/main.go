@@ -70,46 +70,28 @@ type listFlag struct {
 }
 
 func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+
+// Set adds comma-separated values; the first Set replaces the defaults.
 func (l *listFlag) Set(v string) error {
 	if !l.set {
 		l.vals, l.set = nil, true
 	}
-	l.vals = append(l.vals, v)
+	for _, d := range strings.Split(v, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			l.vals = append(l.vals, d)
+		}
+	}
 	return nil
 }
 
 func serve(args []string, stderr io.Writer) int {
-	cfg := app.Defaults()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "gRPC listen address")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP receiver listen address")
-	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base of every URL given to external apps")
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the SQLite store and the dev-mode key file")
-	fs.StringVar(&cfg.Store, "store", cfg.Store, "a SQLite path (default {data-dir}/hookmap.db)")
-	conns := &listFlag{vals: cfg.Connectors}
-	fs.Var(conns, "connectors", "connector folder (repeatable)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token; required unless gRPC is on loopback (dev mode)")
-	fs.StringVar(&cfg.SecretKey, "secret-key", cfg.SecretKey, "32-byte key (base64 or hex) encrypting secrets at rest (default: a key file in the data dir)")
-	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", cfg.AllowPrivateNetworks, "allow outbound calls to loopback and private addresses")
-	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	fs.DurationVar(&cfg.DeliveryRetention, "delivery-retention", cfg.DeliveryRetention, "how long delivery records and kept requests are kept")
-	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long an event id is remembered to drop re-deliveries")
-	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "how long events are kept (0: forever)")
-	fs.DurationVar(&cfg.InvocationRetention, "invocation-retention", cfg.InvocationRetention, "how long outgoing webhook invocation records are kept")
-	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest webhook body accepted (413 above)")
-	if err := applyEnv(fs); err != nil {
-		fmt.Fprintln(stderr, "hookmap:", err)
+	cfg, err := serveConfig(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
 		return 2
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	cfg.Connectors = conns.vals
 	log, err := newLogger(cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "hookmap:", err)
@@ -132,6 +114,42 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
+// serveConfig reads serve's configuration: defaults, then HOOKMAP_* variables, then the
+// command line (which wins, a --connectors given there replacing the variable's list).
+// Problems are written to stderr.
+func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
+	cfg := app.Defaults()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "gRPC listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP receiver listen address")
+	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base of every URL given to external apps")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the SQLite store and the dev-mode key file")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "a SQLite path (default {data-dir}/hookmap.db)")
+	conns := &listFlag{vals: cfg.Connectors}
+	fs.Var(conns, "connectors", "connector folder (repeatable)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token; required unless gRPC is on loopback (dev mode)")
+	fs.StringVar(&cfg.SecretKey, "secret-key", cfg.SecretKey, "32-byte key (base64 or hex) encrypting secrets at rest (default: a key file in the data dir)")
+	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", cfg.AllowPrivateNetworks, "allow outbound calls to loopback and private addresses")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.DurationVar(&cfg.DeliveryRetention, "delivery-retention", cfg.DeliveryRetention, "how long delivery records and kept requests are kept")
+	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long an event id is remembered to drop re-deliveries")
+	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "how long events are kept (0: forever)")
+	fs.DurationVar(&cfg.InvocationRetention, "invocation-retention", cfg.InvocationRetention, "how long outgoing webhook invocation records are kept")
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest webhook body accepted (413 above)")
+	if err := applyEnv(fs); err != nil {
+		fmt.Fprintln(stderr, "hookmap:", err)
+		return cfg, err
+	}
+	conns.set = false // a --connectors on the command line replaces HOOKMAP_CONNECTORS
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	cfg.Connectors = conns.vals
+	return cfg, nil
+}
+
 // applyEnv sets each flag from HOOKMAP_<FLAG> when that variable is set (flags given on
 // the command line win, since they are parsed afterwards).
 func applyEnv(fs *flag.FlagSet) error {
@@ -140,14 +158,6 @@ func applyEnv(fs *flag.FlagSet) error {
 		name := "HOOKMAP_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		v, ok := os.LookupEnv(name)
 		if !ok {
-			return
-		}
-		if f.Name == "connectors" {
-			for _, d := range strings.Split(v, ",") {
-				if d = strings.TrimSpace(d); d != "" {
-					_ = f.Value.Set(d)
-				}
-			}
 			return
 		}
 		if err := f.Value.Set(v); err != nil {

@@ -192,3 +192,25 @@ func TestKill9LosesNoAcknowledgedWebhook(t *testing.T) {
 	}
 	t.Logf("%d acknowledged webhooks, %d stored after kill -9", total, len(stored))
 }
+
+// Variables configure serve; the command line wins, and a --connectors there replaces the
+// variable's list instead of adding to it.
+func TestServeConfigFromEnvAndFlags(t *testing.T) {
+	t.Setenv("HOOKMAP_CONNECTORS", "env-a, env-b")
+	t.Setenv("HOOKMAP_HTTP_ADDR", "127.0.0.1:9999")
+	var stderr bytes.Buffer
+	cfg, err := serveConfig(nil, &stderr)
+	require.NoError(t, err, stderr.String())
+	require.Equal(t, []string{"env-a", "env-b"}, cfg.Connectors)
+	require.Equal(t, "127.0.0.1:9999", cfg.HTTPAddr)
+
+	cfg, err = serveConfig([]string{"--connectors", "cli-a", "--connectors", "cli-b,cli-c", "--http-addr", "127.0.0.1:9998"}, &stderr)
+	require.NoError(t, err, stderr.String())
+	require.Equal(t, []string{"cli-a", "cli-b", "cli-c"}, cfg.Connectors)
+	require.Equal(t, "127.0.0.1:9998", cfg.HTTPAddr)
+
+	t.Setenv("HOOKMAP_MAX_BODY_BYTES", "lots")
+	_, err = serveConfig(nil, &stderr)
+	require.Error(t, err)
+	require.Contains(t, stderr.String(), `HOOKMAP_MAX_BODY_BYTES="lots"`)
+}
