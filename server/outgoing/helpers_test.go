@@ -27,10 +27,11 @@ const testWorkspace = "ws1"
 
 // env is a Sender on a fresh SQLite store, with its logs captured.
 type env struct {
-	t     *testing.T
-	s     *Sender
-	store *sqlite.Store
-	logs  *syncBuffer
+	t      *testing.T
+	s      *Sender
+	store  *sqlite.Store
+	dbPath string
+	logs   *syncBuffer
 }
 
 type syncBuffer struct {
@@ -52,7 +53,8 @@ func (b *syncBuffer) String() string {
 
 func newEnv(t *testing.T, mod ...func(*Config)) *env {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "hookmap.db"), sqlite.Options{})
+	dbPath := filepath.Join(t.TempDir(), "hookmap.db")
+	st, err := sqlite.Open(t.Context(), dbPath, sqlite.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.CreateWorkspace(t.Context(), &store.Workspace{ID: testWorkspace, Name: testWorkspace}))
@@ -70,7 +72,7 @@ func newEnv(t *testing.T, mod ...func(*Config)) *env {
 	s, err := New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
-	return &env{t: t, s: s, store: st, logs: logs}
+	return &env{t: t, s: s, store: st, dbPath: dbPath, logs: logs}
 }
 
 // register registers r (ID and URL required) and fails the test on an error.

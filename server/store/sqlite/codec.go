@@ -226,6 +226,12 @@ func (s *Store) readErr(what string, err error) error {
 
 // rstmt returns the statement for query prepared on the read pool (prepared once).
 func (s *Store) rstmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtsMu.RLock()
+	st, ok := s.readStmt[query]
+	s.stmtsMu.RUnlock()
+	if ok {
+		return st, nil
+	}
 	s.stmtsMu.Lock()
 	defer s.stmtsMu.Unlock()
 	if s.readStmt == nil {

@@ -1,17 +1,12 @@
 package sqlite
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -191,56 +186,4 @@ func TestOutgoingInvocations(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 5+1+3, n)
 	require.Equal(t, []string{"ref-09", "ref-08", "ref-07", "ref-06", "ref-05"}, list(store.InvocationFilter{}, 50))
-}
-
-// TestOutgoingSecretsNotInClear registers a webhook whose header value and signing secret
-// are sealed with a secrets.Box, as the sender does, and checks that neither appears in
-// the database files, while the header names do.
-func TestOutgoingSecretsNotInClear(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "hookmap.db")
-	s, err := Open(t.Context(), path, Options{})
-	require.NoError(t, err)
-	defer func() { _ = s.Close() }()
-	ctx := context.Background()
-	outgoingWorkspace(t, s, "ws1")
-
-	box, err := secrets.NewBox(bytes.Repeat([]byte{7}, secrets.KeySize))
-	require.NoError(t, err)
-	const headerValue = "Bearer sk_live_TOPSECRET_0123456789"
-	const signingSecret = "whsec_c2lnbmluZy1zZWNyZXQtdGhhdC1tdXN0LXN0YXktc2VhbGVk"
-	hdr, err := box.SealValue(map[string]any{"Authorization": headerValue}, "outgoing-webhook-headers:ws1:crm")
-	require.NoError(t, err)
-	sec, err := box.Seal([]byte(signingSecret), "outgoing-webhook-secret:ws1:crm")
-	require.NoError(t, err)
-	w := sampleOutgoing("ws1", "crm")
-	w.HeaderNames, w.Headers, w.SigningSecret = []string{"Authorization"}, hdr, sec
-	require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
-
-	clear := [][]byte{[]byte(headerValue), []byte("TOPSECRET"), []byte(signingSecret), []byte("c2lnbmluZy1zZWNyZXQ")}
-	check := func(when string) {
-		t.Helper()
-		var all []byte
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			b, err := os.ReadFile(path + suffix)
-			if err == nil {
-				all = append(all, b...)
-			}
-		}
-		require.NotEmpty(t, all)
-		for _, c := range clear {
-			require.False(t, bytes.Contains(all, c), "%s: %q found in the database files", when, c)
-		}
-		require.True(t, bytes.Contains(all, []byte("Authorization")), "%s: header names are kept in clear", when)
-	}
-	check("open")
-
-	got, err := s.GetOutgoingWebhook(ctx, "ws1", "crm")
-	require.NoError(t, err)
-	opened, err := box.OpenValue(got.Headers, "outgoing-webhook-headers:ws1:crm")
-	require.NoError(t, err)
-	require.Equal(t, headerValue, opened["Authorization"])
-
-	require.NoError(t, s.Close())
-	check("closed")
 }

@@ -91,10 +91,9 @@ type Store struct {
 
 	hot hotStmts // prepared on w
 
-	// mu guards closed and the send side of queue: senders hold it shared, Close holds it
-	// exclusively to close the queue, so no send races the close.
+	// mu guards the send side of queue: senders hold it shared and check isClosed, Close
+	// sets isClosed holding it exclusively, so no send races the close of the queue.
 	mu         sync.RWMutex
-	closed     bool
 	isClosed   atomic.Bool
 	queue      chan *op
 	writerDone chan struct{}
@@ -105,7 +104,7 @@ type Store struct {
 	stopBg   context.CancelFunc
 	ckDone   chan struct{}
 	batches  atomic.Int64 // transactions committed by the writer (for tests and benchmarks)
-	stmtsMu  sync.Mutex
+	stmtsMu  sync.RWMutex // read mostly: each fixed query is prepared once
 	readStmt map[string]*sql.Stmt
 }
 
@@ -262,12 +261,10 @@ func (s *Store) migrate(ctx context.Context) error {
 // store.ErrClosed; a second Close returns nil.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if !s.isClosed.CompareAndSwap(false, true) {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
-	s.isClosed.Store(true)
 	close(s.queue)
 	s.mu.Unlock()
 

@@ -57,7 +57,7 @@ func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
 	}
 	o := &op{fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
-	if s.closed {
+	if s.isClosed.Load() {
 		s.mu.RUnlock()
 		return store.ErrClosed
 	}
