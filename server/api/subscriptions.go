@@ -22,17 +22,25 @@ var statusProto = map[string]hookmapv1.SubscriptionStatus{
 	store.StatusDeleting: hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_DELETING,
 }
 
-func (s *subscriptionService) subscriptionProto(ctx context.Context, sub *store.Subscription) *hookmapv1.Subscription {
+// globalURLs resolves the URLs of global webhooks, each connector's listed once per call.
+type globalURLs map[string]map[string]string // connector key → global webhook key → URL
+
+func (s *subscriptionService) subscriptionProto(ctx context.Context, sub *store.Subscription, urls globalURLs) *hookmapv1.Subscription {
 	uri := s.Core.WebhookURI(sub.ID)
 	if sub.GlobalWebhookKey != "" {
-		uri = ""
-		if gws, err := s.Core.Store.ListGlobalWebhooks(ctx, sub.WorkspaceID, sub.ConnectorKey); err == nil {
-			for _, g := range gws {
-				if g.Key == sub.GlobalWebhookKey {
-					uri = s.Core.GlobalWebhookURL(g.ID)
+		byKey, ok := urls[sub.ConnectorKey]
+		if !ok {
+			byKey = map[string]string{}
+			if gws, err := s.Core.Store.ListGlobalWebhooks(ctx, sub.WorkspaceID, sub.ConnectorKey); err == nil {
+				for _, g := range gws {
+					byKey[g.Key] = s.Core.GlobalWebhookURL(g.ID)
 				}
+			} else {
+				s.Logger.Warn("list global webhooks", "connector", sub.ConnectorKey, "err", err)
 			}
+			urls[sub.ConnectorKey] = byKey
 		}
+		uri = byKey[sub.GlobalWebhookKey]
 	}
 	return &hookmapv1.Subscription{
 		Id: sub.ID, ConnectionId: sub.ConnectionID, EventKey: sub.EventKey, ConnectorKey: sub.ConnectorKey,
@@ -54,7 +62,7 @@ func (s *subscriptionService) CreateSubscription(ctx context.Context, req *hookm
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	return s.subscriptionProto(ctx, sub), nil
+	return s.subscriptionProto(ctx, sub, globalURLs{}), nil
 }
 
 func (s *subscriptionService) GetSubscription(ctx context.Context, req *hookmapv1.GetSubscriptionRequest) (*hookmapv1.Subscription, error) {
@@ -68,7 +76,7 @@ func (s *subscriptionService) GetSubscription(ctx context.Context, req *hookmapv
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	return s.subscriptionProto(ctx, sub), nil
+	return s.subscriptionProto(ctx, sub, globalURLs{}), nil
 }
 
 func (s *subscriptionService) ListSubscriptions(ctx context.Context, req *hookmapv1.ListSubscriptionsRequest) (*hookmapv1.ListSubscriptionsResponse, error) {
@@ -86,8 +94,9 @@ func (s *subscriptionService) ListSubscriptions(ctx context.Context, req *hookma
 		return nil, s.err(ctx, pageTokenError(err))
 	}
 	resp := &hookmapv1.ListSubscriptionsResponse{NextPageToken: next}
+	urls := globalURLs{}
 	for _, sub := range subs {
-		resp.Subscriptions = append(resp.Subscriptions, s.subscriptionProto(ctx, sub))
+		resp.Subscriptions = append(resp.Subscriptions, s.subscriptionProto(ctx, sub, urls))
 	}
 	return resp, nil
 }
@@ -116,7 +125,7 @@ func (s *subscriptionService) RefreshSubscription(ctx context.Context, req *hook
 	}
 	resp := &hookmapv1.RefreshSubscriptionResponse{Healed: out.Healed, Deleted: out.Deleted}
 	if !out.Deleted {
-		resp.Subscription = s.subscriptionProto(ctx, sub)
+		resp.Subscription = s.subscriptionProto(ctx, sub, globalURLs{})
 	}
 	return resp, nil
 }

@@ -81,7 +81,9 @@ func TestSubscribeStoresStateAndUnsubscribes(t *testing.T) {
 	require.Len(t, hooks, 1)
 	require.Equal(t, sub.GetWebhookUri(), hooks[0].URL)
 	require.NotEmpty(t, hooks[0].Secret)
-	require.Equal(t, []string{sub.GetWebhookUri()}, l.app.validated, "the URL answered the app's validation during subscribe")
+	var validated []string
+	l.app.set(func() { validated = append(validated, l.app.validated...) })
+	require.Equal(t, []string{sub.GetWebhookUri()}, validated, "the URL answered the app's validation during subscribe")
 
 	st := l.stored(t, sub.GetId())
 	require.Equal(t, hooks[0].ID, st.State["hookId"])
