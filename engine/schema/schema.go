@@ -11,6 +11,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/hookmap/hookmap/engine/value"
 )
 
 var printer = message.NewPrinter(language.English)
@@ -45,7 +47,7 @@ func (noLoader) Load(url string) (any, error) { return nil, fmt.Errorf("%w: %s",
 func Compile(name string, doc any) (*Schema, []Problem) {
 	raw, isMap := doc.(map[string]any)
 	if _, isBool := doc.(bool); !isMap && !isBool {
-		return nil, []Problem{{Message: fmt.Sprintf("a JSON Schema must be a mapping (or a boolean), got %s", kindOf(doc))}}
+		return nil, []Problem{{Message: fmt.Sprintf("a JSON Schema must be a mapping (or a boolean), got %s", value.KindName(doc))}}
 	}
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
@@ -231,18 +233,4 @@ func groupProblems(ls []*jsonschema.ValidationError) []Problem {
 		out = append(out, Problem{Path: l.InstanceLocation, Message: prefix + msg})
 	}
 	return out
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case []any:
-		return "a list"
-	case string:
-		return "a string"
-	case int64, float64:
-		return "a number"
-	}
-	return fmt.Sprintf("%T", v)
 }

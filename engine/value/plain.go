@@ -99,3 +99,23 @@ func Plain(v any) (any, error) {
 		return nil, fmt.Errorf("unsupported value of type %T", v)
 	}
 }
+
+// KindName names a plain value's kind for messages: "null", "a string", "a boolean",
+// "a number", "a list", "an object" (else its Go type).
+func KindName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case int64, float64:
+		return "a number"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
+}

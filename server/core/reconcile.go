@@ -174,11 +174,11 @@ type listedWebhook struct {
 func parseListed(out any, file string) ([]listedWebhook, error) {
 	m, ok := out.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%s: list must return {webhooks: [{id, url}]}, got %s", file, kindOf(out))
+		return nil, fmt.Errorf("%s: list must return {webhooks: [{id, url}]}, got %s", file, value.KindName(out))
 	}
 	l, ok := m["webhooks"].([]any)
 	if !ok && m["webhooks"] != nil {
-		return nil, fmt.Errorf("%s: webhooks must be a list, got %s", file, kindOf(m["webhooks"]))
+		return nil, fmt.Errorf("%s: webhooks must be a list, got %s", file, value.KindName(m["webhooks"]))
 	}
 	if len(l) > maxListedWebhooks {
 		return nil, fmt.Errorf("%s: list returned %d webhooks, more than the %d a reconcile handles", file, len(l), maxListedWebhooks)
@@ -187,7 +187,7 @@ func parseListed(out any, file string) ([]listedWebhook, error) {
 	for i, e := range l {
 		w, ok := e.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%s: webhooks[%d] must be a map with id and url, got %s", file, i, kindOf(e))
+			return nil, fmt.Errorf("%s: webhooks[%d] must be a map with id and url, got %s", file, i, value.KindName(e))
 		}
 		id, err := scalarText(w["id"])
 		if err != nil || id == "" {
@@ -212,20 +212,6 @@ func scalarText(v any) (string, error) {
 		return fmt.Sprint(t), nil
 	}
 	return "", fmt.Errorf("not a scalar: %T", v)
-}
-
-func kindOf(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case map[string]any:
-		return "a map"
-	case []any:
-		return "a list"
-	case string:
-		return "a string"
-	}
-	return fmt.Sprintf("%T", v)
 }
 
 // owner returns the id of the live subscription whose URL ends in rest (the part after

@@ -26,6 +26,11 @@ func (e *InvalidError) Error() string {
 	return strings.Join(parts, "; ")
 }
 
+// required is the error of a missing required field.
+func required(field string) error {
+	return &InvalidError{Violations: []Violation{{Field: field, Description: "required"}}}
+}
+
 // violations collects Violations.
 type violations []Violation
 

@@ -8,11 +8,9 @@ import (
 	"net/http"
 	"net/textproto"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/netguard"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
@@ -132,7 +130,6 @@ func (c *Config) withDefaults() {
 // Sender manages registrations and sends triggers. It is safe for concurrent use.
 type Sender struct {
 	cfg     Config
-	log     *slog.Logger
 	direct  *http.Client // redirects not followed
 	follows *http.Client // redirects followed
 }
@@ -144,7 +141,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 	cfg.withDefaults()
 	return &Sender{
-		cfg: cfg, log: cfg.Logger,
+		cfg:    cfg,
 		direct: cfg.Clients(false), follows: stripOnRedirect(cfg.Clients(true)),
 	}, nil
 }
@@ -283,7 +280,7 @@ func (s *Sender) Register(ctx context.Context, workspaceID string, r Registratio
 	if err := s.cfg.Store.CreateOutgoingWebhook(ctx, w); err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "outgoing webhook registered", "workspace", workspaceID, "webhook_id", w.ID)
+	s.cfg.Logger.InfoContext(ctx, "outgoing webhook registered", "workspace", workspaceID, "webhook_id", w.ID)
 	return w, nil
 }
 
@@ -355,14 +352,14 @@ func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration,
 	if err := s.cfg.Store.UpdateOutgoingWebhook(ctx, w); err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "outgoing webhook updated", "workspace", workspaceID, "webhook_id", w.ID, "fields", mask)
+	s.cfg.Logger.InfoContext(ctx, "outgoing webhook updated", "workspace", workspaceID, "webhook_id", w.ID, "fields", mask)
 	return w, nil
 }
 
 // Get returns a registration (sealed fields sealed).
 func (s *Sender) Get(ctx context.Context, workspaceID, id string) (*store.OutgoingWebhook, error) {
 	if id == "" {
-		return nil, &InvalidError{Violations: []Violation{{Field: "id", Description: "required"}}}
+		return nil, required("id")
 	}
 	return s.cfg.Store.GetOutgoingWebhook(ctx, workspaceID, id)
 }
@@ -375,19 +372,19 @@ func (s *Sender) List(ctx context.Context, workspaceID string, p store.Page) ([]
 // Delete deletes a registration; its invocation records stay.
 func (s *Sender) Delete(ctx context.Context, workspaceID, id string) error {
 	if id == "" {
-		return &InvalidError{Violations: []Violation{{Field: "id", Description: "required"}}}
+		return required("id")
 	}
 	if err := s.cfg.Store.DeleteOutgoingWebhook(ctx, workspaceID, id); err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "outgoing webhook deleted", "workspace", workspaceID, "webhook_id", id)
+	s.cfg.Logger.InfoContext(ctx, "outgoing webhook deleted", "workspace", workspaceID, "webhook_id", id)
 	return nil
 }
 
 // GetInvocation returns an invocation record.
 func (s *Sender) GetInvocation(ctx context.Context, workspaceID, referenceID string) (*store.Invocation, error) {
 	if referenceID == "" {
-		return nil, &InvalidError{Violations: []Violation{{Field: "reference_id", Description: "required"}}}
+		return nil, required("reference_id")
 	}
 	return s.cfg.Store.GetInvocation(ctx, workspaceID, referenceID)
 }
@@ -399,7 +396,3 @@ func (s *Sender) ListInvocations(ctx context.Context, workspaceID string, f stor
 	}
 	return s.cfg.Store.ListInvocations(ctx, workspaceID, f, p)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
-
-func sortedKeys[V any](m map[string]V) []string { return value.SortedKeys(m) }

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/sethvargo/go-retry"
 
+	"github.com/hookmap/hookmap/engine/httpbody"
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/verify"
 	"github.com/hookmap/hookmap/server/store"
@@ -84,7 +85,7 @@ type prepared struct {
 // Result.
 func (s *Sender) Trigger(ctx context.Context, workspaceID string, t Trigger) (*Result, error) {
 	if t.WebhookID == "" {
-		return nil, &InvalidError{Violations: []Violation{{Field: "webhook_id", Description: "required"}}}
+		return nil, required("webhook_id")
 	}
 	w, err := s.cfg.Store.GetOutgoingWebhook(ctx, workspaceID, t.WebhookID)
 	if err != nil {
@@ -110,10 +111,10 @@ func (s *Sender) Trigger(ctx context.Context, workspaceID string, t Trigger) (*R
 	defer cancel()
 	if err := s.cfg.Store.RecordInvocation(rctx, inv); err != nil {
 		// The endpoint has the request; failing the call would invite a second send.
-		s.log.ErrorContext(ctx, "cannot record outgoing webhook invocation", "workspace", workspaceID,
+		s.cfg.Logger.ErrorContext(ctx, "cannot record outgoing webhook invocation", "workspace", workspaceID,
 			"webhook_id", w.ID, "reference_id", res.ReferenceID, "err", err)
 	}
-	s.log.DebugContext(ctx, "outgoing webhook triggered", "workspace", workspaceID, "webhook_id", w.ID,
+	s.cfg.Logger.DebugContext(ctx, "outgoing webhook triggered", "workspace", workspaceID, "webhook_id", w.ID,
 		"reference_id", res.ReferenceID, "status", res.Status, "attempts", res.Attempts, "duration", res.Duration,
 		"error", res.ErrorMessage)
 	return res, nil
@@ -122,7 +123,7 @@ func (s *Sender) Trigger(ctx context.Context, workspaceID string, t Trigger) (*R
 // prepare checks t against w and builds what every attempt sends.
 func (s *Sender) prepare(w *store.OutgoingWebhook, t *Trigger) (*prepared, error) {
 	var v violations
-	for _, name := range sortedKeys(t.QueryParams) {
+	for _, name := range value.SortedKeys(t.QueryParams) {
 		if !slices.Contains(w.QueryParams, name) {
 			allowed := "none"
 			if len(w.QueryParams) > 0 {
@@ -133,7 +134,7 @@ func (s *Sender) prepare(w *store.OutgoingWebhook, t *Trigger) (*prepared, error
 	}
 	hdr := http.Header{}
 	seen := map[string]string{}
-	for _, name := range sortedKeys(t.Headers) {
+	for _, name := range value.SortedKeys(t.Headers) {
 		field := "headers[" + name + "]"
 		if !checkHeaderName(&v, field, name) {
 			continue
@@ -204,13 +205,13 @@ func encodeBody(v *violations, w *store.OutgoingWebhook, data any) []byte {
 	case store.EncodingText:
 		str, ok := data.(string)
 		if !ok {
-			v.add("data", "payload_encoding text needs a string, got %s", kind(data))
+			v.add("data", "payload_encoding text needs a string, got %s", value.KindName(data))
 		}
 		return []byte(str)
 	case store.EncodingBase64:
 		str, ok := data.(string)
 		if !ok {
-			v.add("data", "payload_encoding base64 needs a base64 string, got %s", kind(data))
+			v.add("data", "payload_encoding base64 needs a base64 string, got %s", value.KindName(data))
 			return nil
 		}
 		b, err := decodeBase64(str)
@@ -221,11 +222,11 @@ func encodeBody(v *violations, w *store.OutgoingWebhook, data any) []byte {
 	case store.EncodingForm:
 		m, ok := data.(map[string]any)
 		if !ok {
-			v.add("data", "payload_encoding form needs an object of scalars, got %s", kind(data))
+			v.add("data", "payload_encoding form needs an object of scalars, got %s", value.KindName(data))
 			return nil
 		}
 		form := url.Values{}
-		for _, k := range sortedKeys(m) {
+		for _, k := range value.SortedKeys(m) {
 			switch e := m[k].(type) {
 			case string:
 				form.Set(k, e)
@@ -238,31 +239,13 @@ func encodeBody(v *violations, w *store.OutgoingWebhook, data any) []byte {
 			case nil:
 				form.Set(k, "")
 			default:
-				v.add("data", "form field %q is %s: payload_encoding form takes only strings, numbers, booleans and null", k, kind(e))
+				v.add("data", "form field %q is %s: payload_encoding form takes only strings, numbers, booleans and null", k, value.KindName(e))
 			}
 		}
 		return []byte(form.Encode())
 	}
 	v.add("data", "webhook %q has an unknown payload encoding %q", w.ID, w.PayloadEncoding)
 	return nil
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case int64, float64:
-		return "a number"
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("a %T", v)
 }
 
 // decodeBase64 accepts the standard and URL alphabets, padded or not, with line breaks.
@@ -504,7 +487,7 @@ func decodeBody(body []byte, contentType string, truncated bool) (any, string) {
 		return nil, ""
 	}
 	mt, _, _ := mime.ParseMediaType(contentType)
-	if !truncated && (mt == "" || mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+	if !truncated && (mt == "" || httpbody.IsJSON(mt)) {
 		if v, err := value.Decode(body); err == nil {
 			return v, store.EncodingJSON
 		}

@@ -7,9 +7,11 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -198,7 +200,7 @@ func (r *Registration) validate(checkID, checkHeaders, checkSecret bool) error {
 	}
 	seen := map[string]bool{}
 	for i, q := range r.QueryParams {
-		field := "query_params[" + itoa(i) + "]"
+		field := "query_params[" + strconv.Itoa(i) + "]"
 		switch {
 		case q == "" || len(q) > maxNameLength:
 			v.add(field, "must be 1-%d characters", maxNameLength)
@@ -244,7 +246,7 @@ func validateHeaders(v *violations, headers map[string]string) {
 		v.add("headers", "at most %d headers", maxHeaders)
 	}
 	canon := map[string]string{}
-	for _, name := range sortedKeys(headers) {
+	for _, name := range value.SortedKeys(headers) {
 		field := "headers[" + name + "]"
 		if !checkHeaderName(v, field, name) {
 			continue
@@ -268,7 +270,7 @@ func signingKey(secret string) ([]byte, error) {
 		return nil, errString("must be base64 (standard alphabet, padded), optionally prefixed with whsec_")
 	}
 	if len(key) < minSecretLength || len(key) > maxSecretLength {
-		return nil, errString("must decode to 24-64 bytes (got " + itoa(len(key)) + ")")
+		return nil, errString("must decode to 24-64 bytes (got " + strconv.Itoa(len(key)) + ")")
 	}
 	return key, nil
 }
