@@ -454,27 +454,39 @@ func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult
 			(SELECT subscription_id, external_id FROM idempotency_keys WHERE create_time < ? LIMIT ?)`, &res.IdempotencyKeys},
 		{nanos(r.EventsBefore), `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE receive_time < ? LIMIT ?)`, &res.Events},
 	} {
-		if p.cutoff == 0 {
-			continue
-		}
-		for {
-			var n int64
-			err := s.write(ctx, func(t *wtx) error {
-				out, err := t.exec(p.query, p.cutoff, pruneChunk)
-				if err != nil {
-					return fmt.Errorf("sqlite: prune: %w", err)
-				}
-				n, err = out.RowsAffected()
-				return err
-			})
-			if err != nil {
-				return res, err
-			}
-			*p.count += n
-			if n < pruneChunk {
-				break
-			}
+		n, err := s.deleteChunked(ctx, p.query, p.cutoff)
+		*p.count += n
+		if err != nil {
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// deleteChunked runs query (a DELETE of at most ? rows older than ?) with cutoff until it
+// deletes fewer than a chunk, one short transaction per chunk so the writer is never held
+// for long. A zero cutoff deletes nothing.
+func (s *Store) deleteChunked(ctx context.Context, query string, cutoff int64) (int64, error) {
+	if cutoff == 0 {
+		return 0, nil
+	}
+	var total int64
+	for {
+		var n int64
+		err := s.write(ctx, func(t *wtx) error {
+			out, err := t.exec(query, cutoff, pruneChunk)
+			if err != nil {
+				return fmt.Errorf("sqlite: prune: %w", err)
+			}
+			n, err = out.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
 }

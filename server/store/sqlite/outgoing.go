@@ -214,28 +214,6 @@ func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store
 // PruneInvocations deletes the records older than before, in chunks so the writer is
 // never held for long.
 func (s *Store) PruneInvocations(ctx context.Context, before time.Time) (int64, error) {
-	cutoff := nanos(before)
-	if cutoff == 0 {
-		return 0, nil
-	}
-	var total int64
-	for {
-		var n int64
-		err := s.write(ctx, func(t *wtx) error {
-			res, err := t.exec(`DELETE FROM outgoing_invocations WHERE rid IN
-				(SELECT rid FROM outgoing_invocations WHERE time < ? LIMIT ?)`, cutoff, pruneChunk)
-			if err != nil {
-				return fmt.Errorf("sqlite: prune invocations: %w", err)
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if n < pruneChunk {
-			return total, nil
-		}
-	}
+	return s.deleteChunked(ctx, `DELETE FROM outgoing_invocations WHERE rid IN
+		(SELECT rid FROM outgoing_invocations WHERE time < ? LIMIT ?)`, nanos(before))
 }
