@@ -32,6 +32,25 @@ const (
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // nanos encodes a time as nanoseconds since the epoch, 0 for the zero time.
+// createTimes fills a new record's zero times: created now, updated when created.
+func createTimes(created, updated time.Time) (time.Time, time.Time) {
+	if created.IsZero() {
+		created = now()
+	}
+	if updated.IsZero() {
+		updated = created
+	}
+	return created, updated
+}
+
+// orNow is t, or now when t is zero.
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return now()
+	}
+	return t
+}
+
 func nanos(t time.Time) int64 {
 	if t.IsZero() {
 		return 0

@@ -15,13 +15,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error
 	if err != nil {
 		return fmt.Errorf("connection %q parameters: %w", c.ID, err)
 	}
-	created, updated := c.CreateTime, c.UpdateTime
-	if created.IsZero() {
-		created = now()
-	}
-	if updated.IsZero() {
-		updated = created
-	}
+	created, updated := createTimes(c.CreateTime, c.UpdateTime)
 	err = s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,

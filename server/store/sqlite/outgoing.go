@@ -20,13 +20,7 @@ func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	if err != nil {
 		return err
 	}
-	created, updated := w.CreateTime, w.UpdateTime
-	if created.IsZero() {
-		created = now()
-	}
-	if updated.IsZero() {
-		updated = created
-	}
+	created, updated := createTimes(w.CreateTime, w.UpdateTime)
 	err = s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
 			payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time)
@@ -132,10 +126,7 @@ func (s *Store) DeleteOutgoingWebhook(ctx context.Context, workspaceID, id strin
 
 // RecordInvocation inserts an invocation record. A zero Time is set to now.
 func (s *Store) RecordInvocation(ctx context.Context, inv *store.Invocation) error {
-	at := inv.Time
-	if at.IsZero() {
-		at = now()
-	}
+	at := orNow(inv.Time)
 	err := s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO outgoing_invocations (reference_id, workspace_id, webhook_id, time, attempts, status,
 			duration, request_size, response_size, error, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

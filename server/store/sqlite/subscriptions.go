@@ -28,13 +28,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 	if err != nil {
 		return err
 	}
-	created, updated := sub.CreateTime, sub.UpdateTime
-	if created.IsZero() {
-		created = now()
-	}
-	if updated.IsZero() {
-		updated = created
-	}
+	created, updated := createTimes(sub.CreateTime, sub.UpdateTime)
 	err = s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO subscriptions (id, workspace_id, connection_id, connector_key, event_key, parameters, state,
 				webhook_secret, status, last_error, global_webhook_key, selector, next_refresh_time, refresh_time,
@@ -190,10 +184,7 @@ func (s *Store) DueSubscriptions(ctx context.Context, before time.Time, limit in
 // inserting g when there is none. All writes are serialized by the writer, so concurrent
 // calls agree on one.
 func (s *Store) EnsureGlobalWebhook(ctx context.Context, g *store.GlobalWebhook) (*store.GlobalWebhook, error) {
-	created := g.CreateTime
-	if created.IsZero() {
-		created = now()
-	}
+	created := orNow(g.CreateTime)
 	var got *store.GlobalWebhook
 	err := s.write(ctx, func(t *wtx) error {
 		got = nil

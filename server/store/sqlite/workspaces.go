@@ -41,10 +41,7 @@ func trimPage[T any](rows []keyed[T], size int, token func(last keyed[T]) string
 
 // CreateWorkspace inserts w; a zero CreateTime is set to now.
 func (s *Store) CreateWorkspace(ctx context.Context, w *store.Workspace) error {
-	created := w.CreateTime
-	if created.IsZero() {
-		created = now()
-	}
+	created := orNow(w.CreateTime)
 	err := s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO workspaces (id, name, create_time) VALUES (?, ?, ?)`, w.ID, w.Name, nanos(created))
 		return insertErr("workspace", w.ID, "", err)
@@ -91,10 +88,7 @@ func (s *Store) ListWorkspaces(ctx context.Context, p store.Page) ([]*store.Work
 // CreateAPIKey inserts k; its workspace must exist (else store.ErrNotFound) and its hash
 // must be new (else store.ErrAlreadyExists).
 func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
-	created := k.CreateTime
-	if created.IsZero() {
-		created = now()
-	}
+	created := orNow(k.CreateTime)
 	err := s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO api_keys (id, workspace_id, name, hash, create_time, revoke_time) VALUES (?, ?, ?, ?, ?, ?)`,
 			k.ID, k.WorkspaceID, k.Name, k.Hash, nanos(created), nanos(k.RevokeTime))
@@ -124,9 +118,7 @@ func (s *Store) GetAPIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey
 // RevokeAPIKey sets the key's RevokeTime to at (now when zero). A key revoked already
 // keeps its first revocation time.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
-	if at.IsZero() {
-		at = now()
-	}
+	at = orNow(at)
 	return s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`UPDATE api_keys SET revoke_time = CASE WHEN revoke_time = 0 THEN ? ELSE revoke_time END WHERE id = ?`, nanos(at), id)
 		return mustAffect(res, err, "API key", id)
