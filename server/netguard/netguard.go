@@ -97,15 +97,19 @@ func NewClient(o Options) *http.Client {
 		ResponseHeaderTimeout: o.Timeout,
 		ExpectContinueTimeout: time.Second,
 	}
-	c := &http.Client{Transport: tr, Timeout: o.Timeout}
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if !o.FollowRedirects {
+	return &http.Client{Transport: tr, Timeout: o.Timeout, CheckRedirect: RedirectPolicy(o.FollowRedirects, o.MaxRedirects)}
+}
+
+// RedirectPolicy is an http.Client CheckRedirect that follows at most max redirects, or
+// none (the redirect is the answer). A followed target is checked again when it is dialed.
+func RedirectPolicy(follow bool, max int) func(*http.Request, []*http.Request) error {
+	return func(_ *http.Request, via []*http.Request) error {
+		if !follow {
 			return http.ErrUseLastResponse
 		}
-		if len(via) >= o.MaxRedirects {
-			return fmt.Errorf("stopped after %d redirects", o.MaxRedirects)
+		if len(via) >= max {
+			return fmt.Errorf("stopped after %d redirects", max)
 		}
-		return nil // the new target is checked again when it is dialed
+		return nil
 	}
-	return c
 }

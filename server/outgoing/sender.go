@@ -32,11 +32,7 @@ type ClientFactory func(followRedirects bool) *http.Client
 // GuardedClients returns netguard clients: loopback and private targets are refused
 // unless allowPrivate (the server's --allow-private-networks).
 func GuardedClients(allowPrivate bool) ClientFactory {
-	return func(follow bool) *http.Client {
-		return netguard.NewClient(netguard.Options{
-			AllowPrivate: allowPrivate, Timeout: MaxTimeout, FollowRedirects: follow, MaxRedirects: MaxRedirects,
-		})
-	}
+	return ClientsFrom(netguard.NewClient(netguard.Options{AllowPrivate: allowPrivate, Timeout: MaxTimeout}))
 }
 
 // ClientsFrom returns clients that keep base's network guard (its transport's dialer):
@@ -58,19 +54,7 @@ func ClientsFrom(base *http.Client) ClientFactory {
 		rt = t
 	}
 	return func(follow bool) *http.Client {
-		return &http.Client{Transport: rt, CheckRedirect: redirectPolicy(follow)}
-	}
-}
-
-func redirectPolicy(follow bool) func(*http.Request, []*http.Request) error {
-	return func(_ *http.Request, via []*http.Request) error {
-		if !follow {
-			return http.ErrUseLastResponse
-		}
-		if len(via) >= MaxRedirects {
-			return fmt.Errorf("stopped after %d redirects", MaxRedirects)
-		}
-		return nil
+		return &http.Client{Transport: rt, CheckRedirect: netguard.RedirectPolicy(follow, MaxRedirects)}
 	}
 }
 
