@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -132,26 +131,7 @@ func (s *Sender) prepare(w *store.OutgoingWebhook, t *Trigger) (*prepared, error
 			v.add("query_params["+name+"]", "not a query parameter of webhook %q (allowed: %s)", w.ID, allowed)
 		}
 	}
-	hdr := http.Header{}
-	seen := map[string]string{}
-	for _, name := range value.SortedKeys(t.Headers) {
-		field := "headers[" + name + "]"
-		if !checkHeaderName(&v, field, name) {
-			continue
-		}
-		c := textproto.CanonicalMIMEHeaderKey(name)
-		switch other, dup := seen[c]; {
-		case slices.Contains(w.HeaderNames, c):
-			v.add(field, "would override the registered header %s", c)
-		case dup:
-			v.add(field, "same header as %q (names are case-insensitive)", other)
-		case !validHeaderValue(t.Headers[name]) || len(t.Headers[name]) > maxHeaderValue:
-			v.add(field, "the value must be at most %d bytes without control characters", maxHeaderValue)
-		default:
-			hdr.Set(c, t.Headers[name])
-		}
-		seen[c] = name
-	}
+	hdr := checkHeaders(&v, t.Headers, w.HeaderNames)
 	body := encodeBody(&v, w, t.Data)
 	if err := v.err(); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package outgoing
 import (
 	"encoding/base64"
 	"mime"
+	"net/http"
 	"net/textproto"
 	"net/url"
 	"regexp"
@@ -245,6 +246,14 @@ func validateHeaders(v *violations, headers map[string]string) {
 	if len(headers) > maxHeaders {
 		v.add("headers", "at most %d headers", maxHeaders)
 	}
+	checkHeaders(v, headers, nil)
+}
+
+// checkHeaders checks header names and values, adding violations, and returns the good
+// ones under their canonical names. A trigger's headers may not override the registered
+// ones (registered: canonical names).
+func checkHeaders(v *violations, headers map[string]string, registered []string) http.Header {
+	out := http.Header{}
 	canon := map[string]string{}
 	for _, name := range value.SortedKeys(headers) {
 		field := "headers[" + name + "]"
@@ -252,14 +261,25 @@ func validateHeaders(v *violations, headers map[string]string) {
 			continue
 		}
 		c := textproto.CanonicalMIMEHeaderKey(name)
+		if slices.Contains(registered, c) {
+			v.add(field, "would override the registered header %s", c)
+			continue
+		}
+		ok := true
 		if other, dup := canon[c]; dup {
 			v.add(field, "same header as %q (names are case-insensitive)", other)
+			ok = false
 		}
 		canon[c] = name
 		if val := headers[name]; !validHeaderValue(val) || len(val) > maxHeaderValue {
 			v.add(field, "the value must be at most %d bytes without control characters", maxHeaderValue)
+			ok = false
+		}
+		if ok {
+			out.Set(c, headers[name])
 		}
 	}
+	return out
 }
 
 // signingKey decodes a Standard Webhooks secret: "whsec_" + base64, or base64 (the
