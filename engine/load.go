@@ -99,7 +99,7 @@ func Load(dirs ...string) (*Set, []Diagnostic) {
 			continue
 		}
 		from[r.c.Key] = cands[i].dir
-		set.add(r.c)
+		set.Add(r.c)
 	}
 	items := all.Items()
 	return set, diag.Dedup(items)

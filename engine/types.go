@@ -103,10 +103,15 @@ func (s *Set) Connectors() []*Connector {
 	return out
 }
 
-func (s *Set) add(c *Connector) {
+// Add puts c into the set, replacing a connector with its key (the server keeps the
+// previous version of a connector whose reload failed). Not safe for concurrent use: add
+// before sharing the set.
+func (s *Set) Add(c *Connector) {
+	if _, ok := s.byKey[c.Key]; !ok {
+		s.keys = append(s.keys, c.Key)
+		sort.Strings(s.keys)
+	}
 	s.byKey[c.Key] = c
-	s.keys = append(s.keys, c.Key)
-	sort.Strings(s.keys)
 }
 
 // Connector is one loaded connector.

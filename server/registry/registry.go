@@ -12,12 +12,7 @@ import (
 type Registry struct {
 	dirs   []string
 	mu     sync.Mutex // serialises reloads
-	loaded atomic.Pointer[snapshot]
-}
-
-type snapshot struct {
-	byKey map[string]*engine.Connector
-	keys  []string
+	loaded atomic.Pointer[engine.Set]
 }
 
 // ReloadResult says what a reload did.
@@ -40,12 +35,9 @@ func New(dirs ...string) (*Registry, []engine.Diagnostic) {
 func (r *Registry) Reload() ReloadResult {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	set, diags := engine.Load(r.dirs...)
-	next := &snapshot{byKey: map[string]*engine.Connector{}}
-	var res ReloadResult
-	res.Diagnostics = diags
-	for _, c := range set.Connectors() {
-		next.byKey[c.Key] = c
+	next, diags := engine.Load(r.dirs...)
+	res := ReloadResult{Diagnostics: diags}
+	for _, c := range next.Connectors() {
 		res.Loaded = append(res.Loaded, c.Key)
 	}
 	if prev := r.loaded.Load(); prev != nil {
@@ -56,19 +48,15 @@ func (r *Registry) Reload() ReloadResult {
 			}
 		}
 		for k := range broken {
-			if _, ok := next.byKey[k]; ok {
+			if _, ok := next.Connector(k); ok {
 				continue
 			}
-			if c, ok := prev.byKey[k]; ok {
-				next.byKey[k] = c
+			if c, ok := prev.Connector(k); ok {
+				next.Add(c)
 				res.KeptPrevious = append(res.KeptPrevious, k)
 			}
 		}
 	}
-	for k := range next.byKey {
-		next.keys = append(next.keys, k)
-	}
-	sort.Strings(next.keys)
 	sort.Strings(res.KeptPrevious)
 	r.loaded.Store(next)
 	return res
@@ -81,23 +69,8 @@ func (r *Registry) Validate() (*engine.Set, []engine.Diagnostic) {
 
 // Connector returns the loaded connector with key.
 func (r *Registry) Connector(key string) (*engine.Connector, bool) {
-	s := r.loaded.Load()
-	if s == nil {
-		return nil, false
-	}
-	c, ok := s.byKey[key]
-	return c, ok
+	return r.loaded.Load().Connector(key) // a nil *Set has none
 }
 
 // Connectors returns the loaded connectors sorted by key.
-func (r *Registry) Connectors() []*engine.Connector {
-	s := r.loaded.Load()
-	if s == nil {
-		return nil
-	}
-	out := make([]*engine.Connector, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, s.byKey[k])
-	}
-	return out
-}
+func (r *Registry) Connectors() []*engine.Connector { return r.loaded.Load().Connectors() }
