@@ -2,8 +2,6 @@ package microsoftgraph_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strings"
@@ -107,13 +105,6 @@ func parseTime(t *testing.T, s string) time.Time {
 	tm, err := time.Parse(time.RFC3339Nano, s)
 	require.NoError(t, err, s)
 	return tm
-}
-
-func randomID(t *testing.T) string {
-	b := make([]byte, 16)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
 }
 
 func TestSubscribeCreatesGraphSubscriptionAfterHandshake(t *testing.T) {
@@ -502,7 +493,7 @@ func TestReconcileAcrossPages(t *testing.T) {
 	require.NoError(t, err)
 	usersID := w.graphSubFor(t, users).ID
 	orphan := "00000000-0000-0000-0000-00000000000a"
-	w.graph.add(orphan, w.h.BaseURL+"/hooks/"+randomID(t))
+	w.graph.add(orphan, w.h.BaseURL+"/hooks/"+apptest.RandomID(t))
 	foreign := "ffffffff-0000-0000-0000-00000000000f"
 	w.graph.add(foreign, "https://elsewhere.example/api/notify")
 

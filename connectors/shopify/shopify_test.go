@@ -2,12 +2,9 @@ package shopify_test
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -283,19 +280,12 @@ func TestShopifyErrorsFailTheSubscription(t *testing.T) {
 	require.Equal(t, before, w.shop.count(""))
 }
 
-func randomID(t *testing.T) string {
-	b := make([]byte, 16)
-	_, err := rand.Read(b)
-	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
 func TestReconcileAcrossPages(t *testing.T) {
 	w := start(t)
 	sub, err := w.subscribe(t, w.conn, "", map[string]any{"topic": "orders/create"})
 	require.NoError(t, err)
 	ownedID := w.shop.webhooks()[0].ID
-	orphanID := w.shop.add(w.h.BaseURL+"/hooks/"+randomID(t), "orders/updated")
+	orphanID := w.shop.add(w.h.BaseURL+"/hooks/"+apptest.RandomID(t), "orders/updated")
 	foreignID := w.shop.add("https://erp.example.com/shopify/orders", "orders/create")
 	foreign2ID := w.shop.add("https://zapier.example/hooks/catch/1/", "products/create")
 	before := w.shop.webhooks()
@@ -350,26 +340,9 @@ func TestReconcileAcrossPages(t *testing.T) {
 	require.True(t, strings.HasPrefix(sub.GetWebhookUri(), w.h.BaseURL+"/hooks/"))
 }
 
-// recorder answers every request with Shopify's 200 {} and keeps its URL and headers;
-// nothing leaves the process.
-type recorder struct{ reqs []*http.Request }
-
-func (r *recorder) Do(req *http.Request) (*http.Response, error) {
-	r.reqs = append(r.reqs, req)
-	return &http.Response{
-		StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(strings.NewReader(`{}`)), Request: req,
-	}, nil
-}
-
 // The API base is built from shop and apiVersion unless baseUri replaces it.
 func TestAPIBaseFromShopAndVersion(t *testing.T) {
-	dir, err := filepath.Abs(".") // this connector's folder alone
-	require.NoError(t, err)
-	set, diags := engine.Load(dir)
-	require.Empty(t, diags)
-	c, ok := set.Connector("shopify")
-	require.True(t, ok)
+	c := apptest.LoadConnector(t, ".") // this connector's folder alone
 	unsubscribe := c.Events["webhook"].Methods["unsubscribe"]
 	for _, tc := range []struct {
 		params map[string]any
@@ -379,7 +352,7 @@ func TestAPIBaseFromShopAndVersion(t *testing.T) {
 		{map[string]any{"shop": "acme.myshopify.com", "apiVersion": "2025-10"}, "https://acme.myshopify.com/admin/api/2025-10/webhooks/1047897601.json"},
 		{map[string]any{"shop": "acme", "baseUri": "https://proxy.example/admin/api/2025-07"}, "https://proxy.example/admin/api/2025-07/webhooks/1047897601.json"},
 	} {
-		rec := &recorder{}
+		rec := &apptest.Recorder{Body: `{}`}
 		_, err := unsubscribe.Run(context.Background(), map[string]any{
 			"connection":  map[string]any{"id": "c1", "parameters": tc.params},
 			"credentials": map[string]any{"accessToken": "shpat_abc"},
@@ -387,9 +360,9 @@ func TestAPIBaseFromShopAndVersion(t *testing.T) {
 			"parameters":  map[string]any{"topic": "orders/create"},
 		}, engine.RunOptions{HTTP: rec})
 		require.NoError(t, err)
-		require.Len(t, rec.reqs, 1)
-		require.Equal(t, http.MethodDelete, rec.reqs[0].Method)
-		require.Equal(t, tc.want, rec.reqs[0].URL.String())
-		require.Equal(t, "shpat_abc", rec.reqs[0].Header.Get("X-Shopify-Access-Token"))
+		require.Len(t, rec.Requests, 1)
+		require.Equal(t, http.MethodDelete, rec.Requests[0].Method)
+		require.Equal(t, tc.want, rec.Requests[0].URL.String())
+		require.Equal(t, "shpat_abc", rec.Requests[0].Header.Get("X-Shopify-Access-Token"))
 	}
 }

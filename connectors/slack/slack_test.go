@@ -2,9 +2,7 @@ package slack_test
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -414,25 +412,9 @@ func TestSigningSecretIsRequired(t *testing.T) {
 	require.NotContains(t, r.Body, "abc")
 }
 
-// recorder answers every request like auth.test and keeps it; nothing leaves the process.
-type recorder struct{ reqs []*http.Request }
-
-func (r *recorder) Do(req *http.Request) (*http.Response, error) {
-	r.reqs = append(r.reqs, req)
-	return &http.Response{
-		StatusCode: 200, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
-		Body: io.NopCloser(strings.NewReader(`{"ok": true, "team": "Acme", "team_id": "T0ACME0001"}`)), Request: req,
-	}, nil
-}
-
 // The Web API base is https://slack.com/api unless the connection's baseUri replaces it.
 func TestAPIBase(t *testing.T) {
-	dir, err := filepath.Abs(".") // this connector's folder alone
-	require.NoError(t, err)
-	set, diags := engine.Load(dir)
-	require.Empty(t, diags)
-	c, ok := set.Connector("slack")
-	require.True(t, ok)
+	c := apptest.LoadConnector(t, ".") // this connector's folder alone
 	sel := c.Events["events"].Methods["getEventsSelector"]
 	require.NotNil(t, sel)
 	for _, tc := range []struct {
@@ -442,7 +424,7 @@ func TestAPIBase(t *testing.T) {
 		{map[string]any{}, "https://slack.com/api/auth.test"},
 		{map[string]any{"baseUri": "https://slack-proxy.example/api"}, "https://slack-proxy.example/api/auth.test"},
 	} {
-		rec := &recorder{}
+		rec := &apptest.Recorder{Body: `{"ok": true, "team": "Acme", "team_id": "T0ACME0001"}`}
 		out, err := sel.Run(context.Background(), map[string]any{
 			"connection":  map[string]any{"id": "c1", "parameters": tc.params},
 			"credentials": map[string]any{"botToken": tokenAcme},
@@ -450,8 +432,8 @@ func TestAPIBase(t *testing.T) {
 		}, engine.RunOptions{HTTP: rec})
 		require.NoError(t, err)
 		require.Equal(t, map[string]any{"globalWebhookKey": "events", "globalWebhookEventSelector": "T0ACME0001"}, out)
-		require.Len(t, rec.reqs, 1)
-		req := rec.reqs[0]
+		require.Len(t, rec.Requests, 1)
+		req := rec.Requests[0]
 		require.Equal(t, http.MethodPost, req.Method)
 		require.Equal(t, tc.want, req.URL.String())
 		require.Equal(t, "Bearer "+tokenAcme, req.Header.Get("Authorization"))

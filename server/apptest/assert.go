@@ -1,6 +1,11 @@
 package apptest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -9,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/hookmap/hookmap/engine"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 )
 
@@ -73,4 +79,39 @@ func (h *Harness) GlobalWebhookURL(connectorKey, key string) string {
 	}
 	require.Failf(h.T, "no global webhook", "connector %q has no global webhook %q: %v", connectorKey, key, gws.GetGlobalWebhooks())
 	return ""
+}
+
+// Recorder is an HTTP client for engine.RunOptions that answers every request with 200
+// and Body (JSON) and keeps the requests: method runs that never leave the process.
+type Recorder struct {
+	Body     string
+	Requests []*http.Request
+}
+
+// Do records req and answers it.
+func (r *Recorder) Do(req *http.Request) (*http.Response, error) {
+	r.Requests = append(r.Requests, req)
+	return &http.Response{
+		StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		Body: io.NopCloser(strings.NewReader(r.Body)), Request: req,
+	}, nil
+}
+
+// LoadConnector loads the connector in dir alone and fails the test on any problem.
+func LoadConnector(t testing.TB, dir string) *engine.Connector {
+	t.Helper()
+	set, diags := engine.Load(dir)
+	require.Empty(t, diags)
+	cs := set.Connectors()
+	require.Len(t, cs, 1, "%s holds one connector", dir)
+	return cs[0]
+}
+
+// RandomID returns 32 random hex characters.
+func RandomID(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 16)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
 }
