@@ -53,12 +53,8 @@ func (l *loader) event(key string) *Event {
 	typeOK := false
 	for i, p := range pairs {
 		switch p.Key {
-		case "name":
-			if s, _ := l.str(path, p); s != "" {
-				ev.Name = s
-			}
-		case "description":
-			l.str(path, p)
+		case "name", "description":
+			l.nameOrDescription(path, p, &ev.Name)
 		case "implementationType":
 			s, ok := l.str(path, p)
 			if !ok {
@@ -312,12 +308,8 @@ func (l *loader) globalWebhook(key string) *GlobalWebhook {
 		pairs, _ := l.rootPairs(path, f, "a global webhook's spec.yml")
 		for _, p := range pairs {
 			switch p.Key {
-			case "name":
-				if s, _ := l.str(path, p); s != "" {
-					gw.Name = s
-				}
-			case "description":
-				l.str(path, p)
+			case "name", "description":
+				l.nameOrDescription(path, p, &gw.Name)
 			case "verify":
 				gw.Verify = l.verify(path, f, p, globalHandleVars())
 			default:

@@ -207,6 +207,14 @@ func (l *loader) unknownKey(path string, p yamlsrc.Pair, where, expected string)
 	l.add(path, p.KeyNode, "unknown key %q in %s (expected %s)", p.Key, where, expected)
 }
 
+// nameOrDescription reads a spec's name (kept when not empty) or description (checked,
+// not kept).
+func (l *loader) nameOrDescription(path string, p yamlsrc.Pair, name *string) {
+	if s, _ := l.str(path, p); s != "" && p.Key == "name" {
+		*name = s
+	}
+}
+
 // str returns a scalar's text; ok is false when the value is not a string (reported).
 // An empty string is a value like any other: callers that cannot take one say so.
 func (l *loader) str(path string, p yamlsrc.Pair) (s string, ok bool) {
@@ -233,12 +241,8 @@ func (l *loader) connector() *Connector {
 				if k, ok := l.str(path, p); ok && k != l.key {
 					l.add(path, p.Value, "key %q does not match the folder name %q", k, l.key)
 				}
-			case "name":
-				if s, _ := l.str(path, p); s != "" {
-					c.Name = s
-				}
-			case "description":
-				l.str(path, p)
+			case "name", "description":
+				l.nameOrDescription(path, p, &c.Name)
 			case "parametersSchema":
 				c.ParametersSchema = l.schema(path, p)
 			case "connectionParametersSchema":
