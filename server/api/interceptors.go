@@ -156,11 +156,13 @@ func (c *Chain) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		c.observe(ctx, info.FullMethod, start, err)
 	}()
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
-	ctx, err = c.Auth.authenticate(ctx, info.FullMethod)
+	// authed is a new variable: the deferred observe must keep reading the request's own
+	// context (with its request id) when authentication fails and returns none.
+	authed, err := c.Auth.authenticate(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
-	return handler(ctx, req)
+	return handler(authed, req)
 }
 
 type wrappedStream struct {
@@ -181,9 +183,9 @@ func (c *Chain) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 		c.observe(ctx, info.FullMethod, start, err)
 	}()
 	_ = ss.SetHeader(metadata.Pairs("x-request-id", requestID(ctx)))
-	ctx, err = c.Auth.authenticate(ctx, info.FullMethod)
+	authed, err := c.Auth.authenticate(ctx, info.FullMethod)
 	if err != nil {
 		return err
 	}
-	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	return handler(srv, &wrappedStream{ServerStream: ss, ctx: authed})
 }
