@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -41,49 +42,79 @@ type App struct {
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	hub      *hub.Hub
-	cleanups []func()
-	done     chan struct{}
+	cleanups cleanups
 	serveErr chan error
-	stopBg   context.CancelFunc
+	bgCtx    context.Context
 	bg       sync.WaitGroup
 }
 
+// cleanups is the one list of what Start set up, undone last-in-first-out: by Stop, and
+// by a Start that fails halfway (so a failed start leaks no listener, goroutine or file).
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// StartError is a failed start caused by the configuration: Flag names the setting.
+type StartError struct {
+	Flag string // e.g. "--grpc-addr"
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Flag + ": " + e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+func flagErr(flag string, err error) error { return &StartError{Flag: flag, Err: err} }
+
 // Start opens the store, loads connectors, listens on both ports and serves. It returns
-// once both listeners accept connections.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error) {
+// once both listeners accept connections. Errors caused by a setting are *StartError.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a = &App{cfg: cfg, log: log, done: make(chan struct{}), serveErr: make(chan error, 2)}
-	defer func() {
-		if err != nil {
-			a.runCleanups()
-		}
-	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	a := &App{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	if err := a.start(ctx); err != nil {
+		a.cleanups.run()
+		return nil, err
+	}
+	return a, nil
+}
+
+// start sets everything up in order; each step adds what undoes it to a.cleanups, so
+// Stop (and a failed start) tear down in the reverse order: health NOT_SERVING, streams
+// ended, gRPC drained, HTTP drained, background work stopped, store closed.
+func (a *App) start(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
+	if err := ensureDir(cfg.DataDir); err != nil {
+		return flagErr("--data-dir", err)
 	}
 	key, err := a.secretKey()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	box, err := secrets.NewBox(key)
 	if err != nil {
-		return nil, err
+		return flagErr("--secret-key", err)
 	}
 	m := metrics.New()
 	st, err := sqlite.Open(ctx, cfg.StorePath(), sqlite.Options{Logger: log.With("component", "store"), Registerer: m.Registry})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.StorePath(), err)
+		return flagErr("--store", fmt.Errorf("open %s: %w", cfg.StorePath(), err))
 	}
 	a.store = st
-	a.cleanups = append(a.cleanups, func() {
+	a.cleanups.add(func() {
 		if err := st.Close(); err != nil {
 			log.Error("close store", "err", err)
 		}
 	})
 	if err := ensureWorkspace(ctx, st, api.DefaultWorkspace); err != nil {
-		return nil, err
+		return err
 	}
 	reg, diags := registry.New(cfg.Connectors...)
 	for _, d := range diags {
@@ -93,16 +124,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error
 		log.Info("connector loaded", "connector", c.Key, "summary", c.Summary())
 	}
 
-	a.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen gRPC: %w", err)
+	if a.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return flagErr("--grpc-addr", err)
 	}
-	a.cleanups = append(a.cleanups, func() { _ = a.grpcLis.Close() })
-	a.httpLis, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen HTTP: %w", err)
+	a.cleanups.add(func() { _ = a.grpcLis.Close() })
+	if a.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return flagErr("--http-addr", err)
 	}
-	a.cleanups = append(a.cleanups, func() { _ = a.httpLis.Close() })
+	a.cleanups.add(func() { _ = a.httpLis.Close() })
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = "http://" + a.httpLis.Addr().String()
@@ -120,8 +149,67 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error
 		Now:       cfg.Now,
 	}
 
-	chain := &api.Chain{Logger: log.With("component", "grpc"), Metrics: m, Auth: &api.Auth{
-		DevMode: cfg.DevMode(), AdminToken: cfg.AdminToken, Store: st,
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	a.bgCtx = bgCtx
+	a.cleanups.add(func() { stopBg(); a.bg.Wait() })
+	a.goBackground(func(ctx context.Context) { a.prune(ctx, time.Hour) })
+	if cfg.RefreshInterval > 0 {
+		a.goBackground(func(ctx context.Context) { a.core.RunScheduler(ctx, cfg.RefreshInterval) })
+	}
+
+	a.serveHTTP(m, st)
+	a.serveGRPC(m, st)
+
+	mode := "auth required"
+	if cfg.DevMode() {
+		mode = "dev mode: no auth, workspace default"
+	}
+	log.Info("hookmap started", "grpc", a.grpcLis.Addr().String(), "http", a.httpLis.Addr().String(),
+		"public_url", publicURL, "store", cfg.StorePath(), "connectors", cfg.Connectors, "auth", mode)
+	return nil
+}
+
+// goBackground runs f until Stop.
+func (a *App) goBackground(f func(ctx context.Context)) {
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); f(a.bgCtx) }()
+}
+
+func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) {
+	rc := &receiver.Receiver{
+		Core: a.core, Metrics: m, Logger: a.log.With("component", "receiver"), MaxBody: a.cfg.MaxBodyBytes,
+		Ready: st.Ping,
+	}
+	a.http = &http.Server{
+		Handler:           rc.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.http.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.serveErr <- err
+		}
+	}()
+	a.cleanups.add(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := a.http.Shutdown(ctx); err != nil {
+			a.log.Warn("HTTP shutdown", "err", err)
+			_ = a.http.Close()
+		}
+		<-done
+	})
+}
+
+func (a *App) serveGRPC(m *metrics.Metrics, st store.Store) {
+	chain := &api.Chain{Logger: a.log.With("component", "grpc"), Metrics: m, Auth: &api.Auth{
+		DevMode: a.cfg.DevMode(), AdminToken: a.cfg.AdminToken, Store: st,
 		Skip: map[string]bool{"/grpc.health.v1.Health/Check": true, "/grpc.health.v1.Health/Watch": true, "/grpc.health.v1.Health/List": true},
 	}}
 	a.grpc = grpc.NewServer(
@@ -131,56 +219,73 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (a *App, err error
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	(&api.Services{Core: a.core, Logger: log.With("component", "grpc"), Metrics: m}).Register(a.grpc)
+	(&api.Services{Core: a.core, Logger: a.log.With("component", "grpc"), Metrics: m}).Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	reflection.Register(a.grpc)
-	a.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range api.ServiceNames {
-		a.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
+	a.CheckHealth(context.Background())
+	a.goBackground(a.watchHealth)
 
-	rc := &receiver.Receiver{
-		Core: a.core, Metrics: m, Logger: log.With("component", "receiver"), MaxBody: cfg.MaxBodyBytes,
-		Ready: func(ctx context.Context) error { return st.Ping(ctx) },
-	}
-	a.http = &http.Server{
-		Handler:           rc.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn),
-	}
-	bgCtx, stopBg := context.WithCancel(context.Background())
-	a.stopBg = stopBg
-	if cfg.RefreshInterval > 0 {
-		a.bg.Add(1)
-		go func() { defer a.bg.Done(); a.core.RunScheduler(bgCtx, cfg.RefreshInterval) }()
-	}
-	a.bg.Add(1)
-	go func() { defer a.bg.Done(); a.prune(bgCtx, time.Hour) }()
-	go func() { a.serveErr <- a.grpc.Serve(a.grpcLis) }()
-	go func() {
-		if err := a.http.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.serveErr <- err
+	done := make(chan struct{})
+	go func() { defer close(done); a.serveErr <- a.grpc.Serve(a.grpcLis) }()
+	a.cleanups.add(func() {
+		stopped := make(chan struct{})
+		go func() { a.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(a.cfg.ShutdownTimeout):
+			a.grpc.Stop()
 		}
-	}()
-	mode := "auth required"
-	if cfg.DevMode() {
-		mode = "dev mode: no auth, workspace default"
+		<-done
+	})
+	// Run first at Stop: streams end with UNAVAILABLE so GracefulStop is not held by them,
+	// and health says NOT_SERVING before anything stops.
+	a.cleanups.add(a.hub.Shutdown)
+	a.cleanups.add(a.health.Shutdown)
+}
+
+// healthInterval is how often gRPC health asks the store.
+const healthInterval = 5 * time.Second
+
+func (a *App) watchHealth(ctx context.Context) {
+	t := time.NewTicker(healthInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.CheckHealth(ctx)
+		}
 	}
-	log.Info("hookmap started", "grpc", a.grpcLis.Addr().String(), "http", a.httpLis.Addr().String(),
-		"public_url", publicURL, "store", cfg.StorePath(), "connectors", cfg.Connectors, "auth", mode)
-	return a, nil
+}
+
+// CheckHealth asks the store and sets gRPC health (the server and every hookmap service)
+// to SERVING or NOT_SERVING. It runs at start and then every few seconds; it returns the
+// store's error, if any.
+func (a *App) CheckHealth(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := a.store.Ping(ctx)
+	st := healthpb.HealthCheckResponse_SERVING
+	if err != nil {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+		if ctx.Err() == nil || errors.Is(err, store.ErrClosed) {
+			a.log.Warn("store not ready: gRPC health NOT_SERVING", "err", err)
+		}
+	}
+	a.health.SetServingStatus("", st)
+	for _, name := range api.ServiceNames {
+		a.health.SetServingStatus(name, st)
+	}
+	return err
 }
 
 func (a *App) secretKey() ([]byte, error) {
 	if a.cfg.SecretKey != "" {
 		k, err := secrets.ParseKey(a.cfg.SecretKey)
 		if err != nil {
-			return nil, fmt.Errorf("--secret-key: %w", err)
+			return nil, flagErr("--secret-key", err)
 		}
 		return k, nil
 	}
@@ -188,7 +293,24 @@ func (a *App) secretKey() ([]byte, error) {
 	if !a.cfg.DevMode() {
 		a.log.Warn("no --secret-key given: using the key file in the data dir; set --secret-key in production", "key_file", path)
 	}
-	return secrets.LoadOrCreateKeyFile(path)
+	k, err := secrets.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, flagErr("--data-dir", fmt.Errorf("key file: %w", err))
+	}
+	return k, nil
+}
+
+// ensureDir creates the data dir (private to this user) unless it exists, and fails
+// clearly when the path is something else than a folder.
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) && errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("%s is not a folder", dir)
+		}
+		return err
+	}
+	return nil
 }
 
 func ensureWorkspace(ctx context.Context, st store.Store, id string) error {
@@ -225,37 +347,16 @@ func (a *App) Wait(ctx context.Context) error {
 	}
 }
 
-// Stop shuts down in a fixed order: health NOT_SERVING, end streams, stop accepting gRPC
-// calls and finish running ones, finish in-flight deliveries, then close the store.
+// Stop shuts down in the reverse order of Start (see start): health NOT_SERVING, streams
+// ended, gRPC calls finished, in-flight deliveries finished, background work stopped, and
+// the store closed.
 func (a *App) Stop() {
-	a.health.Shutdown()
-	a.hub.Shutdown()
-	stopped := make(chan struct{})
-	go func() { a.grpc.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(a.cfg.ShutdownTimeout):
-		a.grpc.Stop()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := a.http.Shutdown(ctx); err != nil {
-		a.log.Warn("HTTP shutdown", "err", err)
-	}
-	if a.stopBg != nil {
-		a.stopBg()
-		a.bg.Wait()
-	}
-	a.runCleanups()
+	a.cleanups.run()
 	a.log.Info("hookmap stopped")
 }
 
-func (a *App) runCleanups() {
-	for i := len(a.cleanups) - 1; i >= 0; i-- {
-		a.cleanups[i]()
-	}
-	a.cleanups = nil
-}
+// Store is the service's store (tests).
+func (a *App) Store() store.Store { return a.store }
 
 // prune removes deliveries, idempotency keys and (when configured) events past their
 // retention, at start and then every interval.

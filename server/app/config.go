@@ -89,13 +89,14 @@ func (c Config) StorePath() string {
 // Validate reports every problem with the configuration.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
-		errs = append(errs, fmt.Errorf("--grpc-addr %q: %w", c.GRPCAddr, err))
+	_, _, grpcErr := net.SplitHostPort(c.GRPCAddr)
+	if grpcErr != nil {
+		errs = append(errs, fmt.Errorf("--grpc-addr %q: %w", c.GRPCAddr, grpcErr))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err))
 	}
-	if c.AdminToken == "" && !isLoopback(c.GRPCAddr) {
+	if grpcErr == nil && c.AdminToken == "" && !isLoopback(c.GRPCAddr) {
 		errs = append(errs, fmt.Errorf("--grpc-addr %s is not a loopback address: set --admin-token (dev mode without auth is only allowed on loopback)", c.GRPCAddr))
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/app"
@@ -48,6 +49,9 @@ func WithClock(now func() time.Time) Option { return func(c *app.Config) { c.Now
 // WithoutScheduler disables the background refresh scheduler (tests call
 // Core().RunDueRefreshes themselves).
 func WithoutScheduler() Option { return func(c *app.Config) { c.RefreshInterval = 0 } }
+
+// WithAdminToken turns auth on, as in production: every call needs a token.
+func WithAdminToken(token string) Option { return func(c *app.Config) { c.AdminToken = token } }
 
 // Start starts hookmap with a fresh data dir. It stops when the test ends.
 func Start(t testing.TB, opts ...Option) *Harness {
@@ -115,6 +119,16 @@ func (h *Harness) Ctx() context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	h.T.Cleanup(cancel)
 	return ctx
+}
+
+// As returns h.Ctx() carrying `authorization: Bearer token` and, when given, the
+// workspace header (for the admin token).
+func (h *Harness) As(token string, workspace ...string) context.Context {
+	kv := []string{"authorization", "Bearer " + token}
+	if len(workspace) > 0 {
+		kv = append(kv, "x-hookmap-workspace", workspace[0])
+	}
+	return metadata.AppendToOutgoingContext(h.Ctx(), kv...)
 }
 
 // Response is a received HTTP response with its body read.

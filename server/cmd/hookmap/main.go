@@ -97,11 +97,21 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "hookmap:", err)
 		return 2
 	}
+	if err := cfg.Validate(); err != nil {
+		printLines(stderr, err)
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.Start(ctx, cfg, log)
 	if err != nil {
-		log.Error("cannot start", "err", err)
+		printLines(stderr, err)
+		// A setting that cannot work (a port in use, a bad key, a data dir that is a file)
+		// is a usage error like a bad flag; anything else is a failure to run.
+		var se *app.StartError
+		if errors.As(err, &se) {
+			return 2
+		}
 		return 1
 	}
 	err = a.Wait(ctx)
@@ -120,7 +130,6 @@ func serve(args []string, stderr io.Writer) int {
 func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
 	cfg := app.Defaults()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP receiver listen address")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base of every URL given to external apps")
@@ -142,8 +151,16 @@ func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
 		fmt.Fprintln(stderr, "hookmap:", err)
 		return cfg, err
 	}
-	conns.set = false // a --connectors on the command line replaces HOOKMAP_CONNECTORS
+	conns.set = false        // a --connectors on the command line replaces HOOKMAP_CONNECTORS
+	fs.SetOutput(io.Discard) // a bad flag is one line below, not the whole usage
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "Usage: hookmap serve [flags]")
+			fs.PrintDefaults()
+		} else {
+			fmt.Fprintf(stderr, "hookmap: %v (run 'hookmap serve -h' for the flags)\n", err)
+		}
 		return cfg, err
 	}
 	cfg.Connectors = conns.vals
@@ -205,6 +222,15 @@ func validate(dirs []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printLines writes err as one "hookmap: ..." line per problem (a joined error holds several).
+func printLines(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			fmt.Fprintln(w, "hookmap:", line)
+		}
+	}
 }
 
 func plural(n int) string {

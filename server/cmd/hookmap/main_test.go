@@ -17,7 +17,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
@@ -52,31 +56,20 @@ type proc struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpAddr string
-	logs     *bytes.Buffer
+	logs     *syncBuffer
 }
 
 func startBinary(t *testing.T, dataDir, grpcAddr, httpAddr string) *proc {
 	t.Helper()
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd := exec.Command(binary, "serve", "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
 		"--public-url", "http://"+httpAddr, "--data-dir", dataDir, "--connectors", "../../../connectors")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	p := &proc{cmd: cmd, grpcAddr: grpcAddr, httpAddr: httpAddr, logs: &logs}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("hookmap did not become ready:\n%s", logs.String())
-	return nil
+	waitReady(t, httpAddr, &logs)
+	return p
 }
 
 func TestVersionAndUsage(t *testing.T) {
@@ -213,4 +206,150 @@ func TestServeConfigFromEnvAndFlags(t *testing.T) {
 	_, err = serveConfig(nil, &stderr)
 	require.Error(t, err)
 	require.Contains(t, stderr.String(), `HOOKMAP_MAX_BODY_BYTES="lots"`)
+}
+
+// Each misconfiguration of serve prints one line naming the flag and the problem, and
+// exits 2: never a stack trace.
+func TestServeMisconfigurationsExit2WithOneLine(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "a-file")
+	require.NoError(t, os.WriteFile(file, []byte("x"), 0o600))
+
+	cases := []struct {
+		name string
+		args []string
+		flag string
+	}{
+		{"bad secret key", []string{"--secret-key", "nope"}, "--secret-key"},
+		{"short secret key", []string{"--secret-key", "c2hvcnQ="}, "--secret-key"},
+		{"gRPC port in use", []string{"--grpc-addr", busy.Addr().String()}, "--grpc-addr"},
+		{"HTTP port in use", []string{"--http-addr", busy.Addr().String()}, "--http-addr"},
+		{"data dir is a file", []string{"--data-dir", file}, "--data-dir"},
+		{"store under a file", []string{"--store", filepath.Join(file, "hookmap.db")}, "--store"},
+		{"log level", []string{"--log-level", "loud"}, "--log-level"},
+		{"log format", []string{"--log-format", "xml"}, "--log-format"},
+		{"short admin token", []string{"--admin-token", "short"}, "--admin-token"},
+		{"public URL", []string{"--public-url", "ftp://x"}, "--public-url"},
+		{"grpc address", []string{"--grpc-addr", "nonsense"}, "--grpc-addr"},
+		{"retention", []string{"--delivery-retention", "1m"}, "--delivery-retention"},
+		{"bad duration", []string{"--delivery-retention", "soon"}, "delivery-retention"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+				"--data-dir", t.TempDir(), "--connectors", "../../../connectors"}, tc.args...)
+			cmd := exec.Command(binary, args...)
+			var stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stderr, &stderr
+			done := make(chan error, 1)
+			require.NoError(t, cmd.Start())
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatalf("serve %v started instead of refusing:\n%s", tc.args, stderr.String())
+			}
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, stderr.String())
+			require.Equal(t, 2, ee.ExitCode(), stderr.String())
+			out := stderr.String()
+			require.NotContains(t, out, "panic")
+			require.NotContains(t, out, "goroutine")
+			var problems []string
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				if !strings.Contains(l, "level=") { // startup log lines
+					problems = append(problems, l)
+				}
+			}
+			require.NotEmpty(t, problems, out)
+			require.Contains(t, problems[0], tc.flag, out)
+			require.Len(t, problems, 1, out)
+		})
+	}
+}
+
+// The binary with auth on, as production runs it: calls without a valid token get
+// UNAUTHENTICATED and the server keeps serving.
+func TestAuthOnBinarySurvivesUnauthenticatedCalls(t *testing.T) {
+	dataDir := t.TempDir()
+	grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
+	var logs syncBuffer
+	cmd := exec.Command(binary, "serve", "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
+		"--data-dir", dataDir, "--connectors", "../../../connectors",
+		"--admin-token", "0123456789abcdef0123", "--secret-key", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"--log-format", "json", "--max-body-bytes", "4096")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	waitReady(t, httpAddr, &logs)
+
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conns := hookmapv1.NewConnectionServiceClient(conn)
+	for _, tok := range []string{"", "Bearer wrong-token-wrong-token", "Basic abc", "Bearer "} {
+		callCtx := ctx
+		if tok != "" {
+			callCtx = metadata.AppendToOutgoingContext(ctx, "authorization", tok)
+		}
+		_, err := conns.ListConnections(callCtx, &hookmapv1.ListConnectionsRequest{})
+		require.Equal(t, codes.Unauthenticated, status.Code(err), "token %q: %v", tok, err)
+		stream, err := hookmapv1.NewEventServiceClient(conn).StreamEvents(callCtx, &hookmapv1.StreamEventsRequest{Consumer: "c"})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		require.Equal(t, codes.Unauthenticated, status.Code(err), "token %q: %v", tok, err)
+	}
+	// Reflection (what `grpcurl list` calls) needs the token too, and does not crash.
+	rc, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	require.NoError(t, err)
+	// Send may already see the refusal (io.EOF); Recv carries the status either way.
+	_ = rc.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+	_, err = rc.Recv()
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+
+	admin := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer 0123456789abcdef0123")
+	_, err = conns.ListConnections(admin, &hookmapv1.ListConnectionsRequest{})
+	require.NoError(t, err, logs.String())
+	require.NoError(t, cmd.Process.Signal(syscall.Signal(0)), "the server exited:\n%s", logs.String())
+	require.NotContains(t, logs.String(), "panic")
+}
+
+// syncBuffer is a bytes.Buffer that a child process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitReady(t *testing.T, httpAddr string, logs fmt.Stringer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("hookmap did not become ready:\n%s", logs.String())
 }
