@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookmap/hookmap/server/api"
 	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/durable"
 	"github.com/hookmap/hookmap/server/hub"
 	"github.com/hookmap/hookmap/server/metrics"
 	"github.com/hookmap/hookmap/server/netguard"
@@ -303,7 +304,7 @@ func (a *App) secretKey() ([]byte, error) {
 // ensureDir creates the data dir (private to this user) unless it exists, and fails
 // clearly when the path is something else than a folder.
 func ensureDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) && errors.Is(err, syscall.ENOTDIR) {
 			return fmt.Errorf("%s is not a folder", dir)

@@ -11,11 +11,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/durable"
 )
 
 // KeySize is the key length: AES-256.
@@ -66,32 +68,31 @@ func ParseKey(s string) ([]byte, error) {
 	return nil, fmt.Errorf("want %d bytes as base64 or hex (e.g. from `openssl rand -base64 32`)", KeySize)
 }
 
-// LoadOrCreateKeyFile reads a key file, creating it with a random key (mode 0600, folder
-// 0700) when missing. A key file readable by group or others is refused.
+// LoadOrCreateKeyFile reads a key file, creating it with a random key when missing.
+//
+// A new key file (mode 0600, in a folder created 0700) is written durably: to a
+// temporary file that is fsynced, then linked to its name, then the folder is fsynced,
+// so a power cut leaves either no key file or a complete one, never an empty one, and a
+// key that was used is never lost. Two processes creating the file at once end up with
+// the same key. Temporary files left by a crash are removed.
+//
+// A key file readable by group or others is refused, and so is a damaged one: it is
+// never replaced, since whatever was sealed with it would become unreadable for good.
 func LoadOrCreateKeyFile(path string) ([]byte, error) {
-	st, err := os.Stat(path)
+	key, err := readKeyFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		key := make([]byte, KeySize)
-		if _, err := rand.Read(key); err != nil {
-			return nil, err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("create key file %s: %w", path, err)
-		}
-		if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, err
-		}
-		return key, f.Close()
+		key, err = createKeyFile(path)
 	}
+	if err != nil {
+		return nil, err
+	}
+	// Leftovers of a crash during an earlier creation hold no key anyone used.
+	_ = durable.RemoveTemps(path)
+	return key, nil
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +105,26 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	}
 	key, err := ParseKey(string(b))
 	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
+		return nil, fmt.Errorf("key file %s is damaged (%w): restore it from the backup taken with the database "+
+			"(or, if nothing was ever sealed with it, delete it to have a new key made)", path, err)
+	}
+	return key, nil
+}
+
+func createKeyFile(path string) ([]byte, error) {
+	if err := durable.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("key file folder: %w", err)
+	}
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	err := durable.WriteFileExclusive(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return readKeyFile(path) // another process created it first: use its key
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
 	}
 	return key, nil
 }

@@ -2,8 +2,10 @@ package secrets
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -73,15 +75,79 @@ func TestKeyFile(t *testing.T) {
 	path := filepath.Join(dir, "sub", "secret.key")
 	k1, err := LoadOrCreateKeyFile(path)
 	require.NoError(t, err)
+	require.Len(t, k1, KeySize)
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	st, err = os.Stat(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+	// The file is complete: the base64 key and a newline, nothing else.
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, base64.StdEncoding.EncodeToString(k1)+"\n", string(b))
+	entries, err := os.ReadDir(filepath.Dir(path))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "no temporary file is left beside the key")
+
 	k2, err := LoadOrCreateKeyFile(path)
 	require.NoError(t, err)
 	require.Equal(t, k1, k2)
 	require.NoError(t, os.Chmod(path, 0o644))
 	_, err = LoadOrCreateKeyFile(path)
 	require.ErrorContains(t, err, "readable by others")
+}
+
+// A crash while creating the key leaves at most a half-written temporary file: the next
+// start makes a key and removes the leftover.
+func TestKeyFileAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret.key")
+	leftover := filepath.Join(dir, ".secret.key-4242.tmp")
+	require.NoError(t, os.WriteFile(leftover, []byte("q6urq6ur"), 0o600))
+	k, err := LoadOrCreateKeyFile(path)
+	require.NoError(t, err)
+	again, err := LoadOrCreateKeyFile(path)
+	require.NoError(t, err)
+	require.Equal(t, k, again)
+	_, err = os.Stat(leftover)
+	require.ErrorIs(t, err, os.ErrNotExist, "the crash's leftover is removed")
+}
+
+// A damaged key file (e.g. an empty one left by an earlier version after a power cut) is
+// refused with what to do, and never replaced by a new key.
+func TestKeyFileDamaged(t *testing.T) {
+	for name, content := range map[string]string{"empty": "", "truncated": "q6urq6urq6urq6ur"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "secret.key")
+			require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+			_, err := LoadOrCreateKeyFile(path)
+			require.ErrorContains(t, err, "is damaged")
+			require.ErrorContains(t, err, "restore it from the backup")
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, content, string(b), "a damaged key file is left alone")
+		})
+	}
+}
+
+// Processes starting at once on a new data dir all end up with the one key on disk.
+func TestKeyFileConcurrentCreate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secret.key")
+	const n = 8
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { keys[i], errs[i] = LoadOrCreateKeyFile(path) })
+	}
+	wg.Wait()
+	onDisk, err := LoadOrCreateKeyFile(path)
+	require.NoError(t, err)
+	for i := range n {
+		require.NoError(t, errs[i])
+		require.Equal(t, onDisk, keys[i], "caller %d got the key on disk", i)
+	}
 }
 
 func TestRandomToken(t *testing.T) {

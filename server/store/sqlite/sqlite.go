@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/hookmap/hookmap/server/durable"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -196,12 +197,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // prepareFile creates the database file with owner-only permissions when it does not
 // exist (SQLite gives the -wal and -shm files the database's permissions), and its
-// directory.
+// directory. Both are created durably: the directories that hold the new entries are
+// fsynced, so a power cut soon after the first start cannot lose the new file. (SQLite
+// itself syncs the directory when it creates the WAL.)
 func prepareFile(path string) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("sqlite: %w", err)
-		}
+	dir := filepath.Dir(path)
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
@@ -210,7 +212,13 @@ func prepareFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	return nil
 }
 
 func openDB(path string, conns int, params url.Values) (*sql.DB, error) {
