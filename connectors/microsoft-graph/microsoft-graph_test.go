@@ -91,9 +91,7 @@ func (w *world) graphSubFor(t *testing.T, sub *hookmapv1.Subscription) *graphSub
 
 func (w *world) state(t *testing.T, id string) map[string]any {
 	t.Helper()
-	s, err := w.h.App.Core().Store.GetSubscription(context.Background(), "default", id)
-	require.NoError(t, err)
-	return s.State
+	return w.h.SubscriptionState(id)
 }
 
 func record(e *hookmapv1.Event) map[string]any {

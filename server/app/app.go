@@ -104,7 +104,8 @@ func (a *App) start(ctx context.Context) error {
 		return flagErr("--secret-key", err)
 	}
 	m := metrics.New()
-	st, err := sqlite.Open(ctx, cfg.StorePath(), sqlite.Options{Logger: log.With("component", "store"), Registerer: m.Registry})
+	st, err := sqlite.Open(ctx, cfg.StorePath(), sqlite.Options{Logger: log.With("component", "store"), Registerer: m.Registry,
+		SealState: core.StateSealer(box)})
 	if err != nil {
 		return flagErr("--store", fmt.Errorf("open %s: %w", cfg.StorePath(), err))
 	}

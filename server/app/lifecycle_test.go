@@ -86,7 +86,7 @@ func TestSubscribeStoresStateAndUnsubscribes(t *testing.T) {
 	require.Equal(t, []string{sub.GetWebhookUri()}, validated, "the URL answered the app's validation during subscribe")
 
 	st := l.stored(t, sub.GetId())
-	require.Equal(t, hooks[0].ID, st.State["hookId"])
+	require.Equal(t, hooks[0].ID, l.h.SubscriptionState(sub.GetId())["hookId"])
 	require.Equal(t, time.UnixMilli(hooks[0].ExpiresAt).UTC(), st.NextRefreshTime.UTC())
 	require.NotNil(t, sub.GetNextRefreshTime())
 
@@ -185,7 +185,7 @@ func TestRetriedCreateWithRequestIDCreatesOneHook(t *testing.T) {
 	require.Len(t, hooks, 1, "look-up-then-insert found the hook of the first attempt")
 	require.Equal(t, sub.GetWebhookUri(), hooks[0].URL)
 	require.Equal(t, 1, l.app.count("POST /projects/p1/hooks"))
-	require.Equal(t, hooks[0].ID, l.stored(t, sub.GetId()).State["hookId"])
+	require.Equal(t, hooks[0].ID, l.h.SubscriptionState(sub.GetId())["hookId"])
 
 	again, err := l.subscribe(t, "req-42")
 	require.NoError(t, err)
@@ -251,7 +251,7 @@ func TestSelfHealOn410(t *testing.T) {
 	require.Len(t, hooks, 1)
 	require.NotEqual(t, old, hooks[0].ID)
 	require.Equal(t, sub.GetWebhookUri(), hooks[0].URL, "same subscription, same URL")
-	require.Equal(t, hooks[0].ID, l.stored(t, sub.GetId()).State["hookId"])
+	require.Equal(t, hooks[0].ID, l.h.SubscriptionState(sub.GetId())["hookId"])
 }
 
 func TestRepeatedRefreshFailuresHeal(t *testing.T) {

@@ -81,8 +81,8 @@ func TestReconcileDryRunClassifiesAcrossPagesAndChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 	hooks := w.app.hookList()
 	require.Equal(t, map[string]hookmapv1.WebhookClassification{
-		w.stored(t, w.owned[0].GetId()).State["hookId"].(string): owned,
-		w.stored(t, w.owned[1].GetId()).State["hookId"].(string): owned,
+		w.h.SubscriptionState(w.owned[0].GetId())["hookId"].(string): owned,
+		w.h.SubscriptionState(w.owned[1].GetId())["hookId"].(string): owned,
 		w.orphan: orphaned, w.badOrphan: orphaned, w.oldEnv[0]: orphaned,
 		w.foreignIDs[0]: foreign, w.foreignIDs[1]: foreign,
 	}, classes(resp))
@@ -133,7 +133,7 @@ func TestReconcileDeletesExactlyTheOrphansAndReportsFailures(t *testing.T) {
 		require.True(t, left[id], "a foreign hook is never deleted")
 	}
 	for _, s := range w.owned {
-		require.True(t, left[w.stored(t, s.GetId()).State["hookId"].(string)], "an owned hook is never deleted")
+		require.True(t, left[w.h.SubscriptionState(s.GetId())["hookId"].(string)], "an owned hook is never deleted")
 	}
 	require.True(t, left["hook-z9"], "another project's hook is not even listed")
 	require.Equal(t, 3, w.app.count("DELETE"), "exactly the three orphans were asked for")
@@ -149,7 +149,7 @@ func TestReconcileDeletesExactlyTheOrphansAndReportsFailures(t *testing.T) {
 func TestReconcileFindsAndRepairsMissingHooks(t *testing.T) {
 	w := newReconcileWorld(t)
 	lost := w.owned[1]
-	lostHook := w.stored(t, lost.GetId()).State["hookId"].(string)
+	lostHook := w.h.SubscriptionState(lost.GetId())["hookId"].(string)
 	w.app.set(func() { delete(w.app.hooks, lostHook) }) // deleted in the app by someone else
 
 	resp, err := w.reconcile(t, dryRun, "", false)
@@ -178,9 +178,8 @@ func TestReconcileFindsAndRepairsMissingHooks(t *testing.T) {
 		found = found || h.URL == lost.GetWebhookUri()
 	}
 	require.True(t, found, "the app has a hook for the subscription again")
-	st := w.stored(t, lost.GetId())
-	require.NotEqual(t, lostHook, st.State["hookId"], "the new hook's id is stored")
-	require.Contains(t, st.LastError, "repaired")
+	require.NotEqual(t, lostHook, w.h.SubscriptionState(lost.GetId())["hookId"], "the new hook's id is stored")
+	require.Contains(t, w.stored(t, lost.GetId()).LastError, "repaired")
 
 	resp, err = w.reconcile(t, dryRun, "", false)
 	require.NoError(t, err)

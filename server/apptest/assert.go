@@ -115,3 +115,14 @@ func RandomID(t testing.TB) string {
 	require.NoError(t, err)
 	return hex.EncodeToString(b)
 }
+
+// SubscriptionState returns the opened state of a subscription of workspace default, as
+// the connector's methods see it, and fails the test on error.
+func (h *Harness) SubscriptionState(id string) map[string]any {
+	h.T.Helper()
+	sub, err := h.App.Core().Store.GetSubscription(h.Ctx(), "default", id)
+	require.NoError(h.T, err)
+	st, err := h.App.Core().SubscriptionState(sub)
+	require.NoError(h.T, err)
+	return st
+}

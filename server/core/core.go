@@ -176,7 +176,11 @@ func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (m
 	if err != nil {
 		return nil, err
 	}
-	vars["state"] = orEmpty(sub.State)
+	state, err := c.SubscriptionState(sub)
+	if err != nil {
+		return nil, err
+	}
+	vars["state"] = state
 	vars["parameters"] = orEmpty(sub.Parameters)
 	secret, err := c.WebhookSecret(sub)
 	if err != nil {

@@ -351,7 +351,11 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	}
 	commit := &store.DeliveryCommit{Delivery: d, Events: events}
 	if hr.hasState {
-		commit.StateUpdates = []store.StateUpdate{{SubscriptionID: sub.ID, State: hr.state}}
+		sealed, err := c.sealState(sub.ID, hr.state)
+		if err != nil {
+			return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
+		}
+		commit.StateUpdates = []store.StateUpdate{{SubscriptionID: sub.ID, State: sealed}}
 	}
 	return c.commit(ctx, in, d, commit, reply, hr.response == nil)
 }

@@ -153,7 +153,7 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if err != nil {
 		return err
 	}
-	return applyStateResult("refresh", out, sub, true)
+	return c.applyStateResult("refresh", out, sub, true)
 }
 
 func (c *Core) resubscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription) error {

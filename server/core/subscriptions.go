@@ -89,7 +89,6 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 			ConnectorKey: conn.ConnectorKey,
 			EventKey:     in.EventKey,
 			Parameters:   params,
-			State:        map[string]any{},
 			Status:       store.StatusPending,
 			CreateTime:   now,
 			UpdateTime:   now,
@@ -166,11 +165,11 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 	if err != nil {
 		return err
 	}
-	return applyStateResult("subscribe", out, sub, false)
+	return c.applyStateResult("subscribe", out, sub, false)
 }
 
-// applyStateResult reads {state, nextRefreshTimestamp} into sub.
-func applyStateResult(method string, out any, sub *store.Subscription, requireNext bool) error {
+// applyStateResult reads {state, nextRefreshTimestamp} into sub, sealing the state.
+func (c *Core) applyStateResult(method string, out any, sub *store.Subscription, requireNext bool) error {
 	if out == nil {
 		out = map[string]any{}
 	}
@@ -183,7 +182,11 @@ func applyStateResult(method string, out any, sub *store.Subscription, requireNe
 		if !ok {
 			return Errorf(codes.FailedPrecondition, "%s returned state of type %T, want an object", method, st)
 		}
-		sub.State = m
+		sealed, err := c.sealState(sub.ID, m)
+		if err != nil {
+			return err
+		}
+		sub.State = sealed
 	}
 	sub.NextRefreshTime = time.Time{}
 	if nr, present := res["nextRefreshTimestamp"]; present && nr != nil {

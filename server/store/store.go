@@ -72,7 +72,9 @@ type Subscription struct {
 	ConnectorKey string
 	EventKey     string
 	Parameters   map[string]any
-	State        map[string]any
+	// State is what subscribe, refresh and handle keep for the subscription (a hook id,
+	// often the app's signing secret for it): its JSON, sealed by the caller; nil when none.
+	State []byte
 	// WebhookSecret is the per-subscription secret given to subscribe as webhookSecret,
 	// sealed by the caller.
 	WebhookSecret []byte
@@ -159,7 +161,7 @@ type DeliveryFilter struct {
 // StateUpdate replaces a subscription's state as part of a delivery commit.
 type StateUpdate struct {
 	SubscriptionID string
-	State          map[string]any
+	State          []byte // sealed by the caller, like Subscription.State
 }
 
 // DeliveryCommit is everything one delivery writes, committed atomically.

@@ -132,19 +132,15 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 	}
 	type state struct {
 		id, ws string
-		json   any
+		sealed any
 	}
 	states := make([]state, len(c.StateUpdates))
 	for i, u := range c.StateUpdates {
-		j, err := encodeMap(u.State)
-		if err != nil {
-			return nil, fmt.Errorf("subscription %q state: %w", u.SubscriptionID, err)
-		}
 		ws := workspaceID
 		if ws == "" {
 			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
 		}
-		states[i] = state{u.SubscriptionID, ws, j}
+		states[i] = state{u.SubscriptionID, ws, blob(u.State)}
 	}
 	t0 := nanos(now())
 
@@ -219,7 +215,7 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 			}
 		}
 		for _, u := range states {
-			if _, err := t.execStmt(s.hot.setState, u.json, t0, u.id, u.ws); err != nil {
+			if _, err := t.execStmt(s.hot.setState, u.sealed, t0, u.id, u.ws); err != nil {
 				return fmt.Errorf("sqlite: subscription %q state: %w", u.id, err)
 			}
 		}

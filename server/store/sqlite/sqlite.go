@@ -56,6 +56,10 @@ type Options struct {
 	// Registerer, when set, receives the store's metrics (batch sizes, commit and
 	// checkpoint durations, WAL size). They are unregistered by Close.
 	Registerer prometheus.Registerer
+	// SealState seals a subscription's state (its JSON) the way the caller seals
+	// store.Subscription.State. Open uses it once, to upgrade a database written by a
+	// version that kept state in clear (migration 3); it fails without it then.
+	SealState func(subscriptionID string, state []byte) ([]byte, error)
 }
 
 func (o *Options) withDefaults() {
@@ -244,22 +248,50 @@ func (s *Store) checkWAL(ctx context.Context) error {
 	return nil
 }
 
+// migrate applies pending migrations. They run with secure_delete on, so what they
+// delete or rewrite (clear state that migration 3 seals) is overwritten with zeros, and
+// when one of them scrubbed secrets the WAL is checkpointed and truncated after them.
 func (s *Store) migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrationsFS, "migrations")
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, sub, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, sub, goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(s.sealStateMigration()))
 	if err != nil {
 		return fmt.Errorf("sqlite: migrations: %w", err)
+	}
+	// s.w has exactly one connection: the pragma applies to the migrations' transactions.
+	var secureDelete int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA secure_delete").Scan(&secureDelete); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+	}
+	if _, err := s.w.ExecContext(ctx, "PRAGMA secure_delete = ON"); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
 	}
 	// p.Close would close s.w; the provider holds nothing else.
 	res, err := p.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
 	}
+	if _, err := s.w.ExecContext(ctx, "PRAGMA secure_delete = "+strconv.Itoa(secureDelete)); err != nil {
+		return fmt.Errorf("sqlite: migrate %s: %w", s.path, err)
+	}
+	scrubbed := false
 	for _, r := range res {
 		s.log.Info("applied migration", "version", r.Source.Version, "file", filepath.Base(r.Source.Path), "duration", r.Duration)
+		scrubbed = scrubbed || r.Source.Version == sealStateVersion
+	}
+	if scrubbed {
+		// Older frames of the WAL (left by a crash of the earlier version) may hold clear
+		// copies: copy the WAL into the database and reset it to zero bytes.
+		var busy, logFrames, done int
+		if err := s.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+			return fmt.Errorf("sqlite: checkpoint after migrating %s: %w", s.path, err)
+		}
+		if busy != 0 {
+			s.log.Warn("WAL not truncated after sealing subscription state (another process holds the database)", "path", s.path)
+		}
 	}
 	return nil
 }

@@ -10,15 +10,13 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// encodeSubscriptionMaps encodes a subscription's parameters and state for their columns.
+// encodeSubscriptionMaps encodes a subscription's parameters and (sealed) state for their
+// columns.
 func encodeSubscriptionMaps(sub *store.Subscription) (params, state any, err error) {
 	if params, err = encodeMap(sub.Parameters); err != nil {
 		return nil, nil, fmt.Errorf("subscription %q parameters: %w", sub.ID, err)
 	}
-	if state, err = encodeMap(sub.State); err != nil {
-		return nil, nil, fmt.Errorf("subscription %q state: %w", sub.ID, err)
-	}
-	return params, state, nil
+	return params, blob(sub.State), nil
 }
 
 // CreateSubscription inserts sub; its connection must exist in its workspace (else
@@ -53,8 +51,8 @@ const subscriptionCols = `rid, id, workspace_id, connection_id, connector_key, e
 func scanSubscription(sc scanner) (keyed[*store.Subscription], error) {
 	s := &store.Subscription{}
 	var rid, next, refreshed, lastEvent, created, updated int64
-	var params, state sql.NullString
-	if err := sc.Scan(&rid, &s.ID, &s.WorkspaceID, &s.ConnectionID, &s.ConnectorKey, &s.EventKey, &params, &state,
+	var params sql.NullString
+	if err := sc.Scan(&rid, &s.ID, &s.WorkspaceID, &s.ConnectionID, &s.ConnectorKey, &s.EventKey, &params, &s.State,
 		&s.WebhookSecret, &s.Status, &s.LastError, &s.GlobalWebhookKey, &s.Selector, &next, &refreshed,
 		&s.RefreshFailures, &lastEvent, &created, &updated); err != nil {
 		return keyed[*store.Subscription]{}, err
@@ -62,9 +60,6 @@ func scanSubscription(sc scanner) (keyed[*store.Subscription], error) {
 	var err error
 	if s.Parameters, err = decodeMap(params); err != nil {
 		return keyed[*store.Subscription]{}, fmt.Errorf("subscription %q parameters: %w", s.ID, err)
-	}
-	if s.State, err = decodeMap(state); err != nil {
-		return keyed[*store.Subscription]{}, fmt.Errorf("subscription %q state: %w", s.ID, err)
 	}
 	s.NextRefreshTime, s.RefreshTime, s.LastEventTime = fromNanos(next), fromNanos(refreshed), fromNanos(lastEvent)
 	s.CreateTime, s.UpdateTime = fromNanos(created), fromNanos(updated)

@@ -136,12 +136,12 @@ func testStateUpdates(t *testing.T, s store.Store) {
 	d := deliveryOf(sub, base)
 	ev := eventOf(sub, "opened", "", base)
 	ev.DeliveryID = d.ID
-	newState := map[string]any{"cursor": int64(12345678901234), "token": "t2", "list": []any{int64(1)}}
+	newState := []byte("sealed-state-from-handle")
 	res, err := s.CommitDelivery(ctx, &store.DeliveryCommit{
 		Delivery: d, Events: []*store.Event{ev},
 		StateUpdates: []store.StateUpdate{
 			{SubscriptionID: sub.ID, State: newState},
-			{SubscriptionID: gone.ID, State: map[string]any{"x": "y"}}, // deleted meanwhile: skipped
+			{SubscriptionID: gone.ID, State: []byte("sealed-x")}, // deleted meanwhile: skipped
 		},
 	})
 	require.NoError(t, err)

@@ -107,7 +107,7 @@ func subscriptionOf(c *store.Connection) *store.Subscription {
 		WorkspaceID: c.WorkspaceID, ID: newID("sub"), ConnectionID: c.ID, ConnectorKey: c.ConnectorKey,
 		EventKey: "issues", Status: store.StatusActive,
 		Parameters: map[string]any{"owner": "acme", "repo": "hooks"},
-		State:      map[string]any{"hookId": int64(9007199254740993)},
+		State:      []byte("sealed-state"),
 		CreateTime: base, UpdateTime: base,
 	}
 }

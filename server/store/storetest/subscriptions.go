@@ -20,7 +20,7 @@ func testSubscriptions(t *testing.T, s store.Store) {
 	sub := &store.Subscription{
 		WorkspaceID: ws, ID: newID("sub"), ConnectionID: c.ID, ConnectorKey: "github", EventKey: "issues",
 		Parameters:       map[string]any{"owner": "acme", "repo": "hooks", "n": int64(42)},
-		State:            map[string]any{"hookId": int64(9007199254740993), "secret": "s"},
+		State:            []byte("sealed-state"),
 		WebhookSecret:    []byte("sealed-secret"),
 		Status:           store.StatusPending,
 		LastError:        "none yet",
@@ -129,7 +129,7 @@ func testUpdateSubscription(t *testing.T, s store.Store) {
 	before := time.Now().Add(-time.Second)
 	upd := *sub
 	upd.Parameters = map[string]any{"owner": "other"}
-	upd.State = map[string]any{"hookId": int64(7)}
+	upd.State = []byte("sealed-state-2")
 	upd.WebhookSecret = []byte("sealed-2")
 	upd.Status = store.StatusFailed
 	upd.LastError = "boom"
@@ -154,7 +154,7 @@ func testUpdateSubscription(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.True(t, got.LastEventTime.Equal(at(3*time.Hour)))
 
-	// Clearing: zero times and nil maps are stored as such.
+	// Clearing: zero times, nil maps and nil state are stored as such.
 	upd.NextRefreshTime, upd.State, upd.LastError = time.Time{}, nil, ""
 	require.NoError(t, s.UpdateSubscription(ctx, &upd))
 	got, err = s.GetSubscription(ctx, ws, sub.ID)
