@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ type Harness struct {
 	App     *app.App
 	Conn    *grpc.ClientConn
 	BaseURL string // http://127.0.0.1:PORT of the receiver
+
+	logTo io.Writer // StartWithLogs: every log line, debug included
 
 	Connectors    hookmapv1.ConnectorServiceClient
 	Connections   hookmapv1.ConnectionServiceClient
@@ -56,6 +59,13 @@ func WithAdminToken(token string) Option { return func(c *app.Config) { c.AdminT
 // Start starts hookmap with a fresh data dir. It stops when the test ends.
 func Start(t testing.TB, opts ...Option) *Harness {
 	t.Helper()
+	return StartWithLogs(t, nil, opts...)
+}
+
+// StartWithLogs is Start with hookmap's logs, every level from debug up, written to w as
+// text (also across Restart), for tests that check what is logged; w nil is Start.
+func StartWithLogs(t testing.TB, w io.Writer, opts ...Option) *Harness {
+	t.Helper()
 	cfg := app.Defaults()
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -65,22 +75,49 @@ func Start(t testing.TB, opts ...Option) *Harness {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	h := &Harness{T: t, Config: cfg}
+	h := &Harness{T: t, Config: cfg, logTo: w}
 	h.start()
 	t.Cleanup(h.stop)
 	return h
 }
 
-func logger(t testing.TB) *slog.Logger {
-	if os.Getenv("HOOKMAP_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func (h *Harness) logger() *slog.Logger {
+	var out []io.Writer
+	if h.logTo != nil {
+		out = append(out, h.logTo)
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("HOOKMAP_TEST_LOG") != "" {
+		out = append(out, os.Stderr)
+	}
+	if len(out) == 0 {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(out...), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// LogBuffer collects log output; it is safe for concurrent use.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of everything written so far.
+func (b *LogBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 func (h *Harness) start() {
 	t := h.T
-	a, err := app.Start(context.Background(), h.Config, logger(t))
+	a, err := app.Start(context.Background(), h.Config, h.logger())
 	require.NoError(t, err)
 	h.App = a
 	// Keep the same ports and public URL across restarts.
@@ -107,6 +144,9 @@ func (h *Harness) stop() {
 		h.App = nil
 	}
 }
+
+// Stop stops hookmap before the test ends (a test that inspects what it left on disk).
+func (h *Harness) Stop() { h.stop() }
 
 // Restart stops hookmap and starts it again on the same ports and data dir.
 func (h *Harness) Restart() {
