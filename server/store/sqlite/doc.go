@@ -31,6 +31,14 @@
 //
 // # Schema
 //
-// The schema is a series of goose migrations embedded in the binary (migrations/*.sql),
-// applied by Open.
+// The schema is a series of goose migrations embedded in the binary (migrations/*.sql,
+// and migration 3, in Go, which seals the subscription state earlier versions kept in
+// clear with Options.SealState), applied by Open with secure_delete on, so whatever a
+// migration deletes or rewrites is overwritten with zeros.
+//
+// # Secrets
+//
+// Every secret arrives sealed by the caller (credentials, connector parameters, webhook
+// secrets, subscription state, outgoing header values and signing secrets) and is stored
+// as an opaque BLOB; the store never sees one in clear, except once, in migration 3.
 package sqlite
