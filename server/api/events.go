@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -23,16 +24,39 @@ type eventService struct {
 
 func (s *eventService) err(ctx context.Context, err error) error { return toStatus(ctx, s.Logger, err) }
 
-func eventProto(e *store.Event) (*hookmapv1.Event, error) {
+// eventProto converts a stored event, carrying its record as format asks: a Value in
+// record, or the stored JSON text in record_json.
+func eventProto(e *store.Event, format hookmapv1.RecordFormat) (*hookmapv1.Event, error) {
+	pe := &hookmapv1.Event{
+		Seq: e.Seq, Id: e.ID, ConnectionId: e.ConnectionID, SubscriptionId: e.SubscriptionID,
+		EventKey: e.EventKey, Type: e.Type, ReceiveTime: ts(e.ReceiveTime),
+		ExternalId: e.ExternalID, DeliveryId: e.DeliveryID,
+	}
+	if format == hookmapv1.RecordFormat_RECORD_FORMAT_JSON {
+		pe.RecordJson = e.RecordJSON
+		if pe.RecordJson == "" {
+			b, err := value.Encode(e.Record)
+			if err != nil {
+				return nil, err
+			}
+			pe.RecordJson = string(b)
+		}
+		return pe, nil
+	}
 	rec, err := valueFromPlain(e.Record)
 	if err != nil {
 		return nil, err
 	}
-	return &hookmapv1.Event{
-		Seq: e.Seq, Id: e.ID, ConnectionId: e.ConnectionID, SubscriptionId: e.SubscriptionID,
-		EventKey: e.EventKey, Type: e.Type, Record: rec, ReceiveTime: ts(e.ReceiveTime),
-		ExternalId: e.ExternalID, DeliveryId: e.DeliveryID,
-	}, nil
+	pe.Record = rec
+	return pe, nil
+}
+
+// recordFormat checks a request's record_format.
+func recordFormat(f hookmapv1.RecordFormat) error {
+	if _, ok := hookmapv1.RecordFormat_name[int32(f)]; !ok {
+		return invalid("record_format", "unknown format "+strconv.Itoa(int(f)))
+	}
+	return nil
 }
 
 func filterFromProto(f *hookmapv1.EventFilter) store.EventFilter {
@@ -56,6 +80,9 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 	ctx := stream.Context()
 	ws := workspace(ctx)
 	if err := validConsumer(req.GetConsumer()); err != nil {
+		return err
+	}
+	if err := recordFormat(req.GetRecordFormat()); err != nil {
 		return err
 	}
 	// Register first, so a stream opened after this one replaces it even while it reads.
@@ -95,7 +122,7 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 			return s.err(ctx, err)
 		}
 		for _, e := range events {
-			pe, err := eventProto(e)
+			pe, err := eventProto(e, req.GetRecordFormat())
 			if err != nil {
 				return s.err(ctx, err)
 			}
@@ -152,6 +179,9 @@ func (s *eventService) ListEvents(ctx context.Context, req *hookmapv1.ListEvents
 	if err != nil {
 		return nil, err
 	}
+	if err := recordFormat(req.GetRecordFormat()); err != nil {
+		return nil, err
+	}
 	if n == 0 {
 		n = 50
 	}
@@ -175,7 +205,7 @@ func (s *eventService) ListEvents(ctx context.Context, req *hookmapv1.ListEvents
 		resp.NextPageToken = strconv.FormatInt(events[n-1].Seq, 10)
 	}
 	for _, e := range events {
-		pe, err := eventProto(e)
+		pe, err := eventProto(e, req.GetRecordFormat())
 		if err != nil {
 			return nil, s.err(ctx, err)
 		}

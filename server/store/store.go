@@ -114,6 +114,10 @@ type Event struct {
 	ExternalID     string // the mapping's id, e.g. a provider delivery id; "" when none
 	DeliveryID     string
 	ReceiveTime    time.Time
+
+	// RecordJSON is the record's JSON text as stored (integers exact, keys sorted). Reads
+	// set it beside Record; writers set Record only.
+	RecordJSON string
 }
 
 // EventFilter narrows ListEvents. Empty fields match everything; several values in one

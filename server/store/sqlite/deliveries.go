@@ -342,6 +342,7 @@ func scanEvent(sc scanner) (*store.Event, error) {
 		return nil, err
 	}
 	e.ReceiveTime = fromNanos(received)
+	e.RecordJSON = record
 	var err error
 	if e.Record, err = value.DecodeString(record); err != nil {
 		return nil, fmt.Errorf("event %d record: %w", e.Seq, err)

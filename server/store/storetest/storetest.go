@@ -122,6 +122,9 @@ func mkSubscription(t *testing.T, s store.Store, c *store.Connection, edit ...fu
 	return sub
 }
 
+// eventRecordJSON is the JSON text of eventOf's record.
+const eventRecordJSON = `{"closed_at":null,"id":1234567890123,"labels":["a",2],"open":true,"score":0.5,"title":"Bug","user":{"login":"octo","site_admin":false}}`
+
 // eventOf is an event of sub with a realistic record.
 func eventOf(sub *store.Subscription, typ, externalID string, received time.Time) *store.Event {
 	return &store.Event{

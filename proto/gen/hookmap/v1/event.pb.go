@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RecordFormat says how an Event carries its record.
+type RecordFormat int32
+
+const (
+	// RECORD_FORMAT_VALUE.
+	RecordFormat_RECORD_FORMAT_UNSPECIFIED RecordFormat = 0
+	// In Event.record, a google.protobuf.Value (what grpcurl shows as JSON).
+	RecordFormat_RECORD_FORMAT_VALUE RecordFormat = 1
+	// In Event.record_json, the JSON text as stored; every integer exact.
+	RecordFormat_RECORD_FORMAT_JSON RecordFormat = 2
+)
+
+// Enum value maps for RecordFormat.
+var (
+	RecordFormat_name = map[int32]string{
+		0: "RECORD_FORMAT_UNSPECIFIED",
+		1: "RECORD_FORMAT_VALUE",
+		2: "RECORD_FORMAT_JSON",
+	}
+	RecordFormat_value = map[string]int32{
+		"RECORD_FORMAT_UNSPECIFIED": 0,
+		"RECORD_FORMAT_VALUE":       1,
+		"RECORD_FORMAT_JSON":        2,
+	}
+)
+
+func (x RecordFormat) Enum() *RecordFormat {
+	p := new(RecordFormat)
+	*p = x
+	return p
+}
+
+func (x RecordFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RecordFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmap_v1_event_proto_enumTypes[0].Descriptor()
+}
+
+func (RecordFormat) Type() protoreflect.EnumType {
+	return &file_hookmap_v1_event_proto_enumTypes[0]
+}
+
+func (x RecordFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RecordFormat.Descriptor instead.
+func (RecordFormat) EnumDescriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{0}
+}
+
 // DeliveryOutcome is what became of a received request.
 type DeliveryOutcome int32
 
@@ -71,11 +124,11 @@ func (x DeliveryOutcome) String() string {
 }
 
 func (DeliveryOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_hookmap_v1_event_proto_enumTypes[0].Descriptor()
+	return file_hookmap_v1_event_proto_enumTypes[1].Descriptor()
 }
 
 func (DeliveryOutcome) Type() protoreflect.EnumType {
-	return &file_hookmap_v1_event_proto_enumTypes[0]
+	return &file_hookmap_v1_event_proto_enumTypes[1]
 }
 
 func (x DeliveryOutcome) Number() protoreflect.EnumNumber {
@@ -84,24 +137,30 @@ func (x DeliveryOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeliveryOutcome.Descriptor instead.
 func (DeliveryOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{0}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{1}
 }
 
 // Event is one mapped event.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Monotonic per workspace.
-	Seq            int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Id             string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	ConnectionId   string                 `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	SubscriptionId string                 `protobuf:"bytes,4,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
-	EventKey       string                 `protobuf:"bytes,5,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
-	Type           string                 `protobuf:"bytes,6,opt,name=type,proto3" json:"type,omitempty"`
-	Record         *structpb.Value        `protobuf:"bytes,7,opt,name=record,proto3" json:"record,omitempty"`
-	ReceiveTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
+	Seq            int64  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Id             string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	ConnectionId   string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	SubscriptionId string `protobuf:"bytes,4,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
+	EventKey       string `protobuf:"bytes,5,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
+	Type           string `protobuf:"bytes,6,opt,name=type,proto3" json:"type,omitempty"`
+	// The record as a Value (the default RECORD_FORMAT_VALUE). Its numbers are doubles: an
+	// integer beyond 2^53 arrives rounded. Unset when the request asked for
+	// RECORD_FORMAT_JSON.
+	Record      *structpb.Value        `protobuf:"bytes,7,opt,name=record,proto3" json:"record,omitempty"`
+	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// The mapping's id for the event (e.g. the provider's delivery id), if any.
-	ExternalId    string `protobuf:"bytes,9,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
-	DeliveryId    string `protobuf:"bytes,10,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	ExternalId string `protobuf:"bytes,9,opt,name=external_id,json=externalId,proto3" json:"external_id,omitempty"`
+	DeliveryId string `protobuf:"bytes,10,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	// The record's JSON text as stored: integers exact, object keys in sorted order. Set
+	// only when the request asked for RECORD_FORMAT_JSON.
+	RecordJson    string `protobuf:"bytes,11,opt,name=record_json,json=recordJson,proto3" json:"record_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +261,13 @@ func (x *Event) GetExternalId() string {
 func (x *Event) GetDeliveryId() string {
 	if x != nil {
 		return x.DeliveryId
+	}
+	return ""
+}
+
+func (x *Event) GetRecordJson() string {
+	if x != nil {
+		return x.RecordJson
 	}
 	return ""
 }
@@ -386,7 +452,9 @@ type StreamEventsRequest struct {
 	Filter   *EventFilter `protobuf:"bytes,2,opt,name=filter,proto3" json:"filter,omitempty"`
 	// Optional. Without it the stream starts after the consumer's committed cursor; a new
 	// consumer starts with the earliest retained event.
-	Start         *StreamPosition `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	Start *StreamPosition `protobuf:"bytes,3,opt,name=start,proto3" json:"start,omitempty"`
+	// How each event carries its record (default: a Value in record).
+	RecordFormat  RecordFormat `protobuf:"varint,4,opt,name=record_format,json=recordFormat,proto3,enum=hookmap.v1.RecordFormat" json:"record_format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -440,6 +508,13 @@ func (x *StreamEventsRequest) GetStart() *StreamPosition {
 		return x.Start
 	}
 	return nil
+}
+
+func (x *StreamEventsRequest) GetRecordFormat() RecordFormat {
+	if x != nil {
+		return x.RecordFormat
+	}
+	return RecordFormat_RECORD_FORMAT_UNSPECIFIED
 }
 
 // AckEventsRequest commits a consumer's cursor.
@@ -540,7 +615,9 @@ type ListEventsRequest struct {
 	PageSize  int32                  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken string                 `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only events with a greater seq (ignored when page_token is set).
-	AfterSeq      int64 `protobuf:"varint,4,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	AfterSeq int64 `protobuf:"varint,4,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
+	// How each event carries its record (default: a Value in record).
+	RecordFormat  RecordFormat `protobuf:"varint,5,opt,name=record_format,json=recordFormat,proto3,enum=hookmap.v1.RecordFormat" json:"record_format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -601,6 +678,13 @@ func (x *ListEventsRequest) GetAfterSeq() int64 {
 		return x.AfterSeq
 	}
 	return 0
+}
+
+func (x *ListEventsRequest) GetRecordFormat() RecordFormat {
+	if x != nil {
+		return x.RecordFormat
+	}
+	return RecordFormat_RECORD_FORMAT_UNSPECIFIED
 }
 
 // ListEventsResponse is one page.
@@ -962,7 +1046,7 @@ var File_hookmap_v1_event_proto protoreflect.FileDescriptor
 const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"\x16hookmap/v1/event.proto\x12\n" +
-	"hookmap.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x02\n" +
+	"hookmap.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12#\n" +
@@ -976,7 +1060,9 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"externalId\x12\x1f\n" +
 	"\vdelivery_id\x18\n" +
 	" \x01(\tR\n" +
-	"deliveryId\"\x94\x01\n" +
+	"deliveryId\x12\x1f\n" +
+	"\vrecord_json\x18\v \x01(\tR\n" +
+	"recordJson\"\x94\x01\n" +
 	"\vEventFilter\x12%\n" +
 	"\x0econnection_ids\x18\x01 \x03(\tR\rconnectionIds\x12)\n" +
 	"\x10subscription_ids\x18\x02 \x03(\tR\x0fsubscriptionIds\x12\x1d\n" +
@@ -988,21 +1074,23 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\bearliest\x18\x02 \x01(\bH\x00R\bearliest\x12\x18\n" +
 	"\x06latest\x18\x03 \x01(\bH\x00R\x06latestB\n" +
 	"\n" +
-	"\bposition\"\x94\x01\n" +
+	"\bposition\"\xd3\x01\n" +
 	"\x13StreamEventsRequest\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12/\n" +
 	"\x06filter\x18\x02 \x01(\v2\x17.hookmap.v1.EventFilterR\x06filter\x120\n" +
-	"\x05start\x18\x03 \x01(\v2\x1a.hookmap.v1.StreamPositionR\x05start\"@\n" +
+	"\x05start\x18\x03 \x01(\v2\x1a.hookmap.v1.StreamPositionR\x05start\x12=\n" +
+	"\rrecord_format\x18\x04 \x01(\x0e2\x18.hookmap.v1.RecordFormatR\frecordFormat\"@\n" +
 	"\x10AckEventsRequest\x12\x1a\n" +
 	"\bconsumer\x18\x01 \x01(\tR\bconsumer\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\"\x13\n" +
-	"\x11AckEventsResponse\"\x9d\x01\n" +
+	"\x11AckEventsResponse\"\xdc\x01\n" +
 	"\x11ListEventsRequest\x12/\n" +
 	"\x06filter\x18\x01 \x01(\v2\x17.hookmap.v1.EventFilterR\x06filter\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1b\n" +
-	"\tafter_seq\x18\x04 \x01(\x03R\bafterSeq\"g\n" +
+	"\tafter_seq\x18\x04 \x01(\x03R\bafterSeq\x12=\n" +
+	"\rrecord_format\x18\x05 \x01(\x0e2\x18.hookmap.v1.RecordFormatR\frecordFormat\"g\n" +
 	"\x12ListEventsResponse\x12)\n" +
 	"\x06events\x18\x01 \x03(\v2\x11.hookmap.v1.EventR\x06events\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x03\n" +
@@ -1036,7 +1124,11 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"deliveries\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"'\n" +
 	"\x15ReplayDeliveryRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id*\xc8\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id*^\n" +
+	"\fRecordFormat\x12\x1d\n" +
+	"\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13RECORD_FORMAT_VALUE\x10\x01\x12\x16\n" +
+	"\x12RECORD_FORMAT_JSON\x10\x02*\xc8\x01\n" +
 	"\x0fDeliveryOutcome\x12 \n" +
 	"\x1cDELIVERY_OUTCOME_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13DELIVERY_OUTCOME_OK\x10\x01\x12\x1d\n" +
@@ -1068,51 +1160,54 @@ func file_hookmap_v1_event_proto_rawDescGZIP() []byte {
 	return file_hookmap_v1_event_proto_rawDescData
 }
 
-var file_hookmap_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_hookmap_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_hookmap_v1_event_proto_goTypes = []any{
-	(DeliveryOutcome)(0),           // 0: hookmap.v1.DeliveryOutcome
-	(*Event)(nil),                  // 1: hookmap.v1.Event
-	(*EventFilter)(nil),            // 2: hookmap.v1.EventFilter
-	(*StreamPosition)(nil),         // 3: hookmap.v1.StreamPosition
-	(*StreamEventsRequest)(nil),    // 4: hookmap.v1.StreamEventsRequest
-	(*AckEventsRequest)(nil),       // 5: hookmap.v1.AckEventsRequest
-	(*AckEventsResponse)(nil),      // 6: hookmap.v1.AckEventsResponse
-	(*ListEventsRequest)(nil),      // 7: hookmap.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 8: hookmap.v1.ListEventsResponse
-	(*Delivery)(nil),               // 9: hookmap.v1.Delivery
-	(*ListDeliveriesRequest)(nil),  // 10: hookmap.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 11: hookmap.v1.ListDeliveriesResponse
-	(*ReplayDeliveryRequest)(nil),  // 12: hookmap.v1.ReplayDeliveryRequest
-	(*structpb.Value)(nil),         // 13: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
+	(RecordFormat)(0),              // 0: hookmap.v1.RecordFormat
+	(DeliveryOutcome)(0),           // 1: hookmap.v1.DeliveryOutcome
+	(*Event)(nil),                  // 2: hookmap.v1.Event
+	(*EventFilter)(nil),            // 3: hookmap.v1.EventFilter
+	(*StreamPosition)(nil),         // 4: hookmap.v1.StreamPosition
+	(*StreamEventsRequest)(nil),    // 5: hookmap.v1.StreamEventsRequest
+	(*AckEventsRequest)(nil),       // 6: hookmap.v1.AckEventsRequest
+	(*AckEventsResponse)(nil),      // 7: hookmap.v1.AckEventsResponse
+	(*ListEventsRequest)(nil),      // 8: hookmap.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 9: hookmap.v1.ListEventsResponse
+	(*Delivery)(nil),               // 10: hookmap.v1.Delivery
+	(*ListDeliveriesRequest)(nil),  // 11: hookmap.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil), // 12: hookmap.v1.ListDeliveriesResponse
+	(*ReplayDeliveryRequest)(nil),  // 13: hookmap.v1.ReplayDeliveryRequest
+	(*structpb.Value)(nil),         // 14: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
 }
 var file_hookmap_v1_event_proto_depIdxs = []int32{
-	13, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
-	14, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	2,  // 2: hookmap.v1.StreamEventsRequest.filter:type_name -> hookmap.v1.EventFilter
-	3,  // 3: hookmap.v1.StreamEventsRequest.start:type_name -> hookmap.v1.StreamPosition
-	2,  // 4: hookmap.v1.ListEventsRequest.filter:type_name -> hookmap.v1.EventFilter
-	1,  // 5: hookmap.v1.ListEventsResponse.events:type_name -> hookmap.v1.Event
-	14, // 6: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
-	0,  // 7: hookmap.v1.Delivery.outcome:type_name -> hookmap.v1.DeliveryOutcome
-	0,  // 8: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
-	9,  // 9: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
-	4,  // 10: hookmap.v1.EventService.StreamEvents:input_type -> hookmap.v1.StreamEventsRequest
-	5,  // 11: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
-	7,  // 12: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
-	10, // 13: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
-	12, // 14: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
-	1,  // 15: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
-	6,  // 16: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
-	8,  // 17: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
-	11, // 18: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
-	9,  // 19: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	14, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
+	15, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	3,  // 2: hookmap.v1.StreamEventsRequest.filter:type_name -> hookmap.v1.EventFilter
+	4,  // 3: hookmap.v1.StreamEventsRequest.start:type_name -> hookmap.v1.StreamPosition
+	0,  // 4: hookmap.v1.StreamEventsRequest.record_format:type_name -> hookmap.v1.RecordFormat
+	3,  // 5: hookmap.v1.ListEventsRequest.filter:type_name -> hookmap.v1.EventFilter
+	0,  // 6: hookmap.v1.ListEventsRequest.record_format:type_name -> hookmap.v1.RecordFormat
+	2,  // 7: hookmap.v1.ListEventsResponse.events:type_name -> hookmap.v1.Event
+	15, // 8: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
+	1,  // 9: hookmap.v1.Delivery.outcome:type_name -> hookmap.v1.DeliveryOutcome
+	1,  // 10: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
+	10, // 11: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
+	5,  // 12: hookmap.v1.EventService.StreamEvents:input_type -> hookmap.v1.StreamEventsRequest
+	6,  // 13: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
+	8,  // 14: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
+	11, // 15: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
+	13, // 16: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
+	2,  // 17: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
+	7,  // 18: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
+	9,  // 19: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
+	12, // 20: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
+	10, // 21: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
+	17, // [17:22] is the sub-list for method output_type
+	12, // [12:17] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_event_proto_init() }
@@ -1130,7 +1225,7 @@ func file_hookmap_v1_event_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_event_proto_rawDesc), len(file_hookmap_v1_event_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -1,0 +1,59 @@
+package app_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/apptest"
+)
+
+// TestRecordFormats: records come as a Value by default (integers beyond 2^53 rounded) and,
+// when the request asks for RECORD_FORMAT_JSON, as the stored JSON text with every integer
+// exact, from both StreamEvents and ListEvents.
+func TestRecordFormats(t *testing.T) {
+	h := start(t)
+	ctx := h.Ctx()
+	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook", Name: "demo"})
+	require.NoError(t, err)
+	sub, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
+		ConnectionId: conn.GetId(), EventKey: "message", Parameters: apptest.Struct(t, map[string]any{"channel": "general"}),
+	})
+	require.NoError(t, err)
+	// 2^60+1 is not a double; keys arrive unsorted.
+	r := h.PostJSON(sub.GetWebhookUri(), `{"order_id":1152921504606846977,"b":[1,2.5],"a":{"z":"x","y":null}}`)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	const want = `{"a":{"y":null,"z":"x"},"b":[1,2.5],"order_id":1152921504606846977}`
+
+	jsonStream := h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "exact", RecordFormat: hookmapv1.RecordFormat_RECORD_FORMAT_JSON})
+	ev := jsonStream.Next(1)[0]
+	require.Equal(t, want, ev.GetRecordJson())
+	require.Nil(t, ev.GetRecord(), "the Value form is not sent beside the JSON text")
+
+	for _, format := range []hookmapv1.RecordFormat{hookmapv1.RecordFormat_RECORD_FORMAT_UNSPECIFIED, hookmapv1.RecordFormat_RECORD_FORMAT_VALUE} {
+		ev := h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "value-" + format.String(), RecordFormat: format}).Next(1)[0]
+		require.Empty(t, ev.GetRecordJson(), format)
+		require.Equal(t, float64(1<<60), ev.GetRecord().GetStructValue().AsMap()["order_id"], "%s: a Value carries a double", format)
+	}
+
+	page, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{RecordFormat: hookmapv1.RecordFormat_RECORD_FORMAT_JSON})
+	require.NoError(t, err)
+	require.Len(t, page.GetEvents(), 1)
+	require.Equal(t, want, page.GetEvents()[0].GetRecordJson())
+	require.Nil(t, page.GetEvents()[0].GetRecord())
+	page, err = h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, page.GetEvents()[0].GetRecordJson())
+	require.NotNil(t, page.GetEvents()[0].GetRecord())
+
+	// An unknown format is refused with a field violation, on both calls.
+	_, err = h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{RecordFormat: 7})
+	st := apptest.RequireCode(t, err, codes.InvalidArgument, "record_format")
+	require.Contains(t, apptest.FieldViolations(st), "record_format")
+	bad := h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "bad", RecordFormat: 7})
+	st = apptest.RequireCode(t, bad.Err(), codes.InvalidArgument, "record_format")
+	require.Contains(t, apptest.FieldViolations(st), "record_format")
+}
