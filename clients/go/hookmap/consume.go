@@ -103,10 +103,11 @@ func WithStartLatest() ConsumeOption {
 // events after it, which are handled again after a reconnect.
 func WithConcurrency(n int) ConsumeOption { return func(c *consumeConfig) { c.concurrency = n } }
 
-// WithAckBatch sets when handled events are acked (default 100 events or 1 s): an
-// AckEvents call is sent in the background once size events were handled since the
-// last one, or interval after the last one when anything is left. Fewer acks cost less;
-// more acks mean fewer events handled again after a crash of the consumer.
+// WithAckBatch sets when handled events are acked (default 100 events or 1 s). Acks go
+// out in the background, one call at a time, each committing every event handled so
+// far: the next call is sent once size more events were handled, or at the next tick of
+// interval when any is left. Fewer acks cost less; more acks mean fewer events handled
+// again after a crash of the consumer.
 //
 // Size 1 is the other extreme: each event is acked (committed on the server) before its
 // handler's goroutine takes the next one.
