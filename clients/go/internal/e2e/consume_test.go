@@ -1,4 +1,4 @@
-package hookmap_test
+package e2e_test
 
 import (
 	"context"
@@ -47,7 +47,7 @@ type entry struct {
 
 func start(t *testing.T, opts ...apptest.Option) *env {
 	t.Helper()
-	h := apptest.Start(t, append([]apptest.Option{apptest.WithConnectors("../../../connectors/example-webhook")}, opts...)...)
+	h := apptest.Start(t, append([]apptest.Option{apptest.WithConnectors("../../../../connectors/example-webhook")}, opts...)...)
 	return &env{t: t, h: h}
 }
 

@@ -1,4 +1,4 @@
-package hookmap_test
+package e2e_test
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func BenchmarkConsume(b *testing.B) {
 		{"acks=each-event", []hookmap.ConsumeOption{hookmap.WithAckBatch(1, time.Second)}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			h := apptest.Start(b, apptest.WithConnectors("../../../connectors/example-webhook"))
+			h := apptest.Start(b, apptest.WithConnectors("../../../../connectors/example-webhook"))
 			var acks atomic.Int64
 			countAcks := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 				if method == hookmapv1.EventService_AckEvents_FullMethodName {

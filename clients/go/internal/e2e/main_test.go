@@ -1,4 +1,4 @@
-package hookmap_test
+package e2e_test
 
 import (
 	"testing"
