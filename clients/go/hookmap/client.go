@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -82,7 +83,8 @@ func WithWorkspace(id string) Option { return func(c *dialConfig) { c.workspace 
 func WithRetry(p RetryPolicy) Option { return func(c *dialConfig) { c.retry = p } }
 
 // WithReconnectBackoff sets how fast the connection and Consume's streams are
-// re-established after a failure (default DefaultReconnectBackoff).
+// re-established after a failure (default DefaultReconnectBackoff; a zero Backoff means
+// the default).
 func WithReconnectBackoff(b Backoff) Option { return func(c *dialConfig) { c.reconnect = b } }
 
 // WithLogger sets the logger of Consume's reconnects, handler failures and failed acks
@@ -117,8 +119,10 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.reconnect.Initial <= 0 {
-		return nil, errors.New("hookmap: Dial: the reconnect backoff needs a positive Initial delay")
+	cfg.reconnect = cfg.reconnect.or(DefaultReconnectBackoff)
+	cfg.retry.Backoff = cfg.retry.Backoff.or(DefaultRetryPolicy.Backoff)
+	if cfg.reconnect.Initial <= 0 || cfg.retry.Backoff.Initial <= 0 {
+		return nil, errors.New("hookmap: Dial: a backoff needs a positive Initial delay")
 	}
 	transport := insecure.NewCredentials()
 	if !cfg.insecure {
@@ -174,8 +178,11 @@ func newClient(conn *grpc.ClientConn, log *slog.Logger, reconnect Backoff) *Clie
 // Conn returns the underlying gRPC connection (for health checks or other services).
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
-// Close closes the connection. Calls and Consume loops still running fail.
+// Close closes the connection. Calls still running fail, and so does Consume.
 func (c *Client) Close() error { return c.conn.Close() }
+
+// closed reports whether Close was called.
+func (c *Client) closed() bool { return c.conn.GetState() == connectivity.Shutdown }
 
 // callCredentials sends the token and the workspace with every call.
 type callCredentials struct {

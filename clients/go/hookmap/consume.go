@@ -61,6 +61,10 @@ const ackTimeout = 10 * time.Second
 // workerQueue is how many events a worker may have waiting.
 const workerQueue = 64
 
+// maxAhead is how many events Consume takes past the oldest unhandled one: with
+// WithConcurrency, other subscriptions' events go on while one is retried, up to this.
+const maxAhead = 1024
+
 // WithFilter receives only the events f matches.
 func WithFilter(f Filter) ConsumeOption {
 	return func(c *consumeConfig) {
@@ -100,7 +104,8 @@ func WithStartLatest() ConsumeOption {
 // are still handled one at a time in seq order; events of different subscriptions may
 // be handled in parallel, in any order. Acks cover only the contiguous prefix of handled
 // events (the watermark), so an event that keeps failing holds back the acks of the
-// events after it, which are handled again after a reconnect.
+// events after it, which are handled again after a reconnect; and once 1,024 events
+// past it are taken, Consume waits for it.
 func WithConcurrency(n int) ConsumeOption { return func(c *consumeConfig) { c.concurrency = n } }
 
 // WithAckBatch sets when handled events are acked (default 100 events or 1 s). Acks go
@@ -116,7 +121,7 @@ func WithAckBatch(size int, interval time.Duration) ConsumeOption {
 }
 
 // WithHandlerBackoff sets the delays between attempts of a failing handler (default
-// DefaultHandlerBackoff).
+// DefaultHandlerBackoff; a zero Backoff means the default).
 func WithHandlerBackoff(b Backoff) ConsumeOption {
 	return func(c *consumeConfig) { c.handlerBackoff = b }
 }
@@ -168,6 +173,7 @@ func (c *Client) Consume(ctx context.Context, consumer string, h Handler, opts .
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg.handlerBackoff = cfg.handlerBackoff.or(DefaultHandlerBackoff)
 	var errs []error
 	if cfg.concurrency < 1 {
 		errs = append(errs, fmt.Errorf("WithConcurrency(%d): must be at least 1", cfg.concurrency))
@@ -176,7 +182,7 @@ func (c *Client) Consume(ctx context.Context, consumer string, h Handler, opts .
 		errs = append(errs, fmt.Errorf("WithAckBatch(%d, %s): size must be at least 1 and interval positive", cfg.ackSize, cfg.ackInterval))
 	}
 	if cfg.handlerBackoff.Initial <= 0 {
-		errs = append(errs, errors.New("WithHandlerBackoff: Initial must be positive"))
+		errs = append(errs, errors.New("WithHandlerBackoff: the Initial delay must be positive"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("hookmap: Consume: %w", err)
@@ -228,6 +234,8 @@ func (r *consumerRun) loop(parent context.Context) error {
 			return r.stopErr(parent)
 		}
 		switch {
+		case r.c.closed():
+			return fmt.Errorf("hookmap: consume %q: the client was closed: %w", r.name, err)
 		case status.Code(err) == codes.Aborted:
 			if !r.cfg.retryReplaced {
 				return fmt.Errorf("%w: consumer %q: %w", ErrReplaced, r.name, err)
@@ -266,7 +274,7 @@ func (r *consumerRun) finalFlush(parent context.Context) error {
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		err := r.flush(ctx)
-		if err == nil || !transient(err) || ctx.Err() != nil {
+		if err == nil || !transient(err) || ctx.Err() != nil || r.c.closed() {
 			return err
 		}
 		if !r.c.reconnect.sleep(ctx.Done(), attempt) {

@@ -22,6 +22,14 @@ type Backoff struct {
 	Jitter     float64 // 0 to 1
 }
 
+// or returns b, or def when b is the zero Backoff.
+func (b Backoff) or(def Backoff) Backoff {
+	if b == (Backoff{}) {
+		return def
+	}
+	return b
+}
+
 // Delay returns the n-th delay (n from 0).
 func (b Backoff) Delay(n int) time.Duration {
 	mult := max(b.Multiplier, 1)
@@ -59,7 +67,8 @@ func (b Backoff) sleep(done <-chan struct{}, n int) bool {
 type RetryPolicy struct {
 	// MaxAttempts counts the first call; 0 or 1 turns retries off.
 	MaxAttempts int
-	Backoff     Backoff
+	// Backoff is the delay before each retry (zero: DefaultRetryPolicy's).
+	Backoff Backoff
 }
 
 // DefaultRetryPolicy is the policy of a client dialed without WithRetry: up to 5

@@ -28,6 +28,7 @@ type consumerRun struct {
 	handled   map[int64]bool // handled seqs behind an unhandled one in pending
 	watermark int64          // every dispatched event up to it was handled
 	since     int            // events handled since the last ack
+	ahead     chan struct{}  // a slot per event in pending: at most maxAhead
 	firstSeen int64          // the first seq this Consume received
 
 	sendMu    sync.Mutex   // one AckEvents at a time
@@ -75,6 +76,8 @@ func (r *consumerRun) session() (received int, err error) {
 	r.mu.Lock()
 	r.pending = r.pending[:0]
 	clear(r.handled)
+	ahead := make(chan struct{}, maxAhead)
+	r.ahead = ahead
 	r.mu.Unlock()
 	rt := newRouter(r.cfg.concurrency)
 	queues := make([]chan *Event, r.cfg.concurrency)
@@ -102,6 +105,11 @@ func (r *consumerRun) session() (received int, err error) {
 			return received, err
 		}
 		received++
+		select {
+		case ahead <- struct{}{}:
+		case <-sctx.Done():
+			return received, sctx.Err()
+		}
 		r.mu.Lock()
 		r.pending = append(r.pending, ev.Seq)
 		if r.firstSeen == 0 {
@@ -160,6 +168,7 @@ func (r *consumerRun) markHandled(seq int64) {
 		delete(r.handled, r.pending[0])
 		r.watermark = max(r.watermark, r.pending[0])
 		r.pending = r.pending[1:]
+		<-r.ahead
 	}
 	r.since++
 	full := r.since >= r.cfg.ackSize

@@ -609,3 +609,18 @@ func TestIterators(t *testing.T) {
 	}
 	require.Equal(t, []string{"example-webhook"}, keys)
 }
+
+// TestConsumeEndsWhenTheClientCloses: Close makes a running Consume return instead of
+// reconnecting forever.
+func TestConsumeEndsWhenTheClientCloses(t *testing.T) {
+	e := start(t)
+	c := e.dial()
+	sub := e.subscribe("general")
+	e.post(sub, 0, 1)
+	run := e.consume(c, "closing", e.recorder("closing"))
+	e.waitHandled("closing", 1)
+	require.NoError(t, c.Close())
+	err := run.wait()
+	require.ErrorContains(t, err, "the client was closed")
+	require.Equal(t, codes.Canceled, status.Code(err))
+}
