@@ -161,7 +161,8 @@ func WithFlushTimeout(d time.Duration) ConsumeOption {
 //     same consumer took over (unless WithRetryReplaced);
 //   - an error wrapping the gRPC status of a failure retrying cannot cure
 //     (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT …);
-//   - the error of a WithDeadLetter function.
+//   - the error of a WithDeadLetter function;
+//   - an error when the client was closed under it.
 func (c *Client) Consume(ctx context.Context, consumer string, h Handler, opts ...ConsumeOption) error {
 	if h == nil {
 		return errors.New("hookmap: Consume: nil handler")
