@@ -115,6 +115,11 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 		after = cur
 	}
 	filter := filterFromProto(req.GetFilter())
+	// Headers now, not with the first event: a client (the JSON API's, a browser's fetch)
+	// then knows the stream is open even while no event comes.
+	if err := stream.SendHeader(nil); err != nil {
+		return err
+	}
 	for {
 		wake := s.Core.Hub.Wait(ws)
 		events, err := s.Core.Store.ListEvents(ctx, ws, filter, after, streamBatch)

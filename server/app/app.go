@@ -22,6 +22,7 @@ import (
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/durable"
 	"github.com/hookmap/hookmap/server/hub"
+	"github.com/hookmap/hookmap/server/jsonapi"
 	"github.com/hookmap/hookmap/server/metrics"
 	"github.com/hookmap/hookmap/server/netguard"
 	"github.com/hookmap/hookmap/server/receiver"
@@ -159,8 +160,11 @@ func (a *App) start(ctx context.Context) error {
 		a.goBackground(func(ctx context.Context) { a.core.RunScheduler(ctx, cfg.RefreshInterval) })
 	}
 
-	a.serveHTTP(m, st)
-	a.serveGRPC(m, st)
+	a.newGRPC(m, st)
+	if err := a.serveHTTP(m, st); err != nil {
+		return err
+	}
+	a.serveGRPC()
 
 	mode := "auth required"
 	if cfg.DevMode() {
@@ -177,13 +181,33 @@ func (a *App) goBackground(f func(ctx context.Context)) {
 	go func() { defer a.bg.Done(); f(a.bgCtx) }()
 }
 
-func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) {
+// httpHandler is the HTTP port: the receiver (hooks, health, metrics) and, unless turned
+// off, the JSON API under /api/.
+func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, error) {
 	rc := &receiver.Receiver{
 		Core: a.core, Metrics: m, Logger: a.log.With("component", "receiver"), MaxBody: a.cfg.MaxBodyBytes,
 		Ready: st.Ping,
 	}
+	if !a.cfg.JSONAPI {
+		return rc.Handler(), nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", rc.Handler())
+	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...))
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle(jsonapi.Prefix+"/", apiHandler)
+	return mux, nil
+}
+
+func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) error {
+	h, err := a.httpHandler(m, st)
+	if err != nil {
+		return err
+	}
 	a.http = &http.Server{
-		Handler:           rc.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -207,9 +231,12 @@ func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) {
 		}
 		<-done
 	})
+	return nil
 }
 
-func (a *App) serveGRPC(m *metrics.Metrics, st store.Store) {
+// newGRPC builds the gRPC server with every service registered; serveGRPC serves it. The
+// JSON API transcodes to this same server.
+func (a *App) newGRPC(m *metrics.Metrics, st store.Store) {
 	chain := &api.Chain{Logger: a.log.With("component", "grpc"), Metrics: m, Auth: &api.Auth{
 		DevMode: a.cfg.DevMode(), AdminToken: a.cfg.AdminToken, Store: st,
 		Skip: map[string]bool{"/grpc.health.v1.Health/Check": true, "/grpc.health.v1.Health/Watch": true, "/grpc.health.v1.Health/List": true},
@@ -225,6 +252,9 @@ func (a *App) serveGRPC(m *metrics.Metrics, st store.Store) {
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	reflection.Register(a.grpc)
+}
+
+func (a *App) serveGRPC() {
 	a.CheckHealth(context.Background())
 	a.goBackground(a.watchHealth)
 

@@ -36,6 +36,10 @@ type Config struct {
 	EventRetention time.Duration
 	// InvocationRetention is how long outgoing webhook invocation records are kept.
 	InvocationRetention time.Duration
+	// JSONAPI serves every hookmap.v1 RPC as JSON over HTTP under /api/ on the HTTP port.
+	JSONAPI bool
+	// Console serves the web console under /console/ on the HTTP port (it needs JSONAPI).
+	Console bool
 	// Now is the clock of refresh scheduling and signature tolerances (tests inject one).
 	Now func() time.Time
 }
@@ -57,6 +61,8 @@ func Defaults() Config {
 		DeliveryRetention:   7 * 24 * time.Hour,
 		InvocationRetention: 30 * 24 * time.Hour,
 		IdempotencyWindow:   7 * 24 * time.Hour,
+		JSONAPI:             true,
+		Console:             true,
 	}
 }
 

@@ -146,6 +146,8 @@ func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
 	fs.DurationVar(&cfg.IdempotencyWindow, "idempotency-window", cfg.IdempotencyWindow, "how long an event id is remembered to drop re-deliveries")
 	fs.DurationVar(&cfg.EventRetention, "event-retention", cfg.EventRetention, "how long events are kept (0: forever)")
 	fs.DurationVar(&cfg.InvocationRetention, "invocation-retention", cfg.InvocationRetention, "how long outgoing webhook invocation records are kept")
+	fs.BoolVar(&cfg.JSONAPI, "json-api", cfg.JSONAPI, "serve every hookmap.v1 RPC as JSON over HTTP under /api/ on the HTTP port")
+	fs.BoolVar(&cfg.Console, "console", cfg.Console, "serve the web console under /console/ on the HTTP port (needs --json-api)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest webhook body accepted (413 above)")
 	if err := applyEnv(fs); err != nil {
 		fmt.Fprintln(stderr, "hookmap:", err)

@@ -1,0 +1,117 @@
+package jsonapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/vanguard"
+	"google.golang.org/protobuf/proto"
+)
+
+// Prefix is where the API is mounted on the HTTP port.
+const Prefix = "/api"
+
+// New returns the handler of Prefix+"/": each named gRPC service of server (an
+// http.Handler, a *grpc.Server) reachable as Connect, gRPC-Web or gRPC. Requests reach
+// server in the gRPC protocol, so its interceptors run for every call.
+func New(server http.Handler, services []string) (http.Handler, error) {
+	vs := make([]*vanguard.Service, 0, len(services))
+	for _, name := range services {
+		vs = append(vs, vanguard.NewService(name, server))
+	}
+	tc, err := vanguard.NewTranscoder(vs,
+		vanguard.WithDefaultServiceOptions(
+			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
+			vanguard.WithTargetCodecs(vanguard.CodecProto),
+		),
+		vanguard.WithUnknownHandler(http.HandlerFunc(unknown)),
+		vanguard.WithCodec(func(res vanguard.TypeResolver) vanguard.Codec {
+			return requestCodec{vanguard.NewJSONCodec(res)}
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("jsonapi: %w", err)
+	}
+	return http.StripPrefix(Prefix, guard(tc)), nil
+}
+
+// guard refuses cross-origin browser requests and lifts the HTTP server's timeouts for
+// streams.
+func guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+			WriteError(w, http.StatusForbidden, "permission_denied", "cross-origin requests are not allowed")
+			return
+		}
+		ct := r.Header.Get("Content-Type")
+		if r.Method == http.MethodPost && r.Header.Get("Connect-Protocol-Version") == "" &&
+			(ct == "application/json" || strings.HasPrefix(ct, "application/json;") || ct == "application/proto") {
+			// A unary Connect call: the header is optional here so that a plain
+			// `curl -H 'Content-Type: application/json' -d '{}'` works (there are no REST
+			// routes it could be meant for).
+			r.Header.Set("Connect-Protocol-Version", "1")
+		}
+		if isStream(ct) {
+			rc := http.NewResponseController(w)
+			// Best effort: a writer that cannot (tests' recorders) keeps the server's.
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+			w = headerFlusher{w}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerFlusher sends a stream's headers as soon as they are written: vanguard writes
+// them but leaves them buffered until the first message, and a client (a browser's fetch)
+// learns the stream is open only from them.
+type headerFlusher struct{ http.ResponseWriter }
+
+func (f headerFlusher) WriteHeader(code int) {
+	f.ResponseWriter.WriteHeader(code)
+	f.Flush()
+}
+
+func (f headerFlusher) Flush() { _ = http.NewResponseController(f.ResponseWriter).Flush() }
+
+func (f headerFlusher) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// requestCodec is vanguard's JSON codec whose decoding errors are INVALID_ARGUMENT: a
+// request body that is not the message's JSON is the caller's mistake.
+type requestCodec struct{ *vanguard.JSONCodec }
+
+func (c requestCodec) Unmarshal(data []byte, msg proto.Message) error {
+	if err := c.JSONCodec.Unmarshal(data, msg); err != nil {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body is not a %s in JSON: %w", msg.ProtoReflect().Descriptor().FullName(), err))
+	}
+	return nil
+}
+
+func sameOrigin(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+}
+
+// isStream reports whether ct is a streaming content type (Connect streams, gRPC-Web).
+func isStream(ct string) bool {
+	return strings.HasPrefix(ct, "application/connect+") || strings.HasPrefix(ct, "application/grpc-web")
+}
+
+func unknown(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, http.StatusNotFound, "unimplemented", "no such RPC: "+r.URL.Path+
+		" (call POST "+Prefix+"/hookmap.v1.<Service>/<Method> with a JSON body)")
+}
+
+// WriteError writes a Connect-shaped JSON error.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(map[string]string{"code": code, "message": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
