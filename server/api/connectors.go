@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/engine/value"
@@ -18,17 +19,33 @@ type connectorService struct {
 }
 
 func connectorProto(c *engine.Connector) *hookmapv1.Connector {
-	out := &hookmapv1.Connector{Key: c.Key, Name: c.Name}
+	out := &hookmapv1.Connector{
+		Key: c.Key, Name: c.Name, ParametersSchema: schemaProto(c.ParametersSchema),
+		ConnectionParametersSchema: schemaProto(c.ConnectionParametersSchema), CredentialsSchema: schemaProto(c.CredentialsSchema),
+	}
 	for _, k := range value.SortedKeys(c.Events) {
 		ev := c.Events[k]
 		out.Events = append(out.Events, &hookmapv1.ConnectorEvent{
 			Key: ev.Key, Name: ev.Name, ImplementationType: string(ev.Type), Methods: value.SortedKeys(ev.Methods),
+			ParametersSchema: schemaProto(ev.ParametersSchema), Schema: schemaProto(ev.Schema),
 		})
 	}
 	for _, k := range value.SortedKeys(c.GlobalWebhooks) {
 		out.GlobalWebhooks = append(out.GlobalWebhooks, &hookmapv1.ConnectorGlobalWebhook{Key: k, Name: c.GlobalWebhooks[k].Name})
 	}
 	return out
+}
+
+// schemaProto returns a schema's document (nil when absent or not representable).
+func schemaProto(s *engine.Schema) *structpb.Struct {
+	if s == nil {
+		return nil
+	}
+	st, err := structFromPlain(s.Raw())
+	if err != nil {
+		return nil
+	}
+	return st
 }
 
 func diagnosticsProto(ds []engine.Diagnostic) []*hookmapv1.Diagnostic {
@@ -43,6 +60,11 @@ func (s *connectorService) ListConnectors(ctx context.Context, _ *hookmapv1.List
 	resp := &hookmapv1.ListConnectorsResponse{}
 	for _, c := range s.Core.Registry.Connectors() {
 		resp.Connectors = append(resp.Connectors, connectorProto(c))
+	}
+	at, diags := s.Core.Registry.LastLoad()
+	resp.LoadTime = ts(at)
+	if principal(ctx).Admin { // they name the server's files
+		resp.Diagnostics = diagnosticsProto(diags)
 	}
 	return resp, nil
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
@@ -232,8 +235,72 @@ func deliveryProto(d *store.Delivery) *hookmapv1.Delivery {
 		Id: d.ID, ReceiveTime: ts(d.ReceiveTime), StatusCode: int32(d.StatusCode), Outcome: outcomeProto[d.Outcome],
 		Error: d.Error, EventCount: int32(d.EventCount), SubscriptionId: d.SubscriptionID,
 		GlobalWebhookId: d.GlobalWebhookID, RequestSize: d.RequestSize, Selectors: d.Selectors,
-		Replayable: d.Request != nil,
+		Replayable: d.HasRequest || d.Request != nil, ReplayCount: int32(d.ReplayCount),
 	}
+}
+
+// secretHeaderParts are what a header name contains when its values are credentials or
+// signatures (authorization, cookie, x-hub-signature-256, x-api-key, x-shopify-hmac-sha256,
+// x-goog-channel-token…): GetDelivery withholds their values.
+var secretHeaderParts = []string{"auth", "cookie", "secret", "signature", "token", "password", "hmac", "key"}
+
+func redactedHeader(name string) bool {
+	for _, p := range secretHeaderParts {
+		if strings.Contains(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// requestProto is a kept request with the values of secret-looking headers withheld.
+func requestProto(r *store.RawRequest) *hookmapv1.DeliveryRequest {
+	out := &hookmapv1.DeliveryRequest{Method: r.Method, Path: r.Path, Query: r.Query, Body: r.Body}
+	for _, name := range value.SortedKeys(r.Headers) {
+		h := &hookmapv1.DeliveryHeader{Name: strings.ToLower(name)}
+		if redactedHeader(h.Name) {
+			h.Redacted = true
+		} else {
+			h.Values = r.Headers[name]
+		}
+		out.Headers = append(out.Headers, h)
+	}
+	return out
+}
+
+// deliveryEventsLimit bounds the events GetDelivery returns.
+const deliveryEventsLimit = 100
+
+func (s *eventService) GetDelivery(ctx context.Context, req *hookmapv1.GetDeliveryRequest) (*hookmapv1.Delivery, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id", "required")
+	}
+	if err := recordFormat(req.GetRecordFormat()); err != nil {
+		return nil, err
+	}
+	d, err := s.Core.Store.GetDelivery(ctx, workspace(ctx), req.GetId())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("delivery", req.GetId())
+	}
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	out := deliveryProto(d)
+	if d.Request != nil {
+		out.Request = requestProto(d.Request)
+	}
+	events, err := s.Core.Store.DeliveryEvents(ctx, workspace(ctx), d, deliveryEventsLimit)
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	for _, e := range events {
+		pe, err := eventProto(e, req.GetRecordFormat())
+		if err != nil {
+			return nil, s.err(ctx, err)
+		}
+		out.Events = append(out.Events, pe)
+	}
+	return out, nil
 }
 
 func (s *eventService) ListDeliveries(ctx context.Context, req *hookmapv1.ListDeliveriesRequest) (*hookmapv1.ListDeliveriesResponse, error) {
@@ -242,6 +309,22 @@ func (s *eventService) ListDeliveries(ctx context.Context, req *hookmapv1.ListDe
 		return nil, err
 	}
 	f := store.DeliveryFilter{SubscriptionID: req.GetSubscriptionId(), GlobalWebhookID: req.GetGlobalWebhookId()}
+	for _, t := range []struct {
+		field string
+		ts    *timestamppb.Timestamp
+		to    *time.Time
+	}{{"start_time", req.GetStartTime(), &f.Start}, {"end_time", req.GetEndTime(), &f.End}} {
+		if t.ts == nil {
+			continue
+		}
+		if err := t.ts.CheckValid(); err != nil {
+			return nil, invalid(t.field, err.Error())
+		}
+		*t.to = t.ts.AsTime()
+	}
+	if !f.Start.IsZero() && !f.End.IsZero() && !f.End.After(f.Start) {
+		return nil, invalid("end_time", "must be after start_time")
+	}
 	if o := req.GetOutcome(); o != hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_UNSPECIFIED {
 		for k, v := range outcomeProto {
 			if v == o {

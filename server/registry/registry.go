@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hookmap/hookmap/engine"
 )
@@ -13,6 +14,12 @@ type Registry struct {
 	dirs   []string
 	mu     sync.Mutex // serialises reloads
 	loaded atomic.Pointer[engine.Set]
+	last   atomic.Pointer[lastLoad]
+}
+
+type lastLoad struct {
+	at    time.Time
+	diags []engine.Diagnostic
 }
 
 // ReloadResult says what a reload did.
@@ -59,7 +66,17 @@ func (r *Registry) Reload() ReloadResult {
 	}
 	sort.Strings(res.KeptPrevious)
 	r.loaded.Store(next)
+	r.last.Store(&lastLoad{at: time.Now().UTC(), diags: diags})
 	return res
+}
+
+// LastLoad returns when the last load (New or Reload) ran and the problems it found.
+func (r *Registry) LastLoad() (time.Time, []engine.Diagnostic) {
+	l := r.last.Load()
+	if l == nil {
+		return time.Time{}, nil
+	}
+	return l.at, l.diags
 }
 
 // Validate loads the folders afresh without changing what is loaded.

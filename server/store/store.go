@@ -152,7 +152,11 @@ type Delivery struct {
 	RequestSize     int64
 	Selectors       []string    // a global webhook delivery's selectors
 	Request         *RawRequest // kept for FAILED deliveries (replay); nil otherwise
-	ReplayCount     int
+	// HasRequest says a request is kept (replayable). GetDelivery sets it with Request;
+	// ListDeliveries sets it but leaves Request nil (a page never loads request bodies).
+	// CommitDelivery ignores it.
+	HasRequest  bool
+	ReplayCount int
 }
 
 // DeliveryFilter narrows ListDeliveries.
@@ -160,6 +164,8 @@ type DeliveryFilter struct {
 	SubscriptionID  string
 	GlobalWebhookID string
 	Outcome         string
+	// Start and End bound ReceiveTime: at or after Start, before End (zero: unbounded).
+	Start, End time.Time
 }
 
 // StateUpdate replaces a subscription's state as part of a delivery commit.
@@ -253,9 +259,12 @@ type Store interface {
 	// events were all duplicates is DUPLICATE.
 	CommitDelivery(ctx context.Context, c *DeliveryCommit) (*CommitResult, error)
 	GetDelivery(ctx context.Context, workspaceID, id string) (*Delivery, error)
-	// ListDeliveries lists newest (ReceiveTime) first. Listed deliveries carry their kept
-	// Request like GetDelivery (a non-nil Request is what makes a delivery replayable).
+	// ListDeliveries lists newest (ReceiveTime) first, each page from an index whatever
+	// the filter. Listed deliveries say HasRequest but carry no Request (GetDelivery does).
 	ListDeliveries(ctx context.Context, workspaceID string, f DeliveryFilter, p Page) ([]*Delivery, string, error)
+	// DeliveryEvents returns up to limit of the events delivery d produced, in seq order.
+	// d is a delivery as GetDelivery returned it: its events share its ReceiveTime.
+	DeliveryEvents(ctx context.Context, workspaceID string, d *Delivery, limit int) ([]*Event, error)
 	// ListEvents returns up to limit events with seq > afterSeq in seq order (limit <= 0:
 	// 100; at most 10000).
 	ListEvents(ctx context.Context, workspaceID string, f EventFilter, afterSeq int64, limit int) ([]*Event, error)

@@ -252,6 +252,8 @@ const (
 	deliveryCols = `rid, id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code, outcome, error,
 	event_count, request_size, selectors, replay_count`
 	requestCols = `request_method, request_path, request_query, request_headers, request_body`
+	// hasRequestCol reads no request column but the method: a page never loads a body.
+	hasRequestCol = `request_method IS NOT NULL`
 )
 
 // scanDelivery scans deliveryCols and requestCols.
@@ -266,13 +268,13 @@ func scanDelivery(sc scanner) (keyed[*store.Delivery], error) {
 		&method, &path, &query, &headers, &body); err != nil {
 		return keyed[*store.Delivery]{}, err
 	}
-	d.ReceiveTime = fromNanos(received)
-	var err error
-	if d.Selectors, err = decodeJSON[[]string](selectors); err != nil {
-		return keyed[*store.Delivery]{}, fmt.Errorf("delivery %q selectors: %w", d.ID, err)
+	if err := decodeDelivery(d, received, selectors); err != nil {
+		return keyed[*store.Delivery]{}, err
 	}
 	if method.Valid {
+		d.HasRequest = true
 		d.Request = &store.RawRequest{Method: method.String, Path: path.String, Query: query.String, Body: body}
+		var err error
 		if d.Request.Headers, err = decodeJSON[map[string][]string](headers); err != nil {
 			return keyed[*store.Delivery]{}, fmt.Errorf("delivery %q headers: %w", d.ID, err)
 		}
@@ -281,6 +283,30 @@ func scanDelivery(sc scanner) (keyed[*store.Delivery], error) {
 		}
 	}
 	return keyed[*store.Delivery]{rid, d}, nil
+}
+
+// scanListedDelivery scans deliveryCols and hasRequestCol: no request is loaded.
+func scanListedDelivery(sc scanner) (keyed[*store.Delivery], error) {
+	d := &store.Delivery{}
+	var rid, received int64
+	var selectors sql.NullString
+	if err := sc.Scan(&rid, &d.ID, &d.WorkspaceID, &d.SubscriptionID, &d.GlobalWebhookID, &received, &d.StatusCode,
+		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &d.HasRequest); err != nil {
+		return keyed[*store.Delivery]{}, err
+	}
+	if err := decodeDelivery(d, received, selectors); err != nil {
+		return keyed[*store.Delivery]{}, err
+	}
+	return keyed[*store.Delivery]{rid, d}, nil
+}
+
+func decodeDelivery(d *store.Delivery, received int64, selectors sql.NullString) error {
+	d.ReceiveTime = fromNanos(received)
+	var err error
+	if d.Selectors, err = decodeJSON[[]string](selectors); err != nil {
+		return fmt.Errorf("delivery %q selectors: %w", d.ID, err)
+	}
+	return nil
 }
 
 // GetDelivery returns a delivery of the workspace, with its kept request.
@@ -292,23 +318,60 @@ func (s *Store) GetDelivery(ctx context.Context, workspaceID, id string) (*store
 }
 
 // ListDeliveries lists the workspace's deliveries matching f, newest (ReceiveTime) first,
-// with their kept requests (only failed deliveries keep one, bounded by the receiver's
-// body limit).
+// without their kept requests (HasRequest says which have one).
+//
+// Every filter pages from an index whose columns are the filter's equalities followed by
+// receive_time (and the rowid), so a page reads only its own rows, however many
+// deliveries the workspace has: deliveries_workspace_time, deliveries_workspace_outcome_time,
+// deliveries_subscription_time, deliveries_subscription_outcome_time,
+// deliveries_global_time and deliveries_global_outcome_time (TestDeliveryQueryPlans
+// checks each).
 func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.DeliveryFilter, p store.Page) ([]*store.Delivery, string, error) {
 	keys, err := decodeToken("dlv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
 	size := pageSize(p)
-	var where strings.Builder
-	where.WriteString(`workspace_id = ?`)
-	args := []any{workspaceID}
-	if f.SubscriptionID != "" {
-		// The literal lets SQLite use the partial index on (subscription_id, receive_time).
-		where.WriteString(` AND subscription_id = ? AND subscription_id <> ''`)
-		args = append(args, f.SubscriptionID)
+	index, where, args := deliveryWhere(workspaceID, f, keys)
+	args = append(args, size+1)
+	rows, err := getAll(ctx, s, "list deliveries", listDeliveriesQuery(index, where), true, scanListedDelivery, args...)
+	if err != nil {
+		return nil, "", err
 	}
-	if f.GlobalWebhookID != "" {
+	out, next := paginateByTime(rows, size, "dlv", func(d *store.Delivery) time.Time { return d.ReceiveTime })
+	return out, next, nil
+}
+
+func listDeliveriesQuery(index, where string) string {
+	return `SELECT ` + deliveryCols + `, ` + hasRequestCol + ` FROM deliveries INDEXED BY ` + index + ` WHERE ` + where +
+		` ORDER BY receive_time DESC, rid DESC LIMIT ?`
+}
+
+// deliveryWhere builds ListDeliveries' condition and names the index it pages from; keys
+// are a page token's (receive time, rid) to continue before.
+func deliveryWhere(workspaceID string, f store.DeliveryFilter, keys []int64) (index, cond string, args []any) {
+	var where strings.Builder
+	// The literals let SQLite use the partial indexes on subscription_id and
+	// global_webhook_id; a workspace check on the row keeps workspaces apart.
+	switch {
+	case f.SubscriptionID != "":
+		index = "deliveries_subscription_time"
+		where.WriteString(`subscription_id = ? AND subscription_id <> '' AND workspace_id = ?`)
+		args = append(args, f.SubscriptionID, workspaceID)
+	case f.GlobalWebhookID != "":
+		index = "deliveries_global_time"
+		where.WriteString(`global_webhook_id = ? AND global_webhook_id <> '' AND workspace_id = ?`)
+		args = append(args, f.GlobalWebhookID, workspaceID)
+	default:
+		index = "deliveries_workspace_time"
+		where.WriteString(`workspace_id = ?`)
+		args = append(args, workspaceID)
+	}
+	if f.Outcome != "" {
+		index = strings.TrimSuffix(index, "_time") + "_outcome_time"
+	}
+	if f.SubscriptionID != "" && f.GlobalWebhookID != "" {
+		// A delivery arrives on one or the other: nothing matches both.
 		where.WriteString(` AND global_webhook_id = ?`)
 		args = append(args, f.GlobalWebhookID)
 	}
@@ -316,20 +379,36 @@ func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.
 		where.WriteString(` AND outcome = ?`)
 		args = append(args, f.Outcome)
 	}
+	if !f.Start.IsZero() {
+		where.WriteString(` AND receive_time >= ?`)
+		args = append(args, nanos(f.Start))
+	}
+	if !f.End.IsZero() {
+		where.WriteString(` AND receive_time < ?`)
+		args = append(args, nanos(f.End))
+	}
 	if keys != nil {
 		where.WriteString(` AND (receive_time, rid) < (?, ?)`)
 		args = append(args, keys[0], keys[1])
 	}
-	args = append(args, size+1)
-	rows, err := getAll(ctx, s, "list deliveries",
-		`SELECT `+deliveryCols+`, `+requestCols+` FROM deliveries WHERE `+where.String()+` ORDER BY receive_time DESC, rid DESC LIMIT ?`,
-		true, scanDelivery, args...)
-	if err != nil {
-		return nil, "", err
-	}
-	out, next := paginateByTime(rows, size, "dlv", func(d *store.Delivery) time.Time { return d.ReceiveTime })
-	return out, next, nil
+	return index, where.String(), args
 }
+
+// maxDeliveryEvents bounds DeliveryEvents.
+const maxDeliveryEvents = 1000
+
+// DeliveryEvents returns up to limit events of delivery d in seq order, found through
+// the receive_time index: a delivery's events carry its receive time (a replay keeps it).
+func (s *Store) DeliveryEvents(ctx context.Context, workspaceID string, d *store.Delivery, limit int) ([]*store.Event, error) {
+	if limit <= 0 || limit > maxDeliveryEvents {
+		limit = maxDeliveryEvents
+	}
+	return getAll(ctx, s, "delivery events", deliveryEventsQuery, true, scanEvent,
+		nanos(d.ReceiveTime), d.ID, workspaceID, limit)
+}
+
+const deliveryEventsQuery = `SELECT ` + eventCols + ` FROM events INDEXED BY events_receive_time
+	WHERE receive_time = ? AND delivery_id = ? AND workspace_id = ? ORDER BY seq LIMIT ?`
 
 const eventCols = `seq, id, workspace_id, connection_id, subscription_id, event_key, type, record, external_id, delivery_id, receive_time`
 

@@ -176,6 +176,7 @@ func testReplay(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	got, err := s.GetDelivery(ctx, ws, failed.ID)
 	require.NoError(t, err)
+	failed.HasRequest = true
 	require.Equal(t, failed, got, "the kept request round-trips")
 
 	// The replay succeeds: the delivery is replaced, not duplicated.
@@ -197,6 +198,7 @@ func testReplay(t *testing.T, s store.Store) {
 	require.Equal(t, store.OutcomeOK, list[0].Outcome)
 	require.Equal(t, 1, list[0].ReplayCount)
 	require.Nil(t, list[0].Request)
+	require.False(t, list[0].HasRequest)
 
 	// A replay that fails again keeps the request it is given.
 	again := *failed
@@ -209,7 +211,9 @@ func testReplay(t *testing.T, s store.Store) {
 	require.Equal(t, &again, got)
 	list, _, err = s.ListDeliveries(ctx, ws, store.DeliveryFilter{}, store.Page{})
 	require.NoError(t, err)
-	require.Equal(t, []*store.Delivery{&again}, list, "listed deliveries carry their kept request")
+	listed := again
+	listed.Request = nil
+	require.Equal(t, []*store.Delivery{&listed}, list, "listed deliveries say they keep a request without loading it")
 }
 
 func testDeliveryIsolation(t *testing.T, s store.Store) {
@@ -327,6 +331,30 @@ func testDeliveryPagination(t *testing.T, s store.Store) {
 	require.Equal(t, sorted(failed), sorted(ids))
 	ids, _ = list(store.DeliveryFilter{GlobalWebhookID: g.ID}, 50)
 	require.Equal(t, sorted(global), sorted(ids))
+	ids, _ = list(store.DeliveryFilter{GlobalWebhookID: g.ID, Outcome: store.OutcomeFailed}, 3)
+	require.Len(t, ids, 4) // i%30 == 0
+	for _, id := range ids {
+		require.Contains(t, global, id)
+		require.Contains(t, failed, id)
+	}
+	ids, _ = list(store.DeliveryFilter{SubscriptionID: s1.ID, GlobalWebhookID: g.ID}, 50)
+	require.Empty(t, ids, "a delivery arrives on a subscription or a global webhook, not both")
+
+	// Received in [10s, 20s): at or after Start, before End.
+	var window []string
+	for _, r := range all {
+		if !r.received.Before(at(10*time.Second)) && r.received.Before(at(20*time.Second)) {
+			window = append(window, r.id)
+		}
+	}
+	require.Len(t, window, 20)
+	ids, _ = list(store.DeliveryFilter{Start: at(10 * time.Second), End: at(20 * time.Second)}, 7)
+	require.Equal(t, sorted(window), sorted(ids))
+	ids, _ = list(store.DeliveryFilter{Start: at(59 * time.Second)}, 50)
+	require.Len(t, ids, 2)
+	ids, _ = list(store.DeliveryFilter{End: at(time.Second), Outcome: store.OutcomeFailed}, 50)
+	require.Equal(t, []string{all[0].id}, ids) // 0 failed, 1 not
+
 	ids, _ = list(store.DeliveryFilter{SubscriptionID: s2.ID, Outcome: store.OutcomeFailed}, 50)
 	for _, id := range ids {
 		require.Contains(t, bySub[s2.ID], id)
@@ -627,4 +655,35 @@ func testPrune(t *testing.T, s store.Store) {
 	require.Equal(t, 1, r.Inserted)
 	require.Greater(t, r.MaxSeq, recentSeqs[2], "seqs are never reused after a prune")
 	_ = oldSeqs
+}
+
+func testDeliveryEvents(t *testing.T, s store.Store) {
+	ctx := ctxOf(t)
+	ws, other := mkWorkspace(t, s), mkWorkspace(t, s)
+	sub := mkSubscription(t, s, mkConnection(t, s, ws))
+	d := deliveryOf(sub, base)
+	commit(t, s, d, eventOf(sub, "a", "", base), eventOf(sub, "b", "", base), eventOf(sub, "c", "", base))
+	// Another delivery received at the same instant, and one a moment later.
+	same := deliveryOf(sub, base)
+	commit(t, s, same, eventOf(sub, "z", "", base))
+	commit(t, s, deliveryOf(sub, at(time.Nanosecond)), eventOf(sub, "later", "", at(time.Nanosecond)))
+
+	got, err := s.GetDelivery(ctx, ws, d.ID)
+	require.NoError(t, err)
+	evs, err := s.DeliveryEvents(ctx, ws, got, 100)
+	require.NoError(t, err)
+	var types []string
+	for _, e := range evs {
+		require.Equal(t, d.ID, e.DeliveryID)
+		types = append(types, e.Type)
+	}
+	require.Equal(t, []string{"a", "b", "c"}, types, "in seq order")
+	require.Less(t, evs[0].Seq, evs[2].Seq)
+
+	evs, err = s.DeliveryEvents(ctx, ws, got, 2)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	evs, err = s.DeliveryEvents(ctx, other, got, 100)
+	require.NoError(t, err)
+	require.Empty(t, evs, "another workspace sees none")
 }

@@ -50,6 +50,7 @@ func RunAll(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReplayReplacesDelivery", testReplay},
 		{"DeliveryIsolation", testDeliveryIsolation},
 		{"DeliveryPagination", testDeliveryPagination},
+		{"DeliveryEvents", testDeliveryEvents},
 		{"ListEventsFilter", testListEventsFilter},
 		{"EventsOutliveSubscription", testEventsOutliveSubscription},
 		{"Consumers", testConsumers},

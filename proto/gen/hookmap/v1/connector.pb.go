@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -294,8 +295,14 @@ func (*ListConnectorsRequest) Descriptor() ([]byte, []int) {
 
 // ListConnectorsResponse lists connectors sorted by key.
 type ListConnectorsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Connectors    []*Connector           `protobuf:"bytes,1,rep,name=connectors,proto3" json:"connectors,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Connectors []*Connector           `protobuf:"bytes,1,rep,name=connectors,proto3" json:"connectors,omitempty"`
+	// The problems the last load found (at start or ReloadConnectors); a connector with
+	// problems is left out, or keeps its previously loaded version. Admin token only (they
+	// name the server's files).
+	Diagnostics []*Diagnostic `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	// When the last load ran.
+	LoadTime      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=load_time,json=loadTime,proto3" json:"load_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -333,6 +340,20 @@ func (*ListConnectorsResponse) Descriptor() ([]byte, []int) {
 func (x *ListConnectorsResponse) GetConnectors() []*Connector {
 	if x != nil {
 		return x.Connectors
+	}
+	return nil
+}
+
+func (x *ListConnectorsResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *ListConnectorsResponse) GetLoadTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LoadTime
 	}
 	return nil
 }
@@ -1007,7 +1028,7 @@ var File_hookmap_v1_connector_proto protoreflect.FileDescriptor
 const file_hookmap_v1_connector_proto_rawDesc = "" +
 	"\n" +
 	"\x1ahookmap/v1/connector.proto\x12\n" +
-	"hookmap.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17hookmap/v1/common.proto\"\x9b\x03\n" +
+	"hookmap.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hookmap/v1/common.proto\"\x9b\x03\n" +
 	"\tConnector\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x122\n" +
@@ -1026,11 +1047,13 @@ const file_hookmap_v1_connector_proto_rawDesc = "" +
 	"\x16ConnectorGlobalWebhook\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x17\n" +
-	"\x15ListConnectorsRequest\"O\n" +
+	"\x15ListConnectorsRequest\"\xc2\x01\n" +
 	"\x16ListConnectorsResponse\x125\n" +
 	"\n" +
 	"connectors\x18\x01 \x03(\v2\x15.hookmap.v1.ConnectorR\n" +
-	"connectors\"'\n" +
+	"connectors\x128\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x16.hookmap.v1.DiagnosticR\vdiagnostics\x127\n" +
+	"\tload_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bloadTime\"'\n" +
 	"\x13GetConnectorRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"K\n" +
 	"\x14GetConnectorResponse\x123\n" +
@@ -1114,7 +1137,8 @@ var file_hookmap_v1_connector_proto_goTypes = []any{
 	(*ListGlobalWebhooksResponse)(nil),     // 17: hookmap.v1.ListGlobalWebhooksResponse
 	(*structpb.Struct)(nil),                // 18: google.protobuf.Struct
 	(*Diagnostic)(nil),                     // 19: hookmap.v1.Diagnostic
-	(*structpb.Value)(nil),                 // 20: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),          // 20: google.protobuf.Timestamp
+	(*structpb.Value)(nil),                 // 21: google.protobuf.Value
 }
 var file_hookmap_v1_connector_proto_depIdxs = []int32{
 	1,  // 0: hookmap.v1.Connector.events:type_name -> hookmap.v1.ConnectorEvent
@@ -1125,32 +1149,34 @@ var file_hookmap_v1_connector_proto_depIdxs = []int32{
 	18, // 5: hookmap.v1.ConnectorEvent.parameters_schema:type_name -> google.protobuf.Struct
 	18, // 6: hookmap.v1.ConnectorEvent.schema:type_name -> google.protobuf.Struct
 	0,  // 7: hookmap.v1.ListConnectorsResponse.connectors:type_name -> hookmap.v1.Connector
-	0,  // 8: hookmap.v1.GetConnectorResponse.connector:type_name -> hookmap.v1.Connector
-	19, // 9: hookmap.v1.ValidateConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
-	19, // 10: hookmap.v1.ReloadConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
-	18, // 11: hookmap.v1.EvaluateMethodRequest.input:type_name -> google.protobuf.Struct
-	20, // 12: hookmap.v1.EvaluateMethodResponse.output:type_name -> google.protobuf.Value
-	18, // 13: hookmap.v1.SetConnectorParametersRequest.parameters:type_name -> google.protobuf.Struct
-	16, // 14: hookmap.v1.ListGlobalWebhooksResponse.global_webhooks:type_name -> hookmap.v1.GlobalWebhook
-	3,  // 15: hookmap.v1.ConnectorService.ListConnectors:input_type -> hookmap.v1.ListConnectorsRequest
-	5,  // 16: hookmap.v1.ConnectorService.GetConnector:input_type -> hookmap.v1.GetConnectorRequest
-	7,  // 17: hookmap.v1.ConnectorService.ValidateConnectors:input_type -> hookmap.v1.ValidateConnectorsRequest
-	9,  // 18: hookmap.v1.ConnectorService.ReloadConnectors:input_type -> hookmap.v1.ReloadConnectorsRequest
-	11, // 19: hookmap.v1.ConnectorService.EvaluateMethod:input_type -> hookmap.v1.EvaluateMethodRequest
-	13, // 20: hookmap.v1.ConnectorService.SetConnectorParameters:input_type -> hookmap.v1.SetConnectorParametersRequest
-	15, // 21: hookmap.v1.ConnectorService.ListGlobalWebhooks:input_type -> hookmap.v1.ListGlobalWebhooksRequest
-	4,  // 22: hookmap.v1.ConnectorService.ListConnectors:output_type -> hookmap.v1.ListConnectorsResponse
-	6,  // 23: hookmap.v1.ConnectorService.GetConnector:output_type -> hookmap.v1.GetConnectorResponse
-	8,  // 24: hookmap.v1.ConnectorService.ValidateConnectors:output_type -> hookmap.v1.ValidateConnectorsResponse
-	10, // 25: hookmap.v1.ConnectorService.ReloadConnectors:output_type -> hookmap.v1.ReloadConnectorsResponse
-	12, // 26: hookmap.v1.ConnectorService.EvaluateMethod:output_type -> hookmap.v1.EvaluateMethodResponse
-	14, // 27: hookmap.v1.ConnectorService.SetConnectorParameters:output_type -> hookmap.v1.SetConnectorParametersResponse
-	17, // 28: hookmap.v1.ConnectorService.ListGlobalWebhooks:output_type -> hookmap.v1.ListGlobalWebhooksResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	19, // 8: hookmap.v1.ListConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	20, // 9: hookmap.v1.ListConnectorsResponse.load_time:type_name -> google.protobuf.Timestamp
+	0,  // 10: hookmap.v1.GetConnectorResponse.connector:type_name -> hookmap.v1.Connector
+	19, // 11: hookmap.v1.ValidateConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	19, // 12: hookmap.v1.ReloadConnectorsResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	18, // 13: hookmap.v1.EvaluateMethodRequest.input:type_name -> google.protobuf.Struct
+	21, // 14: hookmap.v1.EvaluateMethodResponse.output:type_name -> google.protobuf.Value
+	18, // 15: hookmap.v1.SetConnectorParametersRequest.parameters:type_name -> google.protobuf.Struct
+	16, // 16: hookmap.v1.ListGlobalWebhooksResponse.global_webhooks:type_name -> hookmap.v1.GlobalWebhook
+	3,  // 17: hookmap.v1.ConnectorService.ListConnectors:input_type -> hookmap.v1.ListConnectorsRequest
+	5,  // 18: hookmap.v1.ConnectorService.GetConnector:input_type -> hookmap.v1.GetConnectorRequest
+	7,  // 19: hookmap.v1.ConnectorService.ValidateConnectors:input_type -> hookmap.v1.ValidateConnectorsRequest
+	9,  // 20: hookmap.v1.ConnectorService.ReloadConnectors:input_type -> hookmap.v1.ReloadConnectorsRequest
+	11, // 21: hookmap.v1.ConnectorService.EvaluateMethod:input_type -> hookmap.v1.EvaluateMethodRequest
+	13, // 22: hookmap.v1.ConnectorService.SetConnectorParameters:input_type -> hookmap.v1.SetConnectorParametersRequest
+	15, // 23: hookmap.v1.ConnectorService.ListGlobalWebhooks:input_type -> hookmap.v1.ListGlobalWebhooksRequest
+	4,  // 24: hookmap.v1.ConnectorService.ListConnectors:output_type -> hookmap.v1.ListConnectorsResponse
+	6,  // 25: hookmap.v1.ConnectorService.GetConnector:output_type -> hookmap.v1.GetConnectorResponse
+	8,  // 26: hookmap.v1.ConnectorService.ValidateConnectors:output_type -> hookmap.v1.ValidateConnectorsResponse
+	10, // 27: hookmap.v1.ConnectorService.ReloadConnectors:output_type -> hookmap.v1.ReloadConnectorsResponse
+	12, // 28: hookmap.v1.ConnectorService.EvaluateMethod:output_type -> hookmap.v1.EvaluateMethodResponse
+	14, // 29: hookmap.v1.ConnectorService.SetConnectorParameters:output_type -> hookmap.v1.SetConnectorParametersResponse
+	17, // 30: hookmap.v1.ConnectorService.ListGlobalWebhooks:output_type -> hookmap.v1.ListGlobalWebhooksResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_connector_proto_init() }

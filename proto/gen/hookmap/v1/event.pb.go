@@ -754,7 +754,13 @@ type Delivery struct {
 	RequestSize     int64                  `protobuf:"varint,9,opt,name=request_size,json=requestSize,proto3" json:"request_size,omitempty"`
 	Selectors       []string               `protobuf:"bytes,10,rep,name=selectors,proto3" json:"selectors,omitempty"`
 	// True when the raw request is kept (failed deliveries) and can be replayed.
-	Replayable    bool `protobuf:"varint,11,opt,name=replayable,proto3" json:"replayable,omitempty"`
+	Replayable bool `protobuf:"varint,11,opt,name=replayable,proto3" json:"replayable,omitempty"`
+	// How many times the delivery was replayed.
+	ReplayCount int32 `protobuf:"varint,12,opt,name=replay_count,json=replayCount,proto3" json:"replay_count,omitempty"`
+	// The kept request. Set by GetDelivery only.
+	Request *DeliveryRequest `protobuf:"bytes,13,opt,name=request,proto3" json:"request,omitempty"`
+	// The events the delivery produced (at most 100, in seq order). Set by GetDelivery only.
+	Events        []*Event `protobuf:"bytes,14,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -866,6 +872,228 @@ func (x *Delivery) GetReplayable() bool {
 	return false
 }
 
+func (x *Delivery) GetReplayCount() int32 {
+	if x != nil {
+		return x.ReplayCount
+	}
+	return 0
+}
+
+func (x *Delivery) GetRequest() *DeliveryRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Delivery) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// DeliveryRequest is a kept request as it was received.
+type DeliveryRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Method string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// The path it was received on, e.g. /hooks/{subscription_id}.
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// The raw query string, without "?".
+	Query string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	// Sorted by name (lower case).
+	Headers []*DeliveryHeader `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty"`
+	// The exact bytes received.
+	Body          []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryRequest) Reset() {
+	*x = DeliveryRequest{}
+	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryRequest) ProtoMessage() {}
+
+func (x *DeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryRequest.ProtoReflect.Descriptor instead.
+func (*DeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeliveryRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *DeliveryRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DeliveryRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *DeliveryRequest) GetHeaders() []*DeliveryHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *DeliveryRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+// DeliveryHeader is one header of a kept request.
+type DeliveryHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Lower case.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Empty when redacted.
+	Values []string `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	// The values are withheld: the header's name says it carries a credential or a
+	// signature (authorization, cookie, or a name containing auth, secret, signature,
+	// token, password, hmac or key).
+	Redacted      bool `protobuf:"varint,3,opt,name=redacted,proto3" json:"redacted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryHeader) Reset() {
+	*x = DeliveryHeader{}
+	mi := &file_hookmap_v1_event_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryHeader) ProtoMessage() {}
+
+func (x *DeliveryHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_event_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryHeader.ProtoReflect.Descriptor instead.
+func (*DeliveryHeader) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DeliveryHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeliveryHeader) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+func (x *DeliveryHeader) GetRedacted() bool {
+	if x != nil {
+		return x.Redacted
+	}
+	return false
+}
+
+// GetDeliveryRequest names a delivery.
+type GetDeliveryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How each of its events carries its record (default: a Value in record).
+	RecordFormat  RecordFormat `protobuf:"varint,2,opt,name=record_format,json=recordFormat,proto3,enum=hookmap.v1.RecordFormat" json:"record_format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeliveryRequest) Reset() {
+	*x = GetDeliveryRequest{}
+	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeliveryRequest) ProtoMessage() {}
+
+func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetDeliveryRequest) GetRecordFormat() RecordFormat {
+	if x != nil {
+		return x.RecordFormat
+	}
+	return RecordFormat_RECORD_FORMAT_UNSPECIFIED
+}
+
 // ListDeliveriesRequest asks for one page.
 type ListDeliveriesRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -874,13 +1102,17 @@ type ListDeliveriesRequest struct {
 	Outcome         DeliveryOutcome        `protobuf:"varint,3,opt,name=outcome,proto3,enum=hookmap.v1.DeliveryOutcome" json:"outcome,omitempty"`
 	PageSize        int32                  `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	PageToken       string                 `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Only deliveries received at or after start_time (optional).
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Only deliveries received before end_time (optional).
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	mi := &file_hookmap_v1_event_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1124,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	mi := &file_hookmap_v1_event_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1137,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{9}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListDeliveriesRequest) GetSubscriptionId() string {
@@ -943,6 +1175,20 @@ func (x *ListDeliveriesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListDeliveriesRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *ListDeliveriesRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
 // ListDeliveriesResponse is one page.
 type ListDeliveriesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -954,7 +1200,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[10]
+	mi := &file_hookmap_v1_event_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1212,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[10]
+	mi := &file_hookmap_v1_event_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1225,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{10}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -1006,7 +1252,7 @@ type ReplayDeliveryRequest struct {
 
 func (x *ReplayDeliveryRequest) Reset() {
 	*x = ReplayDeliveryRequest{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	mi := &file_hookmap_v1_event_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1264,7 @@ func (x *ReplayDeliveryRequest) String() string {
 func (*ReplayDeliveryRequest) ProtoMessage() {}
 
 func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	mi := &file_hookmap_v1_event_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1277,7 @@ func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{11}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReplayDeliveryRequest) GetId() string {
@@ -1093,7 +1339,7 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\rrecord_format\x18\x05 \x01(\x0e2\x18.hookmap.v1.RecordFormatR\frecordFormat\"g\n" +
 	"\x12ListEventsResponse\x12)\n" +
 	"\x06events\x18\x01 \x03(\v2\x11.hookmap.v1.EventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9e\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\freceive_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12\x1f\n" +
@@ -1110,14 +1356,33 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	" \x03(\tR\tselectors\x12\x1e\n" +
 	"\n" +
 	"replayable\x18\v \x01(\bR\n" +
-	"replayable\"\xdf\x01\n" +
+	"replayable\x12!\n" +
+	"\freplay_count\x18\f \x01(\x05R\vreplayCount\x125\n" +
+	"\arequest\x18\r \x01(\v2\x1b.hookmap.v1.DeliveryRequestR\arequest\x12)\n" +
+	"\x06events\x18\x0e \x03(\v2\x11.hookmap.v1.EventR\x06events\"\x9d\x01\n" +
+	"\x0fDeliveryRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\x124\n" +
+	"\aheaders\x18\x04 \x03(\v2\x1a.hookmap.v1.DeliveryHeaderR\aheaders\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\fR\x04body\"X\n" +
+	"\x0eDeliveryHeader\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\x12\x1a\n" +
+	"\bredacted\x18\x03 \x01(\bR\bredacted\"c\n" +
+	"\x12GetDeliveryRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
+	"\rrecord_format\x18\x02 \x01(\x0e2\x18.hookmap.v1.RecordFormatR\frecordFormat\"\xd1\x02\n" +
 	"\x15ListDeliveriesRequest\x12'\n" +
 	"\x0fsubscription_id\x18\x01 \x01(\tR\x0esubscriptionId\x12*\n" +
 	"\x11global_webhook_id\x18\x02 \x01(\tR\x0fglobalWebhookId\x125\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x1b.hookmap.v1.DeliveryOutcomeR\aoutcome\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"v\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x129\n" +
+	"\n" +
+	"start_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"v\n" +
 	"\x16ListDeliveriesResponse\x124\n" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x14.hookmap.v1.DeliveryR\n" +
@@ -1135,13 +1400,14 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\x19DELIVERY_OUTCOME_REJECTED\x10\x02\x12\x1b\n" +
 	"\x17DELIVERY_OUTCOME_FAILED\x10\x03\x12\x1e\n" +
 	"\x1aDELIVERY_OUTCOME_UNMATCHED\x10\x04\x12\x1e\n" +
-	"\x1aDELIVERY_OUTCOME_DUPLICATE\x10\x052\x8f\x03\n" +
+	"\x1aDELIVERY_OUTCOME_DUPLICATE\x10\x052\xd4\x03\n" +
 	"\fEventService\x12D\n" +
 	"\fStreamEvents\x12\x1f.hookmap.v1.StreamEventsRequest\x1a\x11.hookmap.v1.Event0\x01\x12H\n" +
 	"\tAckEvents\x12\x1c.hookmap.v1.AckEventsRequest\x1a\x1d.hookmap.v1.AckEventsResponse\x12K\n" +
 	"\n" +
 	"ListEvents\x12\x1d.hookmap.v1.ListEventsRequest\x1a\x1e.hookmap.v1.ListEventsResponse\x12W\n" +
-	"\x0eListDeliveries\x12!.hookmap.v1.ListDeliveriesRequest\x1a\".hookmap.v1.ListDeliveriesResponse\x12I\n" +
+	"\x0eListDeliveries\x12!.hookmap.v1.ListDeliveriesRequest\x1a\".hookmap.v1.ListDeliveriesResponse\x12C\n" +
+	"\vGetDelivery\x12\x1e.hookmap.v1.GetDeliveryRequest\x1a\x14.hookmap.v1.Delivery\x12I\n" +
 	"\x0eReplayDelivery\x12!.hookmap.v1.ReplayDeliveryRequest\x1a\x14.hookmap.v1.DeliveryB\xa0\x01\n" +
 	"\x0ecom.hookmap.v1B\n" +
 	"EventProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
@@ -1161,7 +1427,7 @@ func file_hookmap_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmap_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_hookmap_v1_event_proto_goTypes = []any{
 	(RecordFormat)(0),              // 0: hookmap.v1.RecordFormat
 	(DeliveryOutcome)(0),           // 1: hookmap.v1.DeliveryOutcome
@@ -1174,40 +1440,51 @@ var file_hookmap_v1_event_proto_goTypes = []any{
 	(*ListEventsRequest)(nil),      // 8: hookmap.v1.ListEventsRequest
 	(*ListEventsResponse)(nil),     // 9: hookmap.v1.ListEventsResponse
 	(*Delivery)(nil),               // 10: hookmap.v1.Delivery
-	(*ListDeliveriesRequest)(nil),  // 11: hookmap.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 12: hookmap.v1.ListDeliveriesResponse
-	(*ReplayDeliveryRequest)(nil),  // 13: hookmap.v1.ReplayDeliveryRequest
-	(*structpb.Value)(nil),         // 14: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
+	(*DeliveryRequest)(nil),        // 11: hookmap.v1.DeliveryRequest
+	(*DeliveryHeader)(nil),         // 12: hookmap.v1.DeliveryHeader
+	(*GetDeliveryRequest)(nil),     // 13: hookmap.v1.GetDeliveryRequest
+	(*ListDeliveriesRequest)(nil),  // 14: hookmap.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil), // 15: hookmap.v1.ListDeliveriesResponse
+	(*ReplayDeliveryRequest)(nil),  // 16: hookmap.v1.ReplayDeliveryRequest
+	(*structpb.Value)(nil),         // 17: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),  // 18: google.protobuf.Timestamp
 }
 var file_hookmap_v1_event_proto_depIdxs = []int32{
-	14, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
-	15, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	17, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
+	18, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
 	3,  // 2: hookmap.v1.StreamEventsRequest.filter:type_name -> hookmap.v1.EventFilter
 	4,  // 3: hookmap.v1.StreamEventsRequest.start:type_name -> hookmap.v1.StreamPosition
 	0,  // 4: hookmap.v1.StreamEventsRequest.record_format:type_name -> hookmap.v1.RecordFormat
 	3,  // 5: hookmap.v1.ListEventsRequest.filter:type_name -> hookmap.v1.EventFilter
 	0,  // 6: hookmap.v1.ListEventsRequest.record_format:type_name -> hookmap.v1.RecordFormat
 	2,  // 7: hookmap.v1.ListEventsResponse.events:type_name -> hookmap.v1.Event
-	15, // 8: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
+	18, // 8: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: hookmap.v1.Delivery.outcome:type_name -> hookmap.v1.DeliveryOutcome
-	1,  // 10: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
-	10, // 11: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
-	5,  // 12: hookmap.v1.EventService.StreamEvents:input_type -> hookmap.v1.StreamEventsRequest
-	6,  // 13: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
-	8,  // 14: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
-	11, // 15: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
-	13, // 16: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
-	2,  // 17: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
-	7,  // 18: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
-	9,  // 19: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
-	12, // 20: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
-	10, // 21: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
-	17, // [17:22] is the sub-list for method output_type
-	12, // [12:17] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	11, // 10: hookmap.v1.Delivery.request:type_name -> hookmap.v1.DeliveryRequest
+	2,  // 11: hookmap.v1.Delivery.events:type_name -> hookmap.v1.Event
+	12, // 12: hookmap.v1.DeliveryRequest.headers:type_name -> hookmap.v1.DeliveryHeader
+	0,  // 13: hookmap.v1.GetDeliveryRequest.record_format:type_name -> hookmap.v1.RecordFormat
+	1,  // 14: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
+	18, // 15: hookmap.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	18, // 16: hookmap.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	10, // 17: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
+	5,  // 18: hookmap.v1.EventService.StreamEvents:input_type -> hookmap.v1.StreamEventsRequest
+	6,  // 19: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
+	8,  // 20: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
+	14, // 21: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
+	13, // 22: hookmap.v1.EventService.GetDelivery:input_type -> hookmap.v1.GetDeliveryRequest
+	16, // 23: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
+	2,  // 24: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
+	7,  // 25: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
+	9,  // 26: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
+	15, // 27: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
+	10, // 28: hookmap.v1.EventService.GetDelivery:output_type -> hookmap.v1.Delivery
+	10, // 29: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_event_proto_init() }
@@ -1226,7 +1503,7 @@ func file_hookmap_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_event_proto_rawDesc), len(file_hookmap_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

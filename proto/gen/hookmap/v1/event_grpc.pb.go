@@ -23,6 +23,7 @@ const (
 	EventService_AckEvents_FullMethodName      = "/hookmap.v1.EventService/AckEvents"
 	EventService_ListEvents_FullMethodName     = "/hookmap.v1.EventService/ListEvents"
 	EventService_ListDeliveries_FullMethodName = "/hookmap.v1.EventService/ListDeliveries"
+	EventService_GetDelivery_FullMethodName    = "/hookmap.v1.EventService/GetDelivery"
 	EventService_ReplayDelivery_FullMethodName = "/hookmap.v1.EventService/ReplayDelivery"
 )
 
@@ -42,6 +43,10 @@ type EventServiceClient interface {
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 	// ListDeliveries pages through received requests, newest first.
 	ListDeliveries(ctx context.Context, in *ListDeliveriesRequest, opts ...grpc.CallOption) (*ListDeliveriesResponse, error)
+	// GetDelivery returns one delivery with its kept request (failed deliveries keep
+	// theirs; the values of headers that carry credentials or signatures are withheld) and
+	// the events it produced.
+	GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error)
 	// ReplayDelivery runs a kept (failed) request again through the current connector; the
 	// delivery records the new outcome and its events are emitted.
 	ReplayDelivery(ctx context.Context, in *ReplayDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error)
@@ -104,6 +109,16 @@ func (c *eventServiceClient) ListDeliveries(ctx context.Context, in *ListDeliver
 	return out, nil
 }
 
+func (c *eventServiceClient) GetDelivery(ctx context.Context, in *GetDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Delivery)
+	err := c.cc.Invoke(ctx, EventService_GetDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *eventServiceClient) ReplayDelivery(ctx context.Context, in *ReplayDeliveryRequest, opts ...grpc.CallOption) (*Delivery, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Delivery)
@@ -130,6 +145,10 @@ type EventServiceServer interface {
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	// ListDeliveries pages through received requests, newest first.
 	ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error)
+	// GetDelivery returns one delivery with its kept request (failed deliveries keep
+	// theirs; the values of headers that carry credentials or signatures are withheld) and
+	// the events it produced.
+	GetDelivery(context.Context, *GetDeliveryRequest) (*Delivery, error)
 	// ReplayDelivery runs a kept (failed) request again through the current connector; the
 	// delivery records the new outcome and its events are emitted.
 	ReplayDelivery(context.Context, *ReplayDeliveryRequest) (*Delivery, error)
@@ -154,6 +173,9 @@ func (UnimplementedEventServiceServer) ListEvents(context.Context, *ListEventsRe
 }
 func (UnimplementedEventServiceServer) ListDeliveries(context.Context, *ListDeliveriesRequest) (*ListDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListDeliveries not implemented")
+}
+func (UnimplementedEventServiceServer) GetDelivery(context.Context, *GetDeliveryRequest) (*Delivery, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDelivery not implemented")
 }
 func (UnimplementedEventServiceServer) ReplayDelivery(context.Context, *ReplayDeliveryRequest) (*Delivery, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayDelivery not implemented")
@@ -244,6 +266,24 @@ func _EventService_ListDeliveries_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_GetDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).GetDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_GetDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).GetDelivery(ctx, req.(*GetDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EventService_ReplayDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReplayDeliveryRequest)
 	if err := dec(in); err != nil {
@@ -280,6 +320,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListDeliveries",
 			Handler:    _EventService_ListDeliveries_Handler,
+		},
+		{
+			MethodName: "GetDelivery",
+			Handler:    _EventService_GetDelivery_Handler,
 		},
 		{
 			MethodName: "ReplayDelivery",
