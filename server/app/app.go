@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/hookmap/hookmap/server/api"
+	"github.com/hookmap/hookmap/server/console"
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/durable"
 	"github.com/hookmap/hookmap/server/hub"
@@ -182,13 +184,16 @@ func (a *App) goBackground(f func(ctx context.Context)) {
 }
 
 // httpHandler is the HTTP port: the receiver (hooks, health, metrics) and, unless turned
-// off, the JSON API under /api/.
+// off, the JSON API under /api/ and the console (which needs the API) under /console/.
 func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, error) {
 	rc := &receiver.Receiver{
 		Core: a.core, Metrics: m, Logger: a.log.With("component", "receiver"), MaxBody: a.cfg.MaxBodyBytes,
 		Ready: st.Ping,
 	}
 	if !a.cfg.JSONAPI {
+		if a.cfg.Console {
+			a.log.Info("console off: it needs the JSON API (--json-api)")
+		}
 		return rc.Handler(), nil
 	}
 	mux := http.NewServeMux()
@@ -198,6 +203,12 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, err
 		return nil, err
 	}
 	mux.Handle(jsonapi.Prefix+"/", apiHandler)
+	if a.cfg.Console {
+		ch := console.New(console.Options{AuthRequired: !a.cfg.DevMode()})
+		mux.Handle(console.Prefix, ch)
+		mux.Handle(strings.TrimSuffix(console.Prefix, "/"), ch)
+		mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
+	}
 	return mux, nil
 }
 

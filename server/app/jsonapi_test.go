@@ -165,3 +165,44 @@ func TestJSONAPIOff(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, r.Status)
 	require.Contains(t, string(r.Body), "no such path")
 }
+
+// The console is served from the binary, says whether a token is needed, and can be
+// turned off (it is off, too, without the JSON API it calls).
+func TestConsoleServed(t *testing.T) {
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name   string
+		opts   []apptest.Option
+		served bool
+		auth   bool
+	}{
+		{"dev mode", nil, true, false},
+		{"auth on", []apptest.Option{apptest.WithAdminToken(adminToken)}, true, true},
+		{"console off", []apptest.Option{func(c *app.Config) { c.Console = false }}, false, false},
+		{"json api off", []apptest.Option{func(c *app.Config) { c.JSONAPI = false }}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := apptest.Start(t, append([]apptest.Option{apptest.WithConnectors("../../connectors")}, tc.opts...)...)
+			r := h.Do(http.MethodGet, h.Hook("/console/"), nil)
+			cfg := h.Do(http.MethodGet, h.Hook("/console/config.json"), nil)
+			resp, err := noRedirect.Get(h.Hook("/"))
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			if !tc.served {
+				require.Equal(t, http.StatusNotFound, r.Status)
+				require.Equal(t, http.StatusNotFound, resp.StatusCode)
+				return
+			}
+			require.Equal(t, http.StatusOK, r.Status)
+			require.Contains(t, r.Header.Get("Content-Security-Policy"), "script-src 'self'")
+			require.Contains(t, string(r.Body), "hookmap console")
+			require.Equal(t, http.StatusFound, resp.StatusCode)
+			require.Equal(t, "/console/", resp.Header.Get("Location"))
+			var c struct {
+				AuthRequired bool `json:"authRequired"`
+			}
+			require.NoError(t, json.Unmarshal(cfg.Body, &c))
+			require.Equal(t, tc.auth, c.AuthRequired)
+		})
+	}
+}
