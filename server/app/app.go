@@ -198,7 +198,7 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", rc.Handler())
-	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...))
+	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...), a.cfg.DevMode())
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package jsonapi
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -19,7 +20,11 @@ const Prefix = "/api"
 // New returns the handler of Prefix+"/": each named gRPC service of server (an
 // http.Handler, a *grpc.Server) reachable as Connect, gRPC-Web or gRPC. Requests reach
 // server in the gRPC protocol, so its interceptors run for every call.
-func New(server http.Handler, services []string) (http.Handler, error) {
+//
+// With loopbackOnly (dev mode, where calls carry no token) a request is served only when
+// it comes from a loopback address and names a loopback host: the HTTP port faces the
+// apps that send webhooks, and a web page must not reach the API by DNS rebinding.
+func New(server http.Handler, services []string, loopbackOnly bool) (http.Handler, error) {
 	vs := make([]*vanguard.Service, 0, len(services))
 	for _, name := range services {
 		vs = append(vs, vanguard.NewService(name, server))
@@ -37,13 +42,18 @@ func New(server http.Handler, services []string) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jsonapi: %w", err)
 	}
-	return http.StripPrefix(Prefix, guard(tc)), nil
+	return http.StripPrefix(Prefix, guard(tc, loopbackOnly)), nil
 }
 
-// guard refuses cross-origin browser requests and lifts the HTTP server's timeouts for
-// streams.
-func guard(next http.Handler) http.Handler {
+// guard refuses cross-origin browser requests (and, with loopbackOnly, any request that is
+// not local) and lifts the HTTP server's timeouts for streams.
+func guard(next http.Handler, loopbackOnly bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if loopbackOnly && !(isLoopbackAddr(r.RemoteAddr) && isLoopbackHost(r.Host)) {
+			WriteError(w, http.StatusForbidden, "permission_denied",
+				"the JSON API runs without auth in dev mode and answers only local requests to a loopback host (set --admin-token to call it from elsewhere)")
+			return
+		}
 		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
 			WriteError(w, http.StatusForbidden, "permission_denied", "cross-origin requests are not allowed")
 			return
@@ -90,6 +100,30 @@ func (c requestCodec) Unmarshal(data []byte, msg proto.Message) error {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body is not a %s in JSON: %w", msg.ProtoReflect().Descriptor().FullName(), err))
 	}
 	return nil
+}
+
+// isLoopbackAddr reports whether a RemoteAddr (host:port) is a loopback IP.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// isLoopbackHost reports whether a Host header names localhost or a loopback IP.
+func isLoopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func sameOrigin(origin, host string) bool {
