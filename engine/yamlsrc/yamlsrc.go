@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	yaml4 "go.yaml.in/yaml/v4"
 
 	"github.com/hookmap/hookmap/engine/value"
 )
@@ -42,7 +43,7 @@ type File struct {
 
 var lineRe = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: `)
 
-// Parse parses one YAML document.
+// Parse parses one YAML document. A syntax error is a *Problem at the offending token.
 func Parse(data []byte) (*File, error) {
 	f := &File{Lines: strings.Split(string(data), "\n")}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -51,13 +52,13 @@ func Parse(data []byte) (*File, error) {
 		if errors.Is(err, io.EOF) {
 			return f, nil
 		}
-		return f, syntaxError(err)
+		return f, syntaxError(err, f, data)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return f, &Problem{Line: extra.Line, Col: extra.Column, Message: "more than one YAML document in the file"}
 	} else if !errors.Is(err, io.EOF) {
-		return f, syntaxError(err)
+		return f, syntaxError(err, f, data)
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		f.Root = doc.Content[0]
@@ -65,18 +66,84 @@ func Parse(data []byte) (*File, error) {
 	return f, nil
 }
 
-func syntaxError(err error) *Problem {
+// syntaxError turns a failed parse into a Problem at the offending token.
+//
+// yaml.v3's messages carry the line of the construct being parsed (a flow mapping, a
+// block mapping), counted from 0 for parser errors, so a problem on line 39 of a one-line
+// flow mapping reads "line 38" and one deep in a block mapping names the mapping's first
+// line. The same bytes are therefore parsed again with go.yaml.in/yaml/v4, whose errors
+// carry the offending token's own line and column. Where v4 accepts what v3 refuses (a
+// plain scalar holding '?' inside {...} or [...]: v3 takes it for an explicit key), the
+// offending scalar is found in v4's tree and the message says to quote it.
+func syntaxError(err error, f *File, data []byte) *Problem {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	p := &Problem{Line: 1, Col: 1}
+	v3line := 0
 	if m := lineRe.FindStringSubmatchIndex(msg); m != nil {
-		p.Line, _ = strconv.Atoi(msg[m[2]:m[3]])
-		if m[4] >= 0 {
-			p.Col, _ = strconv.Atoi(msg[m[4]:m[5]])
-		}
+		v3line, _ = strconv.Atoi(msg[m[2]:m[3]])
 		msg = msg[:m[0]] + msg[m[1]:]
 	}
-	p.Message = "YAML syntax error: " + strings.TrimSpace(msg)
-	return p
+	msg = "YAML syntax error: " + strings.TrimSpace(msg)
+	le, n := parseV4(data)
+	switch {
+	case le != nil && le.Mark.Line > 0:
+		p := &Problem{Line: le.Mark.Line, Col: max(le.Mark.Column, 1), Message: msg}
+		if strings.Contains(msg, "',' or") && p.Line <= len(f.Lines) && strings.Contains(f.Lines[p.Line-1], "?") {
+			p.Message += " (inside {...} or [...] quote an expression that contains ? : , { } [ ] or \", e.g. {$cel: 'a.?b'})"
+		}
+		return p
+	case n != nil:
+		return &Problem{Line: n.Line, Col: n.Column, Message: msg + fmt.Sprintf(
+			" (inside {...} or [...] a value containing ? must be quoted: '%s')", n.Value)}
+	}
+	// Neither located it: v3's line is the construct's, from 0 for parser errors.
+	line := v3line
+	if strings.HasPrefix(msg, "YAML syntax error: did not find expected ") && !strings.Contains(msg, "line break") &&
+		!strings.Contains(msg, "tag URI") && !strings.Contains(msg, "alphabetic") && !strings.Contains(msg, "hexdecimal") {
+		line++
+	}
+	return &Problem{Line: min(max(line, 1), max(len(f.Lines), 1)), Col: 1, Message: msg}
+}
+
+// parseV4 parses data with go.yaml.in/yaml/v4: its error when it fails, else the first
+// plain scalar containing '?' inside a flow collection (what v3 refuses), if any.
+func parseV4(data []byte) (*yaml4.LoadError, *yaml4.Node) {
+	dec := yaml4.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml4.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		if err != nil {
+			var le *yaml4.LoadError
+			if errors.As(err, &le) {
+				return le, nil
+			}
+			return nil, nil
+		}
+		if n := flowQuestion(&doc, false, 0); n != nil {
+			return nil, n
+		}
+	}
+}
+
+func flowQuestion(n *yaml4.Node, inFlow bool, depth int) *yaml4.Node {
+	if n == nil || depth > value.MaxDepth {
+		return nil
+	}
+	if n.Kind == yaml4.ScalarNode {
+		if inFlow && n.Style == 0 && strings.Contains(n.Value, "?") {
+			return n
+		}
+		return nil
+	}
+	inFlow = inFlow || n.Style&yaml4.FlowStyle != 0
+	for _, c := range n.Content {
+		if q := flowQuestion(c, inFlow, depth+1); q != nil {
+			return q
+		}
+	}
+	return nil
 }
 
 // Error implements error.

@@ -50,12 +50,34 @@ func yamlValue(t *testing.T, pairs []Pair, key string) string {
 }
 
 func TestParseErrors(t *testing.T) {
-	_, err := Parse([]byte("a: [1, 2\n"))
-	var p *Problem
-	require.ErrorAs(t, err, &p)
-	require.Equal(t, 1, p.Line)
-	require.Contains(t, p.Message, "YAML syntax error")
-	_, err = Parse([]byte("a: 1\n---\nb: 2\n"))
+	for _, tc := range []struct {
+		name, src string
+		line, col int
+		msg       string
+	}{
+		{"unclosed flow sequence at the end", "a: [1, 2\n", 2, 1, "did not find expected ',' or ']'"},
+		{"missing comma in a flow map", "a: 1\nb: {x: 1 y: 2}\n", 2, 11, "did not find expected ',' or '}'"},
+		{"multi-line flow map: the token, not the map's first line", "a: 1\nc: {x: 1,\n  y: 2\n  z: 3}\n", 4, 4, "did not find expected ',' or '}'"},
+		{"bad indentation deep in a block mapping", "a: 1\nb:\n  c: 1\n d: 2\n", 4, 2, "did not find expected key"},
+		{"unterminated quote", "a: 1\nb: 'open\n", 3, 1, "found unexpected end of stream"},
+		{"? in a flow map is quoted", "a: 1\nb:\n  c: {$cel: parameters.?filters}\n", 3, 13, "must be quoted: 'parameters.?filters'"},
+		{"? and : in a flow map", "c: [{$cel: x ? y : z}]\n", 1, 18, "quote an expression that contains ?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src))
+			var p *Problem
+			require.ErrorAs(t, err, &p)
+			require.Equal(t, [2]int{tc.line, tc.col}, [2]int{p.Line, p.Col}, p.Message)
+			require.Contains(t, p.Message, "YAML syntax error: ")
+			require.Contains(t, p.Message, tc.msg)
+		})
+	}
+	// Quoted, or outside a flow collection, ? is fine.
+	for _, ok := range []string{"c: {$cel: 'parameters.?filters'}\n", "c:\n  $cel: parameters.?filters\n"} {
+		_, err := Parse([]byte(ok))
+		require.NoError(t, err, ok)
+	}
+	_, err := Parse([]byte("a: 1\n---\nb: 2\n"))
 	require.ErrorContains(t, err, "more than one YAML document")
 	f, err := Parse(nil)
 	require.NoError(t, err)
