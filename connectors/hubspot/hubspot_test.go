@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,6 +83,16 @@ func (w *world) storedEvents() []*hookmapv1.Event {
 	return evs.GetEvents()
 }
 
+// eventID checks that an event's id is HubSpot's eventId followed by 16 hex digits (of the
+// event's hash) and returns the eventId.
+func eventID(t *testing.T, e *hookmapv1.Event) string {
+	t.Helper()
+	id, hash, ok := strings.Cut(e.GetExternalId(), ".")
+	require.True(t, ok, e.GetExternalId())
+	require.Regexp(t, `^[0-9a-f]{16}$`, hash, e.GetExternalId())
+	return id
+}
+
 func record(e *hookmapv1.Event) map[string]any { return e.GetRecord().GetStructValue().AsMap() }
 
 // jsonNumbers turns a HubSpot event built in Go into what a Struct holds (numbers as float64).
@@ -141,7 +152,7 @@ func TestBatchOfTwoPortalsFansOut(t *testing.T) {
 
 	got := map[string]*hookmapv1.Event{}
 	for _, e := range stream.Next(3) {
-		got[e.GetExternalId()] = e
+		got[eventID(t, e)] = e
 	}
 	require.Len(t, got, 3)
 	for id, want := range map[string]struct {
@@ -172,7 +183,7 @@ func TestBatchOfTwoPortalsFansOut(t *testing.T) {
 	st, body = w.fake.send(w.url, big)
 	require.Equal(t, http.StatusOK, st, body)
 	ev := stream.Next(1)[0]
-	require.Equal(t, "9007199254740993", ev.GetExternalId())
+	require.Equal(t, "9007199254740993", eventID(t, ev))
 	require.Equal(t, subB.GetId(), ev.GetSubscriptionId())
 }
 
@@ -196,7 +207,7 @@ func TestUnmatchedPortalIsAnswered200AndRecorded(t *testing.T) {
 	require.JSONEq(t, `{"received": 1}`, body)
 	ev := stream.Next(1)[0]
 	require.Equal(t, subA.GetId(), ev.GetSubscriptionId())
-	require.Equal(t, "204", ev.GetExternalId())
+	require.Equal(t, "204", eventID(t, ev))
 	require.Equal(t, "ticket.creation", ev.GetType())
 	stream.None(200 * time.Millisecond)
 }
@@ -254,7 +265,7 @@ func TestRetryOfTheSameEventIsNotADuplicate(t *testing.T) {
 	require.Equal(t, http.StatusOK, st, body)
 	ev := stream.Next(1)[0]
 	require.Equal(t, sub.GetId(), ev.GetSubscriptionId())
-	require.Equal(t, "401", ev.GetExternalId())
+	require.Equal(t, "401", eventID(t, ev))
 
 	// HubSpot retries with the same eventId and attemptNumber 1 (e.g. after a timeout).
 	retry := event(401, portalA, "contact.propertyChange", 11)
@@ -269,7 +280,7 @@ func TestRetryOfTheSameEventIsNotADuplicate(t *testing.T) {
 	st, body = w.fake.send(w.url, retry, event(402, portalA, "contact.deletion", 11))
 	require.Equal(t, http.StatusOK, st, body)
 	ev = stream.Next(1)[0]
-	require.Equal(t, "402", ev.GetExternalId())
+	require.Equal(t, "402", eventID(t, ev))
 	stream.None(200 * time.Millisecond)
 	require.Len(t, w.storedEvents(), 2)
 }
@@ -299,14 +310,14 @@ func TestSignatureIsChecked(t *testing.T) {
 	// A timestamp within the 5 minutes is accepted.
 	st, resp := w.fake.post(w.url, delivery{Body: body, Timestamp: time.Now().Add(-4 * time.Minute)})
 	require.Equal(t, http.StatusOK, st, resp)
-	require.Equal(t, "501", stream.Next(1)[0].GetExternalId())
+	require.Equal(t, "501", eventID(t, stream.Next(1)[0]))
 
 	// HubSpot signs the target URL with some characters of its query decoded (%3A → ":").
 	st, resp = w.fake.post(w.url+"?source=crm%3Aapp", delivery{
 		Body: batch(t, event(502, portalA, "contact.creation", 2)), SignedURL: w.url + "?source=crm:app",
 	})
 	require.Equal(t, http.StatusOK, st, resp)
-	require.Equal(t, "502", stream.Next(1)[0].GetExternalId())
+	require.Equal(t, "502", eventID(t, stream.Next(1)[0]))
 }
 
 func TestBatchOfHundredEvents(t *testing.T) {
@@ -331,6 +342,7 @@ func TestBatchOfHundredEvents(t *testing.T) {
 	for _, e := range stream.Next(100) {
 		count[e.GetSubscriptionId()]++
 		ids[e.GetExternalId()] = true
+		eventID(t, e)
 	}
 	require.Equal(t, map[string]int{subA.GetId(): 75, subB.GetId(): 25}, count)
 	require.Len(t, ids, 100)
@@ -343,7 +355,7 @@ func TestDeleteSubscriptionStopsRouting(t *testing.T) {
 	stream := w.h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "crm"})
 	st, body := w.fake.send(w.url, event(601, portalA, "contact.creation", 1))
 	require.Equal(t, http.StatusOK, st, body)
-	require.Equal(t, "601", stream.Next(1)[0].GetExternalId())
+	require.Equal(t, "601", eventID(t, stream.Next(1)[0]))
 
 	_, err := w.h.Subscriptions.DeleteSubscription(w.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)
@@ -361,4 +373,43 @@ func TestConnectorParametersNeedTheClientSecret(t *testing.T) {
 		ConnectorKey: "hubspot", Parameters: apptest.Struct(t, map[string]any{}),
 	})
 	apptest.RequireCode(t, err, codes.InvalidArgument, "parameters.clientSecret: required")
+}
+
+// HubSpot's eventId is not unique: its test deliveries reuse eventId 100 for every
+// subscription type. Events that differ in anything but attemptNumber are all kept; a
+// retry of one (attemptNumber 1) is still a duplicate.
+func TestEventIDIsNotUnique(t *testing.T) {
+	w := start(t)
+	sub := w.subscribe(w.connection(tokenA, nil), nil)
+	stream := w.h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "crm"})
+
+	creation := event(100, portalA, "contact.creation", 123)
+	change := event(100, portalA, "contact.propertyChange", 123)
+	change["occurredAt"] = creation["occurredAt"]
+	st, body := w.fake.send(w.url, creation, change)
+	require.Equal(t, http.StatusOK, st, body)
+	require.JSONEq(t, `{"received": 2}`, body)
+	evs := stream.Next(2)
+	require.NotEqual(t, evs[0].GetExternalId(), evs[1].GetExternalId())
+	require.ElementsMatch(t, []string{"contact.creation", "contact.propertyChange"}, []string{evs[0].GetType(), evs[1].GetType()})
+	for _, e := range evs {
+		require.Equal(t, "100", eventID(t, e))
+		require.Equal(t, sub.GetId(), e.GetSubscriptionId())
+	}
+
+	// The same property change of another property is another event too.
+	other := event(100, portalA, "contact.propertyChange", 123)
+	other["occurredAt"], other["propertyName"] = creation["occurredAt"], "phone"
+	st, body = w.fake.send(w.url, other)
+	require.Equal(t, http.StatusOK, st, body)
+	require.JSONEq(t, `{"received": 1}`, body)
+	stream.Next(1)
+
+	// HubSpot's retries of them are not.
+	creation["attemptNumber"], change["attemptNumber"] = 1, 2
+	st, body = w.fake.send(w.url, change, creation)
+	require.Equal(t, http.StatusOK, st, body)
+	require.JSONEq(t, `{"received": 0}`, body)
+	stream.None(200 * time.Millisecond)
+	require.Len(t, w.storedEvents(), 3)
 }

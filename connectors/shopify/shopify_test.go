@@ -96,17 +96,24 @@ func TestSubscribeCreatesWebhookAndDeliveriesBecomeEvents(t *testing.T) {
 	require.Equal(t, "orders/create", ev.GetType())
 	require.Equal(t, "webhook", ev.GetEventKey())
 	require.Equal(t, w.conn.GetId(), ev.GetConnectionId())
-	require.Equal(t, "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", ev.GetExternalId())
+	require.Equal(t, "98880550-7158-44d4-b7cd-2c97c8a091b5", ev.GetExternalId())
 	rec := ev.GetRecord().GetStructValue().AsMap()
 	require.Equal(t, float64(5678901234567), rec["id"])
 	require.Equal(t, "jon@example.com", rec["email"])
 	require.Equal(t, "199.00", rec["total_price"])
 	require.Len(t, rec["line_items"], 1)
 
-	// Shopify retries with the same X-Shopify-Webhook-Id: stored once. The next, new
+	// Shopify retries with the same headers: stored once. The next, new
 	// delivery is the next event on the stream.
 	r = w.shop.send(sub.GetWebhookUri(), delivery{
 		Topic: "orders/create", WebhookID: "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043", EventID: "98880550-7158-44d4-b7cd-2c97c8a091b5",
+		Body: orderBody,
+	})
+	require.Equal(t, http.StatusOK, r.Status, r.Body)
+	require.JSONEq(t, `{"received":0}`, r.Body)
+	// The same event sent again as a new delivery (another X-Shopify-Webhook-Id): stored once.
+	r = w.shop.send(sub.GetWebhookUri(), delivery{
+		Topic: "orders/create", WebhookID: "6c1f0f0e-0a4e-4b8e-9d55-1b7f6a1e2c3d", EventID: "98880550-7158-44d4-b7cd-2c97c8a091b5",
 		Body: orderBody,
 	})
 	require.Equal(t, http.StatusOK, r.Status, r.Body)
@@ -117,15 +124,15 @@ func TestSubscribeCreatesWebhookAndDeliveriesBecomeEvents(t *testing.T) {
 	})
 	require.Equal(t, http.StatusOK, r.Status, r.Body)
 	ev2 := stream.Next(1)[0]
-	require.Equal(t, "0b2d3c7e-5a8f-4e0c-9d7e-2f6a1b3c4d5e", ev2.GetExternalId())
+	require.Equal(t, "e2", ev2.GetExternalId())
 	require.Equal(t, "ann@example.com", ev2.GetRecord().GetStructValue().AsMap()["email"])
 
-	// Without X-Shopify-Webhook-Id, X-Shopify-Event-Id identifies the delivery.
+	// Without X-Shopify-Event-Id, X-Shopify-Webhook-Id identifies the delivery.
 	for range 2 {
-		r = w.shop.send(sub.GetWebhookUri(), delivery{Topic: "orders/create", EventID: "ev-9", Body: `{"id":5678901234569}`})
+		r = w.shop.send(sub.GetWebhookUri(), delivery{Topic: "orders/create", WebhookID: "w-9", Body: `{"id":5678901234569}`})
 		require.Equal(t, http.StatusOK, r.Status, r.Body)
 	}
-	require.Equal(t, "ev-9", stream.Next(1)[0].GetExternalId())
+	require.Equal(t, "w-9", stream.Next(1)[0].GetExternalId())
 
 	list, err := w.h.Events.ListEvents(w.h.Ctx(), &hookmapv1.ListEventsRequest{
 		Filter: &hookmapv1.EventFilter{SubscriptionIds: []string{sub.GetId()}}, PageSize: 10,
