@@ -105,11 +105,13 @@ func (s *subscriptionService) DeleteSubscription(ctx context.Context, req *hookm
 	if req.GetId() == "" {
 		return nil, invalid("id", "required")
 	}
-	left, err := s.Core.DeleteSubscription(ctx, workspace(ctx), req.GetId(), req.GetForce())
+	del, err := s.Core.DeleteSubscription(ctx, workspace(ctx), req.GetId(), req.GetForce())
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	return &hookmapv1.DeleteSubscriptionResponse{Leftover: left}, nil
+	return &hookmapv1.DeleteSubscriptionResponse{
+		Leftover: del.Leftover, WebhookMayRemain: del.WebhookMayRemain, WebhookUri: del.WebhookURI,
+	}, nil
 }
 
 func (s *subscriptionService) RefreshSubscription(ctx context.Context, req *hookmapv1.RefreshSubscriptionRequest) (*hookmapv1.RefreshSubscriptionResponse, error) {

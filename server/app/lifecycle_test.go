@@ -145,6 +145,67 @@ func TestUnsubscribeFailureKeepsDeletingThenRetries(t *testing.T) {
 	resp, err := l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub2.GetId(), Force: true})
 	require.NoError(t, err)
 	require.Contains(t, resp.GetLeftover(), "500")
+	require.True(t, resp.GetWebhookMayRemain())
+	require.Equal(t, sub2.GetWebhookUri(), resp.GetWebhookUri())
+}
+
+// A subscription whose state lacks what unsubscribe needs stays DELETING however often it
+// is deleted; force removes it locally and says the app may still hold the hook, which a
+// reconcile then finds as an orphan.
+func TestForceDeletesAStuckSubscription(t *testing.T) {
+	l := startLifecycle(t)
+	sub, err := l.subscribe(t, "")
+	require.NoError(t, err)
+	st := l.stored(t, sub.GetId())
+	st.State = nil // no state, e.g. written by a connector version that forgot hookId
+	require.NoError(t, l.h.App.Core().Store.UpdateSubscription(context.Background(), st))
+
+	for range 2 {
+		_, err = l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
+		apptest.RequireCode(t, err, codes.FailedPrecondition, "no such key: hookId")
+		require.Contains(t, err.Error(), "force")
+		require.Equal(t, store.StatusDeleting, l.stored(t, sub.GetId()).Status)
+	}
+
+	resp, err := l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId(), Force: true})
+	require.NoError(t, err)
+	require.True(t, resp.GetWebhookMayRemain())
+	require.Equal(t, sub.GetWebhookUri(), resp.GetWebhookUri())
+	require.Contains(t, resp.GetLeftover(), "no such key: hookId")
+	require.Contains(t, resp.GetLeftover(), "the app may still hold the webhook for "+sub.GetWebhookUri())
+	_, err = l.h.Subscriptions.GetSubscription(l.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
+	apptest.RequireCode(t, err, codes.NotFound, sub.GetId())
+	r := l.h.PostJSON(sub.GetWebhookUri(), `{"events":[]}`)
+	require.Equal(t, http.StatusNotFound, r.Status)
+
+	// The hook is still in the app: an orphan for reconcile to delete.
+	require.Len(t, l.app.hookList(), 1)
+	rec, err := l.h.Subscriptions.ReconcileWebhooks(l.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
+		ConnectionId: l.conn.GetId(), EventKey: "item", Mode: hookmapv1.ReconcileMode_RECONCILE_MODE_DELETE_ORPHANS,
+		Parameters: apptest.Struct(t, map[string]any{"project": "p1"}),
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rec.GetDeleted())
+	require.Empty(t, l.app.hookList())
+
+	// When unsubscribe succeeds, force says nothing remains; a FAILED subscription (nothing
+	// registered) is removed without a word either.
+	ok, err := l.subscribe(t, "")
+	require.NoError(t, err)
+	resp, err = l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: ok.GetId(), Force: true})
+	require.NoError(t, err)
+	require.False(t, resp.GetWebhookMayRemain())
+	require.Empty(t, resp.GetLeftover())
+	require.Empty(t, l.app.hookList())
+	l.app.set(func() { l.app.createErr = &fakeErr{status: 422, body: `{"message":"no"}`} })
+	_, err = l.subscribe(t, "")
+	require.Error(t, err)
+	list, err := l.h.Subscriptions.ListSubscriptions(l.h.Ctx(), &hookmapv1.ListSubscriptionsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetSubscriptions(), 1)
+	resp, err = l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: list.GetSubscriptions()[0].GetId(), Force: true})
+	require.NoError(t, err)
+	require.False(t, resp.GetWebhookMayRemain())
 }
 
 func TestSubscribeFailureIsFailedWithTheAppsAnswer(t *testing.T) {

@@ -121,12 +121,12 @@ func (c *Core) DeleteConnection(ctx context.Context, workspaceID, id string, for
 	}
 	var leftovers []string
 	for _, s := range subs {
-		left, err := c.DeleteSubscription(ctx, workspaceID, s.ID, force)
+		del, err := c.DeleteSubscription(ctx, workspaceID, s.ID, force)
 		if err != nil {
 			return leftovers, fmt.Errorf("delete subscription %s: %w", s.ID, err)
 		}
-		if left != "" {
-			leftovers = append(leftovers, s.ID+": "+left)
+		if del.Leftover != "" {
+			leftovers = append(leftovers, s.ID+": "+del.Leftover)
 		}
 	}
 	if err := c.Store.DeleteConnection(ctx, workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -201,18 +201,33 @@ func (c *Core) applyStateResult(method string, out any, sub *store.Subscription,
 	return nil
 }
 
+// Deleted is what DeleteSubscription did.
+type Deleted struct {
+	// WebhookMayRemain is true when the subscription was deleted locally (force) without
+	// hookmap knowing that the app removed its webhook: the app may still hold it and send
+	// to WebhookURI, which answers 404 from now on.
+	WebhookMayRemain bool
+	// WebhookURI is the deleted subscription's URL, to find the webhook in the app.
+	WebhookURI string
+	// Leftover says why the webhook may remain (the unsubscribe error) and what to do.
+	Leftover string
+}
+
 // DeleteSubscription runs unsubscribe with the stored state and deletes the subscription.
 // A 404 from the app counts as gone. When unsubscribe fails the subscription stays in
-// DELETING (retried in the background) unless force, which deletes it anyway and returns
-// the failure as the leftover.
-func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, force bool) (string, error) {
+// DELETING (retried in the background) unless force: force deletes it locally whatever
+// its status (a DELETING subscription whose unsubscribe can never succeed, a PENDING one
+// whose subscribe never finished), after one more unsubscribe attempt, and says in the
+// result when the app may still hold the webhook.
+func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, force bool) (Deleted, error) {
 	sub, err := c.Store.GetSubscription(ctx, workspaceID, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return "", Errorf(codes.NotFound, "subscription %q not found", id)
+			return Deleted{}, Errorf(codes.NotFound, "subscription %q not found", id)
 		}
-		return "", err
+		return Deleted{}, err
 	}
+	res := Deleted{WebhookURI: c.WebhookURI(sub.ID)}
 	runErr := c.unsubscribe(ctx, sub)
 	if runErr != nil && !force {
 		sub.Status = store.StatusDeleting
@@ -220,17 +235,20 @@ func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, f
 		sub.RefreshFailures = 1
 		sub.NextRefreshTime = c.now().Add(backoff(1)) // the scheduler retries from then on
 		if err := c.Store.UpdateSubscription(context.WithoutCancel(ctx), sub); err != nil {
-			return "", err
+			return Deleted{}, err
 		}
-		return "", AppError("unsubscribe failed; the subscription stays DELETING and is retried", runErr)
+		return Deleted{}, AppError("unsubscribe failed; the subscription stays DELETING and is retried (force: true deletes it locally)", runErr)
 	}
 	if err := c.Store.DeleteSubscription(context.WithoutCancel(ctx), workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", err
+		return Deleted{}, err
 	}
 	if runErr != nil {
-		return truncate(runErr.Error(), 2048), nil
+		res.WebhookMayRemain = true
+		res.Leftover = truncate(fmt.Sprintf("deleted locally, but unsubscribe failed: %s; the app may still hold the webhook for %s "+
+			"(it is answered 404 from now on): remove it in the app, or with ReconcileWebhooks in mode DELETE_ORPHANS", runErr, res.WebhookURI), 2048)
+		c.Logger.Warn("subscription deleted with force; the app may still hold its webhook", "subscription", sub.ID, "status", sub.Status, "err", runErr)
 	}
-	return "", nil
+	return res, nil
 }
 
 func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {

@@ -574,7 +574,8 @@ func (x *ListSubscriptionsResponse) GetNextPageToken() string {
 type DeleteSubscriptionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Delete locally even when unsubscribe fails; the failure is reported in leftover.
+	// Delete locally whatever the status (ACTIVE, PENDING, FAILED or DELETING), even when
+	// unsubscribe fails; the response then says the app may still hold the webhook.
 	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -627,8 +628,14 @@ func (x *DeleteSubscriptionRequest) GetForce() bool {
 // DeleteSubscriptionResponse reports what a forced delete left behind.
 type DeleteSubscriptionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The unsubscribe error when force deleted a subscription whose unsubscribe failed.
-	Leftover      string `protobuf:"bytes,1,opt,name=leftover,proto3" json:"leftover,omitempty"`
+	// When webhook_may_remain: the unsubscribe error and what to do about the webhook.
+	Leftover string `protobuf:"bytes,1,opt,name=leftover,proto3" json:"leftover,omitempty"`
+	// True when force deleted the subscription without the app confirming it removed the
+	// webhook: the app may still hold it and send to webhook_uri (answered 404 from now
+	// on). Remove it in the app, or with ReconcileWebhooks in mode DELETE_ORPHANS.
+	WebhookMayRemain bool `protobuf:"varint,2,opt,name=webhook_may_remain,json=webhookMayRemain,proto3" json:"webhook_may_remain,omitempty"`
+	// The deleted subscription's webhook URI, to find the webhook in the app.
+	WebhookUri    string `protobuf:"bytes,3,opt,name=webhook_uri,json=webhookUri,proto3" json:"webhook_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -666,6 +673,20 @@ func (*DeleteSubscriptionResponse) Descriptor() ([]byte, []int) {
 func (x *DeleteSubscriptionResponse) GetLeftover() string {
 	if x != nil {
 		return x.Leftover
+	}
+	return ""
+}
+
+func (x *DeleteSubscriptionResponse) GetWebhookMayRemain() bool {
+	if x != nil {
+		return x.WebhookMayRemain
+	}
+	return false
+}
+
+func (x *DeleteSubscriptionResponse) GetWebhookUri() string {
+	if x != nil {
+		return x.WebhookUri
 	}
 	return ""
 }
@@ -1107,9 +1128,12 @@ const file_hookmap_v1_subscription_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"A\n" +
 	"\x19DeleteSubscriptionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"8\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x87\x01\n" +
 	"\x1aDeleteSubscriptionResponse\x12\x1a\n" +
-	"\bleftover\x18\x01 \x01(\tR\bleftover\",\n" +
+	"\bleftover\x18\x01 \x01(\tR\bleftover\x12,\n" +
+	"\x12webhook_may_remain\x18\x02 \x01(\bR\x10webhookMayRemain\x12\x1f\n" +
+	"\vwebhook_uri\x18\x03 \x01(\tR\n" +
+	"webhookUri\",\n" +
 	"\x1aRefreshSubscriptionRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x8d\x01\n" +
 	"\x1bRefreshSubscriptionResponse\x12<\n" +

@@ -40,7 +40,9 @@ type SubscriptionServiceClient interface {
 	GetSubscription(ctx context.Context, in *GetSubscriptionRequest, opts ...grpc.CallOption) (*Subscription, error)
 	// ListSubscriptions pages through subscriptions in creation order.
 	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
-	// DeleteSubscription runs unsubscribe with the stored state, then deletes it.
+	// DeleteSubscription runs unsubscribe with the stored state, then deletes it. When
+	// unsubscribe fails the subscription stays DELETING (retried in the background); force
+	// deletes it locally anyway, whatever its status.
 	DeleteSubscription(ctx context.Context, in *DeleteSubscriptionRequest, opts ...grpc.CallOption) (*DeleteSubscriptionResponse, error)
 	// RefreshSubscription runs refresh now (re-subscribing when the app says the hook is
 	// gone, or after repeated failures). For a DELETING subscription it retries unsubscribe.
@@ -133,7 +135,9 @@ type SubscriptionServiceServer interface {
 	GetSubscription(context.Context, *GetSubscriptionRequest) (*Subscription, error)
 	// ListSubscriptions pages through subscriptions in creation order.
 	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
-	// DeleteSubscription runs unsubscribe with the stored state, then deletes it.
+	// DeleteSubscription runs unsubscribe with the stored state, then deletes it. When
+	// unsubscribe fails the subscription stays DELETING (retried in the background); force
+	// deletes it locally anyway, whatever its status.
 	DeleteSubscription(context.Context, *DeleteSubscriptionRequest) (*DeleteSubscriptionResponse, error)
 	// RefreshSubscription runs refresh now (re-subscribing when the app says the hook is
 	// gone, or after repeated failures). For a DELETING subscription it retries unsubscribe.
