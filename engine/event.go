@@ -281,7 +281,7 @@ func (l *loader) method(path, name string, typ ImplementationType, vars []string
 	if f == nil {
 		return nil
 	}
-	m := &Method{Key: name, Type: typ, File: path, api: l.api}
+	m := &Method{Key: name, Type: typ, File: path, Vars: sortedVars(vars), api: l.api}
 	if typ == TypeRESTAPIMapping {
 		rm, probs := rest.Compile(f, path, vars)
 		l.addProblems(path, probs)

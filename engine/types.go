@@ -175,6 +175,9 @@ type Verify struct {
 	// when the block is written {$cel: BOOL}.
 	verify.Config
 
+	// Vars are the variables the block sees (its handle's), sorted.
+	Vars []string
+
 	secret *mapping.Value
 	cond   *mapping.CEL
 }
@@ -219,6 +222,9 @@ type Method struct {
 	Type ImplementationType
 	// File is the method's file, joined from the folder given to Load.
 	File string
+	// Vars are the variables the method declares (DESIGN.md §4), sorted; `now` is every
+	// method's and not listed.
+	Vars []string
 
 	mapping *mapping.Value
 	rest    *rest.Method

@@ -31,9 +31,9 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 		if cond == nil {
 			return nil
 		}
-		return &Verify{Config: verify.Config{Scheme: "cel"}, cond: cond}
+		return &Verify{Config: verify.Config{Scheme: "cel"}, Vars: sortedVars(vars), cond: cond}
 	}
-	v := &Verify{Config: verify.Config{Tolerance: verify.DefaultTolerance}}
+	v := &Verify{Config: verify.Config{Tolerance: verify.DefaultTolerance}, Vars: sortedVars(vars)}
 	var schemeNode, secretKey *yaml.Node
 	nodes := map[string]*yaml.Node{} // where a problem of a key is reported
 	for _, q := range pairs {

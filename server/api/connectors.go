@@ -11,6 +11,7 @@ import (
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/core"
 )
 
 type connectorService struct {
@@ -104,42 +105,10 @@ func (s *connectorService) ReloadConnectors(ctx context.Context, _ *hookmapv1.Re
 }
 
 func (s *connectorService) EvaluateMethod(ctx context.Context, req *hookmapv1.EvaluateMethodRequest) (*hookmapv1.EvaluateMethodResponse, error) {
-	if req.GetConnectorKey() == "" {
-		return nil, invalid("connector_key", "required")
-	}
-	if (req.GetEventKey() == "") == (req.GetGlobalWebhookKey() == "") {
-		return nil, invalid("event_key", "give exactly one of event_key and global_webhook_key")
-	}
-	if req.GetMethod() == "" {
-		return nil, invalid("method", "required")
-	}
-	var m *engine.Method
-	if req.GetEventKey() != "" {
-		_, ev, err := s.Core.Event(req.GetConnectorKey(), req.GetEventKey())
-		if err != nil {
-			return nil, toStatus(ctx, s.Logger, err)
-		}
-		m = ev.Methods[req.GetMethod()]
-	} else {
-		c, err := s.Core.Connector(req.GetConnectorKey())
-		if err != nil {
-			return nil, toStatus(ctx, s.Logger, err)
-		}
-		gw, ok := c.GlobalWebhooks[req.GetGlobalWebhookKey()]
-		if !ok {
-			return nil, status.Errorf(codes.FailedPrecondition, "connector %q has no global webhook %q", c.Key, req.GetGlobalWebhookKey())
-		}
-		if req.GetMethod() == engine.MethodHandle {
-			m = gw.Handle
-		}
-	}
-	if m == nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "no method %q there", req.GetMethod())
-	}
-	if m.Type == engine.TypeRESTAPIMapping && !req.GetAllowSideEffects() {
-		return nil, status.Errorf(codes.FailedPrecondition, "%s is a rest-api-mapping that calls the external app; set allow_side_effects to run it", m.File)
-	}
-	out, err := m.Run(ctx, plainFromStruct(req.GetInput()), s.Core.RunOptions())
+	out, err := s.Core.EvaluateMethod(ctx, core.EvaluateInput{
+		ConnectorKey: req.GetConnectorKey(), EventKey: req.GetEventKey(), GlobalWebhookKey: req.GetGlobalWebhookKey(),
+		Method: req.GetMethod(), Input: plainFromStruct(req.GetInput()), AllowSideEffects: req.GetAllowSideEffects(),
+	})
 	if err != nil {
 		var ee *engine.EvalError
 		var he *engine.HTTPError

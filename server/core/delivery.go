@@ -90,40 +90,63 @@ func requestVars(in *Incoming) (map[string]any, *failure) {
 	return vars, nil
 }
 
-// checkVerify runs a verify block; vars are the handle's variables (for the secret).
-func (c *Core) checkVerify(ctx context.Context, v *engine.Verify, vars map[string]any, in *Incoming, m Metrics) *failure {
-	if v == nil || in.Replay {
-		return nil
-	}
-	reject := func(reason, msg string) *failure {
-		if m != nil {
-			m.VerifyFailure(v.Scheme, reason)
-		}
-		return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + msg}
-	}
+// VerifyOutcome is what a verify block said of a request.
+type VerifyOutcome struct {
+	OK bool
+	// Reason classifies a failure for metrics: a verify.Reason (missing_header,
+	// bad_format, stale_timestamp, mismatch, no_secret), "false" for a {$cel: BOOL} block
+	// that is false, "error" for one that failed. Empty when OK.
+	Reason string
+	// Message says precisely what failed; it never contains a secret or a signature.
+	Message string
+}
+
+// Verify runs a verify block on a request; vars are the handle's variables (for the
+// secret and {$cel: BOOL} blocks). The receiver and EvaluateMethod both use it.
+func (c *Core) Verify(ctx context.Context, v *engine.Verify, vars map[string]any, in *Incoming) VerifyOutcome {
 	if v.Scheme == "cel" {
 		ok, err := v.CheckCEL(ctx, vars)
 		switch {
 		case err != nil:
-			return reject("error", err.Error())
+			return VerifyOutcome{Reason: "error", Message: err.Error()}
 		case !ok:
-			return reject("mismatch", "the verify expression is false")
+			return VerifyOutcome{Reason: "false", Message: "the verify expression is false"}
 		}
-		return nil
+		return VerifyOutcome{OK: true}
 	}
 	secret, err := v.Secret(ctx, vars)
 	if err != nil {
-		return reject("no_secret", "no secret: "+err.Error())
+		return VerifyOutcome{Reason: string(verify.ReasonNoSecret), Message: "no secret: " + err.Error()}
 	}
 	if err := verify.Check(v.Config, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now()); err != nil {
-		reason := "mismatch"
+		reason := string(verify.ReasonMismatch)
 		var f *verify.Failure
 		if errors.As(err, &f) {
 			reason = string(f.Reason)
 		}
-		return reject(reason, err.Error())
+		return VerifyOutcome{Reason: reason, Message: v.Scheme + ": " + err.Error()}
 	}
-	return nil
+	return VerifyOutcome{OK: true}
+}
+
+// checkVerify runs a verify block at the receiver (not on a replay: the request was
+// verified when it arrived) and turns a failure into a 401.
+func (c *Core) checkVerify(ctx context.Context, v *engine.Verify, vars map[string]any, in *Incoming, m Metrics) *failure {
+	if v == nil || in.Replay {
+		return nil
+	}
+	out := c.Verify(ctx, v, vars, in)
+	if out.OK {
+		return nil
+	}
+	if m != nil {
+		reason := out.Reason
+		if reason == "false" {
+			reason = "mismatch"
+		}
+		m.VerifyFailure(v.Scheme, reason)
+	}
+	return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + out.Message}
 }
 
 // handleResult is a validated handle result.

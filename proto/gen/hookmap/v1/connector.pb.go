@@ -646,9 +646,13 @@ type EvaluateMethodRequest struct {
 	// Exactly one of event_key and global_webhook_key.
 	EventKey         string `protobuf:"bytes,2,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
 	GlobalWebhookKey string `protobuf:"bytes,3,opt,name=global_webhook_key,json=globalWebhookKey,proto3" json:"global_webhook_key,omitempty"`
-	// The method key, e.g. "handle".
+	// The method key, e.g. "handle"; or "verify" to run the event's (or global webhook's)
+	// verify block on a request, answering {verified, scheme, reason?, message?}.
 	Method string `protobuf:"bytes,4,opt,name=method,proto3" json:"method,omitempty"`
 	// The method's variables, e.g. {"data": {...}, "headers": {...}, "parameters": {...}}.
+	// A key that is not a variable of the method is INVALID_ARGUMENT, listing them. For
+	// "verify": the handle's variables (headers, rawBody, method, webhookSecret, state…)
+	// plus url, the full URL the app called (for schemes that sign it).
 	Input *structpb.Struct `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
 	// Allow methods that call the external app (rest-api-mapping).
 	AllowSideEffects bool `protobuf:"varint,6,opt,name=allow_side_effects,json=allowSideEffects,proto3" json:"allow_side_effects,omitempty"`
