@@ -68,6 +68,11 @@ type RunOptions struct {
 	// Now, when set, is the clock of the run's `now` (the server passes its own, so an
 	// injected clock reaches the methods too); default time.Now.
 	Now func() time.Time
+	// State, when set, reads the subscription's stored state again. A rest-api-mapping
+	// calls it after each request, so that its later requests and its responseMapping see
+	// as `state` what a handle stored meanwhile (an app that sends a handshake to the new
+	// hook during the create call).
+	State func(ctx context.Context) (map[string]any, error)
 }
 
 // DefaultMaxResponseBytes is RunOptions.MaxResponseBytes when left 0.
@@ -246,7 +251,7 @@ func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) 
 	}
 	switch {
 	case m.rest != nil:
-		return m.rest.Run(s, m.api, rest.Options{HTTP: opts.HTTP, MaxResponseBytes: opts.MaxResponseBytes})
+		return m.rest.Run(s, m.api, rest.Options{HTTP: opts.HTTP, MaxResponseBytes: opts.MaxResponseBytes, State: opts.State})
 	case m.mapping != nil:
 		return m.mapping.Eval(s)
 	}

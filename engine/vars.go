@@ -23,7 +23,7 @@ func with(base []string, more ...string) []string {
 func methodVars(name string) []string {
 	switch name {
 	case MethodSubscribe:
-		return with(connectionVars, "webhookUri", "webhookSecret", "parameters", "subscriptionId")
+		return with(connectionVars, "webhookUri", "webhookSecret", "parameters", "subscriptionId", "state")
 	case MethodHandle:
 		return eventHandleVars()
 	case MethodUnsubscribe:

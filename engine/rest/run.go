@@ -38,6 +38,9 @@ type Doer interface {
 type Options struct {
 	HTTP             Doer
 	MaxResponseBytes int64
+	// State, when set, is called after each request; the requests after it and the
+	// responseMapping see its result as `state` (what a handle stored meanwhile).
+	State func(ctx context.Context) (map[string]any, error)
 }
 
 // HTTPError is a request the app answered with a status outside allowedStatusCodes (or
@@ -77,11 +80,27 @@ func (m *Method) Run(s *mapping.Scope, api *API, opts Options) (any, error) {
 	}
 	responses := map[string]any{}
 	var last map[string]any
-	for _, r := range m.Requests {
-		rs := s
-		if m.Multi {
-			rs = s.With(map[string]any{"responses": responses})
+	var state map[string]any // read again after each request when opts.State is set
+	scope := func(extra map[string]any) *mapping.Scope {
+		if state != nil {
+			extra["state"] = state
 		}
+		if len(extra) == 0 {
+			return s
+		}
+		return s.With(extra)
+	}
+	for i, r := range m.Requests {
+		if i > 0 && opts.State != nil {
+			if state, err = opts.State(s.Context()); err != nil {
+				return nil, err
+			}
+		}
+		extra := map[string]any{}
+		if m.Multi {
+			extra["responses"] = responses
+		}
+		rs := scope(extra)
 		if r.When != nil {
 			ok, err := r.When.EvalBool(rs)
 			if err != nil {
@@ -106,11 +125,16 @@ func (m *Method) Run(s *mapping.Scope, api *API, opts Options) (any, error) {
 	if last == nil {
 		last = map[string]any{}
 	}
+	if opts.State != nil {
+		if state, err = opts.State(s.Context()); err != nil {
+			return nil, err
+		}
+	}
 	extra := map[string]any{"response": last}
 	if m.Multi {
 		extra["responses"] = responses
 	}
-	return m.ResponseMapping.Eval(s.With(extra))
+	return m.ResponseMapping.Eval(scope(extra))
 }
 
 func evalAPI(s *mapping.Scope, api *API) (string, map[string]any, time.Duration, error) {

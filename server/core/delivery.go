@@ -373,12 +373,8 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: handle.File + ": " + err.Error(), keep: true})
 	}
 	commit := &store.DeliveryCommit{Delivery: d, Events: events}
-	if hr.hasState {
-		sealed, err := c.sealState(sub.ID, hr.state)
-		if err != nil {
-			return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
-		}
-		commit.StateUpdates = []store.StateUpdate{{SubscriptionID: sub.ID, State: sealed}}
+	if hr.hasState { // merged into the stored state inside the commit (mergeState)
+		commit.StateUpdates = []store.StateUpdate{{SubscriptionID: sub.ID, Change: c.stateMerge(sub.ID, hr.state)}}
 	}
 	return c.commit(ctx, in, d, commit, reply, hr.response == nil)
 }

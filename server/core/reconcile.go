@@ -277,7 +277,7 @@ func (c *Core) repair(ctx context.Context, sub *store.Subscription) error {
 	sub.RefreshTime = now
 	sub.RefreshFailures = 0
 	sub.LastError = "repaired at " + now.UTC().Format("2006-01-02T15:04:05Z") + ": reconcile found the app no longer had its webhook"
-	return c.Store.UpdateSubscription(context.WithoutCancel(ctx), sub)
+	return c.saveSubscription(context.WithoutCancel(ctx), sub)
 }
 
 // includes reports whether every entry of sub is in all, with the same value.

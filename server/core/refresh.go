@@ -82,7 +82,7 @@ func (c *Core) refreshLocked(ctx context.Context, sub *store.Subscription) Refre
 			sub.RefreshFailures++
 			sub.LastError = truncate("unsubscribe failed: "+err.Error(), 2048)
 			sub.NextRefreshTime = c.now().Add(backoff(sub.RefreshFailures))
-			if uerr := c.Store.UpdateSubscription(wctx, sub); uerr != nil {
+			if uerr := c.saveSubscription(wctx, sub); uerr != nil {
 				return RefreshOutcome{Err: uerr}
 			}
 			return RefreshOutcome{Err: err}
@@ -102,7 +102,7 @@ func (c *Core) refreshLocked(ctx context.Context, sub *store.Subscription) Refre
 		sub.RefreshTime = now
 		sub.RefreshFailures = 0
 		sub.LastError = ""
-		if uerr := c.Store.UpdateSubscription(wctx, sub); uerr != nil {
+		if uerr := c.saveSubscription(wctx, sub); uerr != nil {
 			return RefreshOutcome{Err: uerr}
 		}
 		return RefreshOutcome{Refreshed: true}
@@ -117,7 +117,7 @@ func (c *Core) refreshLocked(ctx context.Context, sub *store.Subscription) Refre
 			sub.RefreshFailures = 0
 			sub.RefreshTime = now
 			sub.Status = store.StatusActive
-			if uerr := c.Store.UpdateSubscription(wctx, sub); uerr != nil {
+			if uerr := c.saveSubscription(wctx, sub); uerr != nil {
 				return RefreshOutcome{Err: uerr}
 			}
 			c.Logger.Info("subscription healed", "subscription", sub.ID, "cause", err)
@@ -127,7 +127,7 @@ func (c *Core) refreshLocked(ctx context.Context, sub *store.Subscription) Refre
 	}
 	sub.LastError = truncate("refresh failed: "+err.Error(), 2048)
 	sub.NextRefreshTime = now.Add(backoff(sub.RefreshFailures))
-	if uerr := c.Store.UpdateSubscription(wctx, sub); uerr != nil {
+	if uerr := c.saveSubscription(wctx, sub); uerr != nil {
 		return RefreshOutcome{Err: uerr}
 	}
 	c.Logger.Warn("refresh failed", "subscription", sub.ID, "failures", sub.RefreshFailures, "err", err)
@@ -149,7 +149,9 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 		return err
 	}
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
-	out, err := m.Run(ctx, vars, c.RunOptions())
+	opts := c.RunOptions()
+	opts.State = c.latestState(sub)
+	out, err := m.Run(ctx, vars, opts)
 	if err != nil {
 		return err
 	}

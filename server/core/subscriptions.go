@@ -112,7 +112,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 	// The subscription's fate is recorded even if the client went away meanwhile.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := c.Store.UpdateSubscription(wctx, sub); err != nil {
+	if err := c.saveSubscription(wctx, sub); err != nil {
 		return nil, fmt.Errorf("record subscription %s: %w", sub.ID, err)
 	}
 	if runErr != nil {
@@ -161,14 +161,46 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
 	vars["webhookSecret"] = secret
 	vars["subscriptionId"] = sub.ID
-	out, err := m.Run(ctx, vars, c.RunOptions())
+	state, err := c.SubscriptionState(sub)
+	if err != nil {
+		return err
+	}
+	vars["state"] = state
+	opts := c.RunOptions()
+	opts.State = c.latestState(sub)
+	out, err := m.Run(ctx, vars, opts)
 	if err != nil {
 		return err
 	}
 	return c.applyStateResult("subscribe", out, sub, false)
 }
 
-// applyStateResult reads {state, nextRefreshTimestamp} into sub, sealing the state.
+// saveSubscription writes sub. Its state is never written from this copy: the state a
+// method returned (sub.StateChange, set by applyStateResult) is merged into the stored one
+// in the same transaction, so the keys a handle stored meanwhile (a handshake answered
+// while subscribe ran) are kept; without one the stored state is kept as it is.
+func (c *Core) saveSubscription(ctx context.Context, sub *store.Subscription) error {
+	if sub.StateChange == nil {
+		sub.StateChange = func(stored []byte) ([]byte, error) { return stored, nil }
+	}
+	return c.Store.UpdateSubscription(ctx, sub)
+}
+
+// latestState returns a function reading the subscription's stored state, for the
+// methods that may see state a handle wrote while they run (RunOptions.State).
+func (c *Core) latestState(sub *store.Subscription) func(context.Context) (map[string]any, error) {
+	return func(ctx context.Context) (map[string]any, error) {
+		s, err := c.Store.GetSubscription(ctx, sub.WorkspaceID, sub.ID)
+		if err != nil {
+			return nil, fmt.Errorf("read the state of subscription %s: %w", sub.ID, err)
+		}
+		return c.SubscriptionState(s)
+	}
+}
+
+// applyStateResult reads {state, nextRefreshTimestamp} into sub. The state is merged
+// (mergeState) into the stored one when sub is saved (sub.StateChange), and into sub's
+// copy now.
 func (c *Core) applyStateResult(method string, out any, sub *store.Subscription, requireNext bool) error {
 	if out == nil {
 		out = map[string]any{}
@@ -182,11 +214,23 @@ func (c *Core) applyStateResult(method string, out any, sub *store.Subscription,
 		if !ok {
 			return Errorf(codes.FailedPrecondition, "%s returned state of type %T, want an object", method, st)
 		}
-		sealed, err := c.sealState(sub.ID, m)
+		merge := c.stateMerge(sub.ID, m)
+		if prev := sub.StateChange; prev != nil {
+			sub.StateChange = func(stored []byte) ([]byte, error) {
+				b, err := prev(stored)
+				if err != nil {
+					return nil, err
+				}
+				return merge(b)
+			}
+		} else {
+			sub.StateChange = merge
+		}
+		merged, err := merge(sub.State)
 		if err != nil {
 			return err
 		}
-		sub.State = sealed
+		sub.State = merged
 	}
 	sub.NextRefreshTime = time.Time{}
 	if nr, present := res["nextRefreshTimestamp"]; present && nr != nil {
@@ -234,7 +278,7 @@ func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, f
 		sub.LastError = truncate("unsubscribe failed: "+runErr.Error(), 2048)
 		sub.RefreshFailures = 1
 		sub.NextRefreshTime = c.now().Add(backoff(1)) // the scheduler retries from then on
-		if err := c.Store.UpdateSubscription(context.WithoutCancel(ctx), sub); err != nil {
+		if err := c.saveSubscription(context.WithoutCancel(ctx), sub); err != nil {
 			return Deleted{}, err
 		}
 		return Deleted{}, AppError("unsubscribe failed; the subscription stays DELETING and is retried (force: true deletes it locally)", runErr)

@@ -75,6 +75,13 @@ type Subscription struct {
 	// State is what subscribe, refresh and handle keep for the subscription (a hook id,
 	// often the app's signing secret for it): its JSON, sealed by the caller; nil when none.
 	State []byte
+	// StateChange, when not nil, makes UpdateSubscription compute the state from the
+	// stored one in the same transaction instead of writing State: it is given the stored
+	// (sealed) state and returns the new one, which is written and set in State. Core
+	// merges a method's state into the stored one this way, so the keys a handle stored
+	// meanwhile (a handshake answered while subscribe runs) are kept. It runs inside the
+	// store's write transaction: it must be quick and touch nothing else.
+	StateChange func(stored []byte) ([]byte, error)
 	// WebhookSecret is the per-subscription secret given to subscribe as webhookSecret,
 	// sealed by the caller.
 	WebhookSecret []byte
@@ -168,10 +175,14 @@ type DeliveryFilter struct {
 	Start, End time.Time
 }
 
-// StateUpdate replaces a subscription's state as part of a delivery commit.
+// StateUpdate changes a subscription's state as part of a delivery commit: State (sealed
+// by the caller, like Subscription.State) replaces it, or, when Change is set, Change
+// computes the new state from the stored one inside the commit's transaction (core merges
+// a handle's state this way; like Subscription.StateChange it must be quick).
 type StateUpdate struct {
 	SubscriptionID string
-	State          []byte // sealed by the caller, like Subscription.State
+	State          []byte
+	Change         func(stored []byte) ([]byte, error)
 }
 
 // DeliveryCommit is everything one delivery writes, committed atomically.
@@ -235,7 +246,9 @@ type Store interface {
 	LookupSubscription(ctx context.Context, id string) (*Subscription, error)
 	ListSubscriptions(ctx context.Context, workspaceID string, connectionID string, p Page) ([]*Subscription, string, error)
 	// UpdateSubscription replaces every mutable field and sets UpdateTime; LastEventTime,
-	// maintained by CommitDelivery, keeps the later of the stored and the given time.
+	// maintained by CommitDelivery, keeps the later of the stored and the given time. The
+	// state is State, or with a StateChange what it makes of the stored state, atomically.
+	// ErrNotFound when the subscription does not exist.
 	UpdateSubscription(ctx context.Context, s *Subscription) error
 	DeleteSubscription(ctx context.Context, workspaceID, id string) error
 	// MatchSubscriptions returns the ACTIVE subscriptions routed by a global webhook selector (indexed).

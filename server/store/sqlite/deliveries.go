@@ -133,6 +133,7 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 	type state struct {
 		id, ws string
 		sealed any
+		change func([]byte) ([]byte, error)
 	}
 	states := make([]state, len(c.StateUpdates))
 	for i, u := range c.StateUpdates {
@@ -140,7 +141,7 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 		if ws == "" {
 			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
 		}
-		states[i] = state{u.SubscriptionID, ws, blob(u.State)}
+		states[i] = state{u.SubscriptionID, ws, blob(u.State), u.Change}
 	}
 	t0 := nanos(now())
 
@@ -215,7 +216,22 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 			}
 		}
 		for _, u := range states {
-			if _, err := t.execStmt(s.hot.setState, u.sealed, t0, u.id, u.ws); err != nil {
+			sealed := u.sealed
+			if u.change != nil {
+				stored, found, err := storedState(t, u.id, u.ws)
+				if err != nil {
+					return err
+				}
+				if !found {
+					continue // deleted while its delivery was handled
+				}
+				b, err := u.change(stored)
+				if err != nil {
+					return fmt.Errorf("subscription %q state: %w", u.id, err)
+				}
+				sealed = blob(b)
+			}
+			if _, err := t.execStmt(s.hot.setState, sealed, t0, u.id, u.ws); err != nil {
 				return fmt.Errorf("sqlite: subscription %q state: %w", u.id, err)
 			}
 		}

@@ -108,7 +108,8 @@ func (s *Store) ListSubscriptions(ctx context.Context, workspaceID, connectionID
 // UpdateSubscription replaces the subscription's mutable fields (parameters, state,
 // webhook secret, status, last error, routing, refresh times and failures) and sets its
 // UpdateTime to now. LastEventTime, which CommitDelivery maintains, keeps the later of the
-// stored and the given time.
+// stored and the given time. With a StateChange the state written is what it makes of the
+// stored one, in the same transaction, and sub.State is set to it.
 func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription) error {
 	params, state, err := encodeSubscriptionMaps(sub)
 	if err != nil {
@@ -116,7 +117,22 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 	}
 	updated := now()
 	var lastEvent int64
+	var changed []byte
 	err = s.write(ctx, func(t *wtx) error {
+		state := state
+		if sub.StateChange != nil {
+			stored, found, err := storedState(t, sub.ID, sub.WorkspaceID)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("subscription %q: %w", sub.ID, store.ErrNotFound)
+			}
+			if changed, err = sub.StateChange(stored); err != nil {
+				return fmt.Errorf("subscription %q state: %w", sub.ID, err)
+			}
+			state = blob(changed)
+		}
 		err := t.queryRow(`UPDATE subscriptions SET parameters = ?, state = ?, webhook_secret = ?, status = ?, last_error = ?,
 				global_webhook_key = ?, selector = ?, next_refresh_time = ?, refresh_time = ?, refresh_failures = ?,
 				last_event_time = MAX(last_event_time, ?), update_time = ?
@@ -135,8 +151,25 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 	})
 	if err == nil {
 		sub.UpdateTime, sub.LastEventTime = updated, fromNanos(lastEvent)
+		if sub.StateChange != nil {
+			sub.State, sub.StateChange = changed, nil
+		}
 	}
 	return err
+}
+
+// storedState reads a subscription's stored (sealed) state inside the writer's
+// transaction, so that no other write comes between it and the write of its change; found
+// is false when the subscription does not exist.
+func storedState(t *wtx, id, workspaceID string) (state []byte, found bool, err error) {
+	err = t.queryRow(`SELECT state FROM subscriptions WHERE id = ? AND workspace_id = ?`, id, workspaceID).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("sqlite: subscription %q state: %w", id, err)
+	}
+	return state, true, nil
 }
 
 // DeleteSubscription deletes a subscription of the workspace. Its events, deliveries and

@@ -154,6 +154,24 @@ func testStateUpdates(t *testing.T, s store.Store) {
 	require.NoError(t, err)
 	require.Equal(t, newState, got.State)
 	require.Equal(t, sub.Parameters, got.Parameters)
+
+	// A Change is given the stored state inside the transaction; two of one subscription
+	// in one commit apply in order; one of a deleted subscription is not called.
+	change := func(tag string) func([]byte) ([]byte, error) {
+		return func(stored []byte) ([]byte, error) { return append(append([]byte(nil), stored...), tag...), nil }
+	}
+	_, err = s.CommitDelivery(ctx, &store.DeliveryCommit{
+		Delivery: deliveryOf(sub, base),
+		StateUpdates: []store.StateUpdate{
+			{SubscriptionID: sub.ID, Change: change("+a")},
+			{SubscriptionID: sub.ID, Change: change("+b")},
+			{SubscriptionID: gone.ID, Change: func([]byte) ([]byte, error) { return nil, errors.New("called for a deleted subscription") }},
+		},
+	})
+	require.NoError(t, err)
+	got, err = s.GetSubscription(ctx, ws, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, []byte("sealed-state-from-handle+a+b"), got.State)
 }
 
 func testReplay(t *testing.T, s store.Store) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -163,8 +164,38 @@ func testUpdateSubscription(t *testing.T, s store.Store) {
 	require.Nil(t, got.State)
 	require.Empty(t, got.LastError)
 
+	// A StateChange computes the state from the stored one, not from the given State: what
+	// another write stored meanwhile is what it is given.
+	upd.State = []byte("sealed-by-handle")
+	require.NoError(t, s.UpdateSubscription(ctx, &upd))
+	stale := upd
+	stale.State = []byte("stale-copy")
+	var given []byte
+	stale.StateChange = func(stored []byte) ([]byte, error) {
+		given = stored
+		return append(append([]byte(nil), stored...), "+subscribe"...), nil
+	}
+	require.NoError(t, s.UpdateSubscription(ctx, &stale))
+	require.Equal(t, []byte("sealed-by-handle"), given)
+	require.Equal(t, []byte("sealed-by-handle+subscribe"), stale.State, "the result is written back")
+	require.Nil(t, stale.StateChange)
+	got, err = s.GetSubscription(ctx, ws, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, []byte("sealed-by-handle+subscribe"), got.State)
+	// A failing change fails the update and writes nothing.
+	broken := *got
+	broken.Status = store.StatusDeleting
+	broken.StateChange = func([]byte) ([]byte, error) { return nil, errors.New("cannot open") }
+	require.ErrorContains(t, s.UpdateSubscription(ctx, &broken), "cannot open")
+	got, err = s.GetSubscription(ctx, ws, sub.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusFailed, got.Status)
+	require.Equal(t, []byte("sealed-by-handle+subscribe"), got.State)
+
 	missing := *sub
 	missing.ID = "no-such-subscription"
+	require.ErrorIs(t, s.UpdateSubscription(ctx, &missing), store.ErrNotFound)
+	missing.StateChange = func(b []byte) ([]byte, error) { return b, nil }
 	require.ErrorIs(t, s.UpdateSubscription(ctx, &missing), store.ErrNotFound)
 	foreign := *sub
 	foreign.WorkspaceID = other
