@@ -185,6 +185,19 @@ type Verify struct {
 
 	secret *mapping.Value
 	cond   *mapping.CEL
+	skip   *mapping.CEL
+}
+
+// Skips reports whether the block has a skipWhen condition.
+func (v *Verify) Skips() bool { return v != nil && v.skip != nil }
+
+// SkipWhen evaluates the block's skipWhen condition with vars (the handle's variables):
+// true means the request is let through unverified. False without a condition.
+func (v *Verify) SkipWhen(ctx context.Context, vars map[string]any) (bool, error) {
+	if v == nil || v.skip == nil {
+		return false, nil
+	}
+	return v.skip.EvalBool(mapping.NewScope(ctx, vars))
 }
 
 // ErrNotCEL is returned by CheckCEL for a verify block that is not {$cel: ...}.

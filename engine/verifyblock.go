@@ -56,6 +56,8 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 			case "prefix":
 				v.Prefix = str
 			}
+		case "skipWhen":
+			v.skip = l.skipWhen(path, mc, q)
 		case "secret":
 			secretKey = q.KeyNode
 			if !yamlsrc.IsNull(q.Value) {
@@ -73,7 +75,7 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 				l.add(path, q.KeyNode, "verify is either {scheme: ..., secret: ...} or {$cel: BOOL} alone; %s is not supported here", q.Key)
 				continue
 			}
-			l.unknownKey(path, q, "verify", "scheme, secret, header, algorithm, encoding, prefix, tolerance, or {$cel: BOOL}")
+			l.unknownKey(path, q, "verify", "scheme, secret, header, algorithm, encoding, prefix, tolerance, skipWhen, or {$cel: BOOL}")
 		}
 	}
 	if schemeNode == nil {
@@ -104,4 +106,15 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 		v.Encoding = cmp.Or(v.Encoding, "hex")
 	}
 	return v
+}
+
+// skipWhen compiles verify.skipWhen: {$cel: BOOL} over the handle's variables.
+func (l *loader) skipWhen(path string, mc *mapping.Compiler, q yamlsrc.Pair) *mapping.CEL {
+	n := yamlsrc.Resolve(q.Value)
+	pairs, _ := yamlsrc.Pairs(n)
+	if n == nil || n.Kind != yaml.MappingNode || len(pairs) != 1 || pairs[0].Key != mapping.KeyCEL {
+		l.add(path, q.Value, "verify skipWhen must be {$cel: BOOL}, a condition over the handle's variables (e.g. {$cel: '\"x-hook-secret\" in headers && !has(state.hookSecret)'})")
+		return nil
+	}
+	return mc.CompileCEL(pairs[0].Value, true)
 }

@@ -87,6 +87,21 @@ func TestEvaluateVerify(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "stale_timestamp", out["reason"], out)
 
+	// verify.skipWhen: the handshake passes unsigned while there is no secret, and only then.
+	handshake := func(state map[string]any) (map[string]any, error) {
+		return evaluate(h, &hookmapv1.EvaluateMethodRequest{
+			ConnectorKey: "handshake", EventKey: "tasks", Method: "verify", Input: apptest.Struct(t, map[string]any{
+				"state": state, "headers": map[string]any{"X-Hook-Secret": "abc"},
+			}),
+		})
+	}
+	out, err = handshake(map[string]any{})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"verified": true, "skipped": true, "scheme": "hmac"}, out)
+	out, err = handshake(map[string]any{"hookSecret": "abc"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"verified": false, "scheme": "hmac", "reason": "missing_header", "message": "hmac: missing header X-Hook-Signature"}, out)
+
 	// A {$cel: BOOL} block that is false, with data parsed from rawBody.
 	out, err = evaluate(h, &hookmapv1.EvaluateMethodRequest{
 		ConnectorKey: "microsoft-graph", EventKey: "changes", Method: "verify", Input: apptest.Struct(t, map[string]any{

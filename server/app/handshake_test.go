@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -155,9 +156,10 @@ func (w *handshakeWorld) state(t *testing.T, id string) map[string]any {
 	return state
 }
 
-// The state a handle stores while subscribe runs (the handshake's secret) is kept when
-// subscribe's result is stored, subscribe's responseMapping reads it, and later state
-// from handle is merged key by key: nothing erases the hook id unsubscribe needs.
+// The state a handle stores while subscribe runs (the handshake's secret, let through
+// unverified by verify.skipWhen) is kept when subscribe's result is stored,
+// subscribe's responseMapping reads it, and later state from handle is merged key by key:
+// nothing erases the hook id unsubscribe needs.
 func TestHandshakeStateIsMergedWithSubscribe(t *testing.T) {
 	w := startHandshake(t)
 	sub, err := w.subscribe(t)
@@ -173,10 +175,32 @@ func TestHandshakeStateIsMergedWithSubscribe(t *testing.T) {
 	require.Equal(t, map[string]any{"hookId": "1201", "hookSecret": "hook-secret-1201", "confirmed": true, "lastEventAt": "2026-01-05T10:00:00.000Z"},
 		w.state(t, sub.GetId()), "a handle's state adds its keys, it does not replace the state")
 
-	// A second handshake (forged, or the app's retry) is refused and changes nothing.
+	// verify.skipWhen lets the handshake through unsigned only while there is no secret:
+	// a forged second handshake must be signed like any delivery, and is refused.
 	r = w.h.PostJSON(sub.GetWebhookUri(), ``, "X-Hook-Secret", "attacker-secret")
-	require.Equal(t, http.StatusConflict, r.Status, string(r.Body))
+	require.Equal(t, http.StatusUnauthorized, r.Status, string(r.Body))
+	require.Contains(t, string(r.Body), "missing header X-Hook-Signature")
+	// The app's heartbeat (no events) is signed and accepted.
+	r = w.app.send(sub.GetWebhookUri(), `{"events":[]}`)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	// A signed second handshake (by the app itself): the handle refuses it, the secret stays.
+	req, err := http.NewRequest(http.MethodPost, sub.GetWebhookUri(), nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Hook-Secret", "new-secret")
+	req.Header.Set("X-Hook-Signature", hexHMAC("hook-secret-1201", ""))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusConflict, resp.StatusCode)
 	require.Equal(t, "hook-secret-1201", w.state(t, sub.GetId())["hookSecret"])
+
+	// Deliveries are verified: unsigned or signed with another secret, they are refused.
+	r = w.app.send(sub.GetWebhookUri(), `{"events":[]}`, "attacker-secret")
+	require.Equal(t, http.StatusUnauthorized, r.Status, string(r.Body))
+	require.Contains(t, string(r.Body), "signature mismatch")
+	r = w.h.PostJSON(sub.GetWebhookUri(), `{"events":[{"action":"added","created_at":"x","resource":{"gid":"1","resource_type":"task"}}]}`)
+	require.Equal(t, http.StatusUnauthorized, r.Status, string(r.Body))
+	stream.None(100 * time.Millisecond)
 
 	_, err = w.h.Subscriptions.DeleteSubscription(w.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)

@@ -93,6 +93,8 @@ func requestVars(in *Incoming) (map[string]any, *failure) {
 // VerifyOutcome is what a verify block said of a request.
 type VerifyOutcome struct {
 	OK bool
+	// Skipped is true when the block's skipWhen let the request through unverified.
+	Skipped bool
 	// Reason classifies a failure for metrics: a verify.Reason (missing_header,
 	// bad_format, stale_timestamp, mismatch, no_secret), "false" for a {$cel: BOOL} block
 	// that is false, "error" for one that failed. Empty when OK.
@@ -104,6 +106,15 @@ type VerifyOutcome struct {
 // Verify runs a verify block on a request; vars are the handle's variables (for the
 // secret and {$cel: BOOL} blocks). The receiver and EvaluateMethod both use it.
 func (c *Core) Verify(ctx context.Context, v *engine.Verify, vars map[string]any, in *Incoming) VerifyOutcome {
+	if v.Skips() {
+		skip, err := v.SkipWhen(ctx, vars)
+		if err != nil { // fail closed: a condition that cannot be decided verifies
+			return VerifyOutcome{Reason: "error", Message: "verify skipWhen: " + err.Error()}
+		}
+		if skip {
+			return VerifyOutcome{OK: true, Skipped: true}
+		}
+	}
 	if v.Scheme == "cel" {
 		ok, err := v.CheckCEL(ctx, vars)
 		switch {

@@ -159,6 +159,9 @@ func (c *Core) evaluateVerify(ctx context.Context, vb *engine.Verify, input map[
 	}
 	out := c.Verify(ctx, vb, vars, &Incoming{Method: method, URL: url, Header: header, Body: []byte(rawBody)})
 	res := map[string]any{"verified": out.OK, "scheme": vb.Scheme}
+	if out.Skipped {
+		res["skipped"] = true
+	}
 	if !out.OK {
 		res["reason"], res["message"] = out.Reason, out.Message
 	}
