@@ -49,7 +49,7 @@ func (l *loader) event(key string) *Event {
 	if !ok {
 		return nil
 	}
-	var methodsPair, verifyPair *yamlsrc.Pair
+	var methodsPair, verifyPair, listSchemaPair *yamlsrc.Pair
 	typeOK := false
 	for i, p := range pairs {
 		switch p.Key {
@@ -70,12 +70,15 @@ func (l *loader) event(key string) *Event {
 			ev.ParametersSchema = l.schema(path, p)
 		case "schema":
 			ev.Schema = l.schema(path, p)
+		case "listParametersSchema":
+			ev.ListParametersSchema = l.schema(path, p)
+			listSchemaPair = &pairs[i]
 		case "verify":
 			verifyPair = &pairs[i]
 		case "methods":
 			methodsPair = &pairs[i]
 		default:
-			l.unknownKey(path, p, "an event's spec.yml", "name, description, implementationType, parametersSchema, schema, verify, methods")
+			l.unknownKey(path, p, "an event's spec.yml", "name, description, implementationType, parametersSchema, listParametersSchema, schema, verify, methods")
 		}
 	}
 	if !typeOK {
@@ -85,6 +88,12 @@ func (l *loader) event(key string) *Event {
 		return nil
 	}
 	decls := l.methodDecls(path, f, ev.Type, methodsPair)
+	if _, hasList := decls[MethodList]; listSchemaPair != nil && !hasList && ev.Type == TypeWebhook {
+		l.add(path, listSchemaPair.KeyNode, "listParametersSchema describes the parameters of the list method, which this event does not declare")
+	}
+	if listSchemaPair != nil && ev.Type == TypeGlobalWebhook {
+		l.add(path, listSchemaPair.KeyNode, "a global-webhook event has no list method, so no listParametersSchema")
+	}
 	l.methodFiles(dir, decls)
 	names := make([]string, 0, len(decls))
 	for n := range decls {

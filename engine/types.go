@@ -160,6 +160,11 @@ type Event struct {
 	Type ImplementationType
 	// ParametersSchema validates a subscription's parameters; Schema each event's record.
 	ParametersSchema, Schema *Schema
+	// ListParametersSchema validates the parameters ReconcileWebhooks gives the list and
+	// delete methods; nil when the event does not declare one (ParametersSchema then
+	// applies). An event whose list needs less than a subscription (every webhook of an
+	// account) declares it so that a reconcile can run without a subscription's parameters.
+	ListParametersSchema *Schema
 	// Verify is the event's verify block, nil when absent.
 	Verify *Verify
 	// Methods by name: subscribe, handle, unsubscribe, refresh, list, delete,

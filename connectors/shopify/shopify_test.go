@@ -345,6 +345,44 @@ func TestReconcileAcrossPages(t *testing.T) {
 	}
 	require.Equal(t, []int64{ownedID, foreignID, foreign2ID}, left)
 	require.True(t, strings.HasPrefix(sub.GetWebhookUri(), w.h.BaseURL+"/hooks/"))
+
+	// The shop-wide reconcile needs no parameter (listParametersSchema): the subscription
+	// of every topic is checked for MISSING, while a topic narrows it.
+	orders, err := w.subscribe(t, w.conn, "", map[string]any{"topic": "orders/paid"})
+	require.NoError(t, err)
+	w.shop.set(func() { // deleted in Shopify by someone
+		for id, h := range w.shop.hooks {
+			if h.Address == orders.GetWebhookUri() {
+				delete(w.shop.hooks, id)
+			}
+		}
+	})
+	all, err := w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
+		ConnectionId: w.conn.GetId(), EventKey: "webhook", Mode: dryRun,
+	})
+	require.NoError(t, err)
+	require.Equal(t, map[string]hookmapv1.WebhookClassification{
+		id(ownedID): owned, id(foreignID): foreign, id(foreign2ID): foreign, "missing:" + orders.GetId(): hookmapv1.WebhookClassification_WEBHOOK_CLASSIFICATION_MISSING,
+	}, missingKeyed(all))
+	require.EqualValues(t, 1, reconcile(dryRun).GetOwned())
+	require.Zero(t, reconcile(dryRun).GetMissing(), "topic orders/create narrows MISSING to its subscriptions")
+	_, err = w.h.Subscriptions.ReconcileWebhooks(w.h.Ctx(), &hookmapv1.ReconcileWebhooksRequest{
+		ConnectionId: w.conn.GetId(), EventKey: "webhook", Mode: dryRun, Parameters: apptest.Struct(t, map[string]any{"topic": "Orders Create"}),
+	})
+	apptest.RequireCode(t, err, codes.InvalidArgument, "parameters do not match the event's listParametersSchema")
+}
+
+// missingKeyed is each webhook's classification by id, "missing:<subscription>" for MISSING.
+func missingKeyed(resp *hookmapv1.ReconcileWebhooksResponse) map[string]hookmapv1.WebhookClassification {
+	out := map[string]hookmapv1.WebhookClassification{}
+	for _, wh := range resp.GetWebhooks() {
+		key := wh.GetId()
+		if key == "" {
+			key = "missing:" + wh.GetSubscriptionId()
+		}
+		out[key] = wh.GetClassification()
+	}
+	return out
 }
 
 // The API base is built from shop and apiVersion unless baseUri replaces it.

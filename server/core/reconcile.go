@@ -44,7 +44,8 @@ type ReconciledWebhook struct {
 // maxListedWebhooks bounds what a list method may return (a reconcile holds them all).
 const maxListedWebhooks = 100_000
 
-// ReconcileWebhooks runs the event's list method with the given parameters and classifies
+// ReconcileWebhooks runs the event's list method with the given parameters (checked
+// against the event's listParametersSchema, else its parametersSchema) and classifies
 // each webhook the app holds (DESIGN.md §8):
 //   - OWNED: its url is the webhook_uri of a subscription hookmap still has (any status,
 //     any connection: a live hook is never an orphan), or a global webhook URL;
@@ -70,8 +71,12 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 		return nil, Errorf(codes.FailedPrecondition, "event %q of connector %q has no delete method; only DRY_RUN is possible", in.EventKey, conn.ConnectorKey)
 	}
 	params := orEmpty(in.Parameters)
-	if v := validateAgainst(ev.ParametersSchema, "parameters", params); len(v) > 0 {
-		return nil, Invalid(violationSummary("parameters", v), v)
+	schema, which := ev.ListParametersSchema, "listParametersSchema"
+	if schema == nil {
+		schema, which = ev.ParametersSchema, "parametersSchema (it declares no listParametersSchema)"
+	}
+	if v := validateAgainst(schema, "parameters", params); len(v) > 0 {
+		return nil, Invalid(violationSummary("parameters do not match the event's "+which, v), v)
 	}
 	base, err := c.ConnectionVars(ctx, conn)
 	if err != nil {
