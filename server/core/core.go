@@ -190,6 +190,13 @@ func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (m
 	return vars, nil
 }
 
+// SealWebhookSecret seals a subscription's webhook secret as the store keeps it, for
+// callers that write a subscription record themselves (the subscriptions a connector test
+// starts from).
+func (c *Core) SealWebhookSecret(subscriptionID, secret string) ([]byte, error) {
+	return c.Box.Seal([]byte(secret), webhookSecretAAD(subscriptionID))
+}
+
 // WebhookSecret opens a subscription's webhook secret.
 func (c *Core) WebhookSecret(s *store.Subscription) (string, error) {
 	if len(s.WebhookSecret) == 0 {

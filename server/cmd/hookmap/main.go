@@ -1,5 +1,5 @@
-// Command hookmap runs the hookmap service (serve), checks connector folders (validate)
-// and prints its version (version).
+// Command hookmap runs the hookmap service (serve), checks connector folders (validate),
+// runs connector tests (test) and prints its version (version).
 package main
 
 import (
@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/server/app"
+	"github.com/hookmap/hookmap/server/conntest"
 )
 
 const usage = `hookmap: a webhook integration engine
@@ -24,6 +26,9 @@ const usage = `hookmap: a webhook integration engine
 Usage:
   hookmap serve [flags]       start the service (gRPC, HTTP receiver, store)
   hookmap validate DIR...     load and compile every connector; print each problem as file:line:col: message
+  hookmap test [-run RE] [-v] DIR...
+                              run each connector's tests/*.test.yml offline against the server's code;
+                              print each failure as file:line:col: expected …, got …
   hookmap version             print the version
 
 Run 'hookmap serve -h' for the flags. Every flag is also an environment variable
@@ -44,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "validate":
 		return validate(args[1:], stdout, stderr)
+	case "test":
+		return test(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "hookmap", version())
 		return 0
@@ -240,4 +247,50 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+func test(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	run := fs.String("run", "", "run only the tests whose name matches this regular expression")
+	verbose := fs.Bool("v", false, "print every test, not only the failed ones")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hookmap test [-run REGEXP] [-v] DIR...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	dirs := fs.Args()
+	if len(dirs) == 0 {
+		fs.Usage()
+		return 2
+	}
+	for _, d := range dirs {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			fmt.Fprintf(stderr, "%s: not a folder\n", d)
+			return 1
+		}
+	}
+	opts := conntest.Options{Verbose: *verbose, Out: stdout}
+	if *run != "" {
+		re, err := regexp.Compile(*run)
+		if err != nil {
+			fmt.Fprintf(stderr, "-run: %v\n", err)
+			return 2
+		}
+		opts.Run = re
+	}
+	sum, err := conntest.Run(context.Background(), dirs, opts)
+	if err != nil {
+		fmt.Fprintln(stderr, "hookmap test:", err)
+		return 1
+	}
+	if !sum.OK() {
+		return 1
+	}
+	return 0
 }

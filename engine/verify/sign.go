@@ -1,7 +1,9 @@
 package verify
 
-// Tests sign requests with the scheme they check; production code never signs with the
-// incoming schemes (outgoing webhooks use SignStandardWebhooks).
+// Sign is what an app does when it sends a request: `hookmap test` signs the deliveries of
+// connector tests with it, and the tests of this package check Check against it. The
+// server itself never signs with the incoming schemes (outgoing webhooks use
+// SignStandardWebhooks).
 
 import (
 	"crypto/rand"
