@@ -674,6 +674,8 @@ func (r *reader) expectation(key string, n *yaml.Node) matcher {
 		return r.eventsMatcher(n)
 	case "webhooks":
 		return r.listOfPartial(n, "webhooks", []string{"id", "url", "classification", "subscriptionId", "deleted", "repaired", "error"})
+	case "query":
+		return r.nameMap(n)
 	case "method":
 		if s := yamlsrc.Resolve(n); s != nil && s.Kind == yaml.ScalarNode {
 			return &scalarMatcher{node: n, want: strings.ToUpper(s.Value)}

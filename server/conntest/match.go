@@ -366,6 +366,21 @@ func (r *reader) headerMatcher(n *yaml.Node) matcher {
 	return hm
 }
 
+// nameMap is a map whose keys are names, never matchers (a query's $skiptoken): exactly
+// these keys, each value a matcher.
+func (r *reader) nameMap(n *yaml.Node) matcher {
+	rn := yamlsrc.Resolve(n)
+	if rn == nil || rn.Kind != yaml.MappingNode {
+		return r.matcher(n, false)
+	}
+	mm := &mapMatcher{node: n, entries: map[string]matcher{}}
+	for _, p := range r.pairs(n, "query") {
+		mm.keys = append(mm.keys, p.Key)
+		mm.entries[p.Key] = r.matcher(p.Value, false)
+	}
+	return mm
+}
+
 func (r *reader) errorMatcher(n *yaml.Node) matcher {
 	rn := yamlsrc.Resolve(n)
 	if rn != nil && rn.Kind == yaml.ScalarNode && rn.ShortTag() != "!!null" {
