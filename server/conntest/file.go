@@ -305,6 +305,12 @@ func ParseFile(path string) (*File, []Failure) {
 		f.Tests = append(f.Tests, t)
 	}
 	if len(r.fails) > 0 {
+		slices.SortStableFunc(r.fails, func(a, b Failure) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Col - b.Col
+		})
 		return nil, r.fails
 	}
 	return f, nil

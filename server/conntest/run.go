@@ -94,7 +94,11 @@ func Run(ctx context.Context, dirs []string, opts Options) (Summary, error) {
 	if sum.OK() {
 		fmt.Fprintf(out, "ok: %d tests in %d files\n", sum.Tests, sum.Files)
 	} else {
-		fmt.Fprintf(out, "FAIL: %d of %d tests failed, %d problems\n", sum.Failed, sum.Tests, sum.Problems)
+		fmt.Fprintf(out, "FAIL: %d of %d tests failed", sum.Failed, sum.Tests)
+		if sum.Problems > 0 {
+			fmt.Fprintf(out, "; %d problems in connectors or test files", sum.Problems)
+		}
+		fmt.Fprintln(out)
 	}
 	return sum, nil
 }

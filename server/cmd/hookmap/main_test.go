@@ -93,6 +93,26 @@ func TestValidateBundledConnectors(t *testing.T) {
 	require.Contains(t, string(out), "example-webhook")
 }
 
+// hookmap test exits 0 when every test passes, 1 with each failure at its line otherwise,
+// 2 on a usage error.
+func TestTestSubcommand(t *testing.T) {
+	out, err := exec.Command(binary, "test", "../../../connectors/example-webhook").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "ok   ../../../connectors/example-webhook/tests/message.test.yml")
+
+	cmd := exec.Command(binary, "test", "-run", "request differs", "../../conntest/testdata/failing")
+	out, err = cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Equal(t, 1, cmd.ProcessState.ExitCode(), string(out))
+	require.Contains(t, string(out), `../../conntest/testdata/failing/pingapp/tests/item.test.yml:33:34: expected state.hookId 8, got 7`)
+	require.Contains(t, string(out), "FAIL: 1 of 1 tests failed")
+
+	cmd = exec.Command(binary, "test")
+	out, _ = cmd.CombinedOutput()
+	require.Equal(t, 2, cmd.ProcessState.ExitCode(), string(out))
+	require.Contains(t, string(out), "usage: hookmap test")
+}
+
 // TestKill9LosesNoAcknowledgedWebhook posts webhooks from several goroutines, kills the
 // real binary with SIGKILL while they are in flight, restarts it on the same data dir and
 // checks every webhook that was answered 2xx is stored.

@@ -1,0 +1,64 @@
+package conntest
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the .golden files")
+
+// golden runs the tests of dirs and compares the report with testdata/<name>.golden.
+func golden(t *testing.T, name string, dirs ...string) Summary {
+	t.Helper()
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), dirs, Options{Out: &out})
+	require.NoError(t, err)
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		require.NoError(t, os.WriteFile(path, out.Bytes(), 0o644))
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Equal(t, string(want), out.String())
+	return sum
+}
+
+// Every kind of failure is reported at the line that expected something else.
+func TestFailuresAreReportedAtTheirLine(t *testing.T) {
+	sum := golden(t, "failing", filepath.Join("testdata", "failing"))
+	require.Equal(t, Summary{Files: 1, Tests: 7, Failed: 6}, sum)
+	require.False(t, sum.OK())
+}
+
+// Problems of a test file are all reported, sorted, before anything runs.
+func TestFileProblems(t *testing.T) {
+	sum := golden(t, "problems", filepath.Join("testdata", "problems"))
+	require.Equal(t, Summary{Files: 1, Problems: 14}, sum)
+}
+
+// The bundled connectors pass their tests, and so does the handshake app of
+// docs/connectors.md's worked example.
+func TestBundledConnectorsPass(t *testing.T) {
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), []string{filepath.Join("..", "..", "connectors"), filepath.Join("..", "app", "testdata", "connectors", "handshake")}, Options{Out: &out})
+	require.NoError(t, err)
+	require.True(t, sum.OK(), out.String())
+	require.Equal(t, 8, sum.Files, out.String())
+	require.GreaterOrEqual(t, sum.Tests, 50)
+}
+
+// -run selects tests by name.
+func TestRunSelectsTests(t *testing.T) {
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), []string{filepath.Join("testdata", "failing")}, Options{Out: &out, Run: regexp.MustCompile(`^passes$`), Verbose: true})
+	require.NoError(t, err)
+	require.Equal(t, Summary{Files: 1, Tests: 1}, sum, out.String())
+	require.Contains(t, out.String(), "--- ok: passes")
+}
