@@ -62,3 +62,28 @@ func TestRunSelectsTests(t *testing.T) {
 	require.Equal(t, Summary{Files: 1, Tests: 1}, sum, out.String())
 	require.Contains(t, out.String(), "--- ok: passes")
 }
+
+// FuzzParse: no test file makes the parser panic, and a file it accepts has tests with
+// steps.
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{
+		"testdata/failing/pingapp/tests/item.test.yml",
+		"testdata/problems/brokenapp/tests/broken.test.yml",
+		"../../connectors/github/tests/repo-events.test.yml",
+		"../../connectors/microsoft-graph/tests/changes.test.yml",
+	} {
+		b, err := os.ReadFile(p)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, fails := parse("testdata/failing/pingapp/tests/fuzz.test.yml", b)
+		if len(fails) > 0 {
+			require.Nil(t, file)
+			return
+		}
+		for _, tc := range file.Tests {
+			require.NotEmpty(t, tc.steps)
+		}
+	})
+}

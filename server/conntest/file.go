@@ -242,11 +242,16 @@ func (r *reader) value(n *yaml.Node) *mapping.Value {
 // ParseFile reads a test file. Problems of the file are returned as failures; the file
 // is usable only without them.
 func ParseFile(path string) (*File, []Failure) {
-	r := &reader{path: path}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, []Failure{{File: path, Message: "cannot read: " + err.Error()}}
 	}
+	return parse(path, b)
+}
+
+// parse parses the bytes of the test file at path (files it names are relative to path).
+func parse(path string, b []byte) (*File, []Failure) {
+	r := &reader{path: path}
 	if len(b) > engine.MaxFileBytes {
 		return nil, []Failure{{File: path, Message: fmt.Sprintf("file is larger than %d bytes", engine.MaxFileBytes)}}
 	}
