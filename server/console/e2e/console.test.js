@@ -189,6 +189,15 @@ test('sign in, subscribe, a failing webhook, fix, playground, replay, live tail'
   assert.match(output, /"text": "hello from e2e"/);
   await shot(page, 'playground');
 
+  // EvaluateMethod refuses input keys that are not the method's variables: the sample
+  // follows the method picked (subscribe has no request, rawBody…).
+  await page.locator('#pg-method').selectOption('subscribe');
+  const subscribeInput = JSON.parse(await page.locator('#pg-input').inputValue());
+  assert.equal(subscribeInput.rawBody, undefined);
+  assert.ok('parameters' in subscribeInput);
+  await page.getByRole('button', {name: 'Run'}).click();
+  await page.locator('#pg-output pre', {hasText: '"state"'}).waitFor();
+
   // A live tail in another tab of the same browser context (the token is per tab: sign in).
   const tail = await page.context().newPage();
   tail.on('pageerror', (e) => page.problems.push('tail page error: ' + e.message));

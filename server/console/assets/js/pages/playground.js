@@ -12,6 +12,28 @@ const SAMPLE = {
   parameters: {}, state: {}, connection: {id: 'conn_playground', parameters: {}}, connectorParameters: {}, credentials: {},
 };
 
+// The variables of each method (docs/connectors.md, "Method variables and results"):
+// EvaluateMethod refuses any other input key, so the sample keeps only these.
+const CONNECTION = ['connection', 'connectorParameters', 'credentials'];
+const REQUEST = ['method', 'query', 'data', 'body', 'headers', 'rawBody'];
+const VARIABLES = {
+  handle: [...CONNECTION, ...REQUEST, 'state', 'parameters', 'webhookSecret'],
+  subscribe: [...CONNECTION, 'webhookUri', 'webhookSecret', 'parameters', 'subscriptionId', 'state'],
+  unsubscribe: [...CONNECTION, 'state', 'parameters'],
+  refresh: [...CONNECTION, 'state', 'webhookUri', 'webhookSecret', 'parameters'],
+  getEventsSelector: [...CONNECTION, 'parameters'],
+  list: [...CONNECTION, 'parameters'],
+  delete: [...CONNECTION, 'webhook', 'parameters'],
+};
+
+// forMethod keeps the keys of sample that are variables of the method (a global
+// webhook's handle has no connection, and its parameters are the connector's).
+function forMethod(sample, kind, method) {
+  const vars = kind === 'global' ? [...REQUEST, 'parameters'] : VARIABLES[method];
+  if (!vars) return sample;
+  return Object.fromEntries(Object.entries(sample).filter(([k]) => vars.includes(k)));
+}
+
 export async function render(main, {params}) {
   const {connectors = []} = await call('ConnectorService/ListConnectors', {});
   const connector = h('select', {name: 'connector', id: 'pg-connector'}, connectors.map((c) => h('option', {value: c.key, selected: c.key === params.get('connector') ? true : null}, `${c.name} (${c.key})`)));
@@ -35,8 +57,15 @@ export async function render(main, {params}) {
     const methods = kind === 'global' ? ['handle'] : ((c.events || []).find((e) => e.key === key) || {}).methods || [];
     fill(method, methods.map((m) => h('option', {value: m, selected: m === (params.get('method') || 'handle') ? true : null}, m)));
   };
-  connector.addEventListener('change', drawTargets);
-  target.addEventListener('change', drawMethods);
+  // A sample the user has not edited follows the method: only its variables.
+  let generated = null;
+  const resample = () => {
+    if (input.value !== generated) return;
+    input.value = generated = json(forMethod(sample, target.value.split(':')[0], method.value));
+  };
+  connector.addEventListener('change', () => { drawTargets(); resample(); });
+  target.addEventListener('change', () => { drawMethods(); resample(); });
+  method.addEventListener('change', resample);
   drawTargets();
 
   const stored = sessionStorage.getItem('hookmap.playground.sample');
@@ -50,7 +79,7 @@ export async function render(main, {params}) {
       sample = {...sample, parameters: s.parameters || {}};
     } catch { /* not ours any more: keep the sample's */ }
   }
-  input.value = json(sample);
+  input.value = generated = json(forMethod(sample, target.value.split(':')[0], method.value));
 
   const load = h('button', {type: 'button', class: 'secondary', onclick: () => busy(load, async () => {
     const d = await call('EventService/GetDelivery', {id: deliveryId.value.trim()});
