@@ -97,7 +97,12 @@ function deleteSubscription(s, done) {
         await call('SubscriptionService/DeleteSubscription', {id: s.id});
       } catch (err) {
         if (!confirm(`Unsubscribe failed:\n${err.message}\n\nDelete it anyway (force)?`)) throw err;
-        await call('SubscriptionService/DeleteSubscription', {id: s.id, force: true});
+        const r = await call('SubscriptionService/DeleteSubscription', {id: s.id, force: true});
+        if (r.webhookMayRemain) {
+          toast(`Subscription deleted here, but the app may still hold its webhook for ${r.webhookUri}: remove it there, or with Reconcile (delete orphans).`, true);
+          await done();
+          return;
+        }
       }
       toast('Subscription deleted');
       await done();
