@@ -209,7 +209,6 @@ func (e *env) runFile(ctx context.Context, c *engine.Connector, path string, opt
 type testRun struct {
 	e        *env
 	ctx      context.Context
-	file     string
 	t        *Test
 	conn     *engine.Connector
 	ev       *engine.Event
@@ -219,10 +218,17 @@ type testRun struct {
 	stepNode *yaml.Node
 }
 
-func (e *env) runTest(ctx context.Context, c *engine.Connector, f *File, t *Test) []Failure {
+func (e *env) runTest(ctx context.Context, c *engine.Connector, f *File, t *Test) (fails []Failure) {
 	e.n++
-	tr := &testRun{e: e, ctx: ctx, file: f.Path, t: t, conn: c, ws: fmt.Sprintf("test-%d", e.n)}
+	tr := &testRun{e: e, ctx: ctx, t: t, conn: c, ws: fmt.Sprintf("test-%d", e.n)}
 	top := &checker{file: f.Path, scope: tr.scope}
+	defer func() {
+		if p := recover(); p != nil { // a bug of the runner or the server: this test fails, the others run
+			e.app.end()
+			top.fail(t.node, "internal error while running the test: %v", p)
+			fails = top.fails
+		}
+	}()
 	e.clock.set(t.now)
 	if err := e.store.CreateWorkspace(ctx, &store.Workspace{ID: tr.ws, Name: t.Name}); err != nil {
 		top.fail(t.node, "cannot start the test: %s", err)
@@ -247,7 +253,7 @@ var errSetup = errors.New("setup failed")
 
 // setup creates the connection and, unless the test subscribes, its subscription.
 func (tr *testRun) setup(c *checker) error {
-	t, core := tr.t, tr.e.core
+	t, cr := tr.t, tr.e.core
 	switch {
 	case t.event != "":
 		ev, ok := tr.conn.Events[t.event]
@@ -270,14 +276,14 @@ func (tr *testRun) setup(c *checker) error {
 		return errSetup
 	}
 	if t.connectorParams != nil {
-		if err := core.SetConnectorParameters(tr.ctx, tr.ws, tr.conn.Key, t.connectorParams); err != nil {
+		if err := cr.SetConnectorParameters(tr.ctx, tr.ws, tr.conn.Key, t.connectorParams); err != nil {
 			c.fail(t.node, "connectorParameters: %s", err)
 			return errSetup
 		}
 	}
 	params, _ := t.connection["parameters"].(map[string]any)
 	creds, _ := t.connection["credentials"].(map[string]any)
-	conn, err := core.CreateConnection(tr.ctx, tr.ws, coreConnection(tr.conn.Key, t.Name, params, creds))
+	conn, err := cr.CreateConnection(tr.ctx, tr.ws, core.ConnectionInput{ConnectorKey: tr.conn.Key, Name: t.Name, Parameters: params, Credentials: creds})
 	if err != nil {
 		c.fail(t.node, "connection: %s", err)
 		return errSetup
@@ -357,10 +363,6 @@ func orEmpty(m map[string]any) map[string]any {
 		return map[string]any{}
 	}
 	return m
-}
-
-func coreConnection(key, name string, params, creds map[string]any) core.ConnectionInput {
-	return core.ConnectionInput{ConnectorKey: key, Name: name, Parameters: params, Credentials: creds}
 }
 
 // subscription returns the test's subscription as stored now: the one subscribe returned
@@ -493,10 +495,6 @@ func check(c *checker, at *yaml.Node, kind string, expect map[string]*exp, res m
 	}
 }
 
-func errText(err error) string {
-	return err.Error()
-}
-
 func (tr *testRun) subscribe(s *step, c *checker) (map[string]any, bool) {
 	params := tr.t.params
 	if s.params != nil {
@@ -507,7 +505,7 @@ func (tr *testRun) subscribe(s *step, c *checker) (map[string]any, bool) {
 	})
 	res := map[string]any{}
 	if err != nil {
-		res["error"] = errText(err)
+		res["error"] = err.Error()
 	}
 	if sub == nil {
 		return res, true
@@ -541,7 +539,7 @@ func (tr *testRun) refresh(c *checker) map[string]any {
 	}
 	res := map[string]any{"healed": out.Healed}
 	if err != nil {
-		res["error"] = errText(err)
+		res["error"] = err.Error()
 	}
 	tr.subResults(res)
 	return res
@@ -555,7 +553,7 @@ func (tr *testRun) unsubscribe(s *step, c *checker) map[string]any {
 	del, err := tr.e.core.DeleteSubscription(tr.ctx, tr.ws, tr.subID, s.force)
 	res := map[string]any{"webhookMayRemain": del.WebhookMayRemain}
 	if err != nil {
-		res["error"] = errText(err)
+		res["error"] = err.Error()
 	}
 	return res
 }
@@ -570,7 +568,7 @@ func (tr *testRun) reconcile(s *step) map[string]any {
 		DeleteOrphan: s.mode == "delete-orphans", URLPrefix: s.prefix,
 	})
 	if err != nil {
-		return map[string]any{"error": errText(err)}
+		return map[string]any{"error": err.Error()}
 	}
 	hooks := []any{}
 	for _, w := range got {
