@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -28,8 +30,23 @@ type Core struct {
 	Logger     *slog.Logger
 	Now        func() time.Time
 	MaxRespLen int64
+	// Instance names this process among those sharing the store (the owner of its
+	// leases); "" picks a random one.
+	Instance string
 
-	running inflight
+	running      inflight
+	instanceOnce sync.Once
+}
+
+// InstanceID is the name of this process among those sharing the store.
+func (c *Core) InstanceID() string {
+	c.instanceOnce.Do(func() {
+		if c.Instance == "" {
+			host, _ := os.Hostname()
+			c.Instance = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), secrets.RandomToken(6))
+		}
+	})
+	return c.Instance
 }
 
 func (c *Core) now() time.Time {

@@ -188,33 +188,34 @@ func backoff(failures int) time.Duration {
 	return d - d/5 + time.Duration(rand.Int64N(int64(2*d/5)+1))
 }
 
+// RefreshLease is how long a claimed subscription stays leased to this process: longer
+// than any refresh or unsubscribe takes, short enough that the work of a process that
+// died is taken over soon.
+const RefreshLease = 5 * time.Minute
+
 // RunDueRefreshes refreshes every subscription due now (nextRefreshTimestamp within the
-// margin, with jitter) and retries DELETING ones; it returns how many it handled.
+// margin, with jitter) and retries the unsubscribe of DELETING ones whose backoff is
+// over; it returns how many it handled. Each is claimed in the store first, so processes
+// sharing the store never run the same one twice.
 func (c *Core) RunDueRefreshes(ctx context.Context) (int, error) {
+	now := c.now()
 	margin := RefreshMargin - time.Duration(rand.Int64N(int64(RefreshMargin/4)))
-	due, err := c.Store.DueSubscriptions(ctx, c.now().Add(margin), 100)
+	due, err := c.Store.ClaimDueSubscriptions(ctx, store.DueClaim{
+		Owner: c.InstanceID(), RefreshBefore: now.Add(margin), RetryBefore: now, Limit: 100, TTL: RefreshLease,
+	})
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, s := range due {
-		if ctx.Err() != nil {
-			break
-		}
-		if s.Status == store.StatusFailed || s.Status == store.StatusPending {
-			continue
-		}
-		if !c.running.acquire(s.ID) {
-			continue
-		}
-		// Due and DELETING retries wait for their backoff time.
-		if s.Status == store.StatusDeleting && !s.NextRefreshTime.IsZero() && s.NextRefreshTime.After(c.now()) {
+		if ctx.Err() == nil && c.running.acquire(s.ID) {
+			c.refreshLocked(ctx, s)
 			c.running.release(s.ID)
-			continue
+			n++
 		}
-		c.refreshLocked(ctx, s)
-		c.running.release(s.ID)
-		n++
+		if err := c.Store.ReleaseSubscription(context.WithoutCancel(ctx), s.ID, c.InstanceID()); err != nil {
+			c.Logger.Warn("release subscription lease", "subscription", s.ID, "err", err)
+		}
 	}
 	return n, nil
 }

@@ -253,9 +253,17 @@ type Store interface {
 	DeleteSubscription(ctx context.Context, workspaceID, id string) error
 	// MatchSubscriptions returns the ACTIVE subscriptions routed by a global webhook selector (indexed).
 	MatchSubscriptions(ctx context.Context, workspaceID, connectorKey, globalWebhookKey, selector string) ([]*Subscription, error)
-	// DueSubscriptions returns up to limit subscriptions with 0 < NextRefreshTime <= before,
-	// or in status DELETING, ordered by NextRefreshTime.
-	DueSubscriptions(ctx context.Context, before time.Time, limit int) ([]*Subscription, error)
+	// ClaimDueSubscriptions leases the subscriptions due for background work to c.Owner
+	// and returns them (see DueClaim). While a lease holds, no other claim returns the
+	// subscription, in this process or in another one sharing the store, so each due
+	// refresh and each unsubscribe retry runs once. The owner ends the lease with
+	// ReleaseSubscription once the outcome is recorded; a lease whose owner died ends
+	// when its TTL runs out.
+	ClaimDueSubscriptions(ctx context.Context, c DueClaim) ([]*Subscription, error)
+	// ReleaseSubscription ends owner's lease on a subscription. Releasing a lease that
+	// owner does not hold (expired and taken by another, or of a deleted subscription)
+	// is not an error: it does nothing.
+	ReleaseSubscription(ctx context.Context, id, owner string) error
 
 	// Global webhooks.
 	EnsureGlobalWebhook(ctx context.Context, g *GlobalWebhook) (*GlobalWebhook, error) // returns the existing one for (workspace, connector, key) or inserts g
@@ -294,6 +302,20 @@ type Store interface {
 
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// DueClaim says which subscriptions ClaimDueSubscriptions leases: those in status ACTIVE
+// with 0 < NextRefreshTime <= RefreshBefore (a refresh is due), and those in status
+// DELETING with NextRefreshTime <= RetryBefore (an unsubscribe to retry; a zero
+// NextRefreshTime is due at once), whose lease is free (never taken, released, or
+// expired). At most Limit (<= 0: 100) are leased, the earliest NextRefreshTime first (a
+// zero time first), each to Owner until TTL from now by the store's clock.
+type DueClaim struct {
+	Owner         string
+	RefreshBefore time.Time
+	RetryBefore   time.Time
+	Limit         int
+	TTL           time.Duration
 }
 
 // Retention says what Prune removes: records older than each cutoff (zero: keep).

@@ -1,11 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
+	"slices"
 
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -191,21 +192,65 @@ func (s *Store) MatchSubscriptions(ctx context.Context, workspaceID, connectorKe
 		true, scanSubscriptionOnly, workspaceID, connectorKey, globalWebhookKey, selector, store.StatusActive)
 }
 
-// DueSubscriptions returns up to limit (default 100) subscriptions, of every workspace,
-// with 0 < NextRefreshTime <= before or in status DELETING, ordered by NextRefreshTime
-// (a zero time first).
-func (s *Store) DueSubscriptions(ctx context.Context, before time.Time, limit int) ([]*store.Subscription, error) {
+// ClaimDueSubscriptions leases the subscriptions due for background work to c.Owner (see
+// store.DueClaim). Writes are serialized by the writer, so two claims never lease the
+// same subscription.
+func (s *Store) ClaimDueSubscriptions(ctx context.Context, c store.DueClaim) ([]*store.Subscription, error) {
+	limit := c.Limit
 	if limit <= 0 {
 		limit = 100
 	}
-	return getAll(ctx, s, "due subscriptions",
-		`SELECT `+subscriptionCols+` FROM subscriptions WHERE rid IN (
-			SELECT rid FROM (SELECT rid FROM subscriptions WHERE next_refresh_time > 0 AND next_refresh_time <= ?1
-				ORDER BY next_refresh_time LIMIT ?2)
-			UNION
-			SELECT rid FROM subscriptions WHERE status = 'DELETING')
-		ORDER BY next_refresh_time, rid LIMIT ?2`,
-		true, scanSubscriptionOnly, nanos(before), limit)
+	var out []*store.Subscription
+	err := s.write(ctx, func(t *wtx) error {
+		out = nil
+		t0 := now()
+		rows, err := t.tx.QueryContext(t.ctx, `UPDATE subscriptions SET lease_owner = ?1, lease_until = ?2
+			WHERE rid IN (
+				SELECT rid FROM subscriptions
+				WHERE lease_until <= ?3 AND (
+					(status = 'ACTIVE' AND next_refresh_time > 0 AND next_refresh_time <= ?4)
+					OR (status = 'DELETING' AND next_refresh_time <= ?5))
+				ORDER BY next_refresh_time, rid LIMIT ?6)
+			RETURNING `+subscriptionCols,
+			c.Owner, nanos(t0.Add(c.TTL)), nanos(t0), nanos(c.RefreshBefore), nanos(c.RetryBefore), limit)
+		if err != nil {
+			return fmt.Errorf("sqlite: claim due subscriptions: %w", err)
+		}
+		defer rows.Close()
+		var rowsKeyed []keyed[*store.Subscription]
+		for rows.Next() {
+			k, err := scanSubscription(rows)
+			if err != nil {
+				return fmt.Errorf("sqlite: claim due subscriptions: %w", err)
+			}
+			rowsKeyed = append(rowsKeyed, k)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite: claim due subscriptions: %w", err)
+		}
+		// RETURNING does not keep the subquery's order.
+		slices.SortFunc(rowsKeyed, func(a, b keyed[*store.Subscription]) int {
+			if c := a.v.NextRefreshTime.Compare(b.v.NextRefreshTime); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.key, b.key)
+		})
+		for _, k := range rowsKeyed {
+			out = append(out, k.v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReleaseSubscription ends owner's lease on a subscription, if owner still holds it.
+func (s *Store) ReleaseSubscription(ctx context.Context, id, owner string) error {
+	return s.write(ctx, func(t *wtx) error {
+		if _, err := t.exec(`UPDATE subscriptions SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`, id, owner); err != nil {
+			return fmt.Errorf("sqlite: release subscription %q: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // EnsureGlobalWebhook returns the global webhook of (g.WorkspaceID, g.ConnectorKey, g.Key),

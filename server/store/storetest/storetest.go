@@ -15,7 +15,8 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// RunAll runs every conformance test, each as a parallel subtest on its own store.
+// RunAll runs every conformance test, each as a parallel subtest on its own store. Every
+// store must also implement store.OutgoingStore.
 //
 // open returns a new, empty store for one test (DueSubscriptions and Prune see every
 // workspace, so stores must not share data). It arranges the store's Close with t.Cleanup,
@@ -41,7 +42,9 @@ func RunAll(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SubscriptionPagination", testSubscriptionPagination},
 		{"UpdateSubscription", testUpdateSubscription},
 		{"MatchSubscriptions", testMatchSubscriptions},
-		{"DueSubscriptions", testDueSubscriptions},
+		{"ClaimDueSubscriptions", testClaimDueSubscriptions},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"ConcurrentClaims", testConcurrentClaims},
 		{"GlobalWebhooks", testGlobalWebhooks},
 		{"EnsureGlobalWebhookRace", testEnsureGlobalWebhookRace},
 		{"CommitDelivery", testCommitDelivery},
@@ -58,6 +61,9 @@ func RunAll(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BadWriteFailsAlone", testBadWriteFailsAlone},
 		{"CanceledContext", testCanceledContext},
 		{"Prune", testPrune},
+		{"OutgoingWebhooks", testOutgoingWebhooks},
+		{"OutgoingWebhookPagination", testOutgoingWebhookPagination},
+		{"OutgoingInvocations", testOutgoingInvocations},
 		{"Ping", testPing},
 		{"Close", testClose},
 	}

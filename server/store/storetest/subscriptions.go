@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -233,7 +234,7 @@ func testMatchSubscriptions(t *testing.T, s store.Store) {
 	require.Empty(t, got)
 }
 
-func testDueSubscriptions(t *testing.T, s store.Store) {
+func testClaimDueSubscriptions(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws, other := mkWorkspace(t, s), mkWorkspace(t, s)
 	c, oc := mkConnection(t, s, ws), mkConnection(t, s, other)
@@ -241,28 +242,119 @@ func testDueSubscriptions(t *testing.T, s store.Store) {
 		return func(s *store.Subscription) { s.NextRefreshTime, s.Status = next, status }
 	}
 	late := mkSubscription(t, s, c, due(at(-2*time.Hour), store.StatusActive))
-	onTime := mkSubscription(t, s, oc, due(base, store.StatusActive)) // every workspace; <= before
+	onTime := mkSubscription(t, s, oc, due(base, store.StatusActive)) // every workspace; <= RefreshBefore
 	mkSubscription(t, s, c, due(at(time.Hour), store.StatusActive))   // not yet due
 	mkSubscription(t, s, c, due(time.Time{}, store.StatusActive))     // no refresh scheduled
+	mkSubscription(t, s, c, due(at(-time.Hour), store.StatusFailed))  // only ACTIVE ones are refreshed
+	mkSubscription(t, s, c, due(at(-time.Hour), store.StatusPending)) // subscribe still running
 	deleting := mkSubscription(t, s, c, due(time.Time{}, store.StatusDeleting))
-	deletingLater := mkSubscription(t, s, c, due(at(2*time.Hour), store.StatusDeleting))
-	soon := mkSubscription(t, s, c, due(at(-time.Hour), store.StatusFailed))
+	retry := mkSubscription(t, s, c, due(at(-time.Minute), store.StatusDeleting))
+	mkSubscription(t, s, c, due(at(time.Minute), store.StatusDeleting)) // backing off: RetryBefore is base
 
-	got, err := s.DueSubscriptions(ctx, base, 100)
-	require.NoError(t, err)
-	ids := make([]string, len(got))
-	for i, sub := range got {
-		ids[i] = sub.ID
+	claim := func(owner string, limit int) []string {
+		t.Helper()
+		got, err := s.ClaimDueSubscriptions(ctx, store.DueClaim{
+			Owner: owner, RefreshBefore: at(30 * time.Minute), RetryBefore: base, Limit: limit, TTL: time.Hour,
+		})
+		require.NoError(t, err)
+		ids := []string{}
+		for _, sub := range got {
+			ids = append(ids, sub.ID)
+		}
+		return ids
 	}
-	require.Equal(t, []string{deleting.ID, late.ID, soon.ID, onTime.ID, deletingLater.ID}, ids,
-		"due or DELETING, ordered by NextRefreshTime (zero first)")
-	require.Equal(t, late, got[1])
+	got := claim("a", 2)
+	require.Equal(t, []string{deleting.ID, late.ID}, got, "ordered by NextRefreshTime (zero first), limited")
+	require.Equal(t, []string{retry.ID, onTime.ID}, claim("b", 100), "leased ones are skipped")
+	require.Empty(t, claim("c", 100), "every due one is leased")
 
-	got, err = s.DueSubscriptions(ctx, base, 2)
+	// The claimed record is the stored one.
+	subs, err := s.ClaimDueSubscriptions(ctx, store.DueClaim{Owner: "a", RefreshBefore: base, RetryBefore: base, TTL: time.Hour})
 	require.NoError(t, err)
-	require.Len(t, got, 2)
-	require.Equal(t, deleting.ID, got[0].ID)
-	require.Equal(t, late.ID, got[1].ID)
+	require.Empty(t, subs)
+	require.NoError(t, s.ReleaseSubscription(ctx, late.ID, "a"))
+	subs, err = s.ClaimDueSubscriptions(ctx, store.DueClaim{Owner: "c", RefreshBefore: base, RetryBefore: base, TTL: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, []*store.Subscription{late}, subs, "a released lease is free")
+
+	// Releasing a lease one does not hold does nothing.
+	require.NoError(t, s.ReleaseSubscription(ctx, onTime.ID, "a"))
+	require.NoError(t, s.ReleaseSubscription(ctx, "no-such-subscription", "a"))
+	require.Empty(t, claim("d", 100))
+
+	// Work recorded under a lease moves the subscription out of the due ones.
+	require.NoError(t, s.ReleaseSubscription(ctx, onTime.ID, "b"))
+	onTime.NextRefreshTime = at(2 * time.Hour)
+	require.NoError(t, s.UpdateSubscription(ctx, onTime))
+	require.Empty(t, claim("d", 100))
+}
+
+// testLeaseExpiry: a lease whose owner never releases it (the process died) ends with its
+// TTL, by the store's clock.
+func testLeaseExpiry(t *testing.T, s store.Store) {
+	ctx := ctxOf(t)
+	c := mkConnection(t, s, mkWorkspace(t, s))
+	sub := mkSubscription(t, s, c, func(s *store.Subscription) { s.NextRefreshTime = at(-time.Hour) })
+	q := store.DueClaim{Owner: "dead", RefreshBefore: base, RetryBefore: base, TTL: time.Millisecond}
+	got, err := s.ClaimDueSubscriptions(ctx, q)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	time.Sleep(20 * time.Millisecond) // well past the TTL
+	q.Owner, q.TTL = "alive", time.Hour
+	got, err = s.ClaimDueSubscriptions(ctx, q)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, sub.ID, got[0].ID)
+	// The dead owner's late release does not end the new lease.
+	require.NoError(t, s.ReleaseSubscription(ctx, sub.ID, "dead"))
+	q.Owner = "third"
+	got, err = s.ClaimDueSubscriptions(ctx, q)
+	require.NoError(t, err)
+	require.Empty(t, got)
+}
+
+// testConcurrentClaims: owners claiming at once get each due subscription exactly once.
+func testConcurrentClaims(t *testing.T, s store.Store) {
+	ctx := ctxOf(t)
+	c := mkConnection(t, s, mkWorkspace(t, s))
+	want := map[string]bool{}
+	for i := range 60 {
+		sub := mkSubscription(t, s, c, func(s *store.Subscription) { s.NextRefreshTime = at(-time.Duration(i+1) * time.Minute) })
+		want[sub.ID] = true
+	}
+	const owners = 6
+	claimed := make([][]string, owners)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for o := range owners {
+		wg.Go(func() {
+			<-start
+			for {
+				got, err := s.ClaimDueSubscriptions(ctx, store.DueClaim{
+					Owner: fmt.Sprintf("owner-%d", o), RefreshBefore: base, RetryBefore: base, Limit: 7, TTL: time.Hour,
+				})
+				if !assert.NoError(t, err) || len(got) == 0 {
+					return
+				}
+				for _, sub := range got {
+					claimed[o] = append(claimed[o], sub.ID)
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	seen := map[string]int{}
+	for _, ids := range claimed {
+		for _, id := range ids {
+			seen[id]++
+		}
+	}
+	require.Len(t, seen, len(want))
+	for id, n := range seen {
+		require.True(t, want[id])
+		require.Equal(t, 1, n, "subscription %s claimed %d times", id, n)
+	}
 }
 
 func testGlobalWebhooks(t *testing.T, s store.Store) {

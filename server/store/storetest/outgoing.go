@@ -1,4 +1,4 @@
-package sqlite
+package storetest
 
 import (
 	"fmt"
@@ -10,11 +10,25 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
+// workspacesToken is a page token of ListWorkspaces, which other lists must refuse.
+func workspacesToken(t *testing.T, s store.Store) string {
+	t.Helper()
+	_, tok, err := s.ListWorkspaces(ctxOf(t), store.Page{Size: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, tok)
+	return tok
+}
+
+func outgoingID(i int) string { return fmt.Sprintf("id-%04d", i) }
+
 var outgoingBase = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
 
-func outgoingWorkspace(t *testing.T, s *Store, id string) {
+// outgoingStore is the suite's store as a store.OutgoingStore, which every backend implements.
+func outgoingStore(t *testing.T, s store.Store) store.OutgoingStore {
 	t.Helper()
-	require.NoError(t, s.CreateWorkspace(t.Context(), &store.Workspace{ID: id, Name: id}))
+	os, ok := s.(store.OutgoingStore)
+	require.True(t, ok, "%T does not implement store.OutgoingStore", s)
+	return os
 }
 
 func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
@@ -26,43 +40,42 @@ func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
 	}
 }
 
-func TestOutgoingWebhooks(t *testing.T) {
-	s := openTest(t, Options{})
-	ctx := t.Context()
-	outgoingWorkspace(t, s, "ws1")
-	outgoingWorkspace(t, s, "ws2")
+func testOutgoingWebhooks(t *testing.T, st store.Store) {
+	s := outgoingStore(t, st)
+	ctx := ctxOf(t)
+	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
 
-	w := sampleOutgoing("ws1", "slack")
+	w := sampleOutgoing(ws1, "slack")
 	require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
 	require.False(t, w.CreateTime.IsZero())
 	require.Equal(t, w.CreateTime, w.UpdateTime)
 
-	got, err := s.GetOutgoingWebhook(ctx, "ws1", "slack")
+	got, err := s.GetOutgoingWebhook(ctx, ws1, "slack")
 	require.NoError(t, err)
 	require.Equal(t, w, got)
 
 	// Duplicates: same id in the same workspace; the same id in another workspace is fine.
-	require.ErrorIs(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("ws1", "slack")), store.ErrAlreadyExists)
-	other := sampleOutgoing("ws2", "slack")
+	require.ErrorIs(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing(ws1, "slack")), store.ErrAlreadyExists)
+	other := sampleOutgoing(ws2, "slack")
 	other.URL = "https://other.example/"
 	require.NoError(t, s.CreateOutgoingWebhook(ctx, other))
 	// Unknown workspace.
 	require.ErrorIs(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("nope", "x")), store.ErrNotFound)
 
 	// Isolation.
-	got, err = s.GetOutgoingWebhook(ctx, "ws2", "slack")
+	got, err = s.GetOutgoingWebhook(ctx, ws2, "slack")
 	require.NoError(t, err)
 	require.Equal(t, "https://other.example/", got.URL)
-	_, err = s.GetOutgoingWebhook(ctx, "ws3", "slack")
+	_, err = s.GetOutgoingWebhook(ctx, "no-such-workspace", "slack")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	// Update replaces every mutable field, nil lists and blobs included.
 	upd := &store.OutgoingWebhook{
-		WorkspaceID: "ws1", ID: "slack", URL: "http://example.org/", Method: "GET",
+		WorkspaceID: ws1, ID: "slack", URL: "http://example.org/", Method: "GET",
 		PayloadEncoding: store.EncodingText, ContentType: "text/csv", Timeout: time.Second, MaxAttempts: 1,
 	}
 	require.NoError(t, s.UpdateOutgoingWebhook(ctx, upd))
-	got, err = s.GetOutgoingWebhook(ctx, "ws1", "slack")
+	got, err = s.GetOutgoingWebhook(ctx, ws1, "slack")
 	require.NoError(t, err)
 	require.Equal(t, upd.UpdateTime, got.UpdateTime)
 	require.Equal(t, w.CreateTime, got.CreateTime)
@@ -70,37 +83,36 @@ func TestOutgoingWebhooks(t *testing.T) {
 	require.Equal(t, upd, got)
 	require.Nil(t, got.Headers)
 	require.Nil(t, got.SigningSecret)
-	require.ErrorIs(t, s.UpdateOutgoingWebhook(ctx, sampleOutgoing("ws3", "slack")), store.ErrNotFound)
+	require.ErrorIs(t, s.UpdateOutgoingWebhook(ctx, sampleOutgoing("no-such-workspace", "slack")), store.ErrNotFound)
 
 	// Delete is per workspace.
-	require.ErrorIs(t, s.DeleteOutgoingWebhook(ctx, "ws3", "slack"), store.ErrNotFound)
-	require.NoError(t, s.DeleteOutgoingWebhook(ctx, "ws1", "slack"))
-	_, err = s.GetOutgoingWebhook(ctx, "ws1", "slack")
+	require.ErrorIs(t, s.DeleteOutgoingWebhook(ctx, "no-such-workspace", "slack"), store.ErrNotFound)
+	require.NoError(t, s.DeleteOutgoingWebhook(ctx, ws1, "slack"))
+	_, err = s.GetOutgoingWebhook(ctx, ws1, "slack")
 	require.ErrorIs(t, err, store.ErrNotFound)
-	require.ErrorIs(t, s.DeleteOutgoingWebhook(ctx, "ws1", "slack"), store.ErrNotFound)
-	_, err = s.GetOutgoingWebhook(ctx, "ws2", "slack")
+	require.ErrorIs(t, s.DeleteOutgoingWebhook(ctx, ws1, "slack"), store.ErrNotFound)
+	_, err = s.GetOutgoingWebhook(ctx, ws2, "slack")
 	require.NoError(t, err)
 }
 
-func TestOutgoingWebhookPagination(t *testing.T) {
-	s := openTest(t, Options{})
-	ctx := t.Context()
-	outgoingWorkspace(t, s, "ws1")
-	outgoingWorkspace(t, s, "ws2")
+func testOutgoingWebhookPagination(t *testing.T, st store.Store) {
+	s := outgoingStore(t, st)
+	ctx := ctxOf(t)
+	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
 	for i := range 7 {
-		require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("ws1", newTestID(i))))
+		require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing(ws1, outgoingID(i))))
 	}
-	require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing("ws2", "other")))
+	require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing(ws2, "other")))
 
 	var ids []string
 	tok := ""
 	pages := 0
 	for {
-		ws, next, err := s.ListOutgoingWebhooks(ctx, "ws1", store.Page{Size: 3, Token: tok})
+		ws, next, err := s.ListOutgoingWebhooks(ctx, ws1, store.Page{Size: 3, Token: tok})
 		require.NoError(t, err)
 		pages++
 		for _, w := range ws {
-			require.Equal(t, "ws1", w.WorkspaceID)
+			require.Equal(t, ws1, w.WorkspaceID)
 			ids = append(ids, w.ID)
 		}
 		if next == "" {
@@ -109,23 +121,24 @@ func TestOutgoingWebhookPagination(t *testing.T) {
 		tok = next
 	}
 	require.Equal(t, 3, pages)
-	require.Equal(t, []string{newTestID(0), newTestID(1), newTestID(2), newTestID(3), newTestID(4), newTestID(5), newTestID(6)}, ids)
+	require.Equal(t, []string{outgoingID(0), outgoingID(1), outgoingID(2), outgoingID(3), outgoingID(4), outgoingID(5), outgoingID(6)}, ids)
 
-	_, _, err := s.ListOutgoingWebhooks(ctx, "ws1", store.Page{Token: "garbage"})
+	_, _, err := s.ListOutgoingWebhooks(ctx, ws1, store.Page{Token: "garbage"})
 	require.ErrorIs(t, err, store.ErrInvalidPageToken)
 	// A token of another list is refused.
-	_, _, err = s.ListOutgoingWebhooks(ctx, "ws1", store.Page{Token: encodeToken("conn", 1)})
+	_, _, err = s.ListOutgoingWebhooks(ctx, ws1, store.Page{Token: workspacesToken(t, st)})
 	require.ErrorIs(t, err, store.ErrInvalidPageToken)
 }
 
-func TestOutgoingInvocations(t *testing.T) {
-	s := openTest(t, Options{})
-	ctx := t.Context()
+func testOutgoingInvocations(t *testing.T, st store.Store) {
+	s := outgoingStore(t, st)
+	ctx := ctxOf(t)
+	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
 	// 10 invocations of ws1 alternating between two webhooks, every third one an error,
 	// one minute apart; plus one of ws2.
 	for i := range 10 {
 		inv := &store.Invocation{
-			WorkspaceID: "ws1", ReferenceID: fmt.Sprintf("ref-%02d", i), WebhookID: []string{"a", "b"}[i%2],
+			WorkspaceID: ws1, ReferenceID: fmt.Sprintf("ref-%02d", i), WebhookID: []string{"a", "b"}[i%2],
 			Time: outgoingBase.Add(time.Duration(i) * time.Minute), Attempts: 1 + i%3, Status: 200,
 			Duration: time.Duration(i) * time.Millisecond, RequestSize: int64(i), ResponseSize: int64(2 * i),
 		}
@@ -134,16 +147,16 @@ func TestOutgoingInvocations(t *testing.T) {
 		}
 		require.NoError(t, s.RecordInvocation(ctx, inv))
 	}
-	require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: "ws2", ReferenceID: "ref-ws2", WebhookID: "a", Time: outgoingBase}))
-	require.ErrorIs(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: "ws1", ReferenceID: "ref-00", WebhookID: "a"}), store.ErrAlreadyExists)
+	require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: ws2, ReferenceID: "ref-ws2", WebhookID: "a", Time: outgoingBase}))
+	require.ErrorIs(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: ws1, ReferenceID: "ref-00", WebhookID: "a"}), store.ErrAlreadyExists)
 
-	got, err := s.GetInvocation(ctx, "ws1", "ref-03")
+	got, err := s.GetInvocation(ctx, ws1, "ref-03")
 	require.NoError(t, err)
 	require.Equal(t, &store.Invocation{
-		WorkspaceID: "ws1", ReferenceID: "ref-03", WebhookID: "b", Time: outgoingBase.Add(3 * time.Minute), Attempts: 1,
+		WorkspaceID: ws1, ReferenceID: "ref-03", WebhookID: "b", Time: outgoingBase.Add(3 * time.Minute), Attempts: 1,
 		Status: 0, Duration: 3 * time.Millisecond, RequestSize: 3, ResponseSize: 6, Error: true, ErrorMessage: "connection refused",
 	}, got)
-	_, err = s.GetInvocation(ctx, "ws2", "ref-03")
+	_, err = s.GetInvocation(ctx, ws2, "ref-03")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	list := func(f store.InvocationFilter, size int) []string {
@@ -151,7 +164,7 @@ func TestOutgoingInvocations(t *testing.T) {
 		var refs []string
 		tok := ""
 		for {
-			invs, next, err := s.ListInvocations(ctx, "ws1", f, store.Page{Size: size, Token: tok})
+			invs, next, err := s.ListInvocations(ctx, ws1, f, store.Page{Size: size, Token: tok})
 			require.NoError(t, err)
 			require.LessOrEqual(t, len(invs), size)
 			for _, inv := range invs {
@@ -174,11 +187,11 @@ func TestOutgoingInvocations(t *testing.T) {
 
 	// Same time: newest inserted first, and pages do not skip or repeat.
 	for i := range 3 {
-		require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: "ws1", ReferenceID: fmt.Sprintf("tie-%d", i), WebhookID: "c", Time: outgoingBase}))
+		require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{WorkspaceID: ws1, ReferenceID: fmt.Sprintf("tie-%d", i), WebhookID: "c", Time: outgoingBase}))
 	}
 	require.Equal(t, []string{"tie-2", "tie-1", "tie-0"}, list(store.InvocationFilter{WebhookID: "c"}, 1))
 
-	_, _, err = s.ListInvocations(ctx, "ws1", store.InvocationFilter{}, store.Page{Token: encodeToken("inv", 1)})
+	_, _, err = s.ListInvocations(ctx, ws1, store.InvocationFilter{}, store.Page{Token: workspacesToken(t, st)})
 	require.ErrorIs(t, err, store.ErrInvalidPageToken)
 
 	// Prune removes older records in every workspace.
