@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// CreateConnection inserts c; its workspace must exist (else store.ErrNotFound). Zero
+// CreateTime and UpdateTime are set to now.
+func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error {
+	params, err := encodeMap(c.Parameters)
+	if err != nil {
+		return fmt.Errorf("connection %q parameters: %w", c.ID, err)
+	}
+	created, updated := createTimes(c.CreateTime, c.UpdateTime)
+	_, err = s.exec(ctx, `INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time)
+		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7, $8)`,
+		c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, c.Credentials, created, updated)
+	if err = s.insertErr("connection", c.ID, fmt.Sprintf("workspace %q", c.WorkspaceID), err); err == nil {
+		c.CreateTime, c.UpdateTime = created, updated
+	}
+	return err
+}
+
+const connectionCols = `rid, id, workspace_id, connector_key, name, parameters::text, credentials, create_time, update_time`
+
+func scanConnection(sc scanner) (keyed[*store.Connection], error) {
+	c := &store.Connection{}
+	var rid int64
+	var created, updated pgtype.Timestamptz
+	var params *string
+	if err := sc.Scan(&rid, &c.ID, &c.WorkspaceID, &c.ConnectorKey, &c.Name, &params, &c.Credentials, &created, &updated); err != nil {
+		return keyed[*store.Connection]{}, err
+	}
+	var err error
+	if c.Parameters, err = decodeMap(params); err != nil {
+		return keyed[*store.Connection]{}, fmt.Errorf("connection %q parameters: %w", c.ID, err)
+	}
+	c.CreateTime, c.UpdateTime = fromTS(created), fromTS(updated)
+	return keyed[*store.Connection]{rid, c}, nil
+}
+
+// GetConnection returns a connection of the workspace.
+func (s *Store) GetConnection(ctx context.Context, workspaceID, id string) (*store.Connection, error) {
+	k, err := getOne(ctx, s, "connection", id,
+		`SELECT `+connectionCols+` FROM connections WHERE id = $1 AND workspace_id = $2`, scanConnection, id, workspaceID)
+	return k.v, err
+}
+
+// ListConnections lists the workspace's connections in creation order.
+func (s *Store) ListConnections(ctx context.Context, workspaceID string, p store.Page) ([]*store.Connection, string, error) {
+	after, err := afterRID("conn", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list connections",
+		`SELECT `+connectionCols+` FROM connections WHERE workspace_id = $1 AND rid > $2 ORDER BY rid LIMIT $3`,
+		scanConnection, workspaceID, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	cs, next := paginate(rows, size, "conn")
+	return cs, next, nil
+}
+
+// UpdateConnection replaces the connection's name, parameters and credentials and sets
+// its UpdateTime to now.
+func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
+	params, err := encodeMap(c.Parameters)
+	if err != nil {
+		return fmt.Errorf("connection %q parameters: %w", c.ID, err)
+	}
+	updated := now()
+	n, err := s.exec(ctx, `UPDATE connections SET name = $1, parameters = $2::text::json, credentials = $3, update_time = $4
+		WHERE id = $5 AND workspace_id = $6`,
+		c.Name, params, c.Credentials, updated, c.ID, c.WorkspaceID)
+	if err = s.mustAffect(n, err, "connection", c.ID); err == nil {
+		c.UpdateTime = updated
+	}
+	return err
+}
+
+// DeleteConnection deletes a connection. Its subscriptions are not deleted: while any
+// remains the deletion fails with store.ErrInUse.
+func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string) error {
+	n, err := s.exec(ctx, `DELETE FROM connections WHERE id = $1 AND workspace_id = $2`, id, workspaceID)
+	if pgCode(err) == codeForeignKeyViolation {
+		return fmt.Errorf("connection %q has subscriptions: %w", id, store.ErrInUse)
+	}
+	return s.mustAffect(n, err, "connection", id)
+}

@@ -1,0 +1,193 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// CreateOutgoingWebhook inserts w; its workspace must exist (else store.ErrNotFound), and
+// its ID must be new in the workspace (else store.ErrAlreadyExists). Zero CreateTime and
+// UpdateTime are set to now.
+func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
+	names, params, err := encodeOutgoingLists(w)
+	if err != nil {
+		return err
+	}
+	created, updated := createTimes(w.CreateTime, w.UpdateTime)
+	_, err = s.exec(ctx, `INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
+		payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time)
+		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7::text::json, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		w.WorkspaceID, w.ID, w.URL, w.Method, names, w.Headers, params,
+		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
+		created, updated)
+	if err = s.insertErr("outgoing webhook", w.ID, fmt.Sprintf("workspace %q", w.WorkspaceID), err); err == nil {
+		w.CreateTime, w.UpdateTime = created, updated
+	}
+	return err
+}
+
+func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params *string, err error) {
+	if names, err = encodeJSON(w.HeaderNames, w.HeaderNames == nil); err != nil {
+		return nil, nil, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+	}
+	if params, err = encodeJSON(w.QueryParams, w.QueryParams == nil); err != nil {
+		return nil, nil, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+	}
+	return names, params, nil
+}
+
+const outgoingWebhookCols = `rid, workspace_id, id, url, method, header_names::text, headers, query_params::text, payload_encoding,
+	content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time`
+
+func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
+	w := &store.OutgoingWebhook{}
+	var rid, timeout int64
+	var created, updated pgtype.Timestamptz
+	var names, params *string
+	if err := sc.Scan(&rid, &w.WorkspaceID, &w.ID, &w.URL, &w.Method, &names, &w.Headers, &params, &w.PayloadEncoding,
+		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &created, &updated); err != nil {
+		return keyed[*store.OutgoingWebhook]{}, err
+	}
+	var err error
+	if w.HeaderNames, err = decodeJSON[[]string](names); err != nil {
+		return keyed[*store.OutgoingWebhook]{}, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+	}
+	if w.QueryParams, err = decodeJSON[[]string](params); err != nil {
+		return keyed[*store.OutgoingWebhook]{}, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+	}
+	w.Timeout = time.Duration(timeout)
+	w.CreateTime, w.UpdateTime = fromTS(created), fromTS(updated)
+	return keyed[*store.OutgoingWebhook]{rid, w}, nil
+}
+
+// GetOutgoingWebhook returns a webhook of the workspace.
+func (s *Store) GetOutgoingWebhook(ctx context.Context, workspaceID, id string) (*store.OutgoingWebhook, error) {
+	k, err := getOne(ctx, s, "outgoing webhook", id,
+		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE workspace_id = $1 AND id = $2`,
+		scanOutgoingWebhook, workspaceID, id)
+	return k.v, err
+}
+
+// ListOutgoingWebhooks lists the workspace's webhooks in creation order.
+func (s *Store) ListOutgoingWebhooks(ctx context.Context, workspaceID string, p store.Page) ([]*store.OutgoingWebhook, string, error) {
+	after, err := afterRID("owh", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list outgoing webhooks",
+		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE workspace_id = $1 AND rid > $2 ORDER BY rid LIMIT $3`,
+		scanOutgoingWebhook, workspaceID, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	ws, next := paginate(rows, size, "owh")
+	return ws, next, nil
+}
+
+// UpdateOutgoingWebhook replaces every mutable field and sets UpdateTime to now.
+func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
+	names, params, err := encodeOutgoingLists(w)
+	if err != nil {
+		return err
+	}
+	updated := now()
+	n, err := s.exec(ctx, `UPDATE outgoing_webhooks SET url = $1, method = $2, header_names = $3::text::json, headers = $4,
+		query_params = $5::text::json, payload_encoding = $6, content_type = $7, timeout = $8, signing_secret = $9,
+		max_attempts = $10, follow_redirects = $11, update_time = $12 WHERE workspace_id = $13 AND id = $14`,
+		w.URL, w.Method, names, w.Headers, params,
+		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
+		updated, w.WorkspaceID, w.ID)
+	if err = s.mustAffect(n, err, "outgoing webhook", w.ID); err == nil {
+		w.UpdateTime = updated
+	}
+	return err
+}
+
+// DeleteOutgoingWebhook deletes a webhook; its invocation records stay.
+func (s *Store) DeleteOutgoingWebhook(ctx context.Context, workspaceID, id string) error {
+	n, err := s.exec(ctx, `DELETE FROM outgoing_webhooks WHERE workspace_id = $1 AND id = $2`, workspaceID, id)
+	return s.mustAffect(n, err, "outgoing webhook", id)
+}
+
+// RecordInvocation inserts an invocation record. A zero Time is set to now.
+func (s *Store) RecordInvocation(ctx context.Context, inv *store.Invocation) error {
+	at := orNow(inv.Time)
+	_, err := s.exec(ctx, `INSERT INTO outgoing_invocations (reference_id, workspace_id, webhook_id, time, attempts, status,
+		duration, request_size, response_size, error, error_message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		inv.ReferenceID, inv.WorkspaceID, inv.WebhookID, at, inv.Attempts, inv.Status,
+		int64(inv.Duration), inv.RequestSize, inv.ResponseSize, inv.Error, clean(inv.ErrorMessage))
+	if err = s.insertErr("invocation", inv.ReferenceID, "", err); err == nil {
+		inv.Time = at
+	}
+	return err
+}
+
+const invocationCols = `rid, reference_id, workspace_id, webhook_id, time, attempts, status, duration, request_size,
+	response_size, error, error_message`
+
+func scanInvocation(sc scanner) (keyed[*store.Invocation], error) {
+	inv := &store.Invocation{}
+	var rid, dur int64
+	var at pgtype.Timestamptz
+	if err := sc.Scan(&rid, &inv.ReferenceID, &inv.WorkspaceID, &inv.WebhookID, &at, &inv.Attempts, &inv.Status, &dur,
+		&inv.RequestSize, &inv.ResponseSize, &inv.Error, &inv.ErrorMessage); err != nil {
+		return keyed[*store.Invocation]{}, err
+	}
+	inv.Time, inv.Duration = fromTS(at), time.Duration(dur)
+	return keyed[*store.Invocation]{rid, inv}, nil
+}
+
+// GetInvocation returns an invocation record of the workspace.
+func (s *Store) GetInvocation(ctx context.Context, workspaceID, referenceID string) (*store.Invocation, error) {
+	k, err := getOne(ctx, s, "invocation", referenceID,
+		`SELECT `+invocationCols+` FROM outgoing_invocations WHERE reference_id = $1 AND workspace_id = $2`,
+		scanInvocation, referenceID, workspaceID)
+	return k.v, err
+}
+
+// ListInvocations lists the workspace's invocation records, newest first.
+func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store.InvocationFilter, p store.Page) ([]*store.Invocation, string, error) {
+	keys, err := decodeToken("inv", p.Token, 2)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	var w whereBuilder
+	w.add(`workspace_id = ?`, workspaceID)
+	if f.WebhookID != "" {
+		w.add(`webhook_id = ?`, f.WebhookID)
+	}
+	if !f.Start.IsZero() {
+		w.add(`time >= ?`, f.Start)
+	}
+	if !f.End.IsZero() {
+		w.add(`time < ?`, f.End)
+	}
+	if f.ErrorsOnly {
+		w.add(`error`)
+	}
+	if keys != nil {
+		w.add(`(time, rid) < (?, ?)`, timeKey(keys[0]), keys[1])
+	}
+	limit := w.next(size + 1)
+	rows, err := getAll(ctx, s, "list invocations",
+		`SELECT `+invocationCols+` FROM outgoing_invocations WHERE `+w.b.String()+` ORDER BY time DESC, rid DESC LIMIT `+limit,
+		scanInvocation, w.args...)
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := paginateByTime(rows, size, "inv", func(inv *store.Invocation) time.Time { return inv.Time })
+	return out, next, nil
+}
+
+// PruneInvocations deletes the records older than before, a chunk per statement.
+func (s *Store) PruneInvocations(ctx context.Context, before time.Time) (int64, error) {
+	return s.deleteChunked(ctx, `DELETE FROM outgoing_invocations WHERE rid IN
+		(SELECT rid FROM outgoing_invocations WHERE time < $1 LIMIT $2)`, before)
+}
