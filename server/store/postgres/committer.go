@@ -304,7 +304,7 @@ func (s *Store) commitBatch(ops []*commitOp) (bad map[*commitOp]error, err error
 		return nil, s.opErr("commit", err)
 	}
 	if hook != nil {
-		hook(ctx)
+		hook(ctx, conn.Conn().PgConn().PID())
 		if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
 			return nil, s.opErr("commit", err)
 		}

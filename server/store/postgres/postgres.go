@@ -94,8 +94,9 @@ type Store struct {
 	notifierDone chan struct{}
 
 	// beforeCommit, when set (tests), runs in a delivery transaction just before COMMIT,
-	// after the events are written and their workspace's seq row is locked.
-	beforeCommit func(ctx context.Context)
+	// after the events are written and their workspace's seq row is locked; pid is the
+	// transaction's backend.
+	beforeCommit func(ctx context.Context, pid uint32)
 }
 
 var (
