@@ -89,7 +89,10 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 		return err
 	}
 	// Register first, so a stream opened after this one replaces it even while it reads.
-	h := s.Core.Hub.Open(ws, req.GetConsumer())
+	h, err := s.Core.OpenStream(ctx, ws, req.GetConsumer())
+	if err != nil {
+		return s.err(ctx, err)
+	}
 	defer s.Core.Hub.Close(h)
 	if s.Metrics != nil {
 		s.Metrics.StreamsOpen.Inc()

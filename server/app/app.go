@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/hookmap/hookmap/server/api"
+	"github.com/hookmap/hookmap/server/cluster"
 	"github.com/hookmap/hookmap/server/console"
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/durable"
@@ -31,6 +32,7 @@ import (
 	"github.com/hookmap/hookmap/server/registry"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/postgres"
 	"github.com/hookmap/hookmap/server/store/sqlite"
 )
 
@@ -95,8 +97,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 // ended, gRPC drained, HTTP drained, background work stopped, store closed.
 func (a *App) start(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
-	if err := ensureDir(cfg.DataDir); err != nil {
-		return flagErr("--data-dir", err)
+	if !cfg.Postgres() || cfg.SecretKey == "" { // the SQLite file or the key file lives there
+		if err := ensureDir(cfg.DataDir); err != nil {
+			return flagErr("--data-dir", err)
+		}
 	}
 	key, err := a.secretKey()
 	if err != nil {
@@ -107,10 +111,9 @@ func (a *App) start(ctx context.Context) error {
 		return flagErr("--secret-key", err)
 	}
 	m := metrics.New()
-	st, err := sqlite.Open(ctx, cfg.StorePath(), sqlite.Options{Logger: log.With("component", "store"), Registerer: m.Registry,
-		SealState: core.StateSealer(box)})
+	st, err := openStore(ctx, cfg, box, log.With("component", "store"), m)
 	if err != nil {
-		return flagErr("--store", fmt.Errorf("open %s: %w", cfg.StorePath(), err))
+		return flagErr("--store", fmt.Errorf("open %s: %w", cfg.StoreName(), err))
 	}
 	a.store = st
 	a.cleanups.add(func() {
@@ -158,6 +161,10 @@ func (a *App) start(ctx context.Context) error {
 	a.bgCtx = bgCtx
 	a.cleanups.add(func() { stopBg(); a.bg.Wait() })
 	a.goBackground(func(ctx context.Context) { a.prune(ctx, time.Hour) })
+	if sh, ok := st.(store.Shared); ok {
+		relay := &cluster.Relay{Store: sh, Hub: a.hub, Poll: cfg.SharedPoll, Logger: log.With("component", "cluster")}
+		a.goBackground(relay.Run)
+	}
 	if cfg.RefreshInterval > 0 {
 		a.goBackground(func(ctx context.Context) { a.core.RunScheduler(ctx, cfg.RefreshInterval) })
 	}
@@ -173,8 +180,16 @@ func (a *App) start(ctx context.Context) error {
 		mode = "dev mode: no auth, workspace default"
 	}
 	log.Info("hookmap started", "grpc", a.grpcLis.Addr().String(), "http", a.httpLis.Addr().String(),
-		"public_url", publicURL, "store", cfg.StorePath(), "connectors", cfg.Connectors, "auth", mode)
+		"public_url", publicURL, "store", cfg.StoreName(), "connectors", cfg.Connectors, "auth", mode)
 	return nil
+}
+
+// openStore opens the store cfg names: PostgreSQL for a postgres:// URL, else SQLite.
+func openStore(ctx context.Context, cfg Config, box *secrets.Box, log *slog.Logger, m *metrics.Metrics) (store.Store, error) {
+	if cfg.Postgres() {
+		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log, Registerer: m.Registry})
+	}
+	return sqlite.Open(ctx, cfg.StorePath(), sqlite.Options{Logger: log, Registerer: m.Registry, SealState: core.StateSealer(box)})
 }
 
 // goBackground runs f until Stop.

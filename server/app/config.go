@@ -40,6 +40,9 @@ type Config struct {
 	JSONAPI bool
 	// Console serves the web console under /console/ on the HTTP port (it needs JSONAPI).
 	Console bool
+	// SharedPoll is how often, with a store several replicas share (Postgres), every
+	// stream reads the store again whatever was notified (0: cluster.DefaultPoll).
+	SharedPoll time.Duration
 	// Now is the clock of refresh scheduling and signature tolerances (tests inject one).
 	Now func() time.Time
 }
@@ -92,6 +95,32 @@ func (c Config) StorePath() string {
 	return filepath.Join(c.DataDir, "hookmap.db")
 }
 
+// Postgres reports whether the store is a PostgreSQL database (a postgres:// URL).
+func (c Config) Postgres() bool {
+	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
+}
+
+// StoreName is the store for logs and messages: the SQLite path, or the Postgres URL
+// without its password.
+func (c Config) StoreName() string {
+	if !c.Postgres() {
+		return c.StorePath()
+	}
+	u, err := url.Parse(c.Store)
+	if err != nil {
+		return "postgres://(unparsable URL)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
 // Validate reports every problem with the configuration.
 func (c Config) Validate() error {
 	var errs []error
@@ -114,8 +143,10 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--public-url %q must be an absolute http(s) URL", c.PublicURL))
 		}
 	}
-	if strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://") {
-		errs = append(errs, errors.New("--store: the Postgres store is not available in this build; use a SQLite path"))
+	if c.Postgres() && c.SecretKey == "" {
+		// Each replica would otherwise make a key file of its own and could not open the
+		// secrets the others sealed.
+		errs = append(errs, flagErr("--secret-key", errors.New("required with a Postgres --store: every replica must seal and open secrets with the same key")))
 	}
 	if len(c.Connectors) == 0 {
 		errs = append(errs, errors.New("--connectors: give at least one folder"))

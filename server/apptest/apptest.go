@@ -56,6 +56,12 @@ func WithoutScheduler() Option { return func(c *app.Config) { c.RefreshInterval 
 // WithAdminToken turns auth on, as in production: every call needs a token.
 func WithAdminToken(token string) Option { return func(c *app.Config) { c.AdminToken = token } }
 
+// WithStore sets the store: a SQLite path or a postgres:// URL (see pgtest.Schema).
+func WithStore(store string) Option { return func(c *app.Config) { c.Store = store } }
+
+// WithSecretKey sets the secret key (replicas sharing a Postgres store share it).
+func WithSecretKey(key string) Option { return func(c *app.Config) { c.SecretKey = key } }
+
 // Start starts hookmap with a fresh data dir. It stops when the test ends.
 func Start(t testing.TB, opts ...Option) *Harness {
 	t.Helper()

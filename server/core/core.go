@@ -225,3 +225,17 @@ func (c *Core) WebhookSecret(s *store.Subscription) (string, error) {
 	}
 	return string(b), nil
 }
+
+// OpenStream registers a new stream of a consumer with the hub, replacing the consumer's
+// older stream: in this process, and in every process sharing the store when it is shared
+// (the store numbers the stream and tells the others).
+func (c *Core) OpenStream(ctx context.Context, workspaceID, consumer string) (*hub.Stream, error) {
+	var gen int64
+	if sh, ok := c.Store.(store.Shared); ok {
+		var err error
+		if gen, err = sh.OpenStream(ctx, workspaceID, consumer); err != nil {
+			return nil, err
+		}
+	}
+	return c.Hub.Open(workspaceID, consumer, gen), nil
+}

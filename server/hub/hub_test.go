@@ -33,8 +33,8 @@ func TestNotifyWakesWaiters(t *testing.T) {
 
 func TestOpenReplacesOlderStream(t *testing.T) {
 	h := New()
-	a := h.Open("ws", "c")
-	b := h.Open("ws", "c")
+	a := h.Open("ws", "c", 0)
+	b := h.Open("ws", "c", 0)
 	select {
 	case <-a.Replaced():
 	default:
@@ -46,7 +46,7 @@ func TestOpenReplacesOlderStream(t *testing.T) {
 	default:
 	}
 	h.Close(a) // must not unregister b
-	c := h.Open("ws", "c")
+	c := h.Open("ws", "c", 0)
 	select {
 	case <-b.Replaced():
 	default:
@@ -54,4 +54,46 @@ func TestOpenReplacesOlderStream(t *testing.T) {
 	}
 	h.Close(c)
 	require.Empty(t, h.consumers)
+}
+
+// Generations given by a shared store: an older stream opening late is replaced at once,
+// and Replace ends only older streams.
+func TestGenerations(t *testing.T) {
+	h := New()
+	newer := h.Open("ws", "c", 5)
+	late := h.Open("ws", "c", 4)
+	requireReplaced(t, late, true)
+	requireReplaced(t, newer, false)
+
+	h.Replace("ws", "c", 5) // same generation: not newer
+	requireReplaced(t, newer, false)
+	h.Replace("ws", "other", 9)
+	requireReplaced(t, newer, false)
+	require.Equal(t, []StreamInfo{{Workspace: "ws", Consumer: "c", Generation: 5}}, h.Streams())
+	h.Replace("ws", "c", 6)
+	requireReplaced(t, newer, true)
+	require.Empty(t, h.Streams())
+}
+
+func TestWakeAll(t *testing.T) {
+	h := New()
+	a, b := h.Wait("a"), h.Wait("b")
+	h.WakeAll()
+	for _, w := range []<-chan struct{}{a, b} {
+		select {
+		case <-w:
+		default:
+			t.Fatal("waiter not woken")
+		}
+	}
+}
+
+func requireReplaced(t *testing.T, s *Stream, want bool) {
+	t.Helper()
+	select {
+	case <-s.Replaced():
+		require.True(t, want, "stream %d replaced", s.Generation())
+	default:
+		require.False(t, want, "stream %d not replaced", s.Generation())
+	}
 }

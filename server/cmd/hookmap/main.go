@@ -141,7 +141,7 @@ func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "HTTP receiver listen address")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "base of every URL given to external apps")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder for the SQLite store and the dev-mode key file")
-	fs.StringVar(&cfg.Store, "store", cfg.Store, "a SQLite path (default {data-dir}/hookmap.db)")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "a SQLite path (default {data-dir}/hookmap.db), or a postgres:// URL to share one database among replicas (needs --secret-key)")
 	conns := &listFlag{vals: cfg.Connectors}
 	fs.Var(conns, "connectors", "connector folder (repeatable)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token; required unless gRPC is on loopback (dev mode)")
