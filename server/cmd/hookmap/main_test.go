@@ -255,6 +255,7 @@ func TestServeMisconfigurationsExit2WithOneLine(t *testing.T) {
 		{"grpc address", []string{"--grpc-addr", "nonsense"}, "--grpc-addr"},
 		{"retention", []string{"--delivery-retention", "1m"}, "--delivery-retention"},
 		{"bad duration", []string{"--delivery-retention", "soon"}, "delivery-retention"},
+		{"Postgres without a secret key", []string{"--store", "postgres://hookmap@127.0.0.1:1/hookmap"}, "--secret-key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
