@@ -5,12 +5,20 @@
 //
 //	go run ./bench/receiver -concurrency 32 -duration 10s
 //
+// With -store postgres://… it runs on that database instead (in a schema of its own,
+// dropped at the end), and -replicas N starts N hookmap instances on it, sharing one
+// secret key, with the senders spread over them as a load balancer would:
+//
+//	go run ./bench/receiver -store "$HOOKMAP_TEST_POSTGRES" -replicas 2 -concurrency 32
+//
 // Traffic goes only to the loopback address the harness itself listens on.
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -23,12 +31,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/app"
+	"github.com/hookmap/hookmap/server/store/postgres/pgtest"
 )
 
 func main() {
@@ -37,28 +47,50 @@ func main() {
 	maxRequests := flag.Int("requests", 1_000_000, "stop after this many requests")
 	bodySize := flag.Int("body", 1024, "approximate JSON body size in bytes")
 	connectors := flag.String("connectors", "connectors", "connector folder")
+	storeURL := flag.String("store", "", "a postgres:// URL to run on (default: a fresh SQLite file)")
+	replicas := flag.Int("replicas", 1, "hookmap instances sharing the Postgres store")
 	flag.Parse()
-	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors); err != nil {
+	if *replicas > 1 && *storeURL == "" {
+		fmt.Fprintln(os.Stderr, "receiver bench: -replicas needs a Postgres -store")
+		os.Exit(2)
+	}
+	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors, *storeURL, *replicas); err != nil {
 		fmt.Fprintln(os.Stderr, "receiver bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors string) error {
+func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors, storeURL string, replicas int) error {
 	dir, err := os.MkdirTemp("", "hookmap-bench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	ctx := context.Background()
 	cfg := app.Defaults()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.PublicURL, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", "", dir
 	cfg.Connectors = []string{connectors}
-	ctx := context.Background()
-	a, err := app.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		return err
+	if storeURL != "" {
+		schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+		drop, err := createSchema(ctx, storeURL, schema)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		cfg.Store, cfg.SecretKey = pgtest.WithSearchPath(storeURL, schema), hex.EncodeToString(key)
 	}
-	defer a.Stop()
+	var apps []*app.App
+	for range replicas {
+		a, err := app.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return err
+		}
+		defer a.Stop()
+		apps = append(apps, a)
+	}
+	a := apps[0]
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
@@ -75,6 +107,7 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 	if err != nil {
 		return err
 	}
+	path := strings.TrimPrefix(sub.GetWebhookUri(), "http://"+a.HTTPAddr())
 	pad := strings.Repeat("x", max(0, bodySize-120))
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}}
 	var sent, failed atomic.Int64
@@ -89,7 +122,8 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 			for i := 0; time.Now().Before(deadline) && sent.Add(1) <= int64(maxRequests); i++ {
 				body := fmt.Sprintf(`{"id":"w%d-%d","user":{"id":1234567,"login":"octocat"},"action":"opened","text":%q}`, w, i, pad)
 				t0 := time.Now()
-				resp, err := client.Post(sub.GetWebhookUri(), "application/json", bytes.NewReader([]byte(body)))
+				target := "http://" + apps[(w+i)%len(apps)].HTTPAddr() + path
+				resp, err := client.Post(target, "application/json", bytes.NewReader([]byte(body)))
 				if err != nil {
 					failed.Add(1)
 					continue
@@ -115,8 +149,32 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 		return fmt.Errorf("no request succeeded (%d failed)", failed.Load())
 	}
 	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))] }
-	fmt.Printf("concurrency=%d body=%dB acked=%d failed=%d elapsed=%s throughput=%.0f req/s p50=%s p90=%s p99=%s max=%s\n",
-		concurrency, bodySize, len(all), failed.Load(), elapsed.Round(time.Millisecond),
+	store := "sqlite"
+	if storeURL != "" {
+		store = "postgres"
+	}
+	fmt.Printf("store=%s replicas=%d concurrency=%d body=%dB acked=%d failed=%d elapsed=%s throughput=%.0f req/s p50=%s p90=%s p99=%s max=%s\n",
+		store, replicas, concurrency, bodySize, len(all), failed.Load(), elapsed.Round(time.Millisecond),
 		float64(len(all))/elapsed.Seconds(), pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
 	return nil
+}
+
+// createSchema creates schema on the server at url and returns what drops it.
+func createSchema(ctx context.Context, url, schema string) (func(), error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		return nil, err
+	}
+	return func() {
+		conn, err := pgx.Connect(context.Background(), url)
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		_, _ = conn.Exec(context.Background(), `DROP SCHEMA `+schema+` CASCADE`)
+	}, nil
 }

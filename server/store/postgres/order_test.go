@@ -23,7 +23,7 @@ type fixture struct {
 	sub *store.Subscription
 }
 
-func newFixture(t *testing.T, s store.Store) fixture {
+func newFixture(t testing.TB, s store.Store) fixture {
 	t.Helper()
 	ctx := t.Context()
 	ws := fmt.Sprintf("ws-%d", time.Now().UnixNano())
