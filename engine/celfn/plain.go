@@ -27,9 +27,6 @@ func IsNone(v ref.Val) bool {
 func ToPlain(v ref.Val) (any, error) { return toPlain(v, 0) }
 
 func toPlain(v ref.Val, depth int) (any, error) {
-	if depth > value.MaxDepth {
-		return nil, fmt.Errorf("value nested deeper than %d levels", value.MaxDepth)
-	}
 	switch t := v.(type) {
 	case nil:
 		return nil, nil
@@ -58,7 +55,7 @@ func toPlain(v ref.Val, depth int) (any, error) {
 		if !t.HasValue() {
 			return nil, nil
 		}
-		return toPlain(t.GetValue(), depth+1)
+		return toPlain(t.GetValue(), depth)
 	case *types.Err:
 		return nil, t
 	case *types.Unknown:
@@ -66,6 +63,9 @@ func toPlain(v ref.Val, depth int) (any, error) {
 	case traits.Mapper:
 		if m, ok := t.Value().(map[string]any); ok {
 			return m, nil
+		}
+		if depth >= value.MaxDepth {
+			return nil, fmt.Errorf("value %w", value.ErrTooDeep)
 		}
 		out := make(map[string]any, int(sizeOf(t)))
 		it := t.Iterator()
@@ -89,6 +89,9 @@ func toPlain(v ref.Val, depth int) (any, error) {
 	case traits.Lister:
 		if l, ok := t.Value().([]any); ok {
 			return l, nil
+		}
+		if depth >= value.MaxDepth {
+			return nil, fmt.Errorf("value %w", value.ErrTooDeep)
 		}
 		n := sizeOf(t)
 		out := make([]any, 0, n)

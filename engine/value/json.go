@@ -14,36 +14,47 @@ import (
 // ErrTrailingData is returned by Decode when the input holds more than one JSON value.
 var ErrTrailingData = errors.New("unexpected data after the JSON value")
 
-// MaxDepth bounds the nesting of arrays and objects Decode accepts.
-const MaxDepth = 256
+// Decode parses one JSON document into a plain value. A document nested deeper than
+// MaxDepth is an error wrapping ErrTooDeep.
+func Decode(b []byte) (any, error) { return decode(b, MaxDepth) }
 
-// Decode parses one JSON document into a plain value.
-func Decode(b []byte) (any, error) {
+// DecodeStored is Decode for JSON hookmap wrote itself: it checks no depth of its own
+// (encoding/json still stops at 10,000 levels). Values are checked when they enter, so a
+// value stored under an older, laxer limit stays readable.
+func DecodeStored(b []byte) (any, error) { return decode(b, unlimitedDepth) }
+
+// unlimitedDepth is above encoding/json's own nesting limit (10,000).
+const unlimitedDepth = 1 << 20
+
+func decode(b []byte, maxDepth int) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
+		if strings.Contains(err.Error(), "exceeded max depth") {
+			return nil, fmt.Errorf("JSON %w", ErrTooDeep)
+		}
 		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, ErrTrailingData
 	}
-	return normalize(v, 0)
+	return normalize(v, 0, maxDepth)
 }
 
 // DecodeString is Decode of a string.
 func DecodeString(s string) (any, error) { return Decode([]byte(s)) }
 
-func normalize(v any, depth int) (any, error) {
-	if depth > MaxDepth {
-		return nil, fmt.Errorf("JSON nested deeper than %d levels", MaxDepth)
-	}
+func normalize(v any, depth, maxDepth int) (any, error) {
 	switch t := v.(type) {
 	case json.Number:
 		return Number(string(t))
 	case map[string]any:
+		if depth >= maxDepth {
+			return nil, fmt.Errorf("JSON %w", ErrTooDeep)
+		}
 		for k, e := range t {
-			n, err := normalize(e, depth+1)
+			n, err := normalize(e, depth+1, maxDepth)
 			if err != nil {
 				return nil, err
 			}
@@ -51,8 +62,11 @@ func normalize(v any, depth int) (any, error) {
 		}
 		return t, nil
 	case []any:
+		if depth >= maxDepth {
+			return nil, fmt.Errorf("JSON %w", ErrTooDeep)
+		}
 		for i, e := range t {
-			n, err := normalize(e, depth+1)
+			n, err := normalize(e, depth+1, maxDepth)
 			if err != nil {
 				return nil, err
 			}

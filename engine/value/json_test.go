@@ -1,6 +1,7 @@
 package value
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,7 +32,11 @@ func TestDecodeRejectsTrailingAndDeep(t *testing.T) {
 		deep = append(deep, ']')
 	}
 	_, err = Decode(deep)
-	require.ErrorContains(t, err, "nested deeper")
+	require.ErrorIs(t, err, ErrTooDeep)
+	_, err = DecodeStored(deep)
+	require.NoError(t, err, "what hookmap stored reads back whatever limit it was written under")
+	_, err = DecodeStored([]byte(strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000)))
+	require.ErrorIs(t, err, ErrTooDeep, "encoding/json's own limit")
 }
 
 func TestEncodeRoundTrip(t *testing.T) {

@@ -19,6 +19,10 @@ import (
 // "billion laughs" document cannot exhaust memory.
 const MaxNodes = 200_000
 
+// MaxDepth bounds how deep a file's mappings and sequences may nest. A value a mapping
+// produces is held to the tighter limits of engine/value when it is stored.
+const MaxDepth = 256
+
 // Problem is a problem at a position of a file.
 type Problem struct {
 	Line, Col int
@@ -243,8 +247,8 @@ func plain(n *yaml.Node, budget *int, depth int) (any, error) {
 	if *budget < 0 {
 		return nil, fmt.Errorf("document expands to more than %d nodes", MaxNodes)
 	}
-	if depth > value.MaxDepth {
-		return nil, fmt.Errorf("document nested deeper than %d levels", value.MaxDepth)
+	if depth > MaxDepth {
+		return nil, fmt.Errorf("document nested deeper than %d levels", MaxDepth)
 	}
 	n = Resolve(n)
 	if n == nil {

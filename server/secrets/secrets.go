@@ -173,7 +173,7 @@ func (b *Box) OpenValue(sealed []byte, aad string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := value.Decode(js)
+	v, err := value.DecodeStored(js)
 	if err != nil {
 		return nil, fmt.Errorf("sealed value is not JSON: %w", err)
 	}
