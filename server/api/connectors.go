@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"errors"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookmap/hookmap/engine"
@@ -110,16 +108,13 @@ func (s *connectorService) EvaluateMethod(ctx context.Context, req *hookmapv1.Ev
 		Method: req.GetMethod(), Input: plainFromStruct(req.GetInput()), AllowSideEffects: req.GetAllowSideEffects(),
 	})
 	if err != nil {
-		var ee *engine.EvalError
-		var he *engine.HTTPError
-		if errors.As(err, &ee) || errors.As(err, &he) {
-			return nil, status.Error(codes.FailedPrecondition, err.Error())
-		}
-		return nil, toStatus(ctx, s.Logger, err)
+		// Like CreateSubscription: the app's answer, the network guard's refusal or an
+		// unreachable app is said, with its reason, never hidden behind INTERNAL.
+		return nil, toStatus(ctx, s.Logger, core.AppError(ctx, req.GetMethod()+" failed", err))
 	}
 	v, err := valueFromPlain(out)
 	if err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "result cannot be returned: %v", err)
+		return nil, failed(codes.FailedPrecondition, core.ReasonMappingFailed, "result cannot be returned: "+err.Error())
 	}
 	return &hookmapv1.EvaluateMethodResponse{Output: v}, nil
 }

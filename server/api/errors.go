@@ -8,16 +8,24 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// toStatus maps every error a service returns to a gRPC status, in one place: store
-// sentinels to NOT_FOUND / ALREADY_EXISTS, core errors to their code with BadRequest
-// details, context errors to CANCELED / DEADLINE_EXCEEDED; anything else is INTERNAL with
-// its cause logged and hidden from the client.
+// maxMessage bounds a status message: whatever an error quotes, a client never gets a
+// message longer than this (gRPC sends it in a header).
+const maxMessage = 4 << 10
+
+// toStatus maps every error a service returns to a gRPC status, in one place: core errors
+// to their code, with an ErrorInfo (domain hookmap.dev) naming the reason and BadRequest
+// details for invalid arguments; store sentinels to NOT_FOUND, ALREADY_EXISTS,
+// FAILED_PRECONDITION (IN_USE), DATA_LOSS (a damaged stored value) and UNAVAILABLE (the
+// store is closing); context errors to CANCELED / DEADLINE_EXCEEDED. Anything else is
+// INTERNAL with its cause logged and hidden from the client.
 func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
@@ -27,46 +35,69 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	var ce *core.Error
 	if errors.As(err, &ce) {
-		st := status.New(ce.Code, ce.Error())
-		if len(ce.Violations) > 0 {
-			if d, derr := st.WithDetails(badRequest(ce.Violations)); derr == nil {
-				st = d
-			}
-		}
-		return st.Err()
+		return newStatus(ce.Code, ce.Reason, ce.Error(), ce.Violations)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
+		return newStatus(codes.NotFound, core.ReasonResourceNotFound, err.Error(), nil)
 	case errors.Is(err, store.ErrAlreadyExists):
-		return status.Error(codes.AlreadyExists, err.Error())
+		return newStatus(codes.AlreadyExists, core.ReasonAlreadyExists, err.Error(), nil)
 	case errors.Is(err, store.ErrInUse):
-		return status.Error(codes.FailedPrecondition, err.Error())
+		return newStatus(codes.FailedPrecondition, core.ReasonInUse, err.Error(), nil)
+	case errors.Is(err, store.ErrUnreadable):
+		log.ErrorContext(ctx, "stored value cannot be read", "request_id", requestID(ctx), "err", err)
+		return newStatus(codes.DataLoss, core.ReasonStoredValueUnreadable, "a stored value cannot be read (request "+requestID(ctx)+"; the log has the details)", nil)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, store.ErrClosed):
-		return status.Error(codes.Unavailable, "server is shutting down")
+		return newStatus(codes.Unavailable, core.ReasonShuttingDown, "server is shutting down", nil)
 	}
 	log.ErrorContext(ctx, "internal error", "request_id", requestID(ctx), "err", err)
 	return status.Errorf(codes.Internal, "internal error (request %s)", requestID(ctx))
 }
 
+// newStatus builds a status with an ErrorInfo when reason is set and a BadRequest when
+// there are violations; the message is bounded by maxMessage.
+func newStatus(code codes.Code, reason, msg string, violations []engine.FieldViolation) error {
+	st := status.New(code, value.Shorten(msg, maxMessage))
+	var details []protoadapt.MessageV1
+	if reason != "" {
+		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: core.ErrorDomain})
+	}
+	if len(violations) > 0 {
+		details = append(details, badRequest(violations))
+	}
+	if len(details) > 0 {
+		if d, err := st.WithDetails(details...); err == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
 func badRequest(v []engine.FieldViolation) *errdetails.BadRequest {
 	br := &errdetails.BadRequest{}
 	for _, f := range v {
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: f.Field, Description: f.Description})
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
+			Field: value.Shorten(f.Field, 256), Description: value.Shorten(f.Description, 1024),
+		})
 	}
 	return br
 }
 
 // invalid returns INVALID_ARGUMENT with one field violation.
 func invalid(field, desc string) error {
-	return toStatus(context.Background(), slog.Default(), core.Invalid(field+": "+desc, []engine.FieldViolation{{Field: field, Description: desc}}))
+	return newStatus(codes.InvalidArgument, "", field+": "+desc, []engine.FieldViolation{{Field: field, Description: desc}})
 }
 
-// notFound returns NOT_FOUND naming what was not found.
+// notFound returns NOT_FOUND naming what was not found (the id shortened).
 func notFound(what, id string) error {
-	return status.Errorf(codes.NotFound, "%s %q not found", what, id)
+	return newStatus(codes.NotFound, core.ReasonResourceNotFound, what+" "+core.Q(id)+" not found", nil)
+}
+
+// failed returns a status with a reason.
+func failed(code codes.Code, reason, msg string) error {
+	return newStatus(code, reason, msg, nil)
 }

@@ -123,7 +123,7 @@ func (s *subscriptionService) RefreshSubscription(ctx context.Context, req *hook
 		return nil, s.err(ctx, err)
 	}
 	if out.Err != nil {
-		return nil, s.err(ctx, core.AppError("refresh failed", out.Err))
+		return nil, s.err(ctx, core.AppError(ctx, "refresh failed", out.Err))
 	}
 	resp := &hookmapv1.RefreshSubscriptionResponse{Healed: out.Healed, Deleted: out.Deleted}
 	if !out.Deleted {

@@ -6,9 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/hookmap/hookmap/engine"
@@ -49,7 +47,7 @@ func newWebhookService(sv *Services) *webhookService {
 	return ws
 }
 
-var errNoOutgoing = status.Error(codes.Unimplemented, "outgoing webhooks are not available with this store")
+var errNoOutgoing = failed(codes.Unimplemented, core.ReasonOutgoingNotImplemented, "outgoing webhooks are not available with this store")
 
 var encodingToProto = map[string]hookmapv1.PayloadEncoding{
 	store.EncodingJSON:   hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_JSON,
@@ -126,13 +124,8 @@ func (s *webhookService) err(ctx context.Context, err error, prefix, what, id st
 	case errors.Is(err, store.ErrNotFound):
 		return notFound(what, id)
 	case errors.Is(err, store.ErrAlreadyExists):
-		st := status.Newf(codes.AlreadyExists, "%s %q already exists", what, id)
-		if d, derr := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
-			{Field: prefix + "id", Description: "already used by another webhook of the workspace"},
-		}}); derr == nil {
-			st = d
-		}
-		return st.Err()
+		return newStatus(codes.AlreadyExists, core.ReasonAlreadyExists, what+" "+core.Q(id)+" already exists",
+			[]engine.FieldViolation{{Field: prefix + "id", Description: "already used by another webhook of the workspace"}})
 	}
 	return toStatus(ctx, s.Logger, pageTokenError(err))
 }

@@ -81,7 +81,7 @@ func TestConnectionErrors(t *testing.T) {
 	h := start(t)
 	ctx := h.Ctx()
 	_, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "nope"})
-	apptest.RequireCode(t, err, codes.FailedPrecondition, `connector "nope" is not loaded`)
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "CONNECTOR_NOT_LOADED", `connector "nope" is not loaded`)
 
 	_, err = h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "testhooks", Parameters: apptest.Struct(t, map[string]any{"region": "mars"}),
@@ -153,7 +153,7 @@ func TestSubscriptionErrors(t *testing.T) {
 	require.Contains(t, fv, "parameters.limit")
 
 	_, err = h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{ConnectionId: conn.GetId(), EventKey: "nope"})
-	apptest.RequireCode(t, err, codes.FailedPrecondition, `no event "nope"`)
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "EVENT_NOT_FOUND", `no event "nope"`)
 	_, err = h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{ConnectionId: "conn_x", EventKey: "echo"})
 	apptest.RequireCode(t, err, codes.NotFound, "conn_x")
 	_, err = h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{})

@@ -294,7 +294,7 @@ func TestReplayAfterConnectorFix(t *testing.T) {
 
 	// A delivery that succeeded drops its kept request: there is nothing left to replay.
 	_, err = h.Events.ReplayDelivery(h.Ctx(), &hookmapv1.ReplayDeliveryRequest{Id: failedIDs[0]})
-	apptest.RequireCode(t, err, codes.FailedPrecondition, "no kept request")
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "NOTHING_TO_REPLAY", "no kept request")
 	stream.None(200 * time.Millisecond)
 	ds, err = h.Events.ListDeliveries(h.Ctx(), &hookmapv1.ListDeliveriesRequest{Outcome: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED})
 	require.NoError(t, err)

@@ -121,7 +121,7 @@ func TestUnsubscribeFailureKeepsDeletingThenRetries(t *testing.T) {
 	hookID := l.app.hookList()[0].ID
 	l.app.set(func() { l.app.deleteSt[hookID] = 503 })
 	_, err = l.h.Subscriptions.DeleteSubscription(l.h.Ctx(), &hookmapv1.DeleteSubscriptionRequest{Id: sub.GetId()})
-	apptest.RequireCode(t, err, codes.Unavailable, "delete refused")
+	apptest.RequireReason(t, err, codes.Unavailable, "APP_UNAVAILABLE", "delete refused")
 	got, err := l.h.Subscriptions.GetSubscription(l.h.Ctx(), &hookmapv1.GetSubscriptionRequest{Id: sub.GetId()})
 	require.NoError(t, err)
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_DELETING, got.GetStatus())
@@ -212,7 +212,7 @@ func TestSubscribeFailureIsFailedWithTheAppsAnswer(t *testing.T) {
 	l := startLifecycle(t)
 	l.app.set(func() { l.app.createErr = &fakeErr{status: 422, body: `{"message":"project p1 is archived"}`} })
 	_, err := l.subscribe(t, "")
-	st := apptest.RequireCode(t, err, codes.FailedPrecondition, "project p1 is archived")
+	st := apptest.RequireReason(t, err, codes.FailedPrecondition, "APP_REFUSED", "project p1 is archived")
 	require.Contains(t, st.Message(), "422")
 	list, err := l.h.Subscriptions.ListSubscriptions(l.h.Ctx(), &hookmapv1.ListSubscriptionsRequest{})
 	require.NoError(t, err)
@@ -223,12 +223,12 @@ func TestSubscribeFailureIsFailedWithTheAppsAnswer(t *testing.T) {
 
 	l.app.set(func() { l.app.createErr = &fakeErr{status: 503, body: `upstream down`} })
 	_, err = l.subscribe(t, "")
-	apptest.RequireCode(t, err, codes.Unavailable, "upstream down")
+	apptest.RequireReason(t, err, codes.Unavailable, "APP_UNAVAILABLE", "upstream down")
 
 	// Wrong credentials: the app's 401 is a failed precondition, not INTERNAL.
 	l.app.set(func() { l.app.apiKey = "rotated" })
 	_, err = l.subscribe(t, "")
-	apptest.RequireCode(t, err, codes.FailedPrecondition, "bad credentials")
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "APP_REFUSED", "bad credentials")
 }
 
 func TestRetriedCreateWithRequestIDCreatesOneHook(t *testing.T) {
@@ -236,7 +236,7 @@ func TestRetriedCreateWithRequestIDCreatesOneHook(t *testing.T) {
 	// The app stores the hook but answers 500: the first attempt fails after the insert.
 	l.app.set(func() { l.app.createErr = &fakeErr{status: 500, body: "oops", stored: true} })
 	_, err := l.subscribe(t, "req-42")
-	apptest.RequireCode(t, err, codes.Unavailable, "oops")
+	apptest.RequireReason(t, err, codes.Unavailable, "APP_UNAVAILABLE", "oops")
 	require.Len(t, l.app.hookList(), 1)
 
 	sub, err := l.subscribe(t, "req-42")
@@ -323,7 +323,7 @@ func TestRepeatedRefreshFailuresHeal(t *testing.T) {
 	l.app.set(func() { l.app.refresh[old] = 500 })
 	for i := 1; i < 3; i++ {
 		_, err := l.h.Subscriptions.RefreshSubscription(l.h.Ctx(), &hookmapv1.RefreshSubscriptionRequest{Id: sub.GetId()})
-		apptest.RequireCode(t, err, codes.Unavailable, "refresh")
+		apptest.RequireReason(t, err, codes.Unavailable, "APP_UNAVAILABLE", "refresh")
 		require.Equal(t, i, l.stored(t, sub.GetId()).RefreshFailures)
 	}
 	resp, err := l.h.Subscriptions.RefreshSubscription(l.h.Ctx(), &hookmapv1.RefreshSubscriptionRequest{Id: sub.GetId()})
@@ -344,6 +344,7 @@ func TestSSRFGuardRefusesLoopbackWithoutFlag(t *testing.T) {
 	_, err = h.Subscriptions.CreateSubscription(h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
 		ConnectionId: conn.GetId(), EventKey: "item", Parameters: apptest.Struct(t, map[string]any{"project": "p1"}),
 	})
-	apptest.RequireCode(t, err, codes.Unavailable, "--allow-private-networks")
+	// A refusal by policy is not worth retrying: FAILED_PRECONDITION, saying which flag.
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "ADDRESS_REFUSED", "--allow-private-networks")
 	require.Zero(t, fa.count(""), "the app was never reached")
 }

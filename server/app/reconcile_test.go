@@ -205,5 +205,5 @@ func TestReconcileErrors(t *testing.T) {
 
 	w.app.set(func() { w.app.apiKey = "rotated" })
 	_, err = w.reconcile(t, dryRun, "", false)
-	apptest.RequireCode(t, err, codes.FailedPrecondition, "401")
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "APP_REFUSED", "401")
 }

@@ -42,6 +42,26 @@ func RequireCode(t testing.TB, err error, code codes.Code, contains string) *sta
 	return st
 }
 
+// RequireReason is RequireCode that also asserts the status carries a google.rpc.ErrorInfo
+// of domain hookmap.dev with reason.
+func RequireReason(t testing.TB, err error, code codes.Code, reason, contains string) *status.Status {
+	t.Helper()
+	st := RequireCode(t, err, code, contains)
+	require.Equal(t, reason, Reason(st), st.Message())
+	return st
+}
+
+// Reason returns the reason of st's google.rpc.ErrorInfo of domain hookmap.dev ("" when
+// it has none).
+func Reason(st *status.Status) string {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == "hookmap.dev" {
+			return ei.GetReason()
+		}
+	}
+	return ""
+}
+
 // FieldViolations returns the google.rpc.BadRequest field violations of st by field.
 func FieldViolations(st *status.Status) map[string]string {
 	out := map[string]string{}

@@ -76,7 +76,7 @@ func (c *Core) RunOptions() engine.RunOptions {
 func (c *Core) Connector(key string) (*engine.Connector, error) {
 	conn, ok := c.Registry.Connector(key)
 	if !ok {
-		return nil, Errorf(codes.FailedPrecondition, "connector %q is not loaded", key)
+		return nil, Errorf(codes.FailedPrecondition, "connector %s is not loaded", Q(key)).WithReason(ReasonConnectorNotLoaded)
 	}
 	return conn, nil
 }
@@ -89,7 +89,7 @@ func (c *Core) Event(connectorKey, eventKey string) (*engine.Connector, *engine.
 	}
 	ev, ok := conn.Events[eventKey]
 	if !ok {
-		return nil, nil, Errorf(codes.FailedPrecondition, "connector %q has no event %q", connectorKey, eventKey)
+		return nil, nil, Errorf(codes.FailedPrecondition, "connector %s has no event %s", Q(connectorKey), Q(eventKey)).WithReason(ReasonEventNotFound)
 	}
 	return conn, ev, nil
 }
@@ -171,7 +171,7 @@ func (c *Core) connectionEvent(ctx context.Context, workspaceID, connectionID, e
 	conn, err := c.Store.GetConnection(ctx, workspaceID, connectionID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, Errorf(codes.NotFound, "connection %q not found", connectionID)
+			return nil, nil, Errorf(codes.NotFound, "connection %s not found", Q(connectionID)).WithReason(ReasonResourceNotFound)
 		}
 		return nil, nil, err
 	}

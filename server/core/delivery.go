@@ -197,6 +197,9 @@ func parseHandleResult(out any, global bool, file string) (*handleResult, error)
 			if !ok {
 				return nil, fmt.Errorf("%s: state must be an object, got %T", file, st)
 			}
+			if err := value.Check(sm); err != nil {
+				return nil, fmt.Errorf("%s: state cannot be stored: %w", file, err)
+			}
 			res.state, res.hasState = sm, true
 		}
 	}
@@ -227,6 +230,9 @@ func parseHandleResult(out any, global bool, file string) (*handleResult, error)
 			}
 			me.selector = fmt.Sprint(sel)
 			me.record = em["payload"]
+			if err := value.Check(me.record); err != nil {
+				return nil, fmt.Errorf("%s: events[%d].payload cannot be stored: %w", file, i, err)
+			}
 		} else {
 			t, _ := em["type"].(string)
 			if t == "" {
@@ -234,6 +240,9 @@ func parseHandleResult(out any, global bool, file string) (*handleResult, error)
 			}
 			me.typ = t
 			me.record = em["record"]
+			if err := value.Check(me.record); err != nil {
+				return nil, fmt.Errorf("%s: events[%d].record cannot be stored: %w", file, i, err)
+			}
 		}
 		res.events = append(res.events, me)
 	}
@@ -562,7 +571,7 @@ func (c *Core) ReplayDelivery(ctx context.Context, workspaceID, id string, m Met
 		return nil, err
 	}
 	if d.Request == nil {
-		return nil, &Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("delivery %s has no kept request (only failed deliveries keep theirs)", id)}
+		return nil, Errorf(codes.FailedPrecondition, "delivery %s has no kept request (only failed deliveries keep theirs)", id).WithReason(ReasonNothingToReplay)
 	}
 	in := &Incoming{
 		Method: d.Request.Method, Path: d.Request.Path, RawQuery: d.Request.Query,
@@ -574,16 +583,22 @@ func (c *Core) ReplayDelivery(ctx context.Context, workspaceID, id string, m Met
 	switch {
 	case d.SubscriptionID != "":
 		sub, err := c.Store.GetSubscription(ctx, workspaceID, d.SubscriptionID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, Errorf(codes.FailedPrecondition, "subscription %s of delivery %s is gone", d.SubscriptionID, id).WithReason(ReasonReplayTargetGone)
+		}
 		if err != nil {
-			return nil, &Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("subscription %s of delivery %s: %s", d.SubscriptionID, id, err)}
+			return nil, err
 		}
 		return c.HandleSubscriptionDelivery(ctx, sub, in, d, m).Delivery, nil
 	case d.GlobalWebhookID != "":
 		gw, err := c.Store.LookupGlobalWebhook(ctx, d.GlobalWebhookID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, Errorf(codes.FailedPrecondition, "global webhook %s of delivery %s is gone", d.GlobalWebhookID, id).WithReason(ReasonReplayTargetGone)
+		}
 		if err != nil {
-			return nil, &Error{Code: codes.FailedPrecondition, Message: fmt.Sprintf("global webhook %s of delivery %s: %s", d.GlobalWebhookID, id, err)}
+			return nil, err
 		}
 		return c.HandleGlobalDelivery(ctx, gw, in, d, m).Delivery, nil
 	}
-	return nil, &Error{Code: codes.FailedPrecondition, Message: "delivery has neither a subscription nor a global webhook"}
+	return nil, Errorf(codes.FailedPrecondition, "delivery %s has neither a subscription nor a global webhook", id).WithReason(ReasonReplayTargetGone)
 }

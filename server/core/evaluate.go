@@ -63,13 +63,13 @@ func (c *Core) EvaluateMethod(ctx context.Context, in EvaluateInput) (any, error
 	if in.EventKey != "" {
 		ev, ok := conn.Events[in.EventKey]
 		if !ok {
-			return nil, Errorf(codes.FailedPrecondition, "connector %q has no event %q", conn.Key, in.EventKey)
+			return nil, Errorf(codes.FailedPrecondition, "connector %q has no event %s", conn.Key, Q(in.EventKey)).WithReason(ReasonEventNotFound)
 		}
 		methods, vb, where = ev.Methods, ev.Verify, fmt.Sprintf("event %q", ev.Key)
 	} else {
 		gw, ok := conn.GlobalWebhooks[in.GlobalWebhookKey]
 		if !ok {
-			return nil, Errorf(codes.FailedPrecondition, "connector %q has no global webhook %q", conn.Key, in.GlobalWebhookKey)
+			return nil, Errorf(codes.FailedPrecondition, "connector %q has no global webhook %s", conn.Key, Q(in.GlobalWebhookKey)).WithReason(ReasonGlobalWebhookNotFound)
 		}
 		methods, vb, where = map[string]*engine.Method{}, gw.Verify, fmt.Sprintf("global webhook %q", gw.Key)
 		if gw.Handle != nil {
@@ -82,7 +82,7 @@ func (c *Core) EvaluateMethod(ctx context.Context, in EvaluateInput) (any, error
 	}
 	if in.Method == MethodVerify {
 		if vb == nil {
-			return nil, Errorf(codes.FailedPrecondition, "%s of connector %q has no verify block", where, conn.Key)
+			return nil, Errorf(codes.FailedPrecondition, "%s of connector %q has no verify block", where, conn.Key).WithReason(ReasonMethodNotFound)
 		}
 		return c.evaluateVerify(ctx, vb, input)
 	}
@@ -97,13 +97,13 @@ func (c *Core) EvaluateMethod(ctx context.Context, in EvaluateInput) (any, error
 			have = append(have, MethodVerify)
 			slices.Sort(have)
 		}
-		return nil, Errorf(codes.FailedPrecondition, "%s of connector %q has no method %q (it has: %s)", where, conn.Key, in.Method, strings.Join(have, ", "))
+		return nil, Errorf(codes.FailedPrecondition, "%s of connector %q has no method %s (it has: %s)", where, conn.Key, Q(in.Method), strings.Join(have, ", ")).WithReason(ReasonMethodNotFound)
 	}
 	if bad := engine.UnknownVars("input", in.Method, m.Vars, input); len(bad) > 0 {
 		return nil, Invalid(violationSummary("input", bad), bad)
 	}
 	if m.Type == engine.TypeRESTAPIMapping && !in.AllowSideEffects {
-		return nil, Errorf(codes.FailedPrecondition, "%s is a rest-api-mapping that calls the external app; set allow_side_effects to run it", m.File)
+		return nil, Errorf(codes.FailedPrecondition, "%s is a rest-api-mapping that calls the external app; set allow_side_effects to run it", m.File).WithReason(ReasonSideEffectsNotAllowed)
 	}
 	return m.Run(ctx, input, c.RunOptions())
 }

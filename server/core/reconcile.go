@@ -64,11 +64,11 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 	}
 	list := ev.Methods[engine.MethodList]
 	if list == nil {
-		return nil, Errorf(codes.FailedPrecondition, "event %q of connector %q has no list method, so its webhooks cannot be reconciled", in.EventKey, conn.ConnectorKey)
+		return nil, Errorf(codes.FailedPrecondition, "event %q of connector %q has no list method, so its webhooks cannot be reconciled", in.EventKey, conn.ConnectorKey).WithReason(ReasonMethodNotFound)
 	}
 	del := ev.Methods[engine.MethodDelete]
 	if in.DeleteOrphan && del == nil {
-		return nil, Errorf(codes.FailedPrecondition, "event %q of connector %q has no delete method; only DRY_RUN is possible", in.EventKey, conn.ConnectorKey)
+		return nil, Errorf(codes.FailedPrecondition, "event %q of connector %q has no delete method; only DRY_RUN is possible", in.EventKey, conn.ConnectorKey).WithReason(ReasonMethodNotFound)
 	}
 	params := orEmpty(in.Parameters)
 	schema, which := ev.ListParametersSchema, "listParametersSchema"
@@ -86,11 +86,11 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 	vars["parameters"] = params
 	out, err := list.Run(ctx, vars, c.RunOptions())
 	if err != nil {
-		return nil, AppError("list webhooks", err)
+		return nil, AppError(ctx, "list webhooks", err)
 	}
 	listed, err := parseListed(out, list.File)
 	if err != nil {
-		return nil, Errorf(codes.FailedPrecondition, "%s", err.Error())
+		return nil, Errorf(codes.FailedPrecondition, "%s", err.Error()).WithReason(ReasonMappingFailed)
 	}
 
 	// The subscriptions of this connection and event whose parameters include these (a

@@ -61,13 +61,13 @@ type RefreshOutcome struct {
 // the scheduler). A DELETING subscription retries its unsubscribe instead.
 func (c *Core) RefreshSubscription(ctx context.Context, workspaceID, id string) (*store.Subscription, RefreshOutcome, error) {
 	if !c.running.acquire(id) {
-		return nil, RefreshOutcome{}, Errorf(codes.Aborted, "subscription %s is being refreshed already", id)
+		return nil, RefreshOutcome{}, Errorf(codes.Aborted, "subscription %s is being refreshed already", Q(id)).WithReason(ReasonAlreadyRunning)
 	}
 	defer c.running.release(id)
 	sub, err := c.Store.GetSubscription(ctx, workspaceID, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, RefreshOutcome{}, Errorf(codes.NotFound, "subscription %q not found", id)
+			return nil, RefreshOutcome{}, Errorf(codes.NotFound, "subscription %s not found", Q(id)).WithReason(ReasonResourceNotFound)
 		}
 		return nil, RefreshOutcome{}, err
 	}

@@ -57,7 +57,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 		id = c.Box.DeriveToken("subscription\x00"+workspaceID+"\x00"+in.RequestID, 16)
 	}
 	if !c.running.acquire(id) {
-		return nil, Errorf(codes.Aborted, "a CreateSubscription with this request_id is running; retry later")
+		return nil, Errorf(codes.Aborted, "a CreateSubscription with this request_id is running; retry later").WithReason(ReasonAlreadyRunning)
 	}
 	defer c.running.release(id)
 	var sub *store.Subscription
@@ -67,7 +67,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 		switch {
 		case err == nil:
 			if prev.ConnectionID != conn.ID || prev.EventKey != in.EventKey || !sameValue(prev.Parameters, params) {
-				return nil, Errorf(codes.AlreadyExists, "request_id %q was used for a different subscription (%s)", in.RequestID, prev.ID)
+				return nil, Errorf(codes.AlreadyExists, "request_id %s was used for a different subscription (%s)", Q(in.RequestID), prev.ID).WithReason(ReasonRequestIDReused)
 			}
 			if prev.Status != store.StatusFailed && prev.Status != store.StatusPending {
 				return prev, nil
@@ -116,7 +116,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 		return nil, fmt.Errorf("record subscription %s: %w", sub.ID, err)
 	}
 	if runErr != nil {
-		return sub, AppError("subscribe failed", runErr)
+		return sub, AppError(ctx, "subscribe failed", runErr)
 	}
 	return sub, nil
 }
@@ -129,7 +129,7 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 	if ev.Type == engine.TypeGlobalWebhook {
 		m := ev.Methods[engine.MethodGetEventsSelector]
 		if m == nil {
-			return Errorf(codes.FailedPrecondition, "event %q has no getEventsSelector method", ev.Key)
+			return Errorf(codes.FailedPrecondition, "event %q has no getEventsSelector method", ev.Key).WithReason(ReasonMethodNotFound)
 		}
 		out, err := m.Run(ctx, vars, c.RunOptions())
 		if err != nil {
@@ -137,16 +137,16 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 		}
 		res, ok := out.(map[string]any)
 		if !ok {
-			return Errorf(codes.FailedPrecondition, "getEventsSelector returned %T, want an object {globalWebhookKey, globalWebhookEventSelector}", out)
+			return Errorf(codes.FailedPrecondition, "getEventsSelector returned %T, want an object {globalWebhookKey, globalWebhookEventSelector}", out).WithReason(ReasonMappingFailed)
 		}
 		key, _ := res["globalWebhookKey"].(string)
 		sel := fmt.Sprint(res["globalWebhookEventSelector"])
 		if key == "" || res["globalWebhookEventSelector"] == nil {
-			return Errorf(codes.FailedPrecondition, "getEventsSelector must return globalWebhookKey and globalWebhookEventSelector")
+			return Errorf(codes.FailedPrecondition, "getEventsSelector must return globalWebhookKey and globalWebhookEventSelector").WithReason(ReasonMappingFailed)
 		}
 		conn, _ := c.Registry.Connector(sub.ConnectorKey)
 		if conn == nil || conn.GlobalWebhooks[key] == nil {
-			return Errorf(codes.FailedPrecondition, "getEventsSelector returned unknown global webhook %q", key)
+			return Errorf(codes.FailedPrecondition, "getEventsSelector returned unknown global webhook %s", Q(key)).WithReason(ReasonMappingFailed)
 		}
 		if _, err := c.EnsureGlobalWebhook(ctx, sub.WorkspaceID, sub.ConnectorKey, key); err != nil {
 			return err
@@ -156,7 +156,7 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 	}
 	m := ev.Methods[engine.MethodSubscribe]
 	if m == nil {
-		return Errorf(codes.FailedPrecondition, "event %q has no subscribe method", ev.Key)
+		return Errorf(codes.FailedPrecondition, "event %q has no subscribe method", ev.Key).WithReason(ReasonMethodNotFound)
 	}
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
 	vars["webhookSecret"] = secret
@@ -207,12 +207,15 @@ func (c *Core) applyStateResult(method string, out any, sub *store.Subscription,
 	}
 	res, ok := out.(map[string]any)
 	if !ok {
-		return Errorf(codes.FailedPrecondition, "%s returned %T, want an object {state, nextRefreshTimestamp}", method, out)
+		return Errorf(codes.FailedPrecondition, "%s returned %T, want an object {state, nextRefreshTimestamp}", method, out).WithReason(ReasonMappingFailed)
 	}
 	if st, present := res["state"]; present && st != nil {
 		m, ok := st.(map[string]any)
 		if !ok {
-			return Errorf(codes.FailedPrecondition, "%s returned state of type %T, want an object", method, st)
+			return Errorf(codes.FailedPrecondition, "%s returned state of type %T, want an object", method, st).WithReason(ReasonMappingFailed)
+		}
+		if err := value.Check(m); err != nil {
+			return Errorf(codes.FailedPrecondition, "%s returned state that cannot be stored: %v", method, err).WithReason(ReasonMappingFailed)
 		}
 		merge := c.stateMerge(sub.ID, m)
 		if prev := sub.StateChange; prev != nil {
@@ -236,11 +239,11 @@ func (c *Core) applyStateResult(method string, out any, sub *store.Subscription,
 	if nr, present := res["nextRefreshTimestamp"]; present && nr != nil {
 		ms, ok := toInt64(nr)
 		if !ok {
-			return Errorf(codes.FailedPrecondition, "%s returned nextRefreshTimestamp %v, want milliseconds since the epoch", method, nr)
+			return Errorf(codes.FailedPrecondition, "%s returned nextRefreshTimestamp %v, want milliseconds since the epoch", method, nr).WithReason(ReasonMappingFailed)
 		}
 		sub.NextRefreshTime = time.UnixMilli(ms).UTC()
 	} else if requireNext {
-		return Errorf(codes.FailedPrecondition, "%s must return nextRefreshTimestamp", method)
+		return Errorf(codes.FailedPrecondition, "%s must return nextRefreshTimestamp", method).WithReason(ReasonMappingFailed)
 	}
 	return nil
 }
@@ -267,7 +270,7 @@ func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, f
 	sub, err := c.Store.GetSubscription(ctx, workspaceID, id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return Deleted{}, Errorf(codes.NotFound, "subscription %q not found", id)
+			return Deleted{}, Errorf(codes.NotFound, "subscription %s not found", Q(id)).WithReason(ReasonResourceNotFound)
 		}
 		return Deleted{}, err
 	}
@@ -281,7 +284,7 @@ func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, f
 		if err := c.saveSubscription(context.WithoutCancel(ctx), sub); err != nil {
 			return Deleted{}, err
 		}
-		return Deleted{}, AppError("unsubscribe failed; the subscription stays DELETING and is retried (force: true deletes it locally)", runErr)
+		return Deleted{}, AppError(ctx, "unsubscribe failed; the subscription stays DELETING and is retried (force: true deletes it locally)", runErr)
 	}
 	if err := c.Store.DeleteSubscription(context.WithoutCancel(ctx), workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Deleted{}, err

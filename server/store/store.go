@@ -16,6 +16,11 @@ var (
 	// ErrInUse is returned when deleting a record that others still reference (a
 	// connection that still has subscriptions).
 	ErrInUse = errors.New("in use")
+	// ErrUnreadable is returned by Get methods for a record whose stored value cannot be
+	// decoded (a damaged database). List methods never fail because of such a record: they
+	// leave it out and log it, except ListEvents, which returns the event with RecordError
+	// set instead of its Record.
+	ErrUnreadable = errors.New("stored value cannot be read")
 )
 
 // Subscription statuses.
@@ -125,6 +130,9 @@ type Event struct {
 	// RecordJSON is the record's JSON text as stored (integers exact, keys sorted). Reads
 	// set it beside Record; writers set Record only.
 	RecordJSON string
+	// RecordError says why the stored record cannot be read (Record is then nil); set
+	// only by reads.
+	RecordError string
 }
 
 // EventFilter narrows ListEvents. Empty fields match everything; several values in one
