@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/metrics"
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -99,10 +101,32 @@ func (a *Auth) authenticate(ctx context.Context, method string) (context.Context
 	return context.WithValue(ctx, keyPrincipal, Principal{WorkspaceID: k.WorkspaceID}), nil
 }
 
+// checkWorkspace refuses a call of the admin token on a workspace that does not exist
+// (x-hookmap-workspace naming an unknown one) with NOT_FOUND, reason WORKSPACE_NOT_FOUND,
+// rather than with whatever the first read or write in it would say. API keys belong to
+// existing workspaces and dev mode acts on default, which always exists; AdminService
+// calls act on no workspace.
+func (a *Auth) checkWorkspace(ctx context.Context, method string) error {
+	p := principal(ctx)
+	if !p.Admin || p.WorkspaceID == DefaultWorkspace || !strings.HasPrefix(method, "/hookmap.v1.") ||
+		strings.HasPrefix(method, "/"+hookmapv1.AdminService_ServiceDesc.ServiceName+"/") {
+		return nil
+	}
+	_, err := a.Store.GetWorkspace(ctx, p.WorkspaceID)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return failed(codes.NotFound, core.ReasonWorkspaceNotFound, "workspace "+core.Q(p.WorkspaceID)+" not found (named by "+WorkspaceHeader+"; AdminService.CreateWorkspace creates it)")
+	default:
+		return failed(codes.Unavailable, "", "cannot check the workspace now")
+	}
+}
+
 // requireAdmin fails unless the caller holds the admin token.
 func requireAdmin(ctx context.Context) error {
 	if !principal(ctx).Admin {
-		return status.Error(codes.PermissionDenied, "this call needs the admin token")
+		return failed(codes.PermissionDenied, core.ReasonAdminRequired, "this call needs the admin token")
 	}
 	return nil
 }
@@ -156,10 +180,20 @@ func (c *Chain) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 		c.observe(ctx, info.FullMethod, start, err)
 	}()
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", requestID(ctx)))
+	undecodable := takeMalformed(req)
 	// authed is a new variable: the deferred observe must keep reading the request's own
 	// context (with its request id) when authentication fails and returns none.
 	authed, err := c.Auth.authenticate(ctx, info.FullMethod)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.Auth.checkWorkspace(authed, info.FullMethod); err != nil {
+		return nil, err
+	}
+	if undecodable != nil {
+		return nil, undecodable
+	}
+	if err := checkRequest(req); err != nil {
 		return nil, err
 	}
 	return handler(authed, req)
@@ -171,6 +205,18 @@ type wrappedStream struct {
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+// RecvMsg receives a request and holds it to what Unary holds unary requests to: decoded,
+// and within the request limits.
+func (w *wrappedStream) RecvMsg(m any) error {
+	if err := w.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if err := takeMalformed(m); err != nil {
+		return err
+	}
+	return checkRequest(m)
+}
 
 // Stream is the stream interceptor.
 func (c *Chain) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
@@ -185,6 +231,9 @@ func (c *Chain) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInf
 	_ = ss.SetHeader(metadata.Pairs("x-request-id", requestID(ctx)))
 	authed, err := c.Auth.authenticate(ctx, info.FullMethod)
 	if err != nil {
+		return err
+	}
+	if err := c.Auth.checkWorkspace(authed, info.FullMethod); err != nil {
 		return err
 	}
 	return handler(srv, &wrappedStream{ServerStream: ss, ctx: authed})

@@ -271,6 +271,7 @@ func (a *App) newGRPC(m *metrics.Metrics, st store.Store) {
 		grpc.ChainUnaryInterceptor(chain.Unary),
 		grpc.ChainStreamInterceptor(chain.Stream),
 		grpc.MaxRecvMsgSize(8<<20),
+		grpc.ForceServerCodecV2(api.Codec{}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
