@@ -10,15 +10,22 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/store"
 )
 
 // streamBatch is how many events a stream reads from the store at a time.
 const streamBatch = 256
+
+// maxPageBytes bounds a ListEvents page (at least one event is always listed): with
+// records of at most value.MaxSize, a page fits in the 4 MiB gRPC clients receive by
+// default.
+const maxPageBytes = value.MaxSize
 
 type eventService struct {
 	*Services
@@ -28,30 +35,36 @@ type eventService struct {
 func (s *eventService) err(ctx context.Context, err error) error { return toStatus(ctx, s.Logger, err) }
 
 // eventProto converts a stored event, carrying its record as format asks: a Value in
-// record, or the stored JSON text in record_json.
-func eventProto(e *store.Event, format hookmapv1.RecordFormat) (*hookmapv1.Event, error) {
+// record, or the stored JSON text in record_json. A record that cannot be read or sent is
+// flagged in record_error, never an error of the whole stream or page.
+func eventProto(e *store.Event, format hookmapv1.RecordFormat) *hookmapv1.Event {
 	pe := &hookmapv1.Event{
 		Seq: e.Seq, Id: e.ID, ConnectionId: e.ConnectionID, SubscriptionId: e.SubscriptionID,
 		EventKey: e.EventKey, Type: e.Type, ReceiveTime: ts(e.ReceiveTime),
-		ExternalId: e.ExternalID, DeliveryId: e.DeliveryID,
+		ExternalId: e.ExternalID, DeliveryId: e.DeliveryID, RecordError: e.RecordError,
+	}
+	if pe.RecordError != "" {
+		return pe
 	}
 	if format == hookmapv1.RecordFormat_RECORD_FORMAT_JSON {
 		pe.RecordJson = e.RecordJSON
 		if pe.RecordJson == "" {
 			b, err := value.Encode(e.Record)
 			if err != nil {
-				return nil, err
+				pe.RecordError = "the stored record cannot be sent: " + err.Error()
+				return pe
 			}
 			pe.RecordJson = string(b)
 		}
-		return pe, nil
+		return pe
 	}
 	rec, err := valueFromPlain(e.Record)
 	if err != nil {
-		return nil, err
+		pe.RecordError = "the stored record cannot be sent: " + err.Error()
+		return pe
 	}
 	pe.Record = rec
-	return pe, nil
+	return pe
 }
 
 // recordFormat checks a request's record_format.
@@ -133,13 +146,10 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 			return s.err(ctx, err)
 		}
 		for _, e := range events {
-			pe, err := eventProto(e, req.GetRecordFormat())
-			if err != nil {
-				return s.err(ctx, err)
-			}
+			pe := eventProto(e, req.GetRecordFormat())
 			select {
 			case <-h.Replaced():
-				return status.Error(codes.Aborted, "a newer stream of consumer "+strconv.Quote(req.GetConsumer())+" replaced this one")
+				return replaced(req.GetConsumer())
 			default:
 			}
 			if err := stream.Send(pe); err != nil {
@@ -156,13 +166,18 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 		select {
 		case <-wake:
 		case <-h.Replaced():
-			return status.Error(codes.Aborted, "a newer stream of consumer "+strconv.Quote(req.GetConsumer())+" replaced this one")
+			return replaced(req.GetConsumer())
 		case <-s.Core.Hub.Closing():
-			return status.Error(codes.Unavailable, "server shutting down; reconnect to resume after the last acked event")
+			return failed(codes.Unavailable, core.ReasonShuttingDown, "server shutting down; reconnect to resume after the last acked event")
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// replaced is the end of a stream a newer stream of its consumer took over.
+func replaced(consumer string) error {
+	return failed(codes.Aborted, core.ReasonStreamReplaced, "a newer stream of consumer "+strconv.Quote(consumer)+" replaced this one")
 }
 
 func (s *eventService) AckEvents(ctx context.Context, req *hookmapv1.AckEventsRequest) (*hookmapv1.AckEventsResponse, error) {
@@ -211,14 +226,15 @@ func (s *eventService) ListEvents(ctx context.Context, req *hookmapv1.ListEvents
 		return nil, s.err(ctx, err)
 	}
 	resp := &hookmapv1.ListEventsResponse{}
-	if len(events) > n {
-		events = events[:n]
-		resp.NextPageToken = strconv.FormatInt(events[n-1].Seq, 10)
-	}
-	for _, e := range events {
-		pe, err := eventProto(e, req.GetRecordFormat())
-		if err != nil {
-			return nil, s.err(ctx, err)
+	size := 0
+	for i, e := range events {
+		pe := eventProto(e, req.GetRecordFormat())
+		size += proto.Size(pe)
+		if i == n || (i > 0 && size > maxPageBytes) {
+			// More events follow: the page ends at the size asked for, or before it grows
+			// past what a client receives by default.
+			resp.NextPageToken = strconv.FormatInt(events[i-1].Seq, 10)
+			break
 		}
 		resp.Events = append(resp.Events, pe)
 	}
@@ -296,10 +312,11 @@ func (s *eventService) GetDelivery(ctx context.Context, req *hookmapv1.GetDelive
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}
-	for _, e := range events {
-		pe, err := eventProto(e, req.GetRecordFormat())
-		if err != nil {
-			return nil, s.err(ctx, err)
+	size := proto.Size(out)
+	for i, e := range events {
+		pe := eventProto(e, req.GetRecordFormat())
+		if size += proto.Size(pe); i > 0 && size > maxPageBytes {
+			break // the answer stays within what a client receives by default
 		}
 		out.Events = append(out.Events, pe)
 	}

@@ -82,7 +82,7 @@ func decodeMap(s sql.NullString) (map[string]any, error) {
 	if !s.Valid {
 		return nil, nil
 	}
-	v, err := value.DecodeString(s.String)
+	v, err := value.DecodeStored([]byte(s.String))
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +202,10 @@ func isFKViolation(err error) bool {
 	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
+// quote quotes an id for an error message, shortened: errors of a lookup by a client's id
+// reach the client.
+func quote(id string) string { return strconv.Quote(value.Shorten(id, 64)) }
+
 // insertErr maps an insert's error: a duplicate to store.ErrAlreadyExists, a missing
 // parent (foreign key) to store.ErrNotFound.
 func insertErr(what, id string, parent string, err error) error {
@@ -209,9 +213,9 @@ func insertErr(what, id string, parent string, err error) error {
 	case err == nil:
 		return nil
 	case isUniqueViolation(err):
-		return fmt.Errorf("%s %q: %w", what, id, store.ErrAlreadyExists)
+		return fmt.Errorf("%s %s: %w", what, quote(id), store.ErrAlreadyExists)
 	case isFKViolation(err):
-		return fmt.Errorf("%s %q: %s: %w", what, id, parent, store.ErrNotFound)
+		return fmt.Errorf("%s %s: %s: %w", what, quote(id), parent, store.ErrNotFound)
 	default:
 		return fmt.Errorf("sqlite: insert %s %q: %w", what, id, err)
 	}
@@ -227,7 +231,7 @@ func mustAffect(res sql.Result, err error, what, id string) error {
 		return fmt.Errorf("sqlite: %s %q: %w", what, id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+		return fmt.Errorf("%s %s: %w", what, quote(id), store.ErrNotFound)
 	}
 	return nil
 }
@@ -303,7 +307,7 @@ func getOne[T any](ctx context.Context, s *Store, what, id, query string, scan f
 		if err := rows.Err(); err != nil {
 			return zero, s.readErr(what, err)
 		}
-		return zero, fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+		return zero, fmt.Errorf("%s %s: %w", what, quote(id), store.ErrNotFound)
 	}
 	v, err := scan(rows)
 	if err != nil {
@@ -312,7 +316,14 @@ func getOne[T any](ctx context.Context, s *Store, what, id, query string, scan f
 	return v, nil
 }
 
-// getAll runs a read and scans every row.
+// unreadable is the error of a stored value that cannot be decoded.
+func unreadable(what string, err error) error {
+	return fmt.Errorf("%s: %w: %v", what, store.ErrUnreadable, err)
+}
+
+// getAll runs a read and scans every row. A row whose scan says it cannot be read
+// (store.ErrUnreadable) is logged and left out; a keyed row stays, marked, so that the
+// page token still continues after it.
 func getAll[T any](ctx context.Context, s *Store, what, query string, cache bool, scan func(scanner) (T, error), args ...any) ([]T, error) {
 	rows, err := s.query(ctx, what, query, cache, args...)
 	if err != nil {
@@ -322,6 +333,14 @@ func getAll[T any](ctx context.Context, s *Store, what, query string, cache bool
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
+		if errors.Is(err, store.ErrUnreadable) {
+			s.log.ErrorContext(ctx, "a stored record cannot be read; it is left out of the list", "list", what, "err", err)
+			if k, ok := any(&v).(interface{ markUnreadable() }); ok {
+				k.markUnreadable()
+				out = append(out, v)
+			}
+			continue
+		}
 		if err != nil {
 			return nil, s.readErr(what, err)
 		}

@@ -20,7 +20,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error
 		_, err := t.exec(`INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, blob(c.Credentials), nanos(created), nanos(updated))
-		return insertErr("connection", c.ID, fmt.Sprintf("workspace %q", c.WorkspaceID), err)
+		return insertErr("connection", c.ID, "workspace "+quote(c.WorkspaceID), err)
 	})
 	if err == nil {
 		c.CreateTime, c.UpdateTime = created, updated
@@ -39,10 +39,10 @@ func scanConnection(sc scanner) (keyed[*store.Connection], error) {
 	}
 	var err error
 	if c.Parameters, err = decodeMap(params); err != nil {
-		return keyed[*store.Connection]{}, fmt.Errorf("connection %q parameters: %w", c.ID, err)
+		return keyed[*store.Connection]{key: rid, v: c}, unreadable(fmt.Sprintf("connection %q parameters", c.ID), err)
 	}
 	c.CreateTime, c.UpdateTime = fromNanos(created), fromNanos(updated)
-	return keyed[*store.Connection]{rid, c}, nil
+	return keyed[*store.Connection]{key: rid, v: c}, nil
 }
 
 // GetConnection returns a connection of the workspace.
@@ -94,7 +94,7 @@ func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string) er
 	return s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`DELETE FROM connections WHERE id = ? AND workspace_id = ?`, id, workspaceID)
 		if isFKViolation(err) {
-			return fmt.Errorf("connection %q has subscriptions: %w", id, store.ErrInUse)
+			return fmt.Errorf("connection %s has subscriptions: %w", quote(id), store.ErrInUse)
 		}
 		return mustAffect(res, err, "connection", id)
 	})

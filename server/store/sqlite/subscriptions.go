@@ -37,7 +37,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 			blob(sub.WebhookSecret), sub.Status, sub.LastError, sub.GlobalWebhookKey, sub.Selector,
 			nanos(sub.NextRefreshTime), nanos(sub.RefreshTime), sub.RefreshFailures, nanos(sub.LastEventTime),
 			nanos(created), nanos(updated))
-		return insertErr("subscription", sub.ID, fmt.Sprintf("connection %q", sub.ConnectionID), err)
+		return insertErr("subscription", sub.ID, "connection "+quote(sub.ConnectionID), err)
 	})
 	if err == nil {
 		sub.CreateTime, sub.UpdateTime = created, updated
@@ -60,11 +60,11 @@ func scanSubscription(sc scanner) (keyed[*store.Subscription], error) {
 	}
 	var err error
 	if s.Parameters, err = decodeMap(params); err != nil {
-		return keyed[*store.Subscription]{}, fmt.Errorf("subscription %q parameters: %w", s.ID, err)
+		return keyed[*store.Subscription]{key: rid, v: s}, unreadable(fmt.Sprintf("subscription %q parameters", s.ID), err)
 	}
 	s.NextRefreshTime, s.RefreshTime, s.LastEventTime = fromNanos(next), fromNanos(refreshed), fromNanos(lastEvent)
 	s.CreateTime, s.UpdateTime = fromNanos(created), fromNanos(updated)
-	return keyed[*store.Subscription]{rid, s}, nil
+	return keyed[*store.Subscription]{key: rid, v: s}, nil
 }
 
 func scanSubscriptionOnly(sc scanner) (*store.Subscription, error) {
@@ -143,7 +143,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 			nanos(sub.NextRefreshTime), nanos(sub.RefreshTime), sub.RefreshFailures, nanos(sub.LastEventTime),
 			nanos(updated), sub.ID, sub.WorkspaceID).Scan(&lastEvent)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("subscription %q: %w", sub.ID, store.ErrNotFound)
+			return fmt.Errorf("subscription %s: %w", quote(sub.ID), store.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("sqlite: update subscription %q: %w", sub.ID, err)
@@ -272,7 +272,7 @@ func (s *Store) EnsureGlobalWebhook(ctx context.Context, g *store.GlobalWebhook)
 		}
 		_, err = t.exec(`INSERT INTO global_webhooks (id, workspace_id, connector_key, key, create_time) VALUES (?, ?, ?, ?, ?)`,
 			g.ID, g.WorkspaceID, g.ConnectorKey, g.Key, nanos(created))
-		return insertErr("global webhook", g.ID, fmt.Sprintf("workspace %q", g.WorkspaceID), err)
+		return insertErr("global webhook", g.ID, "workspace "+quote(g.WorkspaceID), err)
 	})
 	if err != nil {
 		return nil, err
@@ -293,7 +293,7 @@ func scanGlobalWebhook(sc scanner) (keyed[*store.GlobalWebhook], error) {
 		return keyed[*store.GlobalWebhook]{}, err
 	}
 	g.CreateTime = fromNanos(created)
-	return keyed[*store.GlobalWebhook]{rid, g}, nil
+	return keyed[*store.GlobalWebhook]{key: rid, v: g}, nil
 }
 
 func scanGlobalWebhookOnly(sc scanner) (*store.GlobalWebhook, error) {

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -12,7 +11,10 @@ import (
 type keyed[T any] struct {
 	key int64
 	v   T
+	bad bool // the record cannot be read: its key still counts for the page token
 }
+
+func (k *keyed[T]) markUnreadable() { k.bad = true }
 
 // paginate trims a list read with LIMIT size+1 to size and makes the next page token
 // from the last row's key.
@@ -32,9 +34,11 @@ func trimPage[T any](rows []keyed[T], size int, token func(last keyed[T]) string
 		rows = rows[:size]
 		next = token(rows[size-1])
 	}
-	out := make([]T, len(rows))
-	for i, r := range rows {
-		out[i] = r.v
+	out := make([]T, 0, len(rows))
+	for _, r := range rows {
+		if !r.bad {
+			out = append(out, r.v)
+		}
 	}
 	return out, next
 }
@@ -61,7 +65,7 @@ func scanWorkspace(sc scanner) (keyed[*store.Workspace], error) {
 		return keyed[*store.Workspace]{}, err
 	}
 	w.CreateTime = fromNanos(created)
-	return keyed[*store.Workspace]{rid, w}, nil
+	return keyed[*store.Workspace]{key: rid, v: w}, nil
 }
 
 // GetWorkspace returns a workspace by id.
@@ -92,7 +96,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	err := s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO api_keys (id, workspace_id, name, hash, create_time, revoke_time) VALUES (?, ?, ?, ?, ?, ?)`,
 			k.ID, k.WorkspaceID, k.Name, k.Hash, nanos(created), nanos(k.RevokeTime))
-		return insertErr("API key", k.ID, fmt.Sprintf("workspace %q", k.WorkspaceID), err)
+		return insertErr("API key", k.ID, "workspace "+quote(k.WorkspaceID), err)
 	})
 	if err == nil {
 		k.CreateTime = created
@@ -135,7 +139,7 @@ func (s *Store) SetConnectorParameters(ctx context.Context, workspaceID, connect
 		_, err := t.exec(`INSERT INTO connector_parameters (workspace_id, connector_key, sealed, update_time) VALUES (?, ?, ?, ?)
 			ON CONFLICT (workspace_id, connector_key) DO UPDATE SET sealed = excluded.sealed, update_time = excluded.update_time`,
 			workspaceID, connectorKey, sealed, nanos(t0))
-		return insertErr("connector parameters", connectorKey, fmt.Sprintf("workspace %q", workspaceID), err)
+		return insertErr("connector parameters", connectorKey, "workspace "+quote(workspaceID), err)
 	})
 }
 

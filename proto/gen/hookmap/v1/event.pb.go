@@ -160,7 +160,11 @@ type Event struct {
 	DeliveryId string `protobuf:"bytes,10,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
 	// The record's JSON text as stored: integers exact, object keys in sorted order. Set
 	// only when the request asked for RECORD_FORMAT_JSON.
-	RecordJson    string `protobuf:"bytes,11,opt,name=record_json,json=recordJson,proto3" json:"record_json,omitempty"`
+	RecordJson string `protobuf:"bytes,11,opt,name=record_json,json=recordJson,proto3" json:"record_json,omitempty"`
+	// Set when the stored record cannot be read (a damaged database): record and
+	// record_json are then absent. The event is still sent, so one damaged record never
+	// stops a stream or a list.
+	RecordError   string `protobuf:"bytes,12,opt,name=record_error,json=recordError,proto3" json:"record_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -268,6 +272,13 @@ func (x *Event) GetDeliveryId() string {
 func (x *Event) GetRecordJson() string {
 	if x != nil {
 		return x.RecordJson
+	}
+	return ""
+}
+
+func (x *Event) GetRecordError() string {
+	if x != nil {
+		return x.RecordError
 	}
 	return ""
 }
@@ -759,7 +770,8 @@ type Delivery struct {
 	ReplayCount int32 `protobuf:"varint,12,opt,name=replay_count,json=replayCount,proto3" json:"replay_count,omitempty"`
 	// The kept request. Set by GetDelivery only.
 	Request *DeliveryRequest `protobuf:"bytes,13,opt,name=request,proto3" json:"request,omitempty"`
-	// The events the delivery produced (at most 100, in seq order). Set by GetDelivery only.
+	// The events the delivery produced (in seq order: at most 100, and no more than about
+	// 3 MiB of them). Set by GetDelivery only.
 	Events        []*Event `protobuf:"bytes,14,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1292,7 +1304,7 @@ var File_hookmap_v1_event_proto protoreflect.FileDescriptor
 const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\n" +
 	"\x16hookmap/v1/event.proto\x12\n" +
-	"hookmap.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x02\n" +
+	"hookmap.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x03\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12#\n" +
@@ -1308,7 +1320,8 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"deliveryId\x12\x1f\n" +
 	"\vrecord_json\x18\v \x01(\tR\n" +
-	"recordJson\"\x94\x01\n" +
+	"recordJson\x12!\n" +
+	"\frecord_error\x18\f \x01(\tR\vrecordError\"\x94\x01\n" +
 	"\vEventFilter\x12%\n" +
 	"\x0econnection_ids\x18\x01 \x03(\tR\rconnectionIds\x12)\n" +
 	"\x10subscription_ids\x18\x02 \x03(\tR\x0fsubscriptionIds\x12\x1d\n" +
