@@ -78,6 +78,10 @@ func parseMultipart(boundary string, body []byte) (any, error) {
 		}
 		p, err := r.NextPart()
 		if errors.Is(err, io.EOF) {
+			if n == 0 && !bytes.Contains(body, []byte("--"+boundary)) {
+				// Not even the closing delimiter: this is not the multipart body it says.
+				return nil, fmt.Errorf("%w: no part delimited by the boundary %q", ErrMalformedMulti, value.Shorten(boundary, 70))
+			}
 			return out, nil
 		}
 		if err != nil {

@@ -32,6 +32,8 @@ func TestParse(t *testing.T) {
 		{"no content type", "", `{"a":1}`, `{"a":1}`, nil},
 		{"binary", "application/octet-stream", "\xff\x00", "/wA=", nil},
 		{"multipart without boundary", "multipart/form-data", "x", nil, ErrMalformedMulti},
+		{"multipart without its boundary", "multipart/form-data; boundary=zz", "--b\r\n\r\n1\r\n--b--\r\n", nil, ErrMalformedMulti},
+		{"multipart without parts", "multipart/form-data; boundary=zz", "--zz--\r\n", map[string]any{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse(tc.ct, []byte(tc.body))

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 
+	"github.com/hookmap/hookmap/engine/value"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
 )
@@ -48,6 +51,7 @@ func hmacB64(secret []byte, msg string) string {
 type hostile struct {
 	name    string
 	event   string // the signedhooks event (and so the verify scheme)
+	url     string // instead of the event's hook URL
 	method  string
 	body    []byte
 	headers []string
@@ -80,6 +84,7 @@ func TestHostileAndOddRequests(t *testing.T) {
 
 	ok, rejected, dup := hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_OK, hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_REJECTED,
 		hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_DUPLICATE
+	failed := hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED
 	none := hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_UNSPECIFIED
 	body := `{"hello": "world", "id": 1234567890123}`
 	ts := strconv.FormatInt(now.Unix(), 10)
@@ -92,12 +97,37 @@ func TestHostileAndOddRequests(t *testing.T) {
 	}
 	deep := strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000)
 	json := func(extra ...string) []string { return append([]string{"Content-Type", "application/json"}, extra...) }
+	nested := func(n int) []byte { return []byte(strings.Repeat("[", n) + strings.Repeat("]", n)) }
+	form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	multi := func(boundary string) []string {
+		return []string{"Content-Type", "multipart/form-data; boundary=" + boundary}
+	}
+	part := "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
+	longID := strings.Repeat("x", 32<<10) // under the 64 KiB header limit
 
 	table := []hostile{
 		{name: "plain JSON", event: "plain", body: []byte(body), headers: json("X-Event-Id", "e-1"), status: 200, outcome: ok, events: 1},
 		{name: "re-delivery of the same id", event: "plain", body: []byte(body), headers: json("X-Event-Id", "e-1"), status: 200, outcome: dup},
 		{name: "malformed JSON", event: "plain", body: []byte(`{"hello": `), headers: json(), status: 400, outcome: rejected},
 		{name: "deeply nested JSON", event: "plain", body: []byte(deep), headers: json(), status: 400, outcome: rejected},
+		// The plain event's record is {"data": body, …}: one level more than the body.
+		{name: "JSON whose record is nested to the limit", event: "plain", body: nested(value.MaxDepth - 1), headers: json(), status: 200, outcome: ok, events: 1},
+		{name: "JSON at the limit, which the mapping nests past it", event: "plain", body: nested(value.MaxDepth), headers: json(), status: 500, outcome: failed},
+		{name: "JSON one level past the limit", event: "plain", body: nested(value.MaxDepth + 1), headers: json(), status: 400, outcome: rejected},
+		{name: "objects nested past the limit", event: "plain", body: []byte(strings.Repeat(`{"a":`, value.MaxDepth+1) + "1" + strings.Repeat("}", value.MaxDepth+1)), headers: json(), status: 400, outcome: rejected},
+		{name: "truncated JSON string", event: "plain", body: []byte(`{"s": "abc`), headers: json(), status: 400, outcome: rejected},
+		{name: "JSON with a 900 KiB string", event: "plain", body: []byte(`{"s": "` + strings.Repeat("x", 900<<10) + `"}`), headers: json(), status: 200, outcome: ok, events: 1},
+		{name: "malformed form", event: "plain", body: []byte("a=%zz"), headers: form, status: 400, outcome: rejected},
+		{name: "multipart", event: "plain", body: []byte(part + "--b--\r\n"), headers: multi("b"), status: 200, outcome: ok, events: 1},
+		{name: "truncated multipart", event: "plain", body: []byte(part), headers: multi("b"), status: 400, outcome: rejected},
+		{name: "multipart without its boundary", event: "plain", body: []byte(part), headers: []string{"Content-Type", "multipart/form-data"}, status: 400, outcome: rejected},
+		{name: "multipart with another boundary", event: "plain", body: []byte(part), headers: multi("zz"), status: 400, outcome: rejected},
+		{name: "unknown hook id of 32 KiB", url: h.Hook("/hooks/" + longID), body: []byte(body), headers: json(), status: 404, outcome: none},
+		{name: "unknown global hook id", url: h.Hook("/hooks/g/nope"), body: []byte(body), headers: json(), status: 404, outcome: none},
+		{name: "unknown path", url: h.Hook("/nope/" + longID), status: 404, outcome: none},
+		{name: "POST to /healthz", url: h.Hook("/healthz"), body: []byte(body), status: 405, outcome: none},
+		{name: "DELETE /metrics", url: h.Hook("/metrics"), method: http.MethodDelete, status: 405, outcome: none},
+		{name: "odd method on a hook reaches handle", event: "plain", method: "BREW", status: 200, outcome: ok, events: 1},
 		{name: "JSON sent as text/plain", event: "plain", body: []byte(body), headers: []string{"Content-Type", "text/plain"}, status: 200, outcome: ok, events: 1},
 		{name: "form with a JSON field", event: "plain", body: []byte("payload=" + strings.ReplaceAll(body, " ", "%20")), headers: []string{"Content-Type", "application/x-www-form-urlencoded"}, status: 200, outcome: ok, events: 1},
 		{name: "unknown content type", event: "plain", body: []byte{0, 1, 2, 0xff}, headers: []string{"Content-Type", "application/octet-stream"}, status: 200, outcome: ok, events: 1},
@@ -143,11 +173,16 @@ func TestHostileAndOddRequests(t *testing.T) {
 		if method == "" {
 			method = http.MethodPost
 		}
-		r := doRaw(t, method, urls[row.event], row.body, row.headers)
-		require.Equal(t, row.status, r.Status, "%s: %s", row.name, r.Body)
+		url := row.url
+		if url == "" {
+			url = urls[row.event]
+		}
+		r := doRaw(t, method, url, row.body, row.headers)
+		require.Equal(t, row.status, r.Status, "%s: %.300s", row.name, r.Body)
 		if r.Status >= 400 && method != http.MethodHead && r.Status != 431 {
 			require.Contains(t, r.Header.Get("Content-Type"), "application/json", row.name)
 			require.Contains(t, string(r.Body), `"error"`, row.name)
+			require.Less(t, len(r.Body), 1024, "%s: nothing long is echoed", row.name)
 		}
 		if r.Status == 401 {
 			// says which check failed, never the expected signature
@@ -171,23 +206,37 @@ func TestHostileAndOddRequests(t *testing.T) {
 			require.Equal(t, row.outcome, fresh[0].GetOutcome(), "%s: %s", row.name, fresh[0].GetError())
 			require.Equal(t, int32(row.status), fresh[0].GetStatusCode(), row.name)
 			require.Equal(t, int32(row.events), fresh[0].GetEventCount(), row.name)
-			if row.status == 400 {
-				require.True(t, fresh[0].GetReplayable(), "%s: a body that cannot be parsed is kept", row.name)
+			if row.status == 400 || row.status == 500 {
+				require.True(t, fresh[0].GetReplayable(), "%s: a body that cannot be parsed or mapped is kept", row.name)
 			}
 			if row.status == 401 {
 				require.NotEmpty(t, fresh[0].GetError(), row.name)
 				require.False(t, fresh[0].GetReplayable(), "%s: a forged request is not kept for replay", row.name)
 			}
 		}
-		evs, err := h.Events.ListEvents(h.Ctx(), &hookmapv1.ListEventsRequest{PageSize: 1000})
-		require.NoError(t, err, row.name)
-		require.Len(t, evs.GetEvents(), events+row.events, row.name)
+		// Whatever was accepted reads back: the list never fails (nothing poisons it).
+		evs := listAllEvents(t, h)
+		require.Len(t, evs, events+row.events, row.name)
 		events += row.events
+	}
+
+	// Refused outright, with the JSON error of every other refusal: a CONNECT, in either
+	// request-target form (a 2xx would tell a proxy client its tunnel is open).
+	host := strings.TrimPrefix(h.BaseURL, "http://")
+	hookPath := strings.TrimPrefix(urls["plain"], h.BaseURL)
+	for _, target := range []string{host, hookPath, "/healthz"} {
+		status, ct, b := rawHTTP(t, host, "CONNECT "+target+" HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+		require.Equal(t, http.StatusMethodNotAllowed, status, target)
+		require.Contains(t, ct, "application/json", target)
+		require.Contains(t, b, `"error"`, target)
 	}
 
 	// Every stored event streams, invalid UTF-8 included (replaced, never a broken stream).
 	stream := h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "all"})
 	all := stream.Next(events)
+	for _, e := range all {
+		require.Empty(t, e.GetRecordError())
+	}
 	var texts []string
 	for _, e := range all {
 		if s, ok := e.GetRecord().GetStructValue().AsMap()["data"].(string); ok {
@@ -202,6 +251,37 @@ func TestHostileAndOddRequests(t *testing.T) {
 	r := h.Do(http.MethodGet, h.Hook("/metrics"), nil)
 	require.Contains(t, string(r.Body), `hookmap_receiver_verify_failures_total{reason="stale_timestamp",scheme="stripe"} 1`)
 	require.Contains(t, string(r.Body), `hookmap_receiver_verify_failures_total{reason="missing_header",scheme="github"} 1`)
+}
+
+// listAllEvents pages through every event with the smallest pages.
+func listAllEvents(t *testing.T, h *apptest.Harness) []*hookmapv1.Event {
+	t.Helper()
+	var all []*hookmapv1.Event
+	token := ""
+	for {
+		page, err := h.Events.ListEvents(h.Ctx(), &hookmapv1.ListEventsRequest{PageSize: 1000, PageToken: token})
+		require.NoError(t, err)
+		all = append(all, page.GetEvents()...)
+		if token = page.GetNextPageToken(); token == "" {
+			return all
+		}
+	}
+}
+
+// rawHTTP sends one request written by hand (what net/http would not send) to addr and
+// returns the answer's status, Content-Type and body.
+func rawHTTP(t *testing.T, addr, request string) (int, string, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte(request))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
 }
 
 func thousandHeaders() []string {

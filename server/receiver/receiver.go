@@ -37,10 +37,10 @@ func (rc *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hooks/g/{id}", rc.serveGlobal)
 	mux.HandleFunc("/hooks/{id}", rc.serveSubscription)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/healthz", getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("/readyz", getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rc.Ready != nil {
 			if err := rc.Ready(r.Context()); err != nil {
 				writeError(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
@@ -48,20 +48,38 @@ func (rc *Receiver) Handler() http.Handler {
 			}
 		}
 		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
-	})
+	})))
 	if rc.Metrics != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(rc.Metrics.Registry, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", getOnly(promhttp.HandlerFor(rc.Metrics.Registry, promhttp.HandlerOpts{})))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such path: "+r.URL.Path)
+		writeError(w, http.StatusNotFound, "no such path: "+core.Q(r.URL.Path))
 	})
 	return rc.middleware(mux)
+}
+
+// getOnly answers methods other than GET and HEAD with a JSON 405.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method "+core.Q(r.Method)+" is not allowed on "+r.URL.Path)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (rc *Receiver) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqID := uuid.NewString()
 		w.Header().Set("X-Request-Id", reqID)
+		if r.Method == http.MethodConnect {
+			// Not a proxy: refused on every path (a 2xx would tell a client its tunnel is
+			// open), with the JSON error of every other refusal.
+			writeError(w, http.StatusMethodNotAllowed, "method CONNECT is not allowed")
+			return
+		}
 		rw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
 		defer func() {
