@@ -133,17 +133,18 @@ func (c *checker) path() string {
 	return Shorten(b.String(), maxPath)
 }
 
-// Shorten returns s cut to at most n bytes (at a rune boundary) with "…" when it was
-// longer: for ids and paths quoted in messages.
+// Shorten returns s when it is at most n bytes long, else its start (cut at a rune
+// boundary) and "…", n bytes at most: for ids and paths quoted in messages.
 func Shorten(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	i := n
+	const ellipsis = "…"
+	i := max(n-len(ellipsis), 0)
 	for i > 0 && !utf8RuneStart(s[i]) {
 		i--
 	}
-	return s[:i] + "…"
+	return s[:i] + ellipsis
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }

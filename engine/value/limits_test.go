@@ -53,5 +53,7 @@ func TestCheckSize(t *testing.T) {
 	err = Check(map[string]any{strings.Repeat("k", 4<<20): 1})
 	var le *LimitError
 	require.ErrorAs(t, err, &le)
-	require.LessOrEqual(t, len(le.Path), maxPath+len("…"))
+	require.LessOrEqual(t, len(le.Path), maxPath)
+	require.Equal(t, "ab…", Shorten("abcdef", 5))
+	require.Equal(t, "é…", Shorten("éééé", 6), "cut at a rune boundary")
 }

@@ -80,11 +80,16 @@ func newStatus(code codes.Code, reason, msg string, violations []engine.FieldVio
 func badRequest(v []engine.FieldViolation) *errdetails.BadRequest {
 	br := &errdetails.BadRequest{}
 	for _, f := range v {
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
-			Field: value.Shorten(f.Field, 256), Description: value.Shorten(f.Description, 1024),
-		})
+		f = shortViolation(f)
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: f.Field, Description: f.Description})
 	}
 	return br
+}
+
+// shortViolation bounds a violation's field path and description, which may quote what
+// the client sent (a header name, a method, a value).
+func shortViolation(f engine.FieldViolation) engine.FieldViolation {
+	return engine.FieldViolation{Field: value.Shorten(f.Field, 200), Description: value.Shorten(f.Description, 500)}
 }
 
 // invalid returns INVALID_ARGUMENT with one field violation.

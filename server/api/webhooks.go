@@ -117,8 +117,8 @@ func (s *webhookService) err(ctx context.Context, err error, prefix, what, id st
 			if prefix != "" && f.Field != "update_mask" {
 				field = prefix + field
 			}
-			v[i] = engine.FieldViolation{Field: field, Description: f.Description}
-			msgs[i] = field + ": " + f.Description
+			v[i] = shortViolation(engine.FieldViolation{Field: field, Description: f.Description})
+			msgs[i] = v[i].Field + ": " + v[i].Description
 		}
 		return toStatus(ctx, s.Logger, core.Invalid(strings.Join(msgs, "; "), v))
 	case errors.Is(err, store.ErrNotFound):

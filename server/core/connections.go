@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -145,7 +146,8 @@ func orEmpty(m map[string]any) map[string]any {
 func violationSummary(prefix string, v []engine.FieldViolation) string {
 	parts := make([]string, 0, len(v))
 	for _, f := range v {
-		parts = append(parts, f.Field+": "+f.Description)
+		// Bounded: a description may quote the value the client sent.
+		parts = append(parts, value.Shorten(f.Field, 200)+": "+value.Shorten(f.Description, 500))
 	}
 	return prefix + ": " + strings.Join(parts, "; ")
 }
