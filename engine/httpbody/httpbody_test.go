@@ -2,6 +2,7 @@ package httpbody
 
 import (
 	"bytes"
+	"errors"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/engine/value"
 )
 
 func TestParse(t *testing.T) {
@@ -81,12 +84,42 @@ func TestHeadersAndQuery(t *testing.T) {
 	require.Equal(t, map[string]any{"a": "1", "b": []any{"2", "3"}}, Query(q))
 }
 
+// FuzzParse parses arbitrary bodies as arbitrary content types, what the receiver does
+// with every request: Parse never panics, refuses only with its own errors, and what it
+// accepts is within the nesting limit and stores and reads back as JSON.
 func FuzzParse(f *testing.F) {
 	f.Add("application/json", []byte(`{"a":[1,2.5,"x"]}`))
-	f.Add("application/x-www-form-urlencoded", []byte("a=1&b=2"))
+	f.Add("application/json; charset=utf-8", []byte(strings.Repeat("[", value.MaxDepth)+strings.Repeat("]", value.MaxDepth)))
+	f.Add("application/vnd.api+json", []byte(strings.Repeat(`{"a":`, value.MaxDepth+1)+"1"+strings.Repeat("}", value.MaxDepth+1)))
+	f.Add("application/json", []byte(`{"n": 1e400, "big": 18446744073709551616, "s": "\ud800"}`))
+	f.Add("application/x-www-form-urlencoded", []byte("a=1&b=2&b=3&payload=%7B%22k%22%3A1%7D"))
+	f.Add("application/x-www-form-urlencoded", []byte("a=%zz;b"))
 	f.Add("multipart/form-data; boundary=xyz", []byte("--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--xyz--\r\n"))
+	f.Add("multipart/form-data; boundary=xyz", []byte("--xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n\x00\xff\r\n--xyz--\r\n"))
+	f.Add("multipart/form-data; boundary=xyz", []byte("--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1"))
+	f.Add("multipart/form-data", []byte("--xyz--"))
 	f.Add("text/plain; charset=latin1", []byte("\xe9"))
+	f.Add("", []byte("\x00\x01\xfe"))
+	f.Add("application/json;;;=", []byte(`[]`))
 	f.Fuzz(func(t *testing.T, ct string, body []byte) {
-		_, _ = Parse(ct, body) // must never panic
+		v, err := Parse(ct, body)
+		if err != nil {
+			for _, known := range []error{ErrMalformedJSON, ErrMalformedForm, ErrMalformedMulti, ErrTooManyParts} {
+				if errors.Is(err, known) {
+					return
+				}
+			}
+			t.Fatalf("an error of no known kind: %v", err)
+		}
+		if err := value.Check(v); errors.Is(err, value.ErrTooDeep) {
+			t.Fatalf("accepted past the nesting limit: %v", err)
+		}
+		b, err := value.Encode(v)
+		if err != nil {
+			t.Fatalf("accepted but cannot be stored: %v", err)
+		}
+		if _, err := value.DecodeStored(b); err != nil {
+			t.Fatalf("stored but cannot be read back: %v", err)
+		}
 	})
 }
