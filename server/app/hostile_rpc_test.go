@@ -712,3 +712,34 @@ func closedAddr(t *testing.T) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestListEventsPagesStayUnderTheClientLimit: however large the page asked for, a page of
+// big records ends before it outgrows the 4 MiB a gRPC client receives by default, and
+// the next pages hold the rest.
+func TestListEventsPagesStayUnderTheClientLimit(t *testing.T) {
+	h := apptest.Start(t, apptest.WithConnectors("testdata/connectors"))
+	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{ConnectorKey: "signedhooks"})
+	require.NoError(t, err)
+	sub, err := h.Subscriptions.CreateSubscription(h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: conn.GetId(), EventKey: "plain"})
+	require.NoError(t, err)
+	const n = 6
+	for i := range n {
+		body := fmt.Sprintf(`{"i": %d, "s": %q}`, i, strings.Repeat("x", 900<<10))
+		require.Equal(t, http.StatusOK, h.PostJSON(sub.GetWebhookUri(), body).Status)
+	}
+	var sizes []int
+	total := 0
+	token := ""
+	for {
+		page, err := h.Events.ListEvents(h.Ctx(), &hookmapv1.ListEventsRequest{PageSize: 1000, PageToken: token}, grpc.MaxCallRecvMsgSize(4<<20))
+		require.NoError(t, err)
+		require.LessOrEqual(t, proto.Size(page), 4<<20)
+		sizes = append(sizes, len(page.GetEvents()))
+		total += len(page.GetEvents())
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	require.Equal(t, n, total)
+	require.Greater(t, len(sizes), 1, "the events did not fit in one page: %v", sizes)
+}

@@ -53,6 +53,22 @@ func TestSealValue(t *testing.T) {
 	require.Equal(t, map[string]any{"token": "abc", "n": int64(1234567)}, v)
 }
 
+// TestOpenValueReadsWhatOlderLimitsAllowed: a value sealed under an older, laxer nesting
+// limit (credentials or connector parameters 100 levels deep) still opens: reads are
+// never stricter than writes were.
+func TestOpenValueReadsWhatOlderLimitsAllowed(t *testing.T) {
+	b := box(t)
+	var v any = "leaf"
+	for range 100 {
+		v = map[string]any{"k": v}
+	}
+	sealed, err := b.SealValue(v.(map[string]any), "aad")
+	require.NoError(t, err)
+	got, err := b.OpenValue(sealed, "aad")
+	require.NoError(t, err)
+	require.Equal(t, v, got)
+}
+
 func TestParseKey(t *testing.T) {
 	raw := bytes.Repeat([]byte{0xab}, 32)
 	for _, s := range []string{
