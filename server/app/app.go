@@ -224,7 +224,7 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, err
 		mux.Handle(strings.TrimSuffix(console.Prefix, "/"), ch)
 		mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	}
-	return mux, nil
+	return receiver.RefuseConnect(mux), nil
 }
 
 func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) error {

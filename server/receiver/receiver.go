@@ -70,14 +70,32 @@ func getOnly(h http.Handler) http.Handler {
 	})
 }
 
+// RefuseConnect answers CONNECT with the receiver's JSON 405 before next sees it: hookmap
+// is no proxy, and a 2xx would tell a client its tunnel is open. A CONNECT naming a host
+// (CONNECT host:443) matches no route of a mux, which would answer a plain-text 404. The
+// receiver's own handler refuses it too; wrap whatever mux serves the HTTP port.
+func RefuseConnect(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseConnect(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func refuseConnect(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodConnect {
+		return false
+	}
+	writeError(w, http.StatusMethodNotAllowed, "method CONNECT is not allowed")
+	return true
+}
+
 func (rc *Receiver) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqID := uuid.NewString()
 		w.Header().Set("X-Request-Id", reqID)
-		if r.Method == http.MethodConnect {
-			// Not a proxy: refused on every path (a 2xx would tell a client its tunnel is
-			// open), with the JSON error of every other refusal.
-			writeError(w, http.StatusMethodNotAllowed, "method CONNECT is not allowed")
+		if refuseConnect(w, r) {
 			return
 		}
 		rw := &statusWriter{ResponseWriter: w}
