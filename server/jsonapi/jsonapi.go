@@ -1,8 +1,10 @@
 package jsonapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -42,7 +44,7 @@ func New(server http.Handler, services []string, loopbackOnly bool) (http.Handle
 	if err != nil {
 		return nil, fmt.Errorf("jsonapi: %w", err)
 	}
-	return http.StripPrefix(Prefix, guard(tc, loopbackOnly)), nil
+	return http.StripPrefix(Prefix, guard(requireBody(tc), loopbackOnly)), nil
 }
 
 // guard refuses cross-origin browser requests (and, with loopbackOnly, any request that is
@@ -100,6 +102,40 @@ func (c requestCodec) Unmarshal(data []byte, msg proto.Message) error {
 		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("request body is not a %s in JSON: %w", msg.ProtoReflect().Descriptor().FullName(), err))
 	}
 	return nil
+}
+
+// requireBody refuses a POST without a body (400, invalid_argument): no message at all
+// would reach the gRPC server as a call without its request, which grpc-go answers
+// INTERNAL ("cardinality violation").
+func requireBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && emptyBody(r) {
+			WriteError(w, http.StatusBadRequest, "invalid_argument",
+				"the request body is empty: send the request message as JSON ({} for an empty one)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// emptyBody reports whether r has no body, reading at most one byte of it (put back).
+func emptyBody(r *http.Request) bool {
+	if r.ContentLength > 0 {
+		return false
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	var b [1]byte
+	n, err := io.ReadFull(r.Body, b[:])
+	if n == 0 && err != nil {
+		return true
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b[:n]), r.Body), r.Body}
+	return false
 }
 
 // isLoopbackAddr reports whether a RemoteAddr (host:port) is a loopback IP.
