@@ -1,7 +1,6 @@
 package value
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,12 +15,14 @@ import (
 const (
 	// MaxDepth is how many arrays and objects may nest: [[1]] has depth 2, a scalar 0.
 	MaxDepth = 32
-	// MaxSize bounds a value's Size: a value of MaxSize fits, with room to spare, in the
-	// 4 MiB gRPC clients receive by default.
+	// MaxSize bounds a value's size, counted by Check about as the larger of its JSON and
+	// protobuf encodings (see the weights): a value of MaxSize fits, with room to spare, in
+	// the 4 MiB gRPC clients receive by default.
 	MaxSize = 3 << 20
 )
 
-// Size weights: a value's Size is about the larger of its JSON and protobuf encodings.
+// Size weights: strings and keys count their bytes plus sizeFrame, containers sizeFrame,
+// every other value sizeScalar.
 const (
 	sizeScalar = 10 // a number (8 bytes in protobuf) or boolean or null, with its framing
 	sizeFrame  = 8  // the framing of a string, a key or a container
@@ -50,8 +51,8 @@ func (e *LimitError) Error() string {
 
 func (e *LimitError) Unwrap() error { return e.Err }
 
-// Check returns a *LimitError when v nests deeper than MaxDepth or its Size is over
-// MaxSize. v is a plain value; Check never recurses deeper than MaxDepth+1.
+// Check returns a *LimitError when v nests deeper than MaxDepth or its size is over
+// MaxSize. v is a plain value; Check never recurses deeper than MaxDepth.
 func Check(v any) error {
 	c := checker{budget: MaxSize}
 	if c.walk(v, 0) {
@@ -148,6 +149,3 @@ func Shorten(s string, n int) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// IsLimit reports whether err is a value over one of the limits.
-func IsLimit(err error) bool { return errors.Is(err, ErrTooDeep) || errors.Is(err, ErrTooLarge) }

@@ -1,18 +1,16 @@
 package api
 
 import (
-	"context"
-	"log/slog"
 	"strconv"
 	"strings"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/engine/value"
-	"github.com/hookmap/hookmap/server/core"
 )
 
 // Limits every request is held to before its handler runs, whatever the RPC (so a new RPC
@@ -43,7 +41,7 @@ func checkRequest(req any) error {
 	for i, v := range c.violations {
 		msgs[i] = v.Field + ": " + v.Description
 	}
-	return toStatus(context.Background(), slog.Default(), core.Invalid(strings.Join(msgs, "; "), c.violations))
+	return newStatus(codes.InvalidArgument, "", strings.Join(msgs, "; "), c.violations)
 }
 
 type requestChecker struct {
