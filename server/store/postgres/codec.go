@@ -108,7 +108,7 @@ func decodeMap(s *string) (map[string]any, error) {
 	if s == nil {
 		return nil, nil
 	}
-	v, err := value.DecodeString(*s)
+	v, err := value.DecodeStored([]byte(*s))
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +200,19 @@ func afterRID(kind, token string) (int64, error) {
 type keyed[T any] struct {
 	key int64
 	v   T
+	bad bool // the record cannot be read: its key still counts for the page token
 }
+
+func (k *keyed[T]) markUnreadable() { k.bad = true }
+
+// unreadable is the error of a stored value that cannot be decoded.
+func unreadable(what string, err error) error {
+	return fmt.Errorf("%s: %w: %v", what, store.ErrUnreadable, err)
+}
+
+// quote quotes an id for an error message, shortened: errors of a lookup by a client's id
+// reach the client.
+func quote(id string) string { return strconv.Quote(value.Shorten(id, 64)) }
 
 // paginate trims a list read with LIMIT size+1 to size and makes the next page token
 // from the last row's key.
@@ -220,9 +232,11 @@ func trimPage[T any](rows []keyed[T], size int, token func(last keyed[T]) string
 		rows = rows[:size]
 		next = token(rows[size-1])
 	}
-	out := make([]T, len(rows))
-	for i, r := range rows {
-		out[i] = r.v
+	out := make([]T, 0, len(rows))
+	for _, r := range rows {
+		if !r.bad {
+			out = append(out, r.v)
+		}
 	}
 	return out, next
 }
@@ -250,9 +264,9 @@ func (s *Store) insertErr(what, id, parent string, err error) error {
 	case err == nil:
 		return nil
 	case pgCode(err) == codeUniqueViolation:
-		return fmt.Errorf("%s %q: %w", what, id, store.ErrAlreadyExists)
+		return fmt.Errorf("%s %s: %w", what, quote(id), store.ErrAlreadyExists)
 	case pgCode(err) == codeForeignKeyViolation:
-		return fmt.Errorf("%s %q: %s: %w", what, id, parent, store.ErrNotFound)
+		return fmt.Errorf("%s %s: %s: %w", what, quote(id), parent, store.ErrNotFound)
 	default:
 		return s.opErr("insert "+what+" "+strconv.Quote(id), err)
 	}
@@ -264,7 +278,7 @@ func (s *Store) mustAffect(n int64, err error, what, id string) error {
 		return s.opErr(what+" "+strconv.Quote(id), err)
 	}
 	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+		return fmt.Errorf("%s %s: %w", what, quote(id), store.ErrNotFound)
 	}
 	return nil
 }

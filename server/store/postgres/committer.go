@@ -277,7 +277,7 @@ func (s *Store) commitBatch(ops []*commitOp) (bad map[*commitOp]error, err error
 				bad = map[*commitOp]error{}
 			}
 			// The id exists in another workspace: the conflict update's WHERE refused it.
-			bad[op] = fmt.Errorf("delivery %q: %w", op.delivery.id, store.ErrAlreadyExists)
+			bad[op] = fmt.Errorf("delivery %s: %w", quote(op.delivery.id), store.ErrAlreadyExists)
 		}
 	}
 	if len(bad) > 0 {

@@ -20,7 +20,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error
 	_, err = s.exec(ctx, `INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time)
 		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7, $8)`,
 		c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, c.Credentials, created, updated)
-	if err = s.insertErr("connection", c.ID, fmt.Sprintf("workspace %q", c.WorkspaceID), err); err == nil {
+	if err = s.insertErr("connection", c.ID, "workspace "+quote(c.WorkspaceID), err); err == nil {
 		c.CreateTime, c.UpdateTime = created, updated
 	}
 	return err
@@ -38,10 +38,10 @@ func scanConnection(sc scanner) (keyed[*store.Connection], error) {
 	}
 	var err error
 	if c.Parameters, err = decodeMap(params); err != nil {
-		return keyed[*store.Connection]{}, fmt.Errorf("connection %q parameters: %w", c.ID, err)
+		return keyed[*store.Connection]{key: rid, v: c}, unreadable(fmt.Sprintf("connection %q parameters", c.ID), err)
 	}
 	c.CreateTime, c.UpdateTime = fromTS(created), fromTS(updated)
-	return keyed[*store.Connection]{rid, c}, nil
+	return keyed[*store.Connection]{key: rid, v: c}, nil
 }
 
 // GetConnection returns a connection of the workspace.
@@ -90,7 +90,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string) error {
 	n, err := s.exec(ctx, `DELETE FROM connections WHERE id = $1 AND workspace_id = $2`, id, workspaceID)
 	if pgCode(err) == codeForeignKeyViolation {
-		return fmt.Errorf("connection %q has subscriptions: %w", id, store.ErrInUse)
+		return fmt.Errorf("connection %s has subscriptions: %w", quote(id), store.ErrInUse)
 	}
 	return s.mustAffect(n, err, "connection", id)
 }

@@ -157,20 +157,20 @@ func scanDelivery(sc scanner) (keyed[*store.Delivery], error) {
 		return keyed[*store.Delivery]{}, err
 	}
 	if err := decodeDelivery(d, received, selectors); err != nil {
-		return keyed[*store.Delivery]{}, err
+		return keyed[*store.Delivery]{key: rid, v: d}, err
 	}
 	var err error
 	if method != nil {
 		d.HasRequest = true
 		d.Request = &store.RawRequest{Method: *method, Path: deref(path), Query: deref(query), Body: body}
 		if d.Request.Headers, err = decodeJSON[map[string][]string](headers); err != nil {
-			return keyed[*store.Delivery]{}, fmt.Errorf("delivery %q headers: %w", d.ID, err)
+			return keyed[*store.Delivery]{key: rid, v: d}, unreadable(fmt.Sprintf("delivery %q headers", d.ID), err)
 		}
 		if d.Request.Body == nil {
 			d.Request.Body = []byte{}
 		}
 	}
-	return keyed[*store.Delivery]{rid, d}, nil
+	return keyed[*store.Delivery]{key: rid, v: d}, nil
 }
 
 // scanListedDelivery scans deliveryCols and hasRequestCol: no request is loaded.
@@ -184,16 +184,16 @@ func scanListedDelivery(sc scanner) (keyed[*store.Delivery], error) {
 		return keyed[*store.Delivery]{}, err
 	}
 	if err := decodeDelivery(d, received, selectors); err != nil {
-		return keyed[*store.Delivery]{}, err
+		return keyed[*store.Delivery]{key: rid, v: d}, err
 	}
-	return keyed[*store.Delivery]{rid, d}, nil
+	return keyed[*store.Delivery]{key: rid, v: d}, nil
 }
 
 func decodeDelivery(d *store.Delivery, received pgtype.Timestamptz, selectors *string) error {
 	d.ReceiveTime = fromTS(received)
 	var err error
 	if d.Selectors, err = decodeJSON[[]string](selectors); err != nil {
-		return fmt.Errorf("delivery %q selectors: %w", d.ID, err)
+		return unreadable(fmt.Sprintf("delivery %q selectors", d.ID), err)
 	}
 	return nil
 }
@@ -318,8 +318,9 @@ func scanEvent(sc scanner) (*store.Event, error) {
 	e.ReceiveTime = fromTS(received)
 	e.RecordJSON = record
 	var err error
-	if e.Record, err = value.DecodeString(record); err != nil {
-		return nil, fmt.Errorf("event %d record: %w", e.Seq, err)
+	if e.Record, err = value.DecodeStored([]byte(record)); err != nil {
+		// Flagged, not failed: one damaged record never stops a stream or a list.
+		e.Record, e.RecordJSON, e.RecordError = nil, "", fmt.Sprintf("%v: %v", store.ErrUnreadable, err)
 	}
 	return e, nil
 }

@@ -25,7 +25,7 @@ func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 		w.WorkspaceID, w.ID, w.URL, w.Method, names, w.Headers, params,
 		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
 		created, updated)
-	if err = s.insertErr("outgoing webhook", w.ID, fmt.Sprintf("workspace %q", w.WorkspaceID), err); err == nil {
+	if err = s.insertErr("outgoing webhook", w.ID, "workspace "+quote(w.WorkspaceID), err); err == nil {
 		w.CreateTime, w.UpdateTime = created, updated
 	}
 	return err
@@ -55,14 +55,14 @@ func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	}
 	var err error
 	if w.HeaderNames, err = decodeJSON[[]string](names); err != nil {
-		return keyed[*store.OutgoingWebhook]{}, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+		return keyed[*store.OutgoingWebhook]{key: rid, v: w}, unreadable(fmt.Sprintf("outgoing webhook %q header names", w.ID), err)
 	}
 	if w.QueryParams, err = decodeJSON[[]string](params); err != nil {
-		return keyed[*store.OutgoingWebhook]{}, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+		return keyed[*store.OutgoingWebhook]{key: rid, v: w}, unreadable(fmt.Sprintf("outgoing webhook %q query params", w.ID), err)
 	}
 	w.Timeout = time.Duration(timeout)
 	w.CreateTime, w.UpdateTime = fromTS(created), fromTS(updated)
-	return keyed[*store.OutgoingWebhook]{rid, w}, nil
+	return keyed[*store.OutgoingWebhook]{key: rid, v: w}, nil
 }
 
 // GetOutgoingWebhook returns a webhook of the workspace.
@@ -140,7 +140,7 @@ func scanInvocation(sc scanner) (keyed[*store.Invocation], error) {
 		return keyed[*store.Invocation]{}, err
 	}
 	inv.Time, inv.Duration = fromTS(at), time.Duration(dur)
-	return keyed[*store.Invocation]{rid, inv}, nil
+	return keyed[*store.Invocation]{key: rid, v: inv}, nil
 }
 
 // GetInvocation returns an invocation record of the workspace.

@@ -278,7 +278,7 @@ func getOne[T any](ctx context.Context, s *Store, what, id, query string, scan f
 	}
 	v, err := scan(s.pool.QueryRow(ctx, query, args...))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return zero, fmt.Errorf("%s %q: %w", what, id, store.ErrNotFound)
+		return zero, fmt.Errorf("%s %s: %w", what, quote(id), store.ErrNotFound)
 	}
 	if err != nil {
 		return zero, s.opErr(what, err)
@@ -286,7 +286,9 @@ func getOne[T any](ctx context.Context, s *Store, what, id, query string, scan f
 	return v, nil
 }
 
-// getAll runs a read and scans every row.
+// getAll runs a read and scans every row. A row whose scan says it cannot be read
+// (store.ErrUnreadable) is logged and left out; a keyed row stays, marked, so that the
+// page token still continues after it.
 func getAll[T any](ctx context.Context, s *Store, what, query string, scan func(scanner) (T, error), args ...any) ([]T, error) {
 	if s.isClosed.Load() {
 		return nil, store.ErrClosed
@@ -299,6 +301,14 @@ func getAll[T any](ctx context.Context, s *Store, what, query string, scan func(
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
+		if errors.Is(err, store.ErrUnreadable) {
+			s.log.ErrorContext(ctx, "a stored record cannot be read; it is left out of the list", "list", what, "err", err)
+			if k, ok := any(&v).(interface{ markUnreadable() }); ok {
+				k.markUnreadable()
+				out = append(out, v)
+			}
+			continue
+		}
 		if err != nil {
 			return nil, s.opErr(what, err)
 		}

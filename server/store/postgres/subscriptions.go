@@ -35,7 +35,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 		sub.ID, sub.WorkspaceID, sub.ConnectionID, sub.ConnectorKey, sub.EventKey, params, state,
 		sub.WebhookSecret, sub.Status, clean(sub.LastError), sub.GlobalWebhookKey, clean(sub.Selector),
 		ts(sub.NextRefreshTime), ts(sub.RefreshTime), sub.RefreshFailures, ts(sub.LastEventTime), created, updated)
-	if err = s.insertErr("subscription", sub.ID, fmt.Sprintf("connection %q", sub.ConnectionID), err); err == nil {
+	if err = s.insertErr("subscription", sub.ID, "connection "+quote(sub.ConnectionID), err); err == nil {
 		sub.CreateTime, sub.UpdateTime = created, updated
 	}
 	return err
@@ -57,11 +57,11 @@ func scanSubscription(sc scanner) (keyed[*store.Subscription], error) {
 	}
 	var err error
 	if s.Parameters, err = decodeMap(params); err != nil {
-		return keyed[*store.Subscription]{}, fmt.Errorf("subscription %q parameters: %w", s.ID, err)
+		return keyed[*store.Subscription]{key: rid, v: s}, unreadable(fmt.Sprintf("subscription %q parameters", s.ID), err)
 	}
 	s.NextRefreshTime, s.RefreshTime, s.LastEventTime = fromTS(next), fromTS(refreshed), fromTS(lastEvent)
 	s.CreateTime, s.UpdateTime = fromTS(created), fromTS(updated)
-	return keyed[*store.Subscription]{rid, s}, nil
+	return keyed[*store.Subscription]{key: rid, v: s}, nil
 }
 
 func scanSubscriptionOnly(sc scanner) (*store.Subscription, error) {
@@ -125,7 +125,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 			err := tx.QueryRow(ctx, `SELECT state FROM subscriptions WHERE id = $1 AND workspace_id = $2 FOR UPDATE`,
 				sub.ID, sub.WorkspaceID).Scan(&stored)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("subscription %q: %w", sub.ID, store.ErrNotFound)
+				return fmt.Errorf("subscription %s: %w", quote(sub.ID), store.ErrNotFound)
 			}
 			if err != nil {
 				return s.opErr("update subscription "+sub.ID, err)
@@ -144,7 +144,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 			ts(sub.NextRefreshTime), ts(sub.RefreshTime), sub.RefreshFailures, ts(sub.LastEventTime), updated,
 			sub.ID, sub.WorkspaceID).Scan(&lastEvent)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("subscription %q: %w", sub.ID, store.ErrNotFound)
+			return fmt.Errorf("subscription %s: %w", quote(sub.ID), store.ErrNotFound)
 		}
 		if err != nil {
 			return s.opErr("update subscription "+sub.ID, err)
@@ -225,7 +225,7 @@ func (s *Store) EnsureGlobalWebhook(ctx context.Context, g *store.GlobalWebhook)
 			ON CONFLICT (workspace_id, connector_key, key) DO NOTHING`,
 			g.ID, g.WorkspaceID, g.ConnectorKey, g.Key, created)
 		if err != nil {
-			return nil, s.insertErr("global webhook", g.ID, fmt.Sprintf("workspace %q", g.WorkspaceID), err)
+			return nil, s.insertErr("global webhook", g.ID, "workspace "+quote(g.WorkspaceID), err)
 		}
 		if n == 1 {
 			g.CreateTime = created
@@ -252,7 +252,7 @@ func scanGlobalWebhook(sc scanner) (keyed[*store.GlobalWebhook], error) {
 		return keyed[*store.GlobalWebhook]{}, err
 	}
 	g.CreateTime = fromTS(created)
-	return keyed[*store.GlobalWebhook]{rid, g}, nil
+	return keyed[*store.GlobalWebhook]{key: rid, v: g}, nil
 }
 
 func scanGlobalWebhookOnly(sc scanner) (*store.GlobalWebhook, error) {

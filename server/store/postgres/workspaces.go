@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -30,7 +29,7 @@ func scanWorkspace(sc scanner) (keyed[*store.Workspace], error) {
 		return keyed[*store.Workspace]{}, err
 	}
 	w.CreateTime = fromTS(created)
-	return keyed[*store.Workspace]{rid, w}, nil
+	return keyed[*store.Workspace]{key: rid, v: w}, nil
 }
 
 // GetWorkspace returns a workspace by id.
@@ -61,7 +60,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	created := orNow(k.CreateTime)
 	_, err := s.exec(ctx, `INSERT INTO api_keys (id, workspace_id, name, hash, create_time, revoke_time) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.ID, k.WorkspaceID, k.Name, k.Hash, created, ts(k.RevokeTime))
-	if err = s.insertErr("API key", k.ID, fmt.Sprintf("workspace %q", k.WorkspaceID), err); err == nil {
+	if err = s.insertErr("API key", k.ID, "workspace "+quote(k.WorkspaceID), err); err == nil {
 		k.CreateTime = created
 	}
 	return err
@@ -97,7 +96,7 @@ func (s *Store) SetConnectorParameters(ctx context.Context, workspaceID, connect
 	_, err := s.exec(ctx, `INSERT INTO connector_parameters (workspace_id, connector_key, sealed, update_time) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (workspace_id, connector_key) DO UPDATE SET sealed = excluded.sealed, update_time = excluded.update_time`,
 		workspaceID, connectorKey, sealed, now())
-	return s.insertErr("connector parameters", connectorKey, fmt.Sprintf("workspace %q", workspaceID), err)
+	return s.insertErr("connector parameters", connectorKey, "workspace "+quote(workspaceID), err)
 }
 
 // GetConnectorParameters returns what SetConnectorParameters stored, store.ErrNotFound

@@ -127,7 +127,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 				return err
 			}
 			if !found {
-				return fmt.Errorf("subscription %q: %w", sub.ID, store.ErrNotFound)
+				return fmt.Errorf("subscription %s: %w", quote(sub.ID), store.ErrNotFound)
 			}
 			if changed, err = sub.StateChange(stored); err != nil {
 				return fmt.Errorf("subscription %q state: %w", sub.ID, err)
@@ -220,6 +220,11 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, c store.DueClaim) ([]
 		var rowsKeyed []keyed[*store.Subscription]
 		for rows.Next() {
 			k, err := scanSubscription(rows)
+			if errors.Is(err, store.ErrUnreadable) {
+				// Left leased until its TTL: one damaged subscription never stops the others.
+				s.log.ErrorContext(ctx, "a due subscription cannot be read; it is skipped", "err", err)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("sqlite: claim due subscriptions: %w", err)
 			}
