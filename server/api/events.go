@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -88,6 +90,11 @@ func validConsumer(name string) error {
 	}
 	if len(name) > 200 {
 		return invalid("consumer", "longer than 200 characters")
+	}
+	// Control characters (NUL above all) have no place in a name, and the Postgres
+	// store could not keep one: refuse them here for every store alike.
+	if i := strings.IndexFunc(name, unicode.IsControl); i >= 0 {
+		return invalid("consumer", fmt.Sprintf("control character %U at byte %d", []rune(name[i:])[0], i))
 	}
 	return nil
 }

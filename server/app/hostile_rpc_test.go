@@ -158,6 +158,8 @@ func TestHostileRPCs(t *testing.T) {
 
 		{method: "EventService/StreamEvents", name: "no consumer", req: &hookmapv1.StreamEventsRequest{}, code: inv, field: "consumer"},
 		{method: "EventService/StreamEvents", name: "start before the first seq", req: &hookmapv1.StreamEventsRequest{Consumer: "c", Start: &hookmapv1.StreamPosition{Position: &hookmapv1.StreamPosition_Seq{Seq: math.MinInt64}}}, code: inv, field: "start.seq"},
+		{method: "EventService/StreamEvents", name: "NUL in the consumer", req: &hookmapv1.StreamEventsRequest{Consumer: "a\x00b"}, code: inv, field: "consumer"},
+		{method: "EventService/AckEvents", name: "control character in the consumer", req: &hookmapv1.AckEventsRequest{Consumer: "a\nb", Seq: 0}, code: inv, field: "consumer"},
 		{method: "EventService/StreamEvents", name: "7 MB consumer", req: &hookmapv1.StreamEventsRequest{Consumer: huge}, code: inv, field: "consumer"},
 		{method: "EventService/StreamEvents", name: "1,001 types in the filter", req: &hookmapv1.StreamEventsRequest{Consumer: "c", Filter: &hookmapv1.EventFilter{Types: make([]string, 1001)}}, code: inv, field: "filter.types"},
 		{method: "EventService/AckEvents", name: "seq beyond the last event", req: &hookmapv1.AckEventsRequest{Consumer: "c", Seq: math.MaxInt64}, code: inv, field: "seq"},
