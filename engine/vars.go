@@ -11,8 +11,9 @@ import (
 // connectionVars are the variables every method of a connection has.
 var connectionVars = []string{"connection", "connectorParameters", "credentials"}
 
-// requestVars are the variables taken from an incoming request.
-var requestVars = []string{"method", "query", "data", "body", "headers", "rawBody"}
+// requestVars are the variables taken from an incoming request; url is the full URL the
+// app called (the public URL, the path and the query), for apps that sign it.
+var requestVars = []string{"method", "query", "data", "body", "headers", "rawBody", "url"}
 
 func with(base []string, more ...string) []string {
 	return append(append([]string(nil), base...), more...)

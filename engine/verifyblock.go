@@ -93,10 +93,11 @@ func (l *loader) verify(path string, f *yamlsrc.File, p yamlsrc.Pair, vars []str
 		}
 		l.add(path, at, "verify scheme %s needs a secret (a mapping value, e.g. {$cel: state.secret})", v.Scheme)
 	}
-	// The scheme's own rules (hmac's header, algorithm and encoding; hmac-only keys).
+	// The scheme's own rules (hmac's and token's header, hmac's algorithm and encoding;
+	// keys of other schemes).
 	for _, pr := range v.Config.Problems() {
 		at := nodes[pr.Field]
-		if at == nil || (pr.Field == "header" && v.Scheme == "hmac") {
+		if at == nil || (pr.Field == "header" && (v.Scheme == "hmac" || v.Scheme == "token")) {
 			at = p.KeyNode
 		}
 		l.add(path, at, "%s", pr.Message)

@@ -7,6 +7,7 @@ package verify
 
 import (
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -19,7 +20,9 @@ import (
 
 // Sign returns the headers that make r pass Check with the same c and secret
 // at now. For standard-webhooks the message id is r's webhook-id header when
-// set, else a random one; for hubspot, r.Method and r.URL are signed.
+// set, else a random one; for hubspot, r.Method and r.URL are signed; for trello,
+// r.URL; for twilio, r.URL and, when r's Content-Type is form-urlencoded, its form
+// parameters (another body needs bodySHA256 in r.URL). token sends the secret itself.
 func Sign(c Config, secret string, r Request, now time.Time) (http.Header, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -56,6 +59,19 @@ func Sign(c Config, secret string, r Request, now time.Time) (http.Header, error
 		ms := strconv.FormatInt(now.UnixMilli(), 10)
 		out.Set(HeaderHubSpotTime, ms)
 		out.Set(HeaderHubSpot, base64.StdEncoding.EncodeToString(mac(sha256.New, key, []byte(r.Method+r.URL), r.Body, []byte(ms))))
+	case "token":
+		out.Set(strings.TrimSpace(c.Header), c.Prefix+secret)
+	case "zoom":
+		out.Set(HeaderZoomTime, secs)
+		out.Set(HeaderZoom, "v0="+hex.EncodeToString(mac(sha256.New, key, []byte("v0:"+secs+":"), r.Body)))
+	case "trello":
+		out.Set(HeaderTrello, base64.StdEncoding.EncodeToString(mac(sha1.New, key, r.Body, []byte(r.URL))))
+	case "twilio":
+		sum, err := signTwilio(key, r)
+		if err != nil {
+			return nil, err
+		}
+		out.Set(HeaderTwilio, base64.StdEncoding.EncodeToString(sum))
 	default: // hmac
 		newHash, _ := c.hashFunc()
 		enc, _ := c.encoding()

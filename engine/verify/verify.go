@@ -23,7 +23,7 @@ import (
 const DefaultTolerance = 5 * time.Minute
 
 // Schemes are the built-in verification schemes.
-var Schemes = []string{"github", "stripe", "slack", "shopify", "standard-webhooks", "hubspot", "hmac"}
+var Schemes = []string{"github", "stripe", "slack", "shopify", "standard-webhooks", "hubspot", "hmac", "token", "zoom", "trello", "twilio"}
 
 // Header names of the built-in schemes.
 const (
@@ -37,6 +37,10 @@ const (
 	HeaderWebhookSig    = "Webhook-Signature"
 	HeaderHubSpot       = "X-Hubspot-Signature-V3"
 	HeaderHubSpotTime   = "X-Hubspot-Request-Timestamp"
+	HeaderZoom          = "X-Zm-Signature"
+	HeaderZoomTime      = "X-Zm-Request-Timestamp"
+	HeaderTrello        = "X-Trello-Webhook"
+	HeaderTwilio        = "X-Twilio-Signature"
 	standardSecretStart = "whsec_"
 )
 
@@ -46,10 +50,10 @@ const maxCandidates = 16
 // Config selects and parameterises a scheme.
 type Config struct {
 	Scheme    string
-	Header    string        // hmac: the header holding the signature
+	Header    string        // hmac, token: the header holding the signature (the token)
 	Algorithm string        // hmac: sha1, sha256 (default) or sha512
 	Encoding  string        // hmac: hex (default) or base64
-	Prefix    string        // hmac: optional prefix before the signature, e.g. "sha256="
+	Prefix    string        // hmac, token: optional prefix before the signature, e.g. "sha256=", "Bearer "
 	Tolerance time.Duration // timestamped schemes: accepted skew; 0 means DefaultTolerance
 }
 
@@ -74,22 +78,32 @@ func (c Config) Problems() []Problem {
 	if c.Tolerance < 0 {
 		add("tolerance", "verify tolerance must not be negative, got %s", c.Tolerance)
 	}
-	if c.Scheme != "hmac" {
-		for _, f := range []struct{ name, val string }{{"header", c.Header}, {"algorithm", c.Algorithm}, {"encoding", c.Encoding}, {"prefix", c.Prefix}} {
-			if f.val != "" {
-				add(f.name, "verify %s applies to scheme hmac only, not %s", f.name, c.Scheme)
-			}
+	// header and prefix belong to hmac and token, algorithm and encoding to hmac.
+	for _, f := range []struct{ name, val string }{{"header", c.Header}, {"algorithm", c.Algorithm}, {"encoding", c.Encoding}, {"prefix", c.Prefix}} {
+		if f.val == "" || c.Scheme == "hmac" || (c.Scheme == "token" && (f.name == "header" || f.name == "prefix")) {
+			continue
 		}
-		return ps
+		if f.name == "header" || f.name == "prefix" {
+			add(f.name, "verify %s applies to schemes hmac and token only, not %s", f.name, c.Scheme)
+		} else {
+			add(f.name, "verify %s applies to scheme hmac only, not %s", f.name, c.Scheme)
+		}
 	}
-	if strings.TrimSpace(c.Header) == "" {
-		add("header", "verify scheme hmac needs header (the request header holding the signature)")
-	}
-	if _, err := c.hashFunc(); err != nil {
-		add("algorithm", "%s", err.Error())
-	}
-	if _, err := c.encoding(); err != nil {
-		add("encoding", "%s", err.Error())
+	switch c.Scheme {
+	case "token":
+		if strings.TrimSpace(c.Header) == "" {
+			add("header", "verify scheme token needs header (the request header holding the token)")
+		}
+	case "hmac":
+		if strings.TrimSpace(c.Header) == "" {
+			add("header", "verify scheme hmac needs header (the request header holding the signature)")
+		}
+		if _, err := c.hashFunc(); err != nil {
+			add("algorithm", "%s", err.Error())
+		}
+		if _, err := c.encoding(); err != nil {
+			add("encoding", "%s", err.Error())
+		}
 	}
 	return ps
 }
@@ -134,7 +148,7 @@ func (c Config) encoding() (string, error) {
 // Request is what Check needs of a received request.
 type Request struct {
 	Method string
-	URL    string // the full public URL the app called (hubspot signs it)
+	URL    string // the full public URL the app called (hubspot, trello and twilio sign it)
 	Header http.Header
 	Body   []byte
 }
@@ -198,6 +212,14 @@ func Check(c Config, secret string, r Request, now time.Time) error {
 		return checkStandard(c, secret, h, r.Body, now)
 	case "hubspot":
 		return checkHubSpot(c, secret, h, r, now)
+	case "token":
+		return checkToken(c, secret, h)
+	case "zoom":
+		return checkZoom(c, secret, h, r.Body, now)
+	case "trello":
+		return checkTrello(secret, h, r)
+	case "twilio":
+		return checkTwilio(secret, h, r)
 	default: // hmac
 		return checkHMAC(c, secret, h, r.Body)
 	}

@@ -11,7 +11,9 @@ import (
 	"hash"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +72,50 @@ type scheme struct {
 	timestamped bool
 	// unit of the timestamp (hubspot: milliseconds).
 	unit time.Duration
+	// base are the request's headers besides the signature (twilio: a form Content-Type).
+	base http.Header
+	// bodyFree: the scheme does not cover the body (token).
+	bodyFree bool
+}
+
+// withBase adds the base headers a scheme's requests carry to h.
+func withBase(base, h http.Header) http.Header {
+	out := h.Clone()
+	if out == nil {
+		out = http.Header{}
+	}
+	for k, v := range base {
+		if _, ok := out[k]; !ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func b64SHA1(key, msg string) string {
+	return base64.StdEncoding.EncodeToString(hm(sha1.New, key, msg))
+}
+
+// twilioMessage is what Twilio signs: the URL, then each form parameter's name and
+// value sorted by name (computed here with net/url and sort, not the package's code).
+func twilioMessage(u, form string) string {
+	vals, err := url.ParseQuery(form)
+	if err != nil {
+		panic(err)
+	}
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vs := append([]string(nil), vals[k]...)
+		sort.Strings(vs)
+		for _, v := range vs {
+			u += k + v
+		}
+	}
+	return u
 }
 
 func twoValues(name string) func(good, bad http.Header) http.Header {
@@ -217,6 +263,57 @@ func schemes() map[string]scheme {
 			},
 			multi: twoValues("X-Signature"),
 		},
+		"token": {
+			cfg:    Config{Scheme: "token", Header: "X-Gitlab-Token"},
+			secret: testSecret,
+			sign: func(secret, _, _, _ string, _ time.Time) http.Header {
+				return http.Header{"X-Gitlab-Token": {secret}}
+			},
+			required: []string{"X-Gitlab-Token"},
+			multi:    twoValues("X-Gitlab-Token"),
+			bodyFree: true,
+		},
+		"zoom": {
+			cfg:    Config{Scheme: "zoom"},
+			secret: "zoom-secret-token-Xb8Q",
+			sign: func(secret, _, _, body string, ts time.Time) http.Header {
+				t := strconv.FormatInt(ts.Unix(), 10)
+				return http.Header{
+					"X-Zm-Request-Timestamp": {t},
+					"X-Zm-Signature":         {"v0=" + hexSHA256(secret, "v0:"+t+":"+body)},
+				}
+			},
+			required: []string{"x-zm-signature", "x-zm-request-timestamp"},
+			malformed: []http.Header{
+				{"X-Zm-Signature": {"v1=" + strings.Repeat("ab", 32)}},
+				{"X-Zm-Signature": {"v0=not-hex"}},
+				{"X-Zm-Request-Timestamp": {"now"}},
+			},
+			multi:       twoValues("X-Zm-Signature"),
+			timestamped: true,
+			unit:        time.Second,
+		},
+		"trello": {
+			cfg:    Config{Scheme: "trello"},
+			secret: "trello-app-secret-7f3c",
+			sign: func(secret, _, url, body string, _ time.Time) http.Header {
+				return http.Header{"X-Trello-Webhook": {b64SHA1(secret, body+url)}}
+			},
+			required:  []string{"X-Trello-Webhook"},
+			malformed: []http.Header{{"X-Trello-Webhook": {"%%%"}}},
+			multi:     twoValues("X-Trello-Webhook"),
+		},
+		"twilio": {
+			cfg:    Config{Scheme: "twilio"},
+			secret: "12345",
+			sign: func(secret, _, url, body string, _ time.Time) http.Header {
+				return http.Header{"X-Twilio-Signature": {b64SHA1(secret, twilioMessage(url, body))}}
+			},
+			required:  []string{"X-Twilio-Signature"},
+			malformed: []http.Header{{"X-Twilio-Signature": {"%%%"}}},
+			multi:     twoValues("X-Twilio-Signature"),
+			base:      http.Header{"Content-Type": {"application/x-www-form-urlencoded"}},
+		},
 	}
 }
 
@@ -256,7 +353,7 @@ func TestCheckSchemes(t *testing.T) {
 				return sc.sign(secret, http.MethodPost, testURL, body, ts)
 			}
 			check := func(h http.Header, body string) error {
-				return Check(sc.cfg, sc.secret, request(http.MethodPost, testURL, body, h), testNow)
+				return Check(sc.cfg, sc.secret, request(http.MethodPost, testURL, body, withBase(sc.base, h)), testNow)
 			}
 			good := sign(sc.secret, testBody, testNow)
 
@@ -275,9 +372,13 @@ func TestCheckSchemes(t *testing.T) {
 			t.Run("wrong secret", func(t *testing.T) {
 				bad := sign(otherSecret(sc, "x"), testBody, testNow)
 				assert.Equal(t, ReasonMismatch, reasonOf(t, check(bad, testBody)))
-				assert.Equal(t, ReasonMismatch, reasonOf(t, Check(sc.cfg, otherSecret(sc, "x"), request(http.MethodPost, testURL, testBody, good), testNow)))
+				assert.Equal(t, ReasonMismatch, reasonOf(t, Check(sc.cfg, otherSecret(sc, "x"), request(http.MethodPost, testURL, testBody, withBase(sc.base, good)), testNow)))
 			})
 			t.Run("tampered body", func(t *testing.T) {
+				if sc.bodyFree {
+					require.NoError(t, check(good, "tampered"), "the scheme does not cover the body")
+					return
+				}
 				err := check(good, strings.Replace(testBody, "42", "43", 1))
 				assert.Equal(t, ReasonMismatch, reasonOf(t, err))
 				assert.Equal(t, "signature mismatch", err.Error())
@@ -315,7 +416,7 @@ func TestCheckSchemes(t *testing.T) {
 			t.Run("timestamps", func(t *testing.T) {
 				if !sc.timestamped {
 					// The signature covers no time: an old delivery still verifies.
-					require.NoError(t, Check(sc.cfg, sc.secret, request(http.MethodPost, testURL, testBody, good), testNow.Add(24*time.Hour)))
+					require.NoError(t, Check(sc.cfg, sc.secret, request(http.MethodPost, testURL, testBody, withBase(sc.base, good)), testNow.Add(24*time.Hour)))
 					return
 				}
 				for _, d := range []time.Duration{-DefaultTolerance, DefaultTolerance, -time.Minute, time.Minute} {
@@ -349,15 +450,15 @@ func TestCheckSchemes(t *testing.T) {
 				}
 			})
 			t.Run("no secret", func(t *testing.T) {
-				err := Check(sc.cfg, "", request(http.MethodPost, testURL, testBody, good), testNow)
+				err := Check(sc.cfg, "", request(http.MethodPost, testURL, testBody, withBase(sc.base, good)), testNow)
 				assert.Equal(t, ReasonNoSecret, reasonOf(t, err))
 			})
 			t.Run("sign round-trips", func(t *testing.T) {
 				for _, body := range []string{testBody, "", "a=b&c=d", "\x00\xff binary"} {
-					r := request(http.MethodPost, testURL, body, nil)
+					r := request(http.MethodPost, testURL, body, sc.base.Clone())
 					h, err := Sign(sc.cfg, sc.secret, r, testNow)
 					require.NoError(t, err)
-					r.Header = h
+					r.Header = withBase(sc.base, h)
 					require.NoError(t, Check(sc.cfg, sc.secret, r, testNow))
 					// Sign agrees with the provider's documented algorithm.
 					want := sign(sc.secret, body, testNow)
@@ -370,6 +471,9 @@ func TestCheckSchemes(t *testing.T) {
 						want = sc.sign(sc.secret, http.MethodPost, testURL, body, testNow)
 					}
 					assert.Equal(t, want, h)
+					if sc.bodyFree {
+						continue
+					}
 					r.Body = append(r.Body, '!')
 					assert.Equal(t, ReasonMismatch, reasonOf(t, Check(sc.cfg, sc.secret, r, testNow)))
 				}
@@ -398,20 +502,20 @@ func TestFailureMessagesNeverLeakTheExpectedSignature(t *testing.T) {
 			require.NotEmpty(t, secrets)
 
 			var reqs []Request
-			reqs = append(reqs, request(http.MethodPost, testURL, "tampered", good))
-			reqs = append(reqs, request(http.MethodPost, testURL, testBody, sc.sign(otherSecret(sc, "wrong"), http.MethodPost, testURL, testBody, testNow)))
-			reqs = append(reqs, request(http.MethodPost, testURL, testBody, sc.sign(sc.secret, http.MethodPost, testURL, testBody, testNow.Add(-time.Hour))))
+			reqs = append(reqs, request(http.MethodPost, testURL, "tampered", withBase(sc.base, good)))
+			reqs = append(reqs, request(http.MethodPost, testURL, testBody, withBase(sc.base, sc.sign(otherSecret(sc, "wrong"), http.MethodPost, testURL, testBody, testNow))))
+			reqs = append(reqs, request(http.MethodPost, testURL, testBody, withBase(sc.base, sc.sign(sc.secret, http.MethodPost, testURL, testBody, testNow.Add(-time.Hour)))))
 			for _, m := range sc.malformed {
 				h := good.Clone()
 				for k, v := range m {
 					h[k] = v
 				}
-				reqs = append(reqs, request(http.MethodPost, testURL, testBody, h))
+				reqs = append(reqs, request(http.MethodPost, testURL, testBody, withBase(sc.base, h)))
 			}
 			for _, hdr := range sc.required {
 				h := good.Clone()
 				h.Del(hdr)
-				reqs = append(reqs, request(http.MethodPost, testURL, "tampered", h))
+				reqs = append(reqs, request(http.MethodPost, testURL, "tampered", withBase(sc.base, h)))
 			}
 			failures := 0
 			for _, r := range reqs {
@@ -425,7 +529,11 @@ func TestFailureMessagesNeverLeakTheExpectedSignature(t *testing.T) {
 					assert.NotContains(t, strings.ToLower(err.Error()), strings.ToLower(s))
 				}
 			}
-			assert.GreaterOrEqual(t, failures, len(reqs)-1)
+			want := len(reqs) - 1
+			if sc.bodyFree {
+				want-- // the tampered body with the right token passes
+			}
+			assert.GreaterOrEqual(t, failures, want)
 		})
 	}
 }
@@ -594,7 +702,7 @@ func TestHMACScheme(t *testing.T) {
 func TestValidate(t *testing.T) {
 	for _, s := range Schemes {
 		cfg := Config{Scheme: s}
-		if s == "hmac" {
+		if s == "hmac" || s == "token" {
 			cfg.Header = "X-Sig"
 		}
 		require.NoError(t, cfg.Validate(), s)
@@ -609,6 +717,9 @@ func TestValidate(t *testing.T) {
 		"header applies to scheme":    {Scheme: "github", Header: "X"},
 		"algorithm applies to scheme": {Scheme: "slack", Algorithm: "sha1"},
 		"prefix applies to scheme":    {Scheme: "shopify", Prefix: "x"},
+		"token needs header":          {Scheme: "token"},
+		"encoding applies to scheme":  {Scheme: "token", Header: "X", Encoding: "hex"},
+		"header applies to schemes":   {Scheme: "twilio", Header: "X-Twilio-Signature"},
 	}
 	for want, cfg := range bad {
 		err := cfg.Validate()
@@ -642,14 +753,17 @@ func FuzzCheck(f *testing.F) {
 	valid := map[Reason]bool{ReasonMissingHeader: true, ReasonBadFormat: true, ReasonStaleTimestamp: true, ReasonMismatch: true, ReasonNoSecret: true}
 	f.Fuzz(func(t *testing.T, which uint8, sig, timestamp, id string) {
 		cfg := Config{Scheme: Schemes[int(which)%len(Schemes)]}
-		if cfg.Scheme == "hmac" {
+		switch cfg.Scheme {
+		case "hmac":
 			cfg.Header, cfg.Prefix = "X-Sig", "sha256="
+		case "token":
+			cfg.Header = "X-Sig"
 		}
-		h := http.Header{}
-		for _, k := range []string{"X-Hub-Signature-256", "Stripe-Signature", "X-Slack-Signature", "X-Shopify-Hmac-Sha256", "Webhook-Signature", "X-Hubspot-Signature-V3", "X-Sig"} {
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+		for _, k := range []string{"X-Hub-Signature-256", "Stripe-Signature", "X-Slack-Signature", "X-Shopify-Hmac-Sha256", "Webhook-Signature", "X-Hubspot-Signature-V3", "X-Sig", "X-Zm-Signature", "X-Trello-Webhook", "X-Twilio-Signature"} {
 			h[k] = []string{sig}
 		}
-		for _, k := range []string{"X-Slack-Request-Timestamp", "Webhook-Timestamp", "X-Hubspot-Request-Timestamp"} {
+		for _, k := range []string{"X-Slack-Request-Timestamp", "Webhook-Timestamp", "X-Hubspot-Request-Timestamp", "X-Zm-Request-Timestamp"} {
 			h[k] = []string{timestamp}
 		}
 		h["Webhook-Id"] = []string{id}
@@ -658,6 +772,9 @@ func FuzzCheck(f *testing.F) {
 			secret = whsecSecret
 		}
 		err := Check(cfg, secret, request("POST", testURL, "fuzzed body that no seed signed", h), testNow)
+		if err == nil && cfg.Scheme == "token" && strings.TrimSpace(sig) == secret {
+			return // the token itself: token covers no body
+		}
 		if err == nil {
 			t.Fatalf("scheme %s accepted a signature of another body: %q", cfg.Scheme, sig)
 		}
@@ -688,4 +805,140 @@ func TestStandardWebhooksLimits(t *testing.T) {
 	assert.Equal(t, ReasonBadFormat, reasonOf(t, Check(cfg, whsecSecret, request("POST", testURL, testBody, h), testNow)))
 	_, err := Sign(cfg, "whsec_***", request("POST", testURL, testBody, nil), testNow)
 	require.Error(t, err)
+}
+
+func TestTwilioPublishedExample(t *testing.T) {
+	// Twilio's documented example ("Validating signatures from Twilio"): auth token 12345,
+	// the URL and the POST parameters below give 0/KCTR6DLpKmkAf8muzZqo1nDgQ=.
+	const (
+		token = "12345"
+		u     = "https://mycompany.com/myapp.php?foo=1&bar=2"
+		want  = "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+	)
+	form := url.Values{
+		"CallSid": {"CA1234567890ABCDE"}, "Caller": {"+12349013030"}, "Digits": {"1234"},
+		"From": {"+12349013030"}, "To": {"+18005551212"},
+	}.Encode()
+	// Independently: the concatenation Twilio's page spells out.
+	assert.Equal(t, want, b64SHA1(token, "https://mycompany.com/myapp.php?foo=1&bar=2CallSidCA1234567890ABCDECaller+12349013030Digits1234From+12349013030To+18005551212"))
+	form2 := "To=%2B18005551212&From=%2B12349013030&Digits=1234&Caller=%2B12349013030&CallSid=CA1234567890ABCDE"
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}, "X-Twilio-Signature": {want}}
+	cfg := Config{Scheme: "twilio"}
+	for _, body := range []string{form, form2} {
+		require.NoError(t, Check(cfg, token, request("POST", u, body, h), testNow), body)
+	}
+	out, err := Sign(cfg, token, request("POST", u, form, h), testNow)
+	require.NoError(t, err)
+	assert.Equal(t, want, out.Get("X-Twilio-Signature"))
+
+	// A changed parameter, an added one, another URL or another token do not pass.
+	for _, r := range []Request{
+		request("POST", u, strings.Replace(form, "Digits=1234", "Digits=1235", 1), h),
+		request("POST", u, form+"&Extra=1", h),
+		request("POST", "https://mycompany.com/myapp.php?foo=1&bar=3", form, h),
+	} {
+		assert.Equal(t, ReasonMismatch, reasonOf(t, Check(cfg, token, r, testNow)))
+	}
+	assert.Equal(t, ReasonMismatch, reasonOf(t, Check(cfg, "54321", request("POST", u, form, h), testNow)))
+}
+
+func TestTwilioURLsBodiesAndPorts(t *testing.T) {
+	const token = "auth-token-0123456789abcdef"
+	cfg := Config{Scheme: "twilio"}
+	formCT := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	sig := func(u, form string) http.Header {
+		h := formCT.Clone()
+		h.Set("X-Twilio-Signature", b64SHA1(token, twilioMessage(u, form)))
+		return h
+	}
+	t.Run("signed with or without the default port", func(t *testing.T) {
+		const form = "MessageSid=SM1&Body=hi"
+		require.NoError(t, Check(cfg, token, request("POST", "https://h.example.com/hooks/a", form, sig("https://h.example.com:443/hooks/a", form)), testNow))
+		require.NoError(t, Check(cfg, token, request("POST", "https://h.example.com:443/hooks/a", form, sig("https://h.example.com/hooks/a", form)), testNow))
+		require.NoError(t, Check(cfg, token, request("POST", "http://h.example.com/hooks/a", form, sig("http://h.example.com:80/hooks/a", form)), testNow))
+		// Another port is another URL.
+		assert.Equal(t, ReasonMismatch, reasonOf(t, Check(cfg, token, request("POST", "https://h.example.com/hooks/a", form, sig("https://h.example.com:8443/hooks/a", form)), testNow)))
+	})
+	t.Run("a name given twice signs each value, sorted", func(t *testing.T) {
+		const form = "b=2&a=y&a=x"
+		h := formCT.Clone()
+		h.Set("X-Twilio-Signature", b64SHA1(token, "https://h.example.com/hooksaxayb2"))
+		require.NoError(t, Check(cfg, token, request("POST", "https://h.example.com/hooks", form, h), testNow))
+	})
+	t.Run("names sort case-sensitively", func(t *testing.T) {
+		h := formCT.Clone()
+		h.Set("X-Twilio-Signature", b64SHA1(token, "https://h.example.com/hooksB1a2"))
+		require.NoError(t, Check(cfg, token, request("POST", "https://h.example.com/hooks", "a=2&B=1", h), testNow))
+	})
+	t.Run("a GET signs the URL alone", func(t *testing.T) {
+		u := "https://h.example.com/hooks/a?MessageSid=SM1&From=%2B1555"
+		h := http.Header{"X-Twilio-Signature": {b64SHA1(token, u)}}
+		require.NoError(t, Check(cfg, token, request("GET", u, "", h), testNow))
+	})
+	t.Run("a JSON body needs bodySHA256 in the URL", func(t *testing.T) {
+		body := `{"CallSid":"CA1"}`
+		sum := sha256.Sum256([]byte(body))
+		u := "https://h.example.com/hooks/a?bodySHA256=" + hex.EncodeToString(sum[:])
+		h := http.Header{"Content-Type": {"application/json"}, "X-Twilio-Signature": {b64SHA1(token, u)}}
+		require.NoError(t, Check(cfg, token, request("POST", u, body, h), testNow))
+		out, err := Sign(cfg, token, request("POST", u, body, h), testNow)
+		require.NoError(t, err)
+		assert.Equal(t, h.Get("X-Twilio-Signature"), out.Get("X-Twilio-Signature"))
+
+		err = Check(cfg, token, request("POST", u, `{"CallSid":"CA2"}`, h), testNow)
+		assert.Equal(t, ReasonMismatch, reasonOf(t, err))
+		assert.Equal(t, "bodySHA256 in the URL does not match the body", err.Error())
+
+		plain := "https://h.example.com/hooks/a"
+		h.Set("X-Twilio-Signature", b64SHA1(token, plain))
+		err = Check(cfg, token, request("POST", plain, body, h), testNow)
+		assert.Equal(t, ReasonBadFormat, reasonOf(t, err))
+		_, err = Sign(cfg, token, request("POST", plain, body, h), testNow)
+		require.ErrorContains(t, err, "bodySHA256")
+	})
+	t.Run("a form body that does not parse", func(t *testing.T) {
+		h := sig("https://h.example.com/hooks", "")
+		err := Check(cfg, token, request("POST", "https://h.example.com/hooks", "a=%zz", h), testNow)
+		assert.Equal(t, ReasonBadFormat, reasonOf(t, err))
+	})
+}
+
+func TestTrelloSignsTheCallbackURL(t *testing.T) {
+	const secret = "trello-app-secret"
+	body := `{"action":{"id":"51f9424bcd6e040f3c002412","type":"updateCard"}}`
+	u := "https://hooks.example.com/hooks/3q2-7Zx"
+	h := http.Header{"X-Trello-Webhook": {b64SHA1(secret, body+u)}}
+	cfg := Config{Scheme: "trello"}
+	require.NoError(t, Check(cfg, secret, request("POST", u, body, h), testNow))
+	// The same body sent to another callback URL does not pass.
+	assert.Equal(t, ReasonMismatch, reasonOf(t, Check(cfg, secret, request("POST", u+"x", body, h), testNow)))
+	// Nor a signature over the body alone.
+	h.Set("X-Trello-Webhook", b64SHA1(secret, body))
+	assert.Equal(t, ReasonMismatch, reasonOf(t, Check(cfg, secret, request("POST", u, body, h), testNow)))
+}
+
+func TestTokenScheme(t *testing.T) {
+	cfg := Config{Scheme: "token", Header: "Authorization", Prefix: "Bearer "}
+	const tok = "glpat-0123456789"
+	ok := func(v string) error {
+		return Check(cfg, tok, request("POST", testURL, testBody, http.Header{"Authorization": {v}}), testNow)
+	}
+	require.NoError(t, ok("Bearer "+tok))
+	require.NoError(t, ok("bearer "+tok))
+	assert.Equal(t, ReasonBadFormat, reasonOf(t, ok(tok)))
+	err := ok("Bearer " + tok + "x")
+	assert.Equal(t, ReasonMismatch, reasonOf(t, err))
+	assert.Equal(t, "token mismatch", err.Error())
+	assert.Equal(t, ReasonMismatch, reasonOf(t, ok("Bearer "+tok[:5])))
+	out, err := Sign(cfg, tok, request("POST", testURL, "", nil), testNow)
+	require.NoError(t, err)
+	assert.Equal(t, "Bearer "+tok, out.Get("Authorization"))
+}
+
+func TestZoomTimestampIsSeconds(t *testing.T) {
+	const secret = "zoom-secret"
+	cfg := Config{Scheme: "zoom"}
+	ms := strconv.FormatInt(testNow.UnixMilli(), 10)
+	h := http.Header{"X-Zm-Request-Timestamp": {ms}, "X-Zm-Signature": {"v0=" + hexSHA256(secret, "v0:"+ms+":"+testBody)}}
+	assert.Equal(t, ReasonStaleTimestamp, reasonOf(t, Check(cfg, secret, request("POST", testURL, testBody, h), testNow)))
 }

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -333,7 +334,7 @@ func TestReplayAfterConnectorFix(t *testing.T) {
 
 	var failedIDs []string
 	for _, id := range []int{9007199254740993, 2} {
-		r := h.PostJSON(sub.GetWebhookUri(), fmt.Sprintf(`{"order": {"id": %d, "total_price": "10.00"}}`, id))
+		r := h.PostJSON(fmt.Sprintf("%s?attempt=%d", sub.GetWebhookUri(), id), fmt.Sprintf(`{"order": {"id": %d, "total_price": "10.00"}}`, id))
 		require.Equal(t, http.StatusInternalServerError, r.Status)
 		require.Contains(t, string(r.Body), "handle.map.yml")
 	}
@@ -352,7 +353,8 @@ func TestReplayAfterConnectorFix(t *testing.T) {
 	require.Equal(t, hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED, d.GetOutcome())
 	require.True(t, d.GetReplayable())
 
-	write("handle.map.yml", "events:\n  - type: order.created\n    record: {total: {$cel: data.order.total_price}, id: {$cel: data.order.id}}\n    id: {$cel: string(data.order.id)}\n")
+	// The fixed mapping also records url: the replay sees the URL the app called.
+	write("handle.map.yml", "events:\n  - type: order.created\n    record: {total: {$cel: data.order.total_price}, id: {$cel: data.order.id}, url: {$cel: url}}\n    id: {$cel: string(data.order.id)}\n")
 	_, err = h.Connectors.ReloadConnectors(h.Ctx(), &hookmapv1.ReloadConnectorsRequest{})
 	require.NoError(t, err)
 
@@ -368,7 +370,8 @@ func TestReplayAfterConnectorFix(t *testing.T) {
 	for _, e := range evs {
 		rec := e.GetRecord().GetStructValue().AsMap()
 		require.Equal(t, "10.00", rec["total"])
-		ids[rec["id"]] = true
+		require.Regexp(t, `^`+regexp.QuoteMeta(sub.GetWebhookUri())+`\?attempt=(9007199254740993|2)$`, rec["url"])
+		ids[rec["url"]] = true
 	}
 	require.Len(t, ids, 2)
 

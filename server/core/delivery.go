@@ -81,6 +81,7 @@ func requestVars(in *Incoming) (map[string]any, *failure) {
 		"body":    nil,
 		"headers": httpbody.LowerHeaders(in.Header),
 		"rawBody": string(in.Body),
+		"url":     in.URL,
 	}
 	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
 	if err != nil {
@@ -563,6 +564,15 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	return buildEvents(sub, ev, hr.events, ge.id, d, in)
 }
 
+// publicRequestURL is the full URL an app called: the public URL, the path and the query.
+func (c *Core) publicRequestURL(path, rawQuery string) string {
+	u := strings.TrimRight(c.PublicURL, "/") + path
+	if rawQuery != "" {
+		u += "?" + rawQuery
+	}
+	return u
+}
+
 // ReplayDelivery runs a kept request again through the current connector; the delivery
 // records the new outcome and its events are emitted.
 func (c *Core) ReplayDelivery(ctx context.Context, workspaceID, id string, m Metrics) (*store.Delivery, error) {
@@ -576,6 +586,7 @@ func (c *Core) ReplayDelivery(ctx context.Context, workspaceID, id string, m Met
 	in := &Incoming{
 		Method: d.Request.Method, Path: d.Request.Path, RawQuery: d.Request.Query,
 		Header: http.Header(d.Request.Headers), Body: d.Request.Body, Received: d.ReceiveTime, Replay: true,
+		URL: c.publicRequestURL(d.Request.Path, d.Request.Query),
 	}
 	if in.Header == nil {
 		in.Header = http.Header{}

@@ -18,8 +18,9 @@ import (
 // block under.
 const MethodVerify = "verify"
 
-// verifyURLVar is the input of a verify evaluation that is not a handle variable: the full
-// URL the app called, for schemes that sign it (hubspot).
+// verifyURLVar is the full URL the app called (a handle variable), which the schemes that
+// sign it read (hubspot, trello, twilio); a verify evaluation without it gets a URL of
+// this server.
 const verifyURLVar = "url"
 
 // EvaluateInput is an EvaluateMethod request.
@@ -114,9 +115,7 @@ func (c *Core) EvaluateMethod(ctx context.Context, in EvaluateInput) (any, error
 // that sign it) and whatever the secret or condition reads (webhookSecret, state,
 // connectorParameters…). data is parsed from rawBody by its Content-Type when not given.
 func (c *Core) evaluateVerify(ctx context.Context, vb *engine.Verify, input map[string]any) (any, error) {
-	known := append(slices.Clone(vb.Vars), verifyURLVar)
-	slices.Sort(known)
-	if bad := engine.UnknownVars("input", MethodVerify, known, input); len(bad) > 0 {
+	if bad := engine.UnknownVars("input", MethodVerify, vb.Vars, input); len(bad) > 0 {
 		return nil, Invalid(violationSummary("input", bad), bad)
 	}
 	vars := cloneVars(input)
@@ -148,7 +147,7 @@ func (c *Core) evaluateVerify(ctx context.Context, vb *engine.Verify, input map[
 	if len(bad) > 0 {
 		return nil, Invalid(violationSummary("input", bad), bad)
 	}
-	delete(vars, verifyURLVar)
+	vars[verifyURLVar] = url
 	vars["headers"], vars["method"], vars["rawBody"] = httpbody.LowerHeaders(header), method, rawBody
 	_, hasData := vars["data"]
 	_, hasBody := vars["body"]
