@@ -143,12 +143,12 @@ func TestGlobalHandleAndVerify(t *testing.T) {
 	out, err := gw.Handle.Run(context.Background(), vars, RunOptions{})
 	require.NoError(t, err)
 	require.Equal(t, decode(t, `{"events":[{"selector":"T1:message","id":"e1","payload":{"team":"T1","type":"message","id":"e1","text":"hi"}}]}`), out)
-	sec, err := gw.Verify.Secret(context.Background(), vars)
+	sec, err := gw.Verify.Secret(context.Background(), vars, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, "s3", sec)
-	_, err = gw.Verify.Secret(context.Background(), map[string]any{})
+	_, err = gw.Verify.Secret(context.Background(), map[string]any{}, time.Time{})
 	require.Error(t, err)
-	_, err = gw.Verify.CheckCEL(context.Background(), vars)
+	_, err = gw.Verify.CheckCEL(context.Background(), vars, time.Time{})
 	require.ErrorIs(t, err, ErrNotCEL)
 
 	out, err = gw.Handle.Run(context.Background(), map[string]any{"data": map[string]any{"challenge": "abc"}}, RunOptions{})
@@ -156,10 +156,10 @@ func TestGlobalHandleAndVerify(t *testing.T) {
 	require.Equal(t, map[string]any{"events": []any{}, "response": map[string]any{"status": int64(200), "data": "abc"}}, out)
 
 	pv := c.Events["pings"].Verify
-	ok, err := pv.CheckCEL(context.Background(), map[string]any{"headers": map[string]any{"x-token": "t"}, "state": map[string]any{"token": "t"}})
+	ok, err := pv.CheckCEL(context.Background(), map[string]any{"headers": map[string]any{"x-token": "t"}, "state": map[string]any{"token": "t"}}, time.Time{})
 	require.NoError(t, err)
 	require.True(t, ok)
-	ok, err = pv.CheckCEL(context.Background(), map[string]any{"headers": map[string]any{}, "state": map[string]any{"token": "t"}})
+	ok, err = pv.CheckCEL(context.Background(), map[string]any{"headers": map[string]any{}, "state": map[string]any{"token": "t"}}, time.Time{})
 	require.NoError(t, err)
 	require.False(t, ok)
 }

@@ -196,13 +196,23 @@ type Verify struct {
 // Skips reports whether the block has a skipWhen condition.
 func (v *Verify) Skips() bool { return v != nil && v.skip != nil }
 
-// SkipWhen evaluates the block's skipWhen condition with vars (the handle's variables):
-// true means the request is let through unverified. False without a condition.
-func (v *Verify) SkipWhen(ctx context.Context, vars map[string]any) (bool, error) {
+// verifyScope is the scope of a verify block's formulas: the handle's variables, and now
+// (the request's time, as in its handle; the current time when zero).
+func verifyScope(ctx context.Context, vars map[string]any, now time.Time) *mapping.Scope {
+	s := mapping.NewScope(ctx, vars)
+	if !now.IsZero() {
+		s.SetNow(now)
+	}
+	return s
+}
+
+// SkipWhen evaluates the block's skipWhen condition with vars (the handle's variables)
+// at now: true means the request is let through unverified. False without a condition.
+func (v *Verify) SkipWhen(ctx context.Context, vars map[string]any, now time.Time) (bool, error) {
 	if v == nil || v.skip == nil {
 		return false, nil
 	}
-	return v.skip.EvalBool(mapping.NewScope(ctx, vars))
+	return v.skip.EvalBool(verifyScope(ctx, vars, now))
 }
 
 // ErrNotCEL is returned by CheckCEL for a verify block that is not {$cel: ...}.
@@ -211,12 +221,12 @@ var ErrNotCEL = errors.New("the verify block is not a {$cel: ...} condition")
 // ErrNoSecret is returned by Secret when the block has no secret or it is empty.
 var ErrNoSecret = errors.New("the verify secret is empty")
 
-// Secret evaluates the block's secret with vars (the handle's variables).
-func (v *Verify) Secret(ctx context.Context, vars map[string]any) (string, error) {
+// Secret evaluates the block's secret with vars (the handle's variables) at now.
+func (v *Verify) Secret(ctx context.Context, vars map[string]any, now time.Time) (string, error) {
 	if v == nil || v.secret == nil {
 		return "", ErrNoSecret
 	}
-	out, err := v.secret.Eval(mapping.NewScope(ctx, vars))
+	out, err := v.secret.Eval(verifyScope(ctx, vars, now))
 	if err != nil {
 		return "", err
 	}
@@ -230,12 +240,13 @@ func (v *Verify) Secret(ctx context.Context, vars map[string]any) (string, error
 	return s, nil
 }
 
-// CheckCEL evaluates a {$cel: BOOL} verify block with vars (the handle's variables).
-func (v *Verify) CheckCEL(ctx context.Context, vars map[string]any) (bool, error) {
+// CheckCEL evaluates a {$cel: BOOL} verify block with vars (the handle's variables) at
+// now.
+func (v *Verify) CheckCEL(ctx context.Context, vars map[string]any, now time.Time) (bool, error) {
 	if v == nil || v.cond == nil {
 		return false, ErrNotCEL
 	}
-	return v.cond.EvalBool(mapping.NewScope(ctx, vars))
+	return v.cond.EvalBool(verifyScope(ctx, vars, now))
 }
 
 // Method is a compiled method.

@@ -107,8 +107,9 @@ type VerifyOutcome struct {
 // Verify runs a verify block on a request; vars are the handle's variables (for the
 // secret and {$cel: BOOL} blocks). The receiver and EvaluateMethod both use it.
 func (c *Core) Verify(ctx context.Context, v *engine.Verify, vars map[string]any, in *Incoming) VerifyOutcome {
+	now := c.now()
 	if v.Skips() {
-		skip, err := v.SkipWhen(ctx, vars)
+		skip, err := v.SkipWhen(ctx, vars, now)
 		if err != nil { // fail closed: a condition that cannot be decided verifies
 			return VerifyOutcome{Reason: "error", Message: "verify skipWhen: " + err.Error()}
 		}
@@ -117,7 +118,7 @@ func (c *Core) Verify(ctx context.Context, v *engine.Verify, vars map[string]any
 		}
 	}
 	if v.Scheme == "cel" {
-		ok, err := v.CheckCEL(ctx, vars)
+		ok, err := v.CheckCEL(ctx, vars, now)
 		switch {
 		case err != nil:
 			return VerifyOutcome{Reason: "error", Message: err.Error()}
@@ -126,11 +127,11 @@ func (c *Core) Verify(ctx context.Context, v *engine.Verify, vars map[string]any
 		}
 		return VerifyOutcome{OK: true}
 	}
-	secret, err := v.Secret(ctx, vars)
+	secret, err := v.Secret(ctx, vars, now)
 	if err != nil {
 		return VerifyOutcome{Reason: string(verify.ReasonNoSecret), Message: "no secret: " + err.Error()}
 	}
-	if err := verify.Check(v.Config, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, c.now()); err != nil {
+	if err := verify.Check(v.Config, secret, verify.Request{Method: in.Method, URL: in.URL, Header: in.Header, Body: in.Body}, now); err != nil {
 		reason := string(verify.ReasonMismatch)
 		var f *verify.Failure
 		if errors.As(err, &f) {
