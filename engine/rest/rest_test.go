@@ -349,3 +349,20 @@ func TestPaginationCompileErrors(t *testing.T) {
 		require.Contains(t, strings.Join(msgs, "\n"), want, src)
 	}
 }
+
+// A credential the app wants in the path (Trello's /1/tokens/{token}/webhooks) is never
+// shown in an error.
+func TestErrorsHideCredentialsInThePath(t *testing.T) {
+	srv := httptest.NewServer((&recorder{}).handler(401, "text/plain", "invalid token"))
+	defer srv.Close()
+	m := compile(t, "path: /1/tokens/{token}/webhooks\nrequestMapping: {pathParameters: {token: {$cel: credentials.token}}}\n")
+	for _, tok := range []string{"ATTAa1b2c3d4e5f60718293a4b5c6d7e8f9", "tok/with spaces"} {
+		s := mapping.NewScope(context.Background(), map[string]any{"credentials": map[string]any{"token": tok, "short": "abc"}})
+		_, err := m.Run(s, apiFor(t, srv.URL, time.Second), Options{HTTP: srv.Client()})
+		var he *HTTPError
+		require.ErrorAs(t, err, &he)
+		require.Equal(t, srv.URL+"/1/tokens/***/webhooks", he.URL)
+		require.NotContains(t, err.Error(), tok)
+		require.NotContains(t, err.Error(), url.PathEscape(tok))
+	}
+}

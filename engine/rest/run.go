@@ -214,7 +214,7 @@ func (m *Method) paginate(s *mapping.Scope, r *Request, first *url.URL, resp map
 			break
 		}
 		if seen[next.String()] {
-			return nil, fmt.Errorf("%s: pagination.next on page %d points to a page already fetched (%s)", m.File, page, redact(next))
+			return nil, fmt.Errorf("%s: pagination.next on page %d points to a page already fetched (%s)", m.File, page, hideCredentials(redact(next), s))
 		}
 		if page >= pg.MaxPages {
 			return nil, fmt.Errorf("%s: more than %d pages (raise pagination.maxPages if the app really has that many)", m.File, pg.MaxPages)
@@ -326,7 +326,7 @@ func (m *Method) send(s *mapping.Scope, r *Request, u *url.URL, apiHeaders map[s
 			}
 		}
 	}
-	shown := redact(u)
+	shown := hideCredentials(redact(u), s)
 	resp, err := opts.HTTP.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s %s: %w", m.File, r.Method, shown, err)
@@ -544,6 +544,27 @@ func redact(u *url.URL) string {
 	c := *u
 	c.RawQuery, c.User, c.Fragment = "", nil, ""
 	return c.String()
+}
+
+// hideCredentials replaces each credential (a string of the credentials variable, of 6
+// characters or more) that appears in shown, as is or path-escaped, with "***": a URL in
+// an error never shows a credential, even one an app wants in its path (Trello's
+// /1/tokens/{token}/webhooks).
+func hideCredentials(shown string, s *mapping.Scope) string {
+	v, ok := s.Lookup("credentials")
+	if !ok {
+		return shown
+	}
+	creds, _ := v.(map[string]any)
+	for _, c := range creds {
+		str, ok := c.(string)
+		if !ok || len(str) < 6 {
+			continue
+		}
+		shown = strings.ReplaceAll(shown, str, "***")
+		shown = strings.ReplaceAll(shown, url.PathEscape(str), "***")
+	}
+	return shown
 }
 
 // parseBody parses a response body by its Content-Type: JSON (application/json,
