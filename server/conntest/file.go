@@ -91,7 +91,7 @@ type Test struct {
 
 // given is the subscription a test starts from when it does not subscribe.
 type given struct {
-	state    map[string]any
+	state    *mapping.Value // a map; its formulas see the new subscription's id, URI and secret
 	selector string
 	node     *yaml.Node
 }
@@ -416,12 +416,12 @@ func (r *reader) test(n *yaml.Node, defaults settings) *Test {
 }
 
 func (r *reader) given(p yamlsrc.Pair) *given {
-	g := &given{state: map[string]any{}, node: p.KeyNode}
+	g := &given{node: p.KeyNode}
 	for _, q := range r.pairs(p.Value, "subscription") {
 		switch q.Key {
 		case "state":
 			if m := r.object(q); m != nil {
-				g.state = m
+				g.state = r.value(q.Value)
 			}
 		case "selector":
 			g.selector, _ = r.str(q)

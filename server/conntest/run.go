@@ -303,7 +303,7 @@ func (tr *testRun) setup(c *checker) error {
 func (tr *testRun) givenSubscription(c *checker) error {
 	g := tr.t.given
 	if g == nil {
-		g = &given{state: map[string]any{}, node: tr.t.node}
+		g = &given{node: tr.t.node}
 	}
 	now := tr.e.clock.now()
 	sub := &store.Subscription{
@@ -331,10 +331,30 @@ func (tr *testRun) givenSubscription(c *checker) error {
 		sub.GlobalWebhookKey, sub.Selector = key, g.selector
 	}
 	secret := secrets.RandomToken(24)
+	state := map[string]any{}
+	if g.state != nil {
+		// The state's formulas see the subscription being made: {$cel: webhookUri}.
+		vars := tr.vars()
+		vars["subscriptionId"], vars["webhookUri"], vars["webhookSecret"] = sub.ID, tr.e.core.WebhookURI(sub.ID), secret
+		vars["parameters"] = sub.Parameters
+		s := mapping.NewScope(tr.ctx, vars)
+		s.SetNow(tr.t.now)
+		v, err := g.state.Eval(s)
+		if err != nil {
+			c.fail(g.node, "subscription.state: %s", err)
+			return errSetup
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			c.fail(g.node, "subscription.state must be a map, got %s", value.KindName(v))
+			return errSetup
+		}
+		state = m
+	}
 	sealed, err := tr.e.core.SealWebhookSecret(sub.ID, secret)
 	if err == nil {
 		sub.WebhookSecret = sealed
-		sub.State, err = tr.e.core.SealState(sub.ID, g.state)
+		sub.State, err = tr.e.core.SealState(sub.ID, state)
 	}
 	if err == nil {
 		err = tr.e.store.CreateSubscription(tr.ctx, sub)
