@@ -193,7 +193,9 @@ func (a *Authorize) URL(ctx context.Context, vars map[string]any, req AuthorizeR
 		q.Set("code_challenge", req.CodeChallenge)
 		q.Set("code_challenge_method", "S256")
 	}
-	u.RawQuery = q.Encode()
+	// A space is %20, not +: the scope list is space-separated, and not every app reads +
+	// in a query as a space (Encode writes a literal + as %2B).
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String(), nil
 }
 

@@ -41,6 +41,15 @@ func TestAuthBlockLoads(t *testing.T) {
 	require.Nil(t, (&Connector{}).Auth.Method(AuthRefreshToken), "a static connector has no token request")
 	require.False(t, (&Connector{}).Auth.OAuth2())
 
+	// Every bundled connector with an auth block loads too.
+	set, diags := Load(filepath.Join("..", "connectors"))
+	require.Empty(t, diags)
+	for _, key := range []string{"microsoft-graph", "hubspot"} {
+		conn, ok := set.Connector(key)
+		require.True(t, ok, key)
+		require.True(t, conn.Auth.OAuth2(), key)
+		require.NotNil(t, conn.Auth.Method(AuthRefreshToken), key)
+	}
 }
 
 func TestAuthorizeURL(t *testing.T) {
