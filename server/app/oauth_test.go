@@ -413,15 +413,20 @@ func TestOAuthConcurrentRenewalsShareOneTokenRequest(t *testing.T) {
 // metric reads a sample of hookmap's /metrics (name with its labels as printed).
 func (w *oauthWorld) metric(sample string) float64 {
 	w.t.Helper()
-	resp, err := http.Get(w.h.BaseURL + "/metrics")
-	require.NoError(w.t, err)
+	return metricOf(w.t, w.h, sample)
+}
+
+func metricOf(t *testing.T, h *apptest.Harness, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(h.BaseURL + "/metrics")
+	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	require.NoError(w.t, err)
+	require.NoError(t, err)
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(w.t, err)
+			require.NoError(t, err)
 			return f
 		}
 	}

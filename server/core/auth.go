@@ -18,6 +18,14 @@ import (
 // the write of the new tokens), whoever waits for it.
 const renewTimeout = time.Minute
 
+// renewLease is how long a process holds the lease on a connection's renewal (longer than
+// renewTimeout: a process that died frees it after this), and renewPoll how often a
+// process waiting for another's renewal looks for its result.
+const (
+	renewLease = renewTimeout + 30*time.Second
+	renewPoll  = 100 * time.Millisecond
+)
+
 // conflictRetries is how many times a write of credentials is tried again when another
 // writer changed the connection meanwhile.
 const conflictRetries = 3
@@ -181,22 +189,58 @@ func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	conn, err := c.Store.GetConnection(ctx, workspaceID, id)
-	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", id, err)
+	// renewed reads the connection: done is true when its credentials were renewed since
+	// the caller read them (by another method run, or another process).
+	renewed := func() (conn *store.Connection, vars map[string]any, done bool, err error) {
+		conn, err = c.Store.GetConnection(ctx, workspaceID, id)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("connection %s: %w", id, err)
+		}
+		if err := Usable(conn); err != nil {
+			return nil, nil, false, err
+		}
+		if vars, err = c.ConnectionVars(ctx, conn); err != nil {
+			return nil, nil, false, err
+		}
+		creds := vars["credentials"].(map[string]any)
+		return conn, vars, oauth.String(creds, oauth.KeyAccessToken) != stale && !c.due(conn, c.connectionAuth(conn)), nil
 	}
-	if err := Usable(conn); err != nil {
-		return nil, err
+	conn, vars, done, err := renewed()
+	if err != nil || done {
+		return credsOf(vars), err
+	}
+	// Processes sharing the store renew a connection once: the others wait for the result.
+	owner := c.InstanceID()
+	for {
+		claimed, err := as.ClaimRenewal(ctx, workspaceID, id, owner, renewLease)
+		if err != nil {
+			return nil, fmt.Errorf("lease the renewal of connection %s: %w", id, err)
+		}
+		if claimed {
+			break
+		}
+		t := time.NewTimer(renewPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		if conn, vars, done, err = renewed(); err != nil || done {
+			return credsOf(vars), err
+		}
+	}
+	defer func() {
+		// A write of the credentials ended the lease already; this ends it otherwise.
+		if err := as.ReleaseRenewal(context.WithoutCancel(ctx), workspaceID, id, owner); err != nil {
+			c.Logger.Warn("release the renewal lease", "connection", id, "err", err)
+		}
+	}()
+	if conn, vars, done, err = renewed(); err != nil || done {
+		return credsOf(vars), err
 	}
 	auth := c.connectionAuth(conn)
-	vars, err := c.ConnectionVars(ctx, conn)
-	if err != nil {
-		return nil, err
-	}
 	creds := vars["credentials"].(map[string]any)
-	if oauth.String(creds, oauth.KeyAccessToken) != stale && !c.due(conn, auth) {
-		return creds, nil // renewed by someone else since the caller read them
-	}
 	grant := engine.AuthRefreshToken
 	if oauth.String(creds, oauth.KeyRefreshToken) == "" || auth.Method(engine.AuthRefreshToken) == nil {
 		grant = engine.AuthClientCredentials
@@ -240,6 +284,11 @@ func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[st
 	}
 	c.Logger.Info("credentials renewed", "connection", id, "connector", conn.ConnectorKey, "grant", grant, "expire_time", tokens.ExpiresAt)
 	return stored, nil
+}
+
+func credsOf(vars map[string]any) map[string]any {
+	creds, _ := vars["credentials"].(map[string]any)
+	return creds
 }
 
 // tokenError is what a failed token request's answer says, for a connection's last error:

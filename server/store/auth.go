@@ -40,4 +40,14 @@ type AuthStore interface {
 	ConsumeAuthState(ctx context.Context, hash []byte) (*AuthState, error)
 	// PruneAuthStates deletes the states that expired before before and returns how many.
 	PruneAuthStates(ctx context.Context, before time.Time) (int64, error)
+
+	// ClaimRenewal leases the renewal of a connection's credentials to owner for ttl (by
+	// the store's clock), so that processes sharing the store renew a connection once: it
+	// returns false while another owner holds a live lease (owner's own lease is taken
+	// again). Any write of the credentials (SetConnectionAuth, UpdateConnection) ends the
+	// lease; ErrNotFound when the connection does not exist.
+	ClaimRenewal(ctx context.Context, workspaceID, id, owner string, ttl time.Duration) (bool, error)
+	// ReleaseRenewal ends owner's lease on a connection's renewal; releasing a lease that
+	// owner does not hold (expired, taken over, ended by a write) does nothing.
+	ReleaseRenewal(ctx context.Context, workspaceID, id, owner string) error
 }

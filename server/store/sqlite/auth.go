@@ -32,7 +32,8 @@ func (s *Store) SetConnectionAuth(ctx context.Context, c *store.Connection, even
 	seqs := make([]int64, len(events))
 	err := s.write(ctx, func(t *wtx) error {
 		err := t.queryRow(`UPDATE connections SET credentials = ?, status = ?, last_error = ?, grant_type = ?,
-				credentials_expire_time = ?, credentials_version = credentials_version + 1, update_time = ?
+				credentials_expire_time = ?, credentials_version = credentials_version + 1, update_time = ?,
+				renew_owner = '', renew_until = 0
 			WHERE id = ? AND workspace_id = ? AND credentials_version = ? RETURNING credentials_version`,
 			blob(c.Credentials), c.Status, c.LastError, c.Grant, nanos(c.CredentialsExpireTime), nanos(updated),
 			c.ID, c.WorkspaceID, c.CredentialsVersion).Scan(&version)
@@ -124,4 +125,48 @@ func (s *Store) PruneAuthStates(ctx context.Context, before time.Time) (int64, e
 		return err
 	})
 	return n, err
+}
+
+// ClaimRenewal leases a connection's renewal to owner for ttl unless another owner holds a
+// live lease.
+func (s *Store) ClaimRenewal(ctx context.Context, workspaceID, id, owner string, ttl time.Duration) (bool, error) {
+	var claimed bool
+	err := s.write(ctx, func(t *wtx) error {
+		t0 := now()
+		res, err := t.exec(`UPDATE connections SET renew_owner = ?, renew_until = ?
+			WHERE id = ? AND workspace_id = ? AND (renew_owner = ? OR renew_until <= ?)`,
+			owner, nanos(t0.Add(ttl)), id, workspaceID, owner, nanos(t0))
+		if err != nil {
+			return fmt.Errorf("sqlite: claim renewal of connection %q: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		claimed = n == 1
+		if claimed {
+			return nil
+		}
+		var exists bool
+		if err := t.queryRow(`SELECT EXISTS (SELECT 1 FROM connections WHERE id = ? AND workspace_id = ?)`, id, workspaceID).Scan(&exists); err != nil {
+			return fmt.Errorf("sqlite: connection %q: %w", id, err)
+		}
+		if !exists {
+			return fmt.Errorf("connection %q: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+	return claimed, err
+}
+
+// ReleaseRenewal ends owner's lease on a connection's renewal.
+func (s *Store) ReleaseRenewal(ctx context.Context, workspaceID, id, owner string) error {
+	return s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`UPDATE connections SET renew_owner = '', renew_until = 0 WHERE id = ? AND workspace_id = ? AND renew_owner = ?`,
+			id, workspaceID, owner)
+		if err != nil {
+			return fmt.Errorf("sqlite: release renewal of connection %q: %w", id, err)
+		}
+		return nil
+	})
 }

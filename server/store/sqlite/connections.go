@@ -86,7 +86,8 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 	var version int64
 	err = s.write(ctx, func(t *wtx) error {
 		err := t.queryRow(`UPDATE connections SET name = ?, parameters = ?, credentials = ?, status = ?, last_error = ?,
-				grant_type = ?, credentials_expire_time = ?, credentials_version = credentials_version + 1, update_time = ?
+				grant_type = ?, credentials_expire_time = ?, credentials_version = credentials_version + 1, update_time = ?,
+				renew_owner = '', renew_until = 0
 			WHERE id = ? AND workspace_id = ? RETURNING credentials_version`,
 			c.Name, params, blob(c.Credentials), c.Status, c.LastError, c.Grant, nanos(c.CredentialsExpireTime),
 			nanos(updated), c.ID, c.WorkspaceID).Scan(&version)

@@ -23,6 +23,7 @@ func RunAuth(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuthStates", testAuthStates},
 		{"AuthStatesGoWithTheirConnection", testAuthStatesCascade},
 		{"PruneAuthStates", testPruneAuthStates},
+		{"RenewalLease", testRenewalLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,4 +246,63 @@ func testPruneAuthStates(t *testing.T, s store.Store, a store.AuthStore) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 	_, err = a.ConsumeAuthState(ctx, live.Hash)
 	require.NoError(t, err)
+}
+
+func testRenewalLease(t *testing.T, s store.Store, a store.AuthStore) {
+	ctx := ctxOf(t)
+	ws, other := mkWorkspace(t, s), mkWorkspace(t, s)
+	c := mkConnection(t, s, ws)
+	claim := func(owner string, ttl time.Duration) bool {
+		t.Helper()
+		ok, err := a.ClaimRenewal(ctx, ws, c.ID, owner, ttl)
+		require.NoError(t, err)
+		return ok
+	}
+	require.True(t, claim("a", time.Minute))
+	require.False(t, claim("b", time.Minute), "a holds it")
+	require.True(t, claim("a", time.Minute), "its owner takes it again")
+	require.NoError(t, a.ReleaseRenewal(ctx, ws, c.ID, "b"), "releasing another's lease does nothing")
+	require.False(t, claim("b", time.Minute))
+	require.NoError(t, a.ReleaseRenewal(ctx, ws, c.ID, "a"))
+	require.True(t, claim("b", time.Minute), "released")
+
+	// A write of the credentials ends the lease.
+	got, err := s.GetConnection(ctx, ws, c.ID)
+	require.NoError(t, err)
+	got.Credentials = []byte("renewed")
+	require.NoError(t, a.SetConnectionAuth(ctx, got))
+	require.True(t, claim("a", time.Minute), "ended by SetConnectionAuth")
+	got.Name = "renamed"
+	require.NoError(t, s.UpdateConnection(ctx, got))
+	require.True(t, claim("b", 0), "ended by UpdateConnection")
+	require.True(t, claim("a", time.Minute), "a lease of no time has expired")
+
+	// Unknown connections.
+	_, err = a.ClaimRenewal(ctx, other, c.ID, "a", time.Minute)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = a.ClaimRenewal(ctx, ws, "no-such-connection", "a", time.Minute)
+	require.ErrorIs(t, err, store.ErrNotFound)
+
+	// Racing claims: one wins.
+	d := mkConnection(t, s, ws)
+	var wg sync.WaitGroup
+	wins := make(chan bool, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := a.ClaimRenewal(ctx, ws, d.ID, newID("owner")+string(rune('a'+i)), time.Minute)
+			require.NoError(t, err)
+			wins <- ok
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	n := 0
+	for w := range wins {
+		if w {
+			n++
+		}
+	}
+	require.Equal(t, 1, n)
 }

@@ -4,8 +4,9 @@
 -- DISCONNECTED when the app refused its credentials for good), the error that explains it,
 -- how its credentials were obtained (grant_type: '' when the client gave them), when its
 -- access token expires (nanoseconds, 0 when unknown) and credentials_version, which every
--- write of the credentials increments so that a renewal never overwrites a newer one.
--- Existing connections are CONNECTED.
+-- write of the credentials increments so that a renewal never overwrites a newer one,
+-- and a lease on its renewal (renew_owner until renew_until, nanoseconds) that any write
+-- of the credentials ends. Existing connections are CONNECTED.
 --
 -- auth_states are the authorizations users were sent to make, keyed by the SHA-256 of the
 -- state parameter (the state itself is never stored); verifier is the PKCE code verifier,
@@ -17,6 +18,8 @@ ALTER TABLE connections ADD COLUMN last_error TEXT NOT NULL DEFAULT '';
 ALTER TABLE connections ADD COLUMN grant_type TEXT NOT NULL DEFAULT '';
 ALTER TABLE connections ADD COLUMN credentials_expire_time INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE connections ADD COLUMN credentials_version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE connections ADD COLUMN renew_owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE connections ADD COLUMN renew_until INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE auth_states (
     hash          BLOB    PRIMARY KEY,
@@ -33,6 +36,8 @@ CREATE INDEX auth_states_expire_time ON auth_states (expire_time);
 
 -- +goose Down
 DROP TABLE auth_states;
+ALTER TABLE connections DROP COLUMN renew_until;
+ALTER TABLE connections DROP COLUMN renew_owner;
 ALTER TABLE connections DROP COLUMN credentials_version;
 ALTER TABLE connections DROP COLUMN credentials_expire_time;
 ALTER TABLE connections DROP COLUMN grant_type;
