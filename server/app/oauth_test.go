@@ -144,7 +144,7 @@ func TestOAuthAuthorizationCodeFlow(t *testing.T) {
 
 	// Until its user authorizes it, the connection cannot subscribe.
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: conn.GetId(), EventKey: "hook"})
-	apptest.RequireCode(t, err, codes.FailedPrecondition, "waiting for its user to authorize it")
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "CONNECTION_NOT_CONNECTED", "waiting for its user to authorize it")
 	subs, err := w.h.Subscriptions.ListSubscriptions(w.h.Ctx(), &hookmapv1.ListSubscriptionsRequest{})
 	require.NoError(t, err)
 	require.Empty(t, subs.GetSubscriptions())
@@ -475,7 +475,7 @@ func TestOAuthRevokedGrantDisconnects(t *testing.T) {
 	_, err = w.refresh(sub)
 	apptest.RequireCode(t, err, codes.FailedPrecondition, "disconnected")
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: conn.GetId(), EventKey: "hook"})
-	apptest.RequireCode(t, err, codes.FailedPrecondition, "connect it again")
+	apptest.RequireReason(t, err, codes.FailedPrecondition, "CONNECTION_NOT_CONNECTED", "connect it again")
 	require.Len(t, w.app.callLog(), calls)
 	all.None(50 * time.Millisecond) // one event, not one per failure
 

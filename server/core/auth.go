@@ -56,7 +56,7 @@ func (c *Core) renewalCounted(grant, result string) {
 func (c *Core) authStore() (store.AuthStore, error) {
 	as, ok := c.Store.(store.AuthStore)
 	if !ok {
-		return nil, Errorf(codes.FailedPrecondition, "this store cannot keep OAuth 2.0 connections (it does not implement store.AuthStore)")
+		return nil, Errorf(codes.Unimplemented, "this store cannot keep OAuth 2.0 connections (it does not implement store.AuthStore)").WithReason(ReasonAuthNotImplemented)
 	}
 	return as, nil
 }
@@ -86,7 +86,7 @@ func Usable(conn *store.Connection) error {
 	default:
 		return nil
 	}
-	return &Error{Code: codes.FailedPrecondition, Message: msg, Err: ErrNotConnected}
+	return &Error{Code: codes.FailedPrecondition, Reason: ReasonNotConnected, Message: msg, Err: ErrNotConnected}
 }
 
 // runConnMethod runs a method of a connection (subscribe, refresh, unsubscribe, list,
@@ -247,7 +247,7 @@ func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[st
 	}
 	m := auth.Method(grant)
 	if m == nil || !c.renewable(conn, auth, creds) {
-		return nil, Errorf(codes.FailedPrecondition, "connection %s has no refresh token and was not connected with the client credentials grant: its credentials cannot be renewed", id)
+		return nil, Errorf(codes.FailedPrecondition, "connection %s has no refresh token and was not connected with the client credentials grant: its credentials cannot be renewed", id).WithReason(ReasonNotRenewable)
 	}
 	red := oauth.NewRedactor(creds, vars["connectorParameters"])
 	started := c.now()

@@ -70,7 +70,7 @@ func (c *Core) AuthorizeConnection(ctx context.Context, workspaceID string, in A
 	if in.ConnectionID != "" {
 		if conn, err = c.Store.GetConnection(ctx, workspaceID, in.ConnectionID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return nil, Errorf(codes.NotFound, "connection %q not found", in.ConnectionID)
+				return nil, Errorf(codes.NotFound, "connection %s not found", Q(in.ConnectionID)).WithReason(ReasonResourceNotFound)
 			}
 			return nil, err
 		}
@@ -86,7 +86,7 @@ func (c *Core) AuthorizeConnection(ctx context.Context, workspaceID string, in A
 		return nil, err
 	}
 	if !connector.Auth.OAuth2() || connector.Auth.Authorize == nil {
-		return nil, Errorf(codes.FailedPrecondition, "connector %q has no authorization code flow (an auth block of type oauth2 with authorize and the authorizationCode token request)", conn.ConnectorKey)
+		return nil, Errorf(codes.FailedPrecondition, "connector %s has no authorization code flow (an auth block of type oauth2 with authorize and the authorizationCode token request)", Q(conn.ConnectorKey)).WithReason(ReasonNoAuthorizationFlow)
 	}
 	if in.ConnectionID == "" {
 		if v := validateAgainst(connector.ConnectionParametersSchema, "parameters", in.Parameters); len(v) > 0 {
@@ -117,7 +117,7 @@ func (c *Core) AuthorizeConnection(ctx context.Context, workspaceID string, in A
 	u, err := connector.Auth.Authorize.URL(ctx, vars, req)
 	if err != nil {
 		err = oauth.NewRedactor(cp).Error(err)
-		return nil, &Error{Code: codes.FailedPrecondition, Message: "build the authorization URL: " + err.Error(), Err: err}
+		return nil, &Error{Code: codes.FailedPrecondition, Reason: ReasonMappingFailed, Message: "build the authorization URL: " + err.Error(), Err: err}
 	}
 	// The connection exists only once its URL could be made.
 	if in.ConnectionID == "" {
