@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookmap/hookmap/engine/value"
 )
 
 // NewState returns a new state parameter (256 random bits, base64url) and its hash, the
@@ -76,6 +78,9 @@ func ParseTokens(out any, now time.Time) (*Tokens, error) {
 	m, ok := out.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("the result is %s, want an object with accessToken", kind(out))
+	}
+	if err := value.Check(m); err != nil {
+		return nil, fmt.Errorf("the result is %w", err)
 	}
 	t := &Tokens{Fields: make(map[string]any, len(m))}
 	for k, v := range m {

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/engine/value"
 )
 
 func TestStateAndVerifier(t *testing.T) {
@@ -53,6 +56,7 @@ func TestParseTokens(t *testing.T) {
 		{"refresh token not a string", map[string]any{"accessToken": "a", "refreshToken": true}, nil, "refreshToken is a boolean"},
 		{"bad expiresIn", map[string]any{"accessToken": "a", "expiresIn": "soon"}, nil, "expiresIn is soon, want seconds"},
 		{"bad expiresAt", map[string]any{"accessToken": "a", "expiresAt": int64(-1)}, nil, "expiresAt is -1"},
+		{"over the value limits", map[string]any{"accessToken": "a", "profile": strings.Repeat("x", value.MaxSize)}, nil, "the result is larger than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseTokens(tc.in, now)
