@@ -24,14 +24,14 @@ import (
 // workspace), a fake OAuth app on loopback, a controllable clock and no background
 // scheduler; logs at debug level are kept to check they hold no secret.
 type oauthWorld struct {
-	t    *testing.T
+	t    testing.TB
 	h    *apptest.Harness
 	app  *oauthApp
 	clk  *clock
 	logs *apptest.LogBuffer
 }
 
-func startOAuth(t *testing.T) *oauthWorld {
+func startOAuth(t testing.TB) *oauthWorld {
 	clk := newClock()
 	logs := &apptest.LogBuffer{}
 	h := apptest.StartWithLogs(t, logs, apptest.WithConnectors("testdata/connectors"), apptest.WithAllowPrivate(),
@@ -44,7 +44,7 @@ func startOAuth(t *testing.T) *oauthWorld {
 // browser follows no redirect: each step of the flow is checked.
 var browser = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func get(t *testing.T, u string) (*http.Response, string) {
+func get(t testing.TB, u string) (*http.Response, string) {
 	t.Helper()
 	resp, err := browser.Get(u)
 	require.NoError(t, err)
@@ -416,7 +416,7 @@ func (w *oauthWorld) metric(sample string) float64 {
 	return metricOf(w.t, w.h, sample)
 }
 
-func metricOf(t *testing.T, h *apptest.Harness, sample string) float64 {
+func metricOf(t testing.TB, h *apptest.Harness, sample string) float64 {
 	t.Helper()
 	resp, err := http.Get(h.BaseURL + "/metrics")
 	require.NoError(t, err)

@@ -22,7 +22,7 @@ import (
 // every use, client credentials; client_secret_basic), and a hooks API that takes only a
 // live access token. Tokens expire on the test's clock. It records every call.
 type oauthApp struct {
-	t            *testing.T
+	t            testing.TB
 	srv          *httptest.Server
 	clientID     string
 	clientSecret string
@@ -47,7 +47,7 @@ type authCode struct {
 	clientID, redirectURI, challenge string
 }
 
-func newOAuthApp(t *testing.T, now func() time.Time) *oauthApp {
+func newOAuthApp(t testing.TB, now func() time.Time) *oauthApp {
 	a := &oauthApp{
 		t: t, clientID: "client-" + randomHex(4), clientSecret: "client-secret-" + randomHex(12), now: now, ttl: time.Hour,
 		codes: map[string]*authCode{}, access: map[string]time.Time{}, refresh: map[string]bool{}, hooks: map[string]string{},
@@ -288,7 +288,7 @@ func (a *oauthApp) issued() []string {
 
 // tokens issues an access and a refresh token outside hookmap (a client service that
 // connected the account itself).
-func (a *oauthApp) tokens(t *testing.T) map[string]any {
+func (a *oauthApp) tokens(t testing.TB) map[string]any {
 	t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -230,8 +230,11 @@ func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[st
 			return credsOf(vars), err
 		}
 	}
+	written := false // a write of the credentials ends the lease
 	defer func() {
-		// A write of the credentials ended the lease already; this ends it otherwise.
+		if written {
+			return
+		}
 		if err := as.ReleaseRenewal(context.WithoutCancel(ctx), workspaceID, id, owner); err != nil {
 			c.Logger.Warn("release the renewal lease", "connection", id, "err", err)
 		}
@@ -267,7 +270,9 @@ func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[st
 			}
 			if revoked {
 				c.renewalCounted(grant, "revoked")
-				return c.disconnect(ctx, as, conn, creds, red.String(fmt.Sprintf("the app refused the %s grant: %s", grant, tokenError(he))))
+				out, err := c.disconnect(ctx, as, conn, creds, red.String(fmt.Sprintf("the app refused the %s grant: %s", grant, tokenError(he))))
+				written = out != nil || errors.Is(err, ErrNotConnected)
+				return out, err
 			}
 		}
 		err = red.Error(err)
@@ -282,6 +287,7 @@ func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[st
 	if err != nil {
 		return nil, err
 	}
+	written = true
 	c.Logger.Info("credentials renewed", "connection", id, "connector", conn.ConnectorKey, "grant", grant, "expire_time", tokens.ExpiresAt)
 	return stored, nil
 }
