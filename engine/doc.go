@@ -5,6 +5,12 @@
 // handle.map.yml), compiles every formula once, and reports every problem as a
 // Diagnostic (file:line:col: message). Connectors with problems are left out of the Set.
 //
+// A connector's auth block (Auth) says how its connections get credentials: static (as
+// given) or oauth2, whose token requests are rest-api-mapping files under auth/ named after
+// their grant (authorizationCode, refreshToken, clientCredentials) and whose authorize
+// block builds the app's authorization URL. RunOptions.Reauth lets the caller renew the
+// credentials when a request is answered 401; the request is then sent again.
+//
 // Method.Run evaluates a compiled method with plain Go values (see engine/value) as its
 // variables. The engine has no storage and no servers; rest-api-mapping methods make their
 // HTTP calls through the client given in RunOptions.

@@ -94,7 +94,7 @@ func (l *loader) event(key string) *Event {
 	if listSchemaPair != nil && ev.Type == TypeGlobalWebhook {
 		l.add(path, listSchemaPair.KeyNode, "a global-webhook event has no list method, so no listParametersSchema")
 	}
-	l.methodFiles(dir, decls)
+	l.methodFiles(dir, path, "methods", decls, allMethods)
 	names := make([]string, 0, len(decls))
 	for n := range decls {
 		names = append(names, n)
@@ -225,10 +225,11 @@ func (l *loader) methodType(path string, p yamlsrc.Pair) (ImplementationType, bo
 	return t, true
 }
 
-// methodFiles matches the files of an event folder with the declarations.
-func (l *loader) methodFiles(dir string, decls map[string]*methodDecl) {
+// methodFiles matches the files of a folder (an event's, or auth/) with the declarations
+// written in spec's `where` block; known lists the method names the folder may hold.
+func (l *loader) methodFiles(dir, spec, where string, decls map[string]*methodDecl, known []string) {
 	entries, err := os.ReadDir(dir)
-	if err != nil {
+	if err != nil && !(os.IsNotExist(err) && where != "methods") {
 		l.diags.Add(dir, 0, 0, "cannot read the folder: %s", pathErr(err))
 		return
 	}
@@ -252,13 +253,13 @@ func (l *loader) methodFiles(dir string, decls map[string]*methodDecl) {
 			continue
 		}
 		mname := canonicalMethod(base)
-		if !slices.Contains(allMethods, mname) {
-			l.diags.Add(path, 1, 1, "unknown method %q: method files are <method>.map.yml or <method>.rest.yml, method one of %s", base, strings.Join(allMethods, ", "))
+		if !slices.Contains(known, mname) {
+			l.diags.Add(path, 1, 1, "unknown method %q: method files are <method>.map.yml or <method>.rest.yml, method one of %s", base, strings.Join(known, ", "))
 			continue
 		}
 		d, ok := decls[mname]
 		if !ok {
-			l.diags.Add(path, 1, 1, "method file without a declaration: add %s: {implementationType: %s} to methods in spec.yml", base, typeOfExt(typ))
+			l.diags.Add(path, 1, 1, "method file without a declaration: add %s: {implementationType: %s} to %s in spec.yml", base, typeOfExt(typ), where)
 			continue
 		}
 		if d.typ != typ {
@@ -274,7 +275,8 @@ func (l *loader) methodFiles(dir string, decls map[string]*methodDecl) {
 	}
 	for _, d := range decls {
 		if d.file == "" {
-			l.add(filepath.Join(dir, "spec.yml"), d.keyNode, "missing method file %s%s", d.name, fileExt(d.typ))
+			rel, _ := filepath.Rel(filepath.Dir(spec), filepath.Join(dir, d.name+fileExt(d.typ)))
+			l.add(spec, d.keyNode, "missing method file %s", filepath.ToSlash(rel))
 		}
 		if d.file == "-" {
 			d.file = ""

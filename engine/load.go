@@ -233,9 +233,10 @@ func (l *loader) connector() *Connector {
 		l.diags.Add(filepath.Join(l.dir, "spec.yml"), 0, 0, "connector key %q (the folder name) must be letters, digits, '_', '-' or '.'", l.key)
 	}
 	f := l.readYAML(path)
+	var authPair *yamlsrc.Pair
 	if f != nil {
 		pairs, _ := l.rootPairs(path, f, "a connector's spec.yml")
-		for _, p := range pairs {
+		for i, p := range pairs {
 			switch p.Key {
 			case "key":
 				if k, ok := l.str(path, p); ok && k != l.key {
@@ -251,12 +252,23 @@ func (l *loader) connector() *Connector {
 				c.CredentialsSchema = l.schema(path, p)
 			case "api":
 				l.api = l.apiBlock(path, f, p)
+			case "auth":
+				authPair = &pairs[i]
 			default:
-				l.unknownKey(path, p, "a connector's spec.yml", "key, name, description, parametersSchema, connectionParametersSchema, credentialsSchema, api")
+				l.unknownKey(path, p, "a connector's spec.yml", "key, name, description, parametersSchema, connectionParametersSchema, credentialsSchema, api, auth")
 			}
 		}
 	}
+	if authPair != nil {
+		c.Auth = l.authBlock(path, f, *authPair)
+	} else if isDir(filepath.Join(l.dir, authDir)) {
+		l.diags.Add(filepath.Join(l.dir, authDir), 0, 0, "token requests (auth/) need an auth block of type oauth2 in spec.yml")
+	}
 	for _, key := range l.subdirs("events") {
+		if key == ConnectionEventKey {
+			l.diags.Add(filepath.Join(l.dir, "events", key), 0, 0, "event key %q is reserved: hookmap's connection events (connection.connected, connection.disconnected) carry it on the event stream", key)
+			continue
+		}
 		if ev := l.event(key); ev != nil {
 			c.Events[key] = ev
 		}

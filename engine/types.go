@@ -73,6 +73,10 @@ type RunOptions struct {
 	// as `state` what a handle stored meanwhile (an app that sends a handshake to the new
 	// hook during the create call).
 	State func(ctx context.Context) (map[string]any, error)
+	// Reauth, when set, renews the credentials after a rest-api-mapping request answered
+	// 401: it returns the new credentials, and that request is sent again with them (the
+	// api block evaluated anew). At most once per run.
+	Reauth func(ctx context.Context) (map[string]any, error)
 }
 
 // DefaultMaxResponseBytes is RunOptions.MaxResponseBytes when left 0.
@@ -130,6 +134,9 @@ type Connector struct {
 
 	Events         map[string]*Event
 	GlobalWebhooks map[string]*GlobalWebhook
+
+	// Auth is the auth block: nil for static credentials (the default).
+	Auth *Auth
 }
 
 // Summary is one line describing the connector: "github: 3 events, 0 global webhooks, 12 methods".
@@ -280,7 +287,7 @@ func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) 
 	}
 	switch {
 	case m.rest != nil:
-		return m.rest.Run(s, m.api, rest.Options{HTTP: opts.HTTP, MaxResponseBytes: opts.MaxResponseBytes, State: opts.State})
+		return m.rest.Run(s, m.api, rest.Options{HTTP: opts.HTTP, MaxResponseBytes: opts.MaxResponseBytes, State: opts.State, Reauth: opts.Reauth})
 	case m.mapping != nil:
 		return m.mapping.Eval(s)
 	}

@@ -33,14 +33,15 @@ const (
 type fakeHubSpot struct {
 	t      *testing.T
 	srv    *httptest.Server
-	tokens map[string]int64 // access token → portal id
+	tokens map[string]int64 // access tokens handed out by hand (private apps) → portal id
+	oauth  *fakeOAuth
 
 	mu    sync.Mutex
 	calls []string // "METHOD path Authorization"
 }
 
 func newFakeHubSpot(t *testing.T, tokens map[string]int64) *fakeHubSpot {
-	f := &fakeHubSpot{t: t, tokens: tokens}
+	f := &fakeHubSpot{t: t, tokens: tokens, oauth: newFakeOAuth(time.Now)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -66,11 +67,25 @@ func (f *fakeHubSpot) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, r.Method+" "+r.URL.Path+" "+r.Header.Get("Authorization"))
 	f.mu.Unlock()
 
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/oauth/authorize":
+		f.oauth.authorize(w, r)
+		return
+	case r.Method == http.MethodPost && r.URL.Path == "/oauth/v1/token":
+		f.oauth.token(w, r)
+		return
+	}
 	// HubSpot authenticates every API call with a Bearer OAuth token.
 	auth := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(auth, "Bearer ")
 	portal, known := f.tokens[token]
+	if !known {
+		portal, known = f.oauth.portalOf(token)
+	}
 	if !ok || !known {
+		f.mu.Lock()
+		f.calls[len(f.calls)-1] += " 401"
+		f.mu.Unlock()
 		writeJSON(w, http.StatusUnauthorized, invalidAuthBody)
 		return
 	}

@@ -128,7 +128,7 @@ func TestSubscribeTakesThePortalFromTheToken(t *testing.T) {
 	revoked := w.connection("revoked-token", nil)
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: revoked.GetId(), EventKey: "crm"})
 	apptest.RequireCode(t, err, codes.FailedPrecondition, "INVALID_AUTHENTICATION")
-	require.Contains(t, w.fake.Calls(), "GET /account-info/v3/details Bearer revoked-token")
+	require.Contains(t, w.fake.Calls(), "GET /account-info/v3/details Bearer revoked-token 401")
 
 	// The subscription parameters are checked against the event's schema.
 	_, err = w.h.Subscriptions.CreateSubscription(w.h.Ctx(), &hookmapv1.CreateSubscriptionRequest{

@@ -30,6 +30,12 @@ type fakeGraph struct {
 	appID    string
 	pageSize int
 	maxLife  time.Duration // the resource's maximum subscription length
+	now      func() time.Time
+
+	// The Microsoft identity platform of the tenant (…/oauth2/v2.0/authorize and /token).
+	clientID, clientSecret string
+	tokenTTL               time.Duration // lifetime of the access tokens it issues
+	login                  *fakeLogin
 
 	mu        sync.Mutex
 	subs      map[string]*graphSub
@@ -66,7 +72,9 @@ func newFakeGraph(t *testing.T) *fakeGraph {
 	f := &fakeGraph{
 		t: t, token: "eyJ0eXAiOiJKV1QiLCJub25jZSI6ImZha2UifQ.graph-token", pageSize: 2,
 		tenantID: "84bd8158-6d4d-4958-8b9f-9d6445542f95", appID: "24d3b144-21ae-4080-943f-7067b395b913",
-		maxLife: 10080 * time.Minute, subs: map[string]*graphSub{},
+		maxLife: 10080 * time.Minute, subs: map[string]*graphSub{}, now: time.Now,
+		clientID: "24d3b144-21ae-4080-943f-7067b395b913", clientSecret: "Qk18Q~fake.client-secret_0123456789abcdefgh",
+		tokenTTL: time.Hour, login: newFakeLogin(),
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -94,8 +102,20 @@ func (f *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 	f.calls = append(f.calls, r.Method+" "+r.URL.Path)
 	token := f.token
 	f.mu.Unlock()
-	if r.Header.Get("Authorization") != "Bearer "+token {
-		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/authorize"):
+		f.authorize(w, r)
+		return
+	case strings.HasSuffix(r.URL.Path, "/oauth2/v2.0/token"):
+		f.issueToken(w, r)
+		return
+	}
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if bearer != token && !f.login.valid(bearer, f.now()) {
+		f.mu.Lock()
+		f.calls[len(f.calls)-1] += " 401"
+		f.mu.Unlock()
+		graphError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
 		return
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/v1.0")
@@ -171,7 +191,7 @@ func (f *fakeGraph) checkExpiry(v any) (time.Time, string) {
 	if err != nil {
 		return time.Time{}, fmt.Sprintf("Invalid expirationDateTime %q.", s)
 	}
-	now := time.Now()
+	now := f.now()
 	if !exp.After(now) {
 		return time.Time{}, "Subscription expiration can only be in the future."
 	}
@@ -356,7 +376,7 @@ func (f *fakeGraph) add(id, notificationURL string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.subs[id] = &graphSub{ID: id, Resource: "/users", ApplicationID: f.appID, ChangeType: "updated",
-		NotificationURL: notificationURL, ExpirationDateTime: time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+		NotificationURL: notificationURL, ExpirationDateTime: f.now().Add(time.Hour).UTC().Format(time.RFC3339),
 		LatestSupportedTLSVersion: "v1_2"}
 }
 

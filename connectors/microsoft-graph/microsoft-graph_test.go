@@ -55,6 +55,7 @@ func start(t *testing.T) *world {
 	h := apptest.Start(t, apptest.WithConnectors(".."), apptest.WithAllowPrivate(),
 		apptest.WithClock(clk.Now), apptest.WithoutScheduler())
 	g := newFakeGraph(t)
+	g.now = clk.Now
 	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "microsoft-graph", Name: "contoso",
 		Parameters:  apptest.Struct(t, map[string]any{"baseUri": g.baseURI()}),

@@ -17,13 +17,13 @@ import (
 var objectVars = map[string]bool{
 	"connection": true, "connectorParameters": true, "credentials": true, "parameters": true,
 	"state": true, "query": true, "headers": true, "data": true, "body": true,
-	"webhook": true, "response": true, "responses": true,
+	"webhook": true, "response": true, "responses": true, "callback": true,
 }
 
 // knownVars are every variable name a method may declare.
 var knownVars = map[string]bool{
 	"webhookUri": true, "webhookSecret": true, "subscriptionId": true, "method": true,
-	"rawBody": true,
+	"rawBody": true, "code": true, "codeVerifier": true, "redirectUri": true,
 }
 
 func init() {
@@ -66,9 +66,19 @@ func NewScope(ctx context.Context, vars map[string]any) *Scope {
 	return &Scope{ctx: ctx, vars: vars}
 }
 
-// With returns a child scope with extra variables (e.g. response) on top of s's. The
-// child shares s's start time.
+// With returns a child scope with extra variables (e.g. response) on top of s's (and of
+// s's own extra variables). The child shares s's start time.
 func (s *Scope) With(extra map[string]any) *Scope {
+	if s.extra != nil {
+		merged := make(map[string]any, len(s.extra)+len(extra))
+		for k, v := range s.extra {
+			merged[k] = v
+		}
+		for k, v := range extra {
+			merged[k] = v
+		}
+		extra = merged
+	}
 	c := &Scope{ctx: s.ctx, vars: s.vars, extra: extra}
 	c.now, c.hasNow = s.Now(), true
 	return c

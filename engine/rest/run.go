@@ -41,6 +41,10 @@ type Options struct {
 	// State, when set, is called after each request; the requests after it and the
 	// responseMapping see its result as `state` (what a handle stored meanwhile).
 	State func(ctx context.Context) (map[string]any, error)
+	// Reauth, when set, renews the run's credentials after a request answered 401: it
+	// returns the new credentials, with which the api block is evaluated again and that
+	// request sent once more. It is called at most once per run.
+	Reauth func(ctx context.Context) (map[string]any, error)
 }
 
 // HTTPError is a request the app answered with a status outside allowedStatusCodes (or
@@ -52,6 +56,10 @@ type HTTPError struct {
 	URL        string // without the query string, which may carry secrets
 	StatusCode int
 	Body       string // an excerpt of at most 1 KiB
+	// Headers (lower-case names) and Data (the body parsed as a response's data is) of
+	// the answer, for code that decides what the failure means; never part of Error().
+	Headers map[string]any
+	Data    any
 }
 
 func (e *HTTPError) Error() string {
@@ -90,17 +98,21 @@ func (m *Method) Run(s *mapping.Scope, api *API, opts Options) (any, error) {
 		}
 		return s.With(extra)
 	}
+	reauthed := false
 	for i, r := range m.Requests {
 		if i > 0 && opts.State != nil {
 			if state, err = opts.State(s.Context()); err != nil {
 				return nil, err
 			}
 		}
-		extra := map[string]any{}
-		if m.Multi {
-			extra["responses"] = responses
+		requestScope := func() *mapping.Scope {
+			extra := map[string]any{}
+			if m.Multi {
+				extra["responses"] = responses
+			}
+			return scope(extra)
 		}
-		rs := scope(extra)
+		rs := requestScope()
 		if r.When != nil {
 			ok, err := r.When.EvalBool(rs)
 			if err != nil {
@@ -111,6 +123,19 @@ func (m *Method) Run(s *mapping.Scope, api *API, opts Options) (any, error) {
 			}
 		}
 		resp, err := m.do(rs, r, base, headers, timeout, opts)
+		var he *HTTPError
+		if err != nil && opts.Reauth != nil && !reauthed && errors.As(err, &he) && he.StatusCode == 401 {
+			reauthed = true
+			creds, rerr := opts.Reauth(s.Context())
+			if rerr != nil {
+				return nil, fmt.Errorf("%s: %s %s answered 401 and renewing the credentials failed: %w", m.File, he.Method, he.URL, rerr)
+			}
+			s = s.With(map[string]any{"credentials": creds})
+			if base, headers, timeout, err = evalAPI(s, api); err != nil {
+				return nil, err
+			}
+			resp, err = m.do(requestScope(), r, base, headers, timeout, opts)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -340,7 +365,8 @@ func (m *Method) send(s *mapping.Scope, r *Request, u *url.URL, apiHeaders map[s
 		return nil, fmt.Errorf("%s: %s %s: %w (over %d bytes)", m.File, r.Method, shown, ErrResponseTooLarge, opts.MaxResponseBytes)
 	}
 	if !allowed(r.Allowed, resp.StatusCode) {
-		return nil, &HTTPError{File: m.File, Method: r.Method, URL: shown, StatusCode: resp.StatusCode, Body: excerpt(raw)}
+		return nil, &HTTPError{File: m.File, Method: r.Method, URL: shown, StatusCode: resp.StatusCode, Body: excerpt(raw),
+			Headers: httpbody.LowerHeaders(resp.Header), Data: parseBody(resp.Header.Get("Content-Type"), raw)}
 	}
 	return map[string]any{
 		"statusCode": int64(resp.StatusCode),

@@ -15,10 +15,18 @@ type connectionService struct {
 	hookmapv1.UnimplementedConnectionServiceServer
 }
 
+var connectionStatuses = map[string]hookmapv1.ConnectionStatus{
+	"":                           hookmapv1.ConnectionStatus_CONNECTION_STATUS_CONNECTED,
+	store.ConnectionConnected:    hookmapv1.ConnectionStatus_CONNECTION_STATUS_CONNECTED,
+	store.ConnectionPending:      hookmapv1.ConnectionStatus_CONNECTION_STATUS_PENDING,
+	store.ConnectionDisconnected: hookmapv1.ConnectionStatus_CONNECTION_STATUS_DISCONNECTED,
+}
+
 func connectionProto(c *store.Connection) *hookmapv1.Connection {
 	return &hookmapv1.Connection{
 		Id: c.ID, ConnectorKey: c.ConnectorKey, Name: c.Name, Parameters: mustStruct(c.Parameters),
 		CreateTime: ts(c.CreateTime), UpdateTime: ts(c.UpdateTime), HasCredentials: len(c.Credentials) > 0,
+		Status: connectionStatuses[c.Status], LastError: c.LastError, CredentialsExpireTime: ts(c.CredentialsExpireTime),
 	}
 }
 
@@ -115,6 +123,20 @@ func (s *connectionService) DeleteConnection(ctx context.Context, req *hookmapv1
 		return nil, s.err(ctx, err)
 	}
 	return &hookmapv1.DeleteConnectionResponse{Leftovers: left}, nil
+}
+
+func (s *connectionService) AuthorizeConnection(ctx context.Context, req *hookmapv1.AuthorizeConnectionRequest) (*hookmapv1.AuthorizeConnectionResponse, error) {
+	a, err := s.Core.AuthorizeConnection(ctx, workspace(ctx), core.AuthorizeInput{
+		ConnectionID: req.GetConnectionId(), ConnectorKey: req.GetConnectorKey(), Name: req.GetName(),
+		Parameters: plainFromStruct(req.GetParameters()), ReturnURL: req.GetReturnUrl(),
+	})
+	if err != nil {
+		return nil, s.err(ctx, err)
+	}
+	return &hookmapv1.AuthorizeConnectionResponse{
+		AuthorizationUrl: a.URL, Connection: connectionProto(a.Connection), ExpireTime: ts(a.ExpireTime),
+		RedirectUri: s.Core.OAuthCallbackURL(),
+	}, nil
 }
 
 // pageTokenError turns a store's complaint about a token into INVALID_ARGUMENT.

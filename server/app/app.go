@@ -147,14 +147,15 @@ func (a *App) start(ctx context.Context) error {
 
 	a.hub = hub.New()
 	a.core = &core.Core{
-		Store:     st,
-		Box:       box,
-		Registry:  reg,
-		Hub:       a.hub,
-		HTTP:      netguard.NewClient(netguard.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: 30 * time.Second, FollowRedirects: true, MaxRedirects: 5}),
-		PublicURL: publicURL,
-		Logger:    log.With("component", "core"),
-		Now:       cfg.Now,
+		Store:       st,
+		Box:         box,
+		Registry:    reg,
+		Hub:         a.hub,
+		HTTP:        netguard.NewClient(netguard.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: 30 * time.Second, FollowRedirects: true, MaxRedirects: 5}),
+		PublicURL:   publicURL,
+		Logger:      log.With("component", "core"),
+		Now:         cfg.Now,
+		AuthMetrics: m,
 	}
 
 	bgCtx, stopBg := context.WithCancel(context.Background())
@@ -417,8 +418,8 @@ func (a *App) Stop() {
 // Store is the service's store (tests).
 func (a *App) Store() store.Store { return a.store }
 
-// prune removes deliveries, idempotency keys and (when configured) events past their
-// retention, at start and then every interval.
+// prune removes deliveries, idempotency keys, expired authorizations and (when
+// configured) events past their retention, at start and then every interval.
 func (a *App) prune(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -440,6 +441,15 @@ func (a *App) prune(ctx context.Context, interval time.Duration) {
 			a.log.Warn("prune", "err", err)
 		case err == nil && res.Deliveries+res.IdempotencyKeys+res.Events > 0:
 			a.log.Info("pruned", "deliveries", res.Deliveries, "idempotency_keys", res.IdempotencyKeys, "events", res.Events)
+		}
+		if as, ok := a.store.(store.AuthStore); ok {
+			n, err := as.PruneAuthStates(ctx, now)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				a.log.Warn("prune expired authorizations", "err", err)
+			case err == nil && n > 0:
+				a.log.Info("pruned", "expired_authorizations", n)
+			}
 		}
 		if os, ok := a.store.(store.OutgoingStore); ok {
 			n, err := os.PruneInvocations(ctx, now.Add(-a.cfg.InvocationRetention))

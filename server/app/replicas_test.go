@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -20,15 +21,15 @@ import (
 )
 
 // replicas starts n hookmap processes (in-process) on one Postgres database with one
-// secret key, as behind a load balancer.
-func replicas(t *testing.T, n int) []*apptest.Harness {
+// secret key, as behind a load balancer, with opts.
+func replicas(t *testing.T, n int, opts ...apptest.Option) []*apptest.Harness {
 	url := pgtest.Schema(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	var hs []*apptest.Harness
 	for range n {
-		hs = append(hs, apptest.Start(t, apptest.WithConnectors("../../connectors", "testdata/connectors"),
-			apptest.WithStore(url), apptest.WithSecretKey(hex.EncodeToString(key))))
+		hs = append(hs, apptest.Start(t, append([]apptest.Option{apptest.WithConnectors("../../connectors", "testdata/connectors"),
+			apptest.WithStore(url), apptest.WithSecretKey(hex.EncodeToString(key))}, opts...)...))
 	}
 	return hs
 }
@@ -83,4 +84,59 @@ func TestPostgresNeedsSecretKey(t *testing.T) {
 	require.Equal(t, "--secret-key", se.Flag)
 	require.Contains(t, err.Error(), "Postgres")
 	require.NotContains(t, err.Error(), "\n", "one line")
+}
+
+// Two replicas whose methods of one connection need a new token at once renew it once:
+// the other waits for the first one's result instead of spending the refresh token too
+// (the app rotates refresh tokens: a second use would be refused, and the connection
+// wrongly disconnected).
+func TestReplicasRenewAConnectionOnce(t *testing.T) {
+	hs := replicas(t, 2, apptest.WithAllowPrivate(), apptest.WithoutScheduler())
+	a, b := hs[0], hs[1]
+	oa := newOAuthApp(t, time.Now)
+	a.SetConnectorParameters("oauthapp", map[string]any{"clientId": oa.clientID, "clientSecret": oa.clientSecret})
+	tokens := oa.tokens(t)
+	conn, err := a.Connections.CreateConnection(a.Ctx(), &hookmapv1.CreateConnectionRequest{
+		ConnectorKey: "oauthapp", Name: "shared", Parameters: apptest.Struct(t, map[string]any{"baseUri": oa.URL()}),
+		Credentials: apptest.Struct(t, map[string]any{"accessToken": tokens["access_token"], "refreshToken": tokens["refresh_token"], "expiresIn": 3600}),
+	})
+	require.NoError(t, err)
+	subs := map[*apptest.Harness]*hookmapv1.Subscription{}
+	for _, h := range hs {
+		sub, err := h.Subscriptions.CreateSubscription(h.Ctx(), &hookmapv1.CreateSubscriptionRequest{ConnectionId: conn.GetId(), EventKey: "hook"})
+		require.NoError(t, err)
+		subs[h] = sub
+	}
+	stream := a.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "ops", Filter: &hookmapv1.EventFilter{EventKeys: []string{"connection"}}})
+
+	oa.revokeAccess()
+	arrived, release := oa.hold()
+	errs := make(chan error, 2)
+	for _, h := range hs {
+		go func() {
+			_, err := h.Subscriptions.RefreshSubscription(h.Ctx(), &hookmapv1.RefreshSubscriptionRequest{Id: subs[h].GetId()})
+			errs <- err
+		}()
+	}
+	<-arrived // one replica's token request is at the app, held
+	// ... and the other replica waits for it, holding no token request of its own.
+	require.Eventually(t, func() bool {
+		return metricOf(t, a, "hookmap_credential_renewals_waiting") == 1 && metricOf(t, b, "hookmap_credential_renewals_waiting") == 1
+	}, 10*time.Second, 5*time.Millisecond)
+	release()
+	for range hs {
+		require.NoError(t, <-errs)
+	}
+	require.Equal(t, 1, oa.grantCount("refresh_token"))
+	got, err := b.Connections.GetConnection(b.Ctx(), &hookmapv1.GetConnectionRequest{Id: conn.GetId()})
+	require.NoError(t, err)
+	require.Equal(t, hookmapv1.ConnectionStatus_CONNECTION_STATUS_CONNECTED, got.GetStatus(), got.GetLastError())
+
+	// A revoked grant disconnects it once, and the event reaches a stream on the other replica.
+	oa.revokeGrant()
+	_, err = b.Subscriptions.RefreshSubscription(b.Ctx(), &hookmapv1.RefreshSubscriptionRequest{Id: subs[b].GetId()})
+	require.Error(t, err)
+	ev := stream.Next(1)[0]
+	require.Equal(t, "connection.disconnected", ev.GetType())
+	stream.None(100 * time.Millisecond)
 }

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/oauth"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -49,23 +53,87 @@ func (c *Core) CreateConnection(ctx context.Context, workspaceID string, in Conn
 	now := c.now()
 	rec := &store.Connection{
 		WorkspaceID:  workspaceID,
-		ID:           "conn_" + secrets.RandomToken(10),
+		ID:           newConnectionID(),
 		ConnectorKey: in.ConnectorKey,
 		Name:         in.Name,
 		Parameters:   orEmpty(in.Parameters),
+		Status:       store.ConnectionConnected,
 		CreateTime:   now,
 		UpdateTime:   now,
 	}
-	if len(in.Credentials) > 0 {
-		rec.Credentials, err = c.Box.SealValue(in.Credentials, credentialsAAD(workspaceID, rec.ID))
-		if err != nil {
-			return nil, err
-		}
+	if err := c.setCredentials(ctx, conn, rec, in.Credentials); err != nil {
+		return nil, err
 	}
 	if err := c.Store.CreateConnection(ctx, rec); err != nil {
 		return nil, err
 	}
 	return rec, nil
+}
+
+func newConnectionID() string { return "conn_" + secrets.RandomToken(10) }
+
+// setCredentials seals what a client gives as a connection's credentials into rec, which
+// becomes CONNECTED. For an oauth2 connector they are tokens the client already has
+// (accessToken, optionally refreshToken and expiresAt or expiresIn), or, without an
+// access token, the input of the connector's client credentials grant, run now.
+func (c *Core) setCredentials(ctx context.Context, connector *engine.Connector, rec *store.Connection, given map[string]any) error {
+	rec.Status, rec.LastError, rec.Grant, rec.CredentialsExpireTime = store.ConnectionConnected, "", store.GrantGiven, time.Time{}
+	creds := given
+	if connector.Auth.OAuth2() {
+		var err error
+		if creds, err = c.oauthCredentials(ctx, connector, rec, given); err != nil {
+			return err
+		}
+	}
+	rec.Credentials = nil
+	if len(creds) > 0 {
+		sealed, err := c.Box.SealValue(creds, credentialsAAD(rec.WorkspaceID, rec.ID))
+		if err != nil {
+			return err
+		}
+		rec.Credentials = sealed
+	}
+	return nil
+}
+
+// oauthCredentials turns what a client gives to an oauth2 connection into its credentials.
+func (c *Core) oauthCredentials(ctx context.Context, connector *engine.Connector, rec *store.Connection, given map[string]any) (map[string]any, error) {
+	if _, ok := given[oauth.KeyAccessToken]; ok {
+		tokens, err := oauth.ParseTokens(given, c.now())
+		if err != nil {
+			return nil, Invalid("credentials: "+err.Error(), []engine.FieldViolation{{Field: "credentials", Description: err.Error()}})
+		}
+		rec.CredentialsExpireTime = tokens.ExpiresAt
+		return oauth.Merge(nil, tokens), nil
+	}
+	m := connector.Auth.Method(engine.AuthClientCredentials)
+	if m == nil {
+		desc := "accessToken is required: give the tokens the connection has (accessToken, and refreshToken with expiresAt or expiresIn), or connect the account through AuthorizeConnection"
+		return nil, Invalid("credentials: "+desc, []engine.FieldViolation{{Field: "credentials.accessToken", Description: desc}})
+	}
+	cp, err := c.ConnectorParameters(ctx, rec.WorkspaceID, rec.ConnectorKey)
+	if err != nil {
+		return nil, fmt.Errorf("connector parameters: %w", err)
+	}
+	vars := map[string]any{
+		"connection":          map[string]any{"id": rec.ID, "parameters": orEmpty(rec.Parameters)},
+		"connectorParameters": cp,
+		"credentials":         orEmpty(given),
+	}
+	red := oauth.NewRedactor(given, cp)
+	started := c.now()
+	out, err := m.Run(ctx, vars, c.RunOptions())
+	var tokens *oauth.Tokens
+	if err == nil {
+		if tokens, err = oauth.ParseTokens(out, started); err != nil {
+			err = Errorf(codes.FailedPrecondition, "the client credentials grant failed: %s: %s (map the app's answer in its responseMapping)", m.File, err).WithReason(ReasonMappingFailed)
+		}
+	}
+	if err != nil {
+		return nil, AppError(ctx, "the client credentials grant failed", red.Error(err))
+	}
+	rec.Grant, rec.CredentialsExpireTime = store.GrantClientCredentials, tokens.ExpiresAt
+	return oauth.Merge(given, tokens), nil
 }
 
 // UpdateConnection replaces the fields in mask ("name", "parameters", "credentials").
@@ -95,12 +163,8 @@ func (c *Core) UpdateConnection(ctx context.Context, workspaceID, id string, in 
 		rec.Parameters = orEmpty(in.Parameters)
 	}
 	if mask["credentials"] {
-		rec.Credentials = nil
-		if len(in.Credentials) > 0 {
-			rec.Credentials, err = c.Box.SealValue(in.Credentials, credentialsAAD(workspaceID, rec.ID))
-			if err != nil {
-				return nil, err
-			}
+		if err := c.setCredentials(ctx, conn, rec, in.Credentials); err != nil {
+			return nil, err
 		}
 	}
 	rec.UpdateTime = c.now()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc/codes"
 
 	"github.com/hookmap/hookmap/engine"
@@ -33,8 +34,11 @@ type Core struct {
 	// Instance names this process among those sharing the store (the owner of its
 	// leases); "" picks a random one.
 	Instance string
+	// AuthMetrics counts credential renewals; nil for none.
+	AuthMetrics AuthMetrics
 
 	running      inflight
+	renewals     singleflight.Group // credential renewals, one per connection at a time
 	instanceOnce sync.Once
 }
 
@@ -142,13 +146,9 @@ func (c *Core) SetConnectorParameters(ctx context.Context, workspaceID, connecto
 // ConnectionVars returns the variables every method of a connection sees: connection,
 // connectorParameters and credentials.
 func (c *Core) ConnectionVars(ctx context.Context, conn *store.Connection) (map[string]any, error) {
-	creds := map[string]any{}
-	if len(conn.Credentials) > 0 {
-		var err error
-		creds, err = c.Box.OpenValue(conn.Credentials, credentialsAAD(conn.WorkspaceID, conn.ID))
-		if err != nil {
-			return nil, fmt.Errorf("open credentials of connection %s: %w", conn.ID, err)
-		}
+	creds, err := c.openCredentials(conn)
+	if err != nil {
+		return nil, err
 	}
 	cp, err := c.ConnectorParameters(ctx, conn.WorkspaceID, conn.ConnectorKey)
 	if err != nil {
@@ -163,6 +163,18 @@ func (c *Core) ConnectionVars(ctx context.Context, conn *store.Connection) (map[
 		"connectorParameters": cp,
 		"credentials":         creds,
 	}, nil
+}
+
+// openCredentials opens a connection's credentials ({} when it has none).
+func (c *Core) openCredentials(conn *store.Connection) (map[string]any, error) {
+	if len(conn.Credentials) == 0 {
+		return map[string]any{}, nil
+	}
+	creds, err := c.Box.OpenValue(conn.Credentials, credentialsAAD(conn.WorkspaceID, conn.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open credentials of connection %s: %w", conn.ID, err)
+	}
+	return creds, nil
 }
 
 // connectionEvent loads a connection of the workspace (NOT_FOUND when absent) and one
@@ -183,28 +195,28 @@ func (c *Core) connectionEvent(ctx context.Context, workspaceID, connectionID, e
 }
 
 // subscriptionVars are the variables of a subscription's methods: its connection's
-// variables plus state and parameters.
-func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (map[string]any, error) {
+// variables plus state and parameters. It returns the connection too.
+func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (map[string]any, *store.Connection, error) {
 	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
 	if err != nil {
-		return nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
+		return nil, nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
 	}
 	vars, err := c.ConnectionVars(ctx, conn)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	state, err := c.SubscriptionState(sub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vars["state"] = state
 	vars["parameters"] = orEmpty(sub.Parameters)
 	secret, err := c.WebhookSecret(sub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vars["webhookSecret"] = secret
-	return vars, nil
+	return vars, conn, nil
 }
 
 // SealWebhookSecret seals a subscription's webhook secret as the store keeps it, for

@@ -363,7 +363,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if handle == nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("event %q has no handle method", ev.Key), keep: true})
 	}
-	vars, err := c.subscriptionVars(ctx, sub)
+	vars, _, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
@@ -545,7 +545,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	}
 	vars, ok := subVars[sub.ID]
 	if !ok {
-		if vars, err = c.subscriptionVars(ctx, sub); err != nil {
+		if vars, _, err = c.subscriptionVars(ctx, sub); err != nil {
 			return nil, err
 		}
 		for _, k := range []string{"method", "query", "headers", "rawBody"} {

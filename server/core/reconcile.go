@@ -84,7 +84,7 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 	}
 	vars := cloneVars(base)
 	vars["parameters"] = params
-	out, err := list.Run(ctx, vars, c.RunOptions())
+	out, err := c.runConnMethod(ctx, conn, list, vars, c.RunOptions())
 	if err != nil {
 		return nil, AppError(ctx, "list webhooks", err)
 	}
@@ -139,7 +139,7 @@ func (c *Core) ReconcileWebhooks(ctx context.Context, workspaceID string, in Rec
 			dv := cloneVars(base)
 			dv["parameters"] = params
 			dv["webhook"] = w.raw
-			if _, err := del.Run(ctx, dv, c.RunOptions()); err != nil {
+			if _, err := c.runConnMethod(ctx, conn, del, dv, c.RunOptions()); err != nil {
 				var he *engine.HTTPError
 				if errors.As(err, &he) && (he.StatusCode == 404 || he.StatusCode == 410) {
 					r.Deleted = true // gone already

@@ -144,14 +144,14 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return c.resubscribe(ctx, ev, sub)
 	}
-	vars, err := c.subscriptionVars(ctx, sub) // has webhookSecret
+	vars, conn, err := c.subscriptionVars(ctx, sub) // has webhookSecret
 	if err != nil {
 		return err
 	}
 	vars["webhookUri"] = c.WebhookURI(sub.ID)
 	opts := c.RunOptions()
 	opts.State = c.latestState(sub)
-	out, err := m.Run(ctx, vars, opts)
+	out, err := c.runConnMethod(ctx, conn, m, vars, opts)
 	if err != nil {
 		return err
 	}
@@ -159,11 +159,11 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 }
 
 func (c *Core) resubscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription) error {
-	vars, err := c.subscriptionVars(ctx, sub)
+	vars, conn, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return err
 	}
-	return c.subscribe(ctx, ev, sub, vars, vars["webhookSecret"].(string))
+	return c.subscribe(ctx, ev, sub, conn, vars, vars["webhookSecret"].(string))
 }
 
 // heal re-subscribes: unsubscribe best-effort, then subscribe with the same id, URI and secret.

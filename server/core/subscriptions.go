@@ -41,6 +41,9 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 	if err != nil {
 		return nil, err
 	}
+	if err := Usable(conn); err != nil {
+		return nil, err
+	}
 	params := orEmpty(in.Parameters)
 	if v := validateAgainst(ev.ParametersSchema, "parameters", params); len(v) > 0 {
 		return nil, Invalid(violationSummary("parameters do not match the event's parametersSchema", v), v)
@@ -101,7 +104,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 			return nil, err
 		}
 	}
-	runErr := c.subscribe(ctx, ev, sub, vars, secret)
+	runErr := c.subscribe(ctx, ev, sub, conn, vars, secret)
 	if runErr != nil {
 		sub.Status = store.StatusFailed
 		sub.LastError = truncate(runErr.Error(), 2048)
@@ -123,7 +126,7 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 
 // subscribe runs the event's subscribe (webhook) or getEventsSelector (global-webhook)
 // and writes the result into sub.
-func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription, connVars map[string]any, secret string) error {
+func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription, conn *store.Connection, connVars map[string]any, secret string) error {
 	vars := cloneVars(connVars)
 	vars["parameters"] = sub.Parameters
 	if ev.Type == engine.TypeGlobalWebhook {
@@ -131,7 +134,7 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 		if m == nil {
 			return Errorf(codes.FailedPrecondition, "event %q has no getEventsSelector method", ev.Key).WithReason(ReasonMethodNotFound)
 		}
-		out, err := m.Run(ctx, vars, c.RunOptions())
+		out, err := c.runConnMethod(ctx, conn, m, vars, c.RunOptions())
 		if err != nil {
 			return err
 		}
@@ -144,8 +147,8 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 		if key == "" || res["globalWebhookEventSelector"] == nil {
 			return Errorf(codes.FailedPrecondition, "getEventsSelector must return globalWebhookKey and globalWebhookEventSelector").WithReason(ReasonMappingFailed)
 		}
-		conn, _ := c.Registry.Connector(sub.ConnectorKey)
-		if conn == nil || conn.GlobalWebhooks[key] == nil {
+		connector, _ := c.Registry.Connector(sub.ConnectorKey)
+		if connector == nil || connector.GlobalWebhooks[key] == nil {
 			return Errorf(codes.FailedPrecondition, "getEventsSelector returned unknown global webhook %s", Q(key)).WithReason(ReasonMappingFailed)
 		}
 		if _, err := c.EnsureGlobalWebhook(ctx, sub.WorkspaceID, sub.ConnectorKey, key); err != nil {
@@ -168,7 +171,7 @@ func (c *Core) subscribe(ctx context.Context, ev *engine.Event, sub *store.Subsc
 	vars["state"] = state
 	opts := c.RunOptions()
 	opts.State = c.latestState(sub)
-	out, err := m.Run(ctx, vars, opts)
+	out, err := c.runConnMethod(ctx, conn, m, vars, opts)
 	if err != nil {
 		return err
 	}
@@ -310,11 +313,11 @@ func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return nil
 	}
-	vars, err := c.subscriptionVars(ctx, sub)
+	vars, conn, err := c.subscriptionVars(ctx, sub)
 	if err != nil {
 		return err
 	}
-	_, err = m.Run(ctx, vars, c.RunOptions())
+	_, err = c.runConnMethod(ctx, conn, m, vars, c.RunOptions())
 	var he *engine.HTTPError
 	if errors.As(err, &he) && (he.StatusCode == 404 || he.StatusCode == 410) {
 		return nil

@@ -18,6 +18,8 @@ type Metrics struct {
 	GRPCLatency     *prometheus.HistogramVec
 	StreamsOpen     prometheus.Gauge
 	EventsStreamed  prometheus.Counter
+	Renewals        *prometheus.CounterVec
+	RenewalsWaiting prometheus.Gauge
 }
 
 // New registers hookmap's metrics (and the Go and process collectors) on a new registry.
@@ -51,9 +53,16 @@ func New() *Metrics {
 		EventsStreamed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookmap_events_streamed_total", Help: "Events sent on StreamEvents streams.",
 		}),
+		Renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookmap_credential_renewals_total",
+			Help: "Token requests renewing a connection's credentials, by grant (refreshToken, clientCredentials) and result (renewed, failed, revoked).",
+		}, []string{"grant", "result"}),
+		RenewalsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookmap_credential_renewals_waiting", Help: "Method runs waiting for a renewal of their connection's credentials.",
+		}),
 	}
 	r.MustRegister(m.Deliveries, m.VerifyFailures, m.ReceiverLatency, m.ReceiverUnknown, m.GRPCRequests,
-		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed,
+		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed, m.Renewals, m.RenewalsWaiting,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create every kind/outcome series so dashboards and alerts see zeros
 	// from the start instead of a missing metric.
@@ -69,6 +78,21 @@ func New() *Metrics {
 func (m *Metrics) Delivery(kind, outcome string) {
 	if m != nil {
 		m.Deliveries.WithLabelValues(kind, outcome).Inc()
+	}
+}
+
+// CredentialRenewal counts a token request that renewed (or failed to renew) a
+// connection's credentials.
+func (m *Metrics) CredentialRenewal(grant, result string) {
+	if m != nil {
+		m.Renewals.WithLabelValues(grant, result).Inc()
+	}
+}
+
+// RenewalWaiting adds delta to the method runs waiting for a renewal.
+func (m *Metrics) RenewalWaiting(delta float64) {
+	if m != nil {
+		m.RenewalsWaiting.Add(delta)
 	}
 }
 

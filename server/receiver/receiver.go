@@ -37,6 +37,7 @@ func (rc *Receiver) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hooks/g/{id}", rc.serveGlobal)
 	mux.HandleFunc("/hooks/{id}", rc.serveSubscription)
+	mux.Handle(core.OAuthCallbackPath, http.HandlerFunc(rc.serveOAuthCallback))
 	mux.Handle("/healthz", getOnly(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 	})))

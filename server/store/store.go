@@ -21,6 +21,23 @@ var (
 	// leave it out and log it, except ListEvents, which returns the event with RecordError
 	// set instead of its Record.
 	ErrUnreadable = errors.New("stored value cannot be read")
+	// ErrConflict is returned by a conditional write whose record changed since it was
+	// read (AuthStore.SetConnectionAuth).
+	ErrConflict = errors.New("changed concurrently")
+)
+
+// Connection statuses.
+const (
+	ConnectionConnected    = "CONNECTED"    // its credentials are usable
+	ConnectionPending      = "PENDING"      // waiting for the user to authorize it (OAuth 2.0)
+	ConnectionDisconnected = "DISCONNECTED" // the app refused its credentials for good; LastError says why
+)
+
+// Grants a connection's credentials were obtained with.
+const (
+	GrantGiven             = ""                   // given by the client (CreateConnection, UpdateConnection)
+	GrantAuthorizationCode = "authorization_code" // the OAuth 2.0 authorization code flow
+	GrantClientCredentials = "client_credentials" // the OAuth 2.0 client credentials grant
 )
 
 // Subscription statuses.
@@ -65,8 +82,20 @@ type Connection struct {
 	Name         string
 	Parameters   map[string]any
 	Credentials  []byte // sealed by the caller
-	CreateTime   time.Time
-	UpdateTime   time.Time
+	// Status is one of the Connection* statuses; LastError says why it is not CONNECTED
+	// (or what last went wrong renewing its credentials).
+	Status    string
+	LastError string
+	// Grant is how the credentials were obtained (one of the Grant* values).
+	Grant string
+	// CredentialsExpireTime is when the access token in the credentials expires; zero
+	// when it does not or nobody knows.
+	CredentialsExpireTime time.Time
+	// CredentialsVersion is maintained by the store: 1 at creation, one more at every
+	// UpdateConnection or SetConnectionAuth, which compares it.
+	CredentialsVersion int64
+	CreateTime         time.Time
+	UpdateTime         time.Time
 }
 
 // Subscription is a connection's subscription to one event of its connector.
@@ -240,10 +269,14 @@ type Store interface {
 	GetConnectorParameters(ctx context.Context, workspaceID, connectorKey string) ([]byte, error) // ErrNotFound when never set
 
 	// Connections.
+	// CreateConnection sets c.CredentialsVersion to 1.
 	CreateConnection(ctx context.Context, c *Connection) error
 	GetConnection(ctx context.Context, workspaceID, id string) (*Connection, error)
 	ListConnections(ctx context.Context, workspaceID string, p Page) ([]*Connection, string, error)
-	UpdateConnection(ctx context.Context, c *Connection) error // replaces name, parameters, credentials; sets UpdateTime
+	// UpdateConnection replaces name, parameters, credentials, status, last error, grant
+	// and credentials expire time, increments CredentialsVersion and sets UpdateTime (on c
+	// too).
+	UpdateConnection(ctx context.Context, c *Connection) error
 	// DeleteConnection deletes only the connection: ErrInUse while it has subscriptions.
 	DeleteConnection(ctx context.Context, workspaceID, id string) error
 

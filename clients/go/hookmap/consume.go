@@ -22,7 +22,9 @@ import (
 type Handler func(ctx context.Context, ev *Event) error
 
 // Filter narrows the events Consume receives. Empty fields match everything; several
-// values in one field match any of them; fields are combined with AND.
+// values in one field match any of them; fields are combined with AND. Connection events
+// match ConnectionIDs, EventKeys (ConnectionEventKey) and Types; a filter on
+// SubscriptionIDs leaves them out.
 type Filter struct {
 	ConnectionIDs   []string
 	SubscriptionIDs []string
@@ -101,8 +103,8 @@ func WithStartLatest() ConsumeOption {
 }
 
 // WithConcurrency runs up to n handlers at once (default 1). Events of one subscription
-// are still handled one at a time in seq order; events of different subscriptions may
-// be handled in parallel, in any order. Acks cover only the contiguous prefix of handled
+// (and the connection events of one connection) are still handled one at a time in seq
+// order; events of different subscriptions may be handled in parallel, in any order. Acks cover only the contiguous prefix of handled
 // events (the watermark), so an event that keeps failing holds back the acks of the
 // events after it, which are handled again after a reconnect; and once 1,024 events
 // past it are taken, Consume waits for it.

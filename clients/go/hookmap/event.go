@@ -11,11 +11,33 @@ import (
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 )
 
+// Connection events: hookmap's own news about a connection, on the workspace's stream
+// beside the events of subscriptions. They have EventKey ConnectionEventKey, no
+// SubscriptionID, and a record that decodes into a ConnectionEvent.
+const (
+	ConnectionEventKey = "connection"
+	// TypeConnectionConnected: its user completed an authorization (AuthorizeConnection).
+	TypeConnectionConnected = "connection.connected"
+	// TypeConnectionDisconnected: the app refused its grant for good (a revoked refresh
+	// token); its methods fail until it is authorized again or given new credentials.
+	TypeConnectionDisconnected = "connection.disconnected"
+)
+
+// ConnectionEvent is the record of a connection event.
+type ConnectionEvent struct {
+	ConnectionID string `json:"connectionId"`
+	ConnectorKey string `json:"connectorKey"`
+	Name         string `json:"name"`
+	Status       string `json:"status"`          // CONNECTED, DISCONNECTED
+	Error        string `json:"error,omitempty"` // why it is disconnected: the app's answer
+}
+
 // Event is one stored event, as Consume hands it to a handler.
 type Event struct {
-	Seq            int64 // monotonic per workspace
-	ID             string
-	ConnectionID   string
+	Seq          int64 // monotonic per workspace
+	ID           string
+	ConnectionID string
+	// SubscriptionID is empty for a connection event (IsConnectionEvent).
 	SubscriptionID string
 	EventKey       string
 	Type           string
@@ -41,6 +63,33 @@ func (e *Event) Decode(v any) error {
 		return fmt.Errorf("hookmap: event %d: decode record: %w", e.Seq, err)
 	}
 	return nil
+}
+
+// IsConnectionEvent reports whether e is hookmap's news about a connection (see
+// ConnectionEventKey) rather than an event of a subscription.
+func (e *Event) IsConnectionEvent() bool {
+	return e.SubscriptionID == "" && e.EventKey == ConnectionEventKey
+}
+
+// ConnectionEvent decodes the record of a connection event.
+func (e *Event) ConnectionEvent() (*ConnectionEvent, error) {
+	if !e.IsConnectionEvent() {
+		return nil, fmt.Errorf("hookmap: event %d (%s of subscription %s) is not a connection event", e.Seq, e.Type, e.SubscriptionID)
+	}
+	ce := &ConnectionEvent{}
+	if err := e.Decode(ce); err != nil {
+		return nil, err
+	}
+	return ce, nil
+}
+
+// orderKey is what Consume keeps the order of: a subscription's events, or a connection's
+// events that belong to no subscription.
+func (e *Event) orderKey() string {
+	if e.SubscriptionID != "" {
+		return e.SubscriptionID
+	}
+	return "connection:" + e.ConnectionID
 }
 
 // NewEvent turns a received hookmapv1.Event (from ListEvents or StreamEvents) into an

@@ -62,3 +62,25 @@ func TestNewEventFromTheValueForm(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, "null", string(empty.Record))
 }
+
+func TestConnectionEvent(t *testing.T) {
+	ev, err := NewEvent(&hookmapv1.Event{
+		Seq: 9, Id: "ev9", ConnectionId: "conn_1", EventKey: "connection", Type: "connection.disconnected",
+		RecordJson: `{"connectionId":"conn_1","connectorKey":"microsoft-graph","name":"contoso","status":"DISCONNECTED","error":"invalid_grant: AADSTS70008"}`,
+	})
+	require.NoError(t, err)
+	require.True(t, ev.IsConnectionEvent())
+	require.Equal(t, "connection:conn_1", ev.orderKey(), "connection events of a connection keep their order")
+	ce, err := ev.ConnectionEvent()
+	require.NoError(t, err)
+	require.Equal(t, &ConnectionEvent{ConnectionID: "conn_1", ConnectorKey: "microsoft-graph", Name: "contoso", Status: "DISCONNECTED", Error: "invalid_grant: AADSTS70008"}, ce)
+
+	// An event of a subscription, even one whose connector names an event "connection"
+	// (the loader refuses that key, but a client cannot know), is not a connection event.
+	sub, err := NewEvent(&hookmapv1.Event{Seq: 10, ConnectionId: "conn_1", SubscriptionId: "sub_1", EventKey: "connection", Type: "x", RecordJson: `{}`})
+	require.NoError(t, err)
+	require.False(t, sub.IsConnectionEvent())
+	require.Equal(t, "sub_1", sub.orderKey())
+	_, err = sub.ConnectionEvent()
+	require.ErrorContains(t, err, "event 10 (x of subscription sub_1) is not a connection event")
+}

@@ -90,6 +90,11 @@ var retriable = map[string]func(req any) bool{
 	hookmapv1.ConnectionService_GetConnection_FullMethodName:    always,
 	hookmapv1.ConnectionService_ListConnections_FullMethodName:  always,
 	hookmapv1.ConnectionService_UpdateConnection_FullMethodName: always,
+	// A new URL for an existing connection only: for a new one, a retry would create another.
+	hookmapv1.ConnectionService_AuthorizeConnection_FullMethodName: func(req any) bool {
+		r, ok := req.(*hookmapv1.AuthorizeConnectionRequest)
+		return ok && r.GetConnectionId() != ""
+	},
 
 	hookmapv1.SubscriptionService_GetSubscription_FullMethodName:   always,
 	hookmapv1.SubscriptionService_ListSubscriptions_FullMethodName: always,

@@ -117,7 +117,7 @@ func (r *consumerRun) session() (received int, err error) {
 		}
 		r.mu.Unlock()
 		select {
-		case queues[rt.pick(ev.SubscriptionID)] <- ev:
+		case queues[rt.pick(ev.orderKey())] <- ev:
 		case <-sctx.Done():
 			return received, sctx.Err()
 		}
@@ -130,7 +130,7 @@ func (r *consumerRun) work(sctx context.Context, q <-chan *Event, rt *router) {
 		if sctx.Err() == nil && r.handle(sctx, ev) {
 			r.markHandled(ev.Seq)
 		}
-		rt.done(ev.SubscriptionID)
+		rt.done(ev.orderKey())
 	}
 }
 
@@ -235,8 +235,8 @@ func (r *consumerRun) flush(ctx context.Context) error {
 }
 
 // router assigns events to handler goroutines: all the queued or running events of a
-// subscription go to one goroutine (keeping their order); a subscription with none goes
-// to the least loaded one.
+// subscription (or the connection events of a connection) go to one goroutine, keeping
+// their order; a subscription with none goes to the least loaded one.
 type router struct {
 	mu    sync.Mutex
 	load  []int

@@ -35,9 +35,10 @@
 // every other process turns into a store.Change, so their streams wake within
 // milliseconds; OpenStream bumps the consumer's generation in consumer_streams and
 // notifies too. Background work is leased row by row (ClaimDueSubscriptions, with FOR
-// UPDATE SKIP LOCKED). A notification can be lost with a process that dies between its
-// commit and the NOTIFY, or while a Watch reconnects: the caller's slow fallback poll
-// covers both.
+// UPDATE SKIP LOCKED), and so is the renewal of a connection's OAuth 2.0 credentials
+// (ClaimRenewal: one replica sends the token request, the others wait for the tokens it
+// stores). A notification can be lost with a process that dies between its commit and the
+// NOTIFY, or while a Watch reconnects: the caller's slow fallback poll covers both.
 //
 // # Text
 //

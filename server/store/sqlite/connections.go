@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -17,31 +18,35 @@ func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error
 	}
 	created, updated := createTimes(c.CreateTime, c.UpdateTime)
 	err = s.write(ctx, func(t *wtx) error {
-		_, err := t.exec(`INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, blob(c.Credentials), nanos(created), nanos(updated))
+		_, err := t.exec(`INSERT INTO connections (id, workspace_id, connector_key, name, parameters, credentials, status,
+				last_error, grant_type, credentials_expire_time, credentials_version, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+			c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, blob(c.Credentials), c.Status, c.LastError, c.Grant,
+			nanos(c.CredentialsExpireTime), nanos(created), nanos(updated))
 		return insertErr("connection", c.ID, "workspace "+quote(c.WorkspaceID), err)
 	})
 	if err == nil {
-		c.CreateTime, c.UpdateTime = created, updated
+		c.CreateTime, c.UpdateTime, c.CredentialsVersion = created, updated, 1
 	}
 	return err
 }
 
-const connectionCols = `rid, id, workspace_id, connector_key, name, parameters, credentials, create_time, update_time`
+const connectionCols = `rid, id, workspace_id, connector_key, name, parameters, credentials, status, last_error, grant_type,
+	credentials_expire_time, credentials_version, create_time, update_time`
 
 func scanConnection(sc scanner) (keyed[*store.Connection], error) {
 	c := &store.Connection{}
-	var rid, created, updated int64
+	var rid, expires, created, updated int64
 	var params sql.NullString
-	if err := sc.Scan(&rid, &c.ID, &c.WorkspaceID, &c.ConnectorKey, &c.Name, &params, &c.Credentials, &created, &updated); err != nil {
+	if err := sc.Scan(&rid, &c.ID, &c.WorkspaceID, &c.ConnectorKey, &c.Name, &params, &c.Credentials, &c.Status,
+		&c.LastError, &c.Grant, &expires, &c.CredentialsVersion, &created, &updated); err != nil {
 		return keyed[*store.Connection]{}, err
 	}
 	var err error
 	if c.Parameters, err = decodeMap(params); err != nil {
 		return keyed[*store.Connection]{key: rid, v: c}, unreadable(fmt.Sprintf("connection %q parameters", c.ID), err)
 	}
-	c.CreateTime, c.UpdateTime = fromNanos(created), fromNanos(updated)
+	c.CredentialsExpireTime, c.CreateTime, c.UpdateTime = fromNanos(expires), fromNanos(created), fromNanos(updated)
 	return keyed[*store.Connection]{key: rid, v: c}, nil
 }
 
@@ -69,7 +74,8 @@ func (s *Store) ListConnections(ctx context.Context, workspaceID string, p store
 	return cs, next, nil
 }
 
-// UpdateConnection replaces the connection's name, parameters and credentials and sets
+// UpdateConnection replaces the connection's name, parameters, credentials, status, last
+// error, grant and credentials expire time, increments its credentials version and sets
 // its UpdateTime to now.
 func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error {
 	params, err := encodeMap(c.Parameters)
@@ -77,13 +83,24 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 		return fmt.Errorf("connection %q parameters: %w", c.ID, err)
 	}
 	updated := now()
+	var version int64
 	err = s.write(ctx, func(t *wtx) error {
-		res, err := t.exec(`UPDATE connections SET name = ?, parameters = ?, credentials = ?, update_time = ? WHERE id = ? AND workspace_id = ?`,
-			c.Name, params, blob(c.Credentials), nanos(updated), c.ID, c.WorkspaceID)
-		return mustAffect(res, err, "connection", c.ID)
+		err := t.queryRow(`UPDATE connections SET name = ?, parameters = ?, credentials = ?, status = ?, last_error = ?,
+				grant_type = ?, credentials_expire_time = ?, credentials_version = credentials_version + 1, update_time = ?,
+				renew_owner = '', renew_until = 0
+			WHERE id = ? AND workspace_id = ? RETURNING credentials_version`,
+			c.Name, params, blob(c.Credentials), c.Status, c.LastError, c.Grant, nanos(c.CredentialsExpireTime),
+			nanos(updated), c.ID, c.WorkspaceID).Scan(&version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("connection %q: %w", c.ID, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: connection %q: %w", c.ID, err)
+		}
+		return nil
 	})
 	if err == nil {
-		c.UpdateTime = updated
+		c.UpdateTime, c.CredentialsVersion = updated, version
 	}
 	return err
 }

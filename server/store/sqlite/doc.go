@@ -39,6 +39,7 @@
 // # Secrets
 //
 // Every secret arrives sealed by the caller (credentials, connector parameters, webhook
-// secrets, subscription state, outgoing header values and signing secrets) and is stored
-// as an opaque BLOB; the store never sees one in clear, except once, in migration 3.
+// secrets, subscription state, PKCE code verifiers, outgoing header values and signing
+// secrets) and is stored as an opaque BLOB; the store never sees one in clear, except
+// once, in migration 3. An OAuth state parameter is kept only as its SHA-256.
 package sqlite

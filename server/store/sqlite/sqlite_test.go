@@ -30,3 +30,7 @@ func openTest(t testing.TB, opts Options) *Store {
 func TestConformance(t *testing.T) {
 	storetest.RunAll(t, func(t *testing.T) store.Store { return openTest(t, Options{}) })
 }
+
+func TestAuthConformance(t *testing.T) {
+	storetest.RunAuth(t, func(t *testing.T) store.Store { return openTest(t, Options{}) })
+}

@@ -21,9 +21,12 @@ func testConnections(t *testing.T, s store.Store) {
 			"nested": map[string]any{"list": []any{int64(1), "two", true, nil}},
 		},
 		Credentials: []byte("sealed"),
-		CreateTime:  base, UpdateTime: base,
+		Status:      store.ConnectionConnected, Grant: store.GrantAuthorizationCode,
+		CredentialsExpireTime: at(time.Hour),
+		CreateTime:            base, UpdateTime: base,
 	}
 	require.NoError(t, s.CreateConnection(ctx, c))
+	require.Equal(t, int64(1), c.CredentialsVersion, "a new connection's credentials are version 1")
 
 	got, err := s.GetConnection(ctx, ws, c.ID)
 	require.NoError(t, err)
@@ -37,25 +40,33 @@ func testConnections(t *testing.T, s store.Store) {
 	require.ErrorIs(t, s.CreateConnection(ctx, &store.Connection{WorkspaceID: ws, ID: c.ID, ConnectorKey: "x", Name: "dup"}), store.ErrAlreadyExists)
 	require.ErrorIs(t, s.CreateConnection(ctx, &store.Connection{WorkspaceID: "no-such-workspace", ID: newID("conn"), ConnectorKey: "x", Name: "x"}), store.ErrNotFound)
 
-	// Nil parameters and credentials stay nil.
-	bare := &store.Connection{WorkspaceID: ws, ID: newID("conn"), ConnectorKey: "slack", Name: "bare", CreateTime: base, UpdateTime: base}
+	// Nil parameters and credentials stay nil, zero times stay zero.
+	bare := &store.Connection{WorkspaceID: ws, ID: newID("conn"), ConnectorKey: "slack", Name: "bare", Status: store.ConnectionPending, CreateTime: base, UpdateTime: base}
 	require.NoError(t, s.CreateConnection(ctx, bare))
 	got, err = s.GetConnection(ctx, ws, bare.ID)
 	require.NoError(t, err)
 	require.Equal(t, bare, got)
 
-	// Update replaces name, parameters and credentials, sets UpdateTime and keeps the rest.
+	// Update replaces name, parameters, credentials and their status, increments the
+	// credentials version, sets UpdateTime and keeps the rest.
 	before := time.Now().Add(-time.Second)
 	upd := &store.Connection{
 		WorkspaceID: ws, ID: c.ID, ConnectorKey: "ignored", Name: "renamed",
 		Parameters: map[string]any{"baseUri": "https://other.example.com"}, Credentials: []byte("sealed-2"),
+		Status: store.ConnectionDisconnected, LastError: "invalid_grant", CredentialsVersion: 99,
 	}
 	require.NoError(t, s.UpdateConnection(ctx, upd))
+	require.Equal(t, int64(2), upd.CredentialsVersion, "the version is the store's, whatever the record said")
 	got, err = s.GetConnection(ctx, ws, c.ID)
 	require.NoError(t, err)
 	require.Equal(t, "renamed", got.Name)
 	require.Equal(t, upd.Parameters, got.Parameters)
 	require.Equal(t, []byte("sealed-2"), got.Credentials)
+	require.Equal(t, store.ConnectionDisconnected, got.Status)
+	require.Equal(t, "invalid_grant", got.LastError)
+	require.Equal(t, store.GrantGiven, got.Grant)
+	require.True(t, got.CredentialsExpireTime.IsZero())
+	require.Equal(t, int64(2), got.CredentialsVersion)
 	require.Equal(t, "github", got.ConnectorKey, "the connector never changes")
 	require.True(t, got.CreateTime.Equal(base))
 	require.True(t, got.UpdateTime.After(before), "UpdateTime %v", got.UpdateTime)

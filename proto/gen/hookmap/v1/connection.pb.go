@@ -24,6 +24,64 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ConnectionStatus says whether a connection's credentials are usable.
+type ConnectionStatus int32
+
+const (
+	ConnectionStatus_CONNECTION_STATUS_UNSPECIFIED ConnectionStatus = 0
+	// Its credentials are usable (hookmap renews OAuth 2.0 tokens before they expire).
+	ConnectionStatus_CONNECTION_STATUS_CONNECTED ConnectionStatus = 1
+	// Waiting for its user to complete the authorization URL of AuthorizeConnection.
+	ConnectionStatus_CONNECTION_STATUS_PENDING ConnectionStatus = 2
+	// The app refused its grant for good (a revoked refresh token): last_error has the
+	// app's answer. Its methods fail until it is authorized again (AuthorizeConnection) or
+	// given new credentials (UpdateConnection).
+	ConnectionStatus_CONNECTION_STATUS_DISCONNECTED ConnectionStatus = 3
+)
+
+// Enum value maps for ConnectionStatus.
+var (
+	ConnectionStatus_name = map[int32]string{
+		0: "CONNECTION_STATUS_UNSPECIFIED",
+		1: "CONNECTION_STATUS_CONNECTED",
+		2: "CONNECTION_STATUS_PENDING",
+		3: "CONNECTION_STATUS_DISCONNECTED",
+	}
+	ConnectionStatus_value = map[string]int32{
+		"CONNECTION_STATUS_UNSPECIFIED":  0,
+		"CONNECTION_STATUS_CONNECTED":    1,
+		"CONNECTION_STATUS_PENDING":      2,
+		"CONNECTION_STATUS_DISCONNECTED": 3,
+	}
+)
+
+func (x ConnectionStatus) Enum() *ConnectionStatus {
+	p := new(ConnectionStatus)
+	*p = x
+	return p
+}
+
+func (x ConnectionStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConnectionStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmap_v1_connection_proto_enumTypes[0].Descriptor()
+}
+
+func (ConnectionStatus) Type() protoreflect.EnumType {
+	return &file_hookmap_v1_connection_proto_enumTypes[0]
+}
+
+func (x ConnectionStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConnectionStatus.Descriptor instead.
+func (ConnectionStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hookmap_v1_connection_proto_rawDescGZIP(), []int{0}
+}
+
 // Connection is one customer's account in an external app.
 type Connection struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -34,9 +92,16 @@ type Connection struct {
 	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// True when credentials are stored (their values are never returned).
-	HasCredentials bool `protobuf:"varint,7,opt,name=has_credentials,json=hasCredentials,proto3" json:"has_credentials,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	HasCredentials bool             `protobuf:"varint,7,opt,name=has_credentials,json=hasCredentials,proto3" json:"has_credentials,omitempty"`
+	Status         ConnectionStatus `protobuf:"varint,8,opt,name=status,proto3,enum=hookmap.v1.ConnectionStatus" json:"status,omitempty"`
+	// Why the connection is not CONNECTED, or what last went wrong renewing its
+	// credentials; empty when all is well.
+	LastError string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When its access token expires, for OAuth 2.0 connections whose app says; hookmap
+	// renews it before then. Unset when unknown or never.
+	CredentialsExpireTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=credentials_expire_time,json=credentialsExpireTime,proto3" json:"credentials_expire_time,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -118,6 +183,27 @@ func (x *Connection) GetHasCredentials() bool {
 	return false
 }
 
+func (x *Connection) GetStatus() ConnectionStatus {
+	if x != nil {
+		return x.Status
+	}
+	return ConnectionStatus_CONNECTION_STATUS_UNSPECIFIED
+}
+
+func (x *Connection) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Connection) GetCredentialsExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CredentialsExpireTime
+	}
+	return nil
+}
+
 // CreateConnectionRequest creates a connection.
 type CreateConnectionRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -126,6 +212,10 @@ type CreateConnectionRequest struct {
 	// Validated against the connector's connectionParametersSchema.
 	Parameters *structpb.Struct `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
 	// Validated against the connector's credentialsSchema; stored encrypted; write-only.
+	// For an OAuth 2.0 connector: the tokens the client already has (accessToken, and
+	// refreshToken with expiresAt in milliseconds since the epoch or expiresIn in seconds),
+	// or, without accessToken, the input of the connector's client credentials grant, which
+	// hookmap runs now.
 	Credentials   *structpb.Struct `protobuf:"bytes,4,opt,name=credentials,proto3" json:"credentials,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -518,12 +608,168 @@ func (x *DeleteConnectionResponse) GetLeftovers() []string {
 	return nil
 }
 
+// AuthorizeConnectionRequest asks for an authorization URL: give connection_id to
+// (re)authorize an existing connection, or connector_key, name and parameters for a new
+// one.
+type AuthorizeConnectionRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectorKey string                 `protobuf:"bytes,2,opt,name=connector_key,json=connectorKey,proto3" json:"connector_key,omitempty"`
+	Name         string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// Validated against the connector's connectionParametersSchema.
+	Parameters *structpb.Struct `protobuf:"bytes,4,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	// Optional: where the callback sends the user's browser afterwards (an absolute http(s)
+	// URL), with connection_id and status=CONNECTED, or error and error_description, added to
+	// its query. Without it the callback answers with a page of its own.
+	ReturnUrl     string `protobuf:"bytes,5,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeConnectionRequest) Reset() {
+	*x = AuthorizeConnectionRequest{}
+	mi := &file_hookmap_v1_connection_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeConnectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeConnectionRequest) ProtoMessage() {}
+
+func (x *AuthorizeConnectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connection_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeConnectionRequest.ProtoReflect.Descriptor instead.
+func (*AuthorizeConnectionRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connection_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AuthorizeConnectionRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *AuthorizeConnectionRequest) GetConnectorKey() string {
+	if x != nil {
+		return x.ConnectorKey
+	}
+	return ""
+}
+
+func (x *AuthorizeConnectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthorizeConnectionRequest) GetParameters() *structpb.Struct {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+func (x *AuthorizeConnectionRequest) GetReturnUrl() string {
+	if x != nil {
+		return x.ReturnUrl
+	}
+	return ""
+}
+
+// AuthorizeConnectionResponse is the URL to send the user's browser to.
+type AuthorizeConnectionResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	AuthorizationUrl string                 `protobuf:"bytes,1,opt,name=authorization_url,json=authorizationUrl,proto3" json:"authorization_url,omitempty"`
+	// The connection the URL authorizes (PENDING when new).
+	Connection *Connection `protobuf:"bytes,2,opt,name=connection,proto3" json:"connection,omitempty"`
+	// The authorization must be completed before then.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The redirect URI hookmap gives the app, {public-url}/oauth/callback: register it in
+	// the app's settings.
+	RedirectUri   string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthorizeConnectionResponse) Reset() {
+	*x = AuthorizeConnectionResponse{}
+	mi := &file_hookmap_v1_connection_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthorizeConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthorizeConnectionResponse) ProtoMessage() {}
+
+func (x *AuthorizeConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_connection_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthorizeConnectionResponse.ProtoReflect.Descriptor instead.
+func (*AuthorizeConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_connection_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AuthorizeConnectionResponse) GetAuthorizationUrl() string {
+	if x != nil {
+		return x.AuthorizationUrl
+	}
+	return ""
+}
+
+func (x *AuthorizeConnectionResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *AuthorizeConnectionResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *AuthorizeConnectionResponse) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
+	}
+	return ""
+}
+
 var File_hookmap_v1_connection_proto protoreflect.FileDescriptor
 
 const file_hookmap_v1_connection_proto_rawDesc = "" +
 	"\n" +
 	"\x1bhookmap/v1/connection.proto\x12\n" +
-	"hookmap.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb1\x02\n" +
+	"hookmap.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x03\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
@@ -536,7 +782,12 @@ const file_hookmap_v1_connection_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12'\n" +
-	"\x0fhas_credentials\x18\a \x01(\bR\x0ehasCredentials\"\xc6\x01\n" +
+	"\x0fhas_credentials\x18\a \x01(\bR\x0ehasCredentials\x124\n" +
+	"\x06status\x18\b \x01(\x0e2\x1c.hookmap.v1.ConnectionStatusR\x06status\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\t \x01(\tR\tlastError\x12R\n" +
+	"\x17credentials_expire_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x15credentialsExpireTime\"\xc6\x01\n" +
 	"\x17CreateConnectionRequest\x12#\n" +
 	"\rconnector_key\x18\x01 \x01(\tR\fconnectorKey\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x127\n" +
@@ -566,13 +817,36 @@ const file_hookmap_v1_connection_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"8\n" +
 	"\x18DeleteConnectionResponse\x12\x1c\n" +
-	"\tleftovers\x18\x01 \x03(\tR\tleftovers2\xbb\x03\n" +
+	"\tleftovers\x18\x01 \x03(\tR\tleftovers\"\xd2\x01\n" +
+	"\x1aAuthorizeConnectionRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12#\n" +
+	"\rconnector_key\x18\x02 \x01(\tR\fconnectorKey\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x127\n" +
+	"\n" +
+	"parameters\x18\x04 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"parameters\x12\x1d\n" +
+	"\n" +
+	"return_url\x18\x05 \x01(\tR\treturnUrl\"\xe2\x01\n" +
+	"\x1bAuthorizeConnectionResponse\x12+\n" +
+	"\x11authorization_url\x18\x01 \x01(\tR\x10authorizationUrl\x126\n" +
+	"\n" +
+	"connection\x18\x02 \x01(\v2\x16.hookmap.v1.ConnectionR\n" +
+	"connection\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12!\n" +
+	"\fredirect_uri\x18\x04 \x01(\tR\vredirectUri*\x99\x01\n" +
+	"\x10ConnectionStatus\x12!\n" +
+	"\x1dCONNECTION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bCONNECTION_STATUS_CONNECTED\x10\x01\x12\x1d\n" +
+	"\x19CONNECTION_STATUS_PENDING\x10\x02\x12\"\n" +
+	"\x1eCONNECTION_STATUS_DISCONNECTED\x10\x032\xa3\x04\n" +
 	"\x11ConnectionService\x12O\n" +
 	"\x10CreateConnection\x12#.hookmap.v1.CreateConnectionRequest\x1a\x16.hookmap.v1.Connection\x12I\n" +
 	"\rGetConnection\x12 .hookmap.v1.GetConnectionRequest\x1a\x16.hookmap.v1.Connection\x12Z\n" +
 	"\x0fListConnections\x12\".hookmap.v1.ListConnectionsRequest\x1a#.hookmap.v1.ListConnectionsResponse\x12O\n" +
 	"\x10UpdateConnection\x12#.hookmap.v1.UpdateConnectionRequest\x1a\x16.hookmap.v1.Connection\x12]\n" +
-	"\x10DeleteConnection\x12#.hookmap.v1.DeleteConnectionRequest\x1a$.hookmap.v1.DeleteConnectionResponseB\xa5\x01\n" +
+	"\x10DeleteConnection\x12#.hookmap.v1.DeleteConnectionRequest\x1a$.hookmap.v1.DeleteConnectionResponse\x12f\n" +
+	"\x13AuthorizeConnection\x12&.hookmap.v1.AuthorizeConnectionRequest\x1a'.hookmap.v1.AuthorizeConnectionResponseB\xa5\x01\n" +
 	"\x0ecom.hookmap.v1B\x0fConnectionProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
 	"Hookmap.V1\xca\x02\n" +
 	"Hookmap\\V1\xe2\x02\x16Hookmap\\V1\\GPBMetadata\xea\x02\vHookmap::V1b\x06proto3"
@@ -589,45 +863,56 @@ func file_hookmap_v1_connection_proto_rawDescGZIP() []byte {
 	return file_hookmap_v1_connection_proto_rawDescData
 }
 
-var file_hookmap_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_hookmap_v1_connection_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_hookmap_v1_connection_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_hookmap_v1_connection_proto_goTypes = []any{
-	(*Connection)(nil),               // 0: hookmap.v1.Connection
-	(*CreateConnectionRequest)(nil),  // 1: hookmap.v1.CreateConnectionRequest
-	(*GetConnectionRequest)(nil),     // 2: hookmap.v1.GetConnectionRequest
-	(*ListConnectionsRequest)(nil),   // 3: hookmap.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),  // 4: hookmap.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),  // 5: hookmap.v1.UpdateConnectionRequest
-	(*DeleteConnectionRequest)(nil),  // 6: hookmap.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil), // 7: hookmap.v1.DeleteConnectionResponse
-	(*structpb.Struct)(nil),          // 8: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 9: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 10: google.protobuf.FieldMask
+	(ConnectionStatus)(0),               // 0: hookmap.v1.ConnectionStatus
+	(*Connection)(nil),                  // 1: hookmap.v1.Connection
+	(*CreateConnectionRequest)(nil),     // 2: hookmap.v1.CreateConnectionRequest
+	(*GetConnectionRequest)(nil),        // 3: hookmap.v1.GetConnectionRequest
+	(*ListConnectionsRequest)(nil),      // 4: hookmap.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),     // 5: hookmap.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),     // 6: hookmap.v1.UpdateConnectionRequest
+	(*DeleteConnectionRequest)(nil),     // 7: hookmap.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),    // 8: hookmap.v1.DeleteConnectionResponse
+	(*AuthorizeConnectionRequest)(nil),  // 9: hookmap.v1.AuthorizeConnectionRequest
+	(*AuthorizeConnectionResponse)(nil), // 10: hookmap.v1.AuthorizeConnectionResponse
+	(*structpb.Struct)(nil),             // 11: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),       // 12: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),       // 13: google.protobuf.FieldMask
 }
 var file_hookmap_v1_connection_proto_depIdxs = []int32{
-	8,  // 0: hookmap.v1.Connection.parameters:type_name -> google.protobuf.Struct
-	9,  // 1: hookmap.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 2: hookmap.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: hookmap.v1.CreateConnectionRequest.parameters:type_name -> google.protobuf.Struct
-	8,  // 4: hookmap.v1.CreateConnectionRequest.credentials:type_name -> google.protobuf.Struct
-	0,  // 5: hookmap.v1.ListConnectionsResponse.connections:type_name -> hookmap.v1.Connection
-	8,  // 6: hookmap.v1.UpdateConnectionRequest.parameters:type_name -> google.protobuf.Struct
-	8,  // 7: hookmap.v1.UpdateConnectionRequest.credentials:type_name -> google.protobuf.Struct
-	10, // 8: hookmap.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 9: hookmap.v1.ConnectionService.CreateConnection:input_type -> hookmap.v1.CreateConnectionRequest
-	2,  // 10: hookmap.v1.ConnectionService.GetConnection:input_type -> hookmap.v1.GetConnectionRequest
-	3,  // 11: hookmap.v1.ConnectionService.ListConnections:input_type -> hookmap.v1.ListConnectionsRequest
-	5,  // 12: hookmap.v1.ConnectionService.UpdateConnection:input_type -> hookmap.v1.UpdateConnectionRequest
-	6,  // 13: hookmap.v1.ConnectionService.DeleteConnection:input_type -> hookmap.v1.DeleteConnectionRequest
-	0,  // 14: hookmap.v1.ConnectionService.CreateConnection:output_type -> hookmap.v1.Connection
-	0,  // 15: hookmap.v1.ConnectionService.GetConnection:output_type -> hookmap.v1.Connection
-	4,  // 16: hookmap.v1.ConnectionService.ListConnections:output_type -> hookmap.v1.ListConnectionsResponse
-	0,  // 17: hookmap.v1.ConnectionService.UpdateConnection:output_type -> hookmap.v1.Connection
-	7,  // 18: hookmap.v1.ConnectionService.DeleteConnection:output_type -> hookmap.v1.DeleteConnectionResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	11, // 0: hookmap.v1.Connection.parameters:type_name -> google.protobuf.Struct
+	12, // 1: hookmap.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	12, // 2: hookmap.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 3: hookmap.v1.Connection.status:type_name -> hookmap.v1.ConnectionStatus
+	12, // 4: hookmap.v1.Connection.credentials_expire_time:type_name -> google.protobuf.Timestamp
+	11, // 5: hookmap.v1.CreateConnectionRequest.parameters:type_name -> google.protobuf.Struct
+	11, // 6: hookmap.v1.CreateConnectionRequest.credentials:type_name -> google.protobuf.Struct
+	1,  // 7: hookmap.v1.ListConnectionsResponse.connections:type_name -> hookmap.v1.Connection
+	11, // 8: hookmap.v1.UpdateConnectionRequest.parameters:type_name -> google.protobuf.Struct
+	11, // 9: hookmap.v1.UpdateConnectionRequest.credentials:type_name -> google.protobuf.Struct
+	13, // 10: hookmap.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	11, // 11: hookmap.v1.AuthorizeConnectionRequest.parameters:type_name -> google.protobuf.Struct
+	1,  // 12: hookmap.v1.AuthorizeConnectionResponse.connection:type_name -> hookmap.v1.Connection
+	12, // 13: hookmap.v1.AuthorizeConnectionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 14: hookmap.v1.ConnectionService.CreateConnection:input_type -> hookmap.v1.CreateConnectionRequest
+	3,  // 15: hookmap.v1.ConnectionService.GetConnection:input_type -> hookmap.v1.GetConnectionRequest
+	4,  // 16: hookmap.v1.ConnectionService.ListConnections:input_type -> hookmap.v1.ListConnectionsRequest
+	6,  // 17: hookmap.v1.ConnectionService.UpdateConnection:input_type -> hookmap.v1.UpdateConnectionRequest
+	7,  // 18: hookmap.v1.ConnectionService.DeleteConnection:input_type -> hookmap.v1.DeleteConnectionRequest
+	9,  // 19: hookmap.v1.ConnectionService.AuthorizeConnection:input_type -> hookmap.v1.AuthorizeConnectionRequest
+	1,  // 20: hookmap.v1.ConnectionService.CreateConnection:output_type -> hookmap.v1.Connection
+	1,  // 21: hookmap.v1.ConnectionService.GetConnection:output_type -> hookmap.v1.Connection
+	5,  // 22: hookmap.v1.ConnectionService.ListConnections:output_type -> hookmap.v1.ListConnectionsResponse
+	1,  // 23: hookmap.v1.ConnectionService.UpdateConnection:output_type -> hookmap.v1.Connection
+	8,  // 24: hookmap.v1.ConnectionService.DeleteConnection:output_type -> hookmap.v1.DeleteConnectionResponse
+	10, // 25: hookmap.v1.ConnectionService.AuthorizeConnection:output_type -> hookmap.v1.AuthorizeConnectionResponse
+	20, // [20:26] is the sub-list for method output_type
+	14, // [14:20] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_connection_proto_init() }
@@ -640,13 +925,14 @@ func file_hookmap_v1_connection_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_connection_proto_rawDesc), len(file_hookmap_v1_connection_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   8,
+			NumEnums:      1,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_hookmap_v1_connection_proto_goTypes,
 		DependencyIndexes: file_hookmap_v1_connection_proto_depIdxs,
+		EnumInfos:         file_hookmap_v1_connection_proto_enumTypes,
 		MessageInfos:      file_hookmap_v1_connection_proto_msgTypes,
 	}.Build()
 	File_hookmap_v1_connection_proto = out.File

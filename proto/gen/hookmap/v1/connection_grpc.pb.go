@@ -19,11 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConnectionService_CreateConnection_FullMethodName = "/hookmap.v1.ConnectionService/CreateConnection"
-	ConnectionService_GetConnection_FullMethodName    = "/hookmap.v1.ConnectionService/GetConnection"
-	ConnectionService_ListConnections_FullMethodName  = "/hookmap.v1.ConnectionService/ListConnections"
-	ConnectionService_UpdateConnection_FullMethodName = "/hookmap.v1.ConnectionService/UpdateConnection"
-	ConnectionService_DeleteConnection_FullMethodName = "/hookmap.v1.ConnectionService/DeleteConnection"
+	ConnectionService_CreateConnection_FullMethodName    = "/hookmap.v1.ConnectionService/CreateConnection"
+	ConnectionService_GetConnection_FullMethodName       = "/hookmap.v1.ConnectionService/GetConnection"
+	ConnectionService_ListConnections_FullMethodName     = "/hookmap.v1.ConnectionService/ListConnections"
+	ConnectionService_UpdateConnection_FullMethodName    = "/hookmap.v1.ConnectionService/UpdateConnection"
+	ConnectionService_DeleteConnection_FullMethodName    = "/hookmap.v1.ConnectionService/DeleteConnection"
+	ConnectionService_AuthorizeConnection_FullMethodName = "/hookmap.v1.ConnectionService/AuthorizeConnection"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -44,6 +45,14 @@ type ConnectionServiceClient interface {
 	// DeleteConnection deletes the connection's subscriptions (running unsubscribe), then
 	// the connection.
 	DeleteConnection(ctx context.Context, in *DeleteConnectionRequest, opts ...grpc.CallOption) (*DeleteConnectionResponse, error)
+	// AuthorizeConnection returns the app's authorization URL for a connection of a
+	// connector whose auth is OAuth 2.0 (authorization code): an existing connection, or a
+	// new one created PENDING. Send the user's browser there; the app sends it back to
+	// {public-url}/oauth/callback, where hookmap exchanges the code for tokens, stores them
+	// encrypted, marks the connection CONNECTED and puts a connection.connected event on the
+	// workspace's stream. The URL's state is bound to the workspace and the connection,
+	// single-use, and expires after expire_time.
+	AuthorizeConnection(ctx context.Context, in *AuthorizeConnectionRequest, opts ...grpc.CallOption) (*AuthorizeConnectionResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -104,6 +113,16 @@ func (c *connectionServiceClient) DeleteConnection(ctx context.Context, in *Dele
 	return out, nil
 }
 
+func (c *connectionServiceClient) AuthorizeConnection(ctx context.Context, in *AuthorizeConnectionRequest, opts ...grpc.CallOption) (*AuthorizeConnectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AuthorizeConnectionResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_AuthorizeConnection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -122,6 +141,14 @@ type ConnectionServiceServer interface {
 	// DeleteConnection deletes the connection's subscriptions (running unsubscribe), then
 	// the connection.
 	DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error)
+	// AuthorizeConnection returns the app's authorization URL for a connection of a
+	// connector whose auth is OAuth 2.0 (authorization code): an existing connection, or a
+	// new one created PENDING. Send the user's browser there; the app sends it back to
+	// {public-url}/oauth/callback, where hookmap exchanges the code for tokens, stores them
+	// encrypted, marks the connection CONNECTED and puts a connection.connected event on the
+	// workspace's stream. The URL's state is bound to the workspace and the connection,
+	// single-use, and expires after expire_time.
+	AuthorizeConnection(context.Context, *AuthorizeConnectionRequest) (*AuthorizeConnectionResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -146,6 +173,9 @@ func (UnimplementedConnectionServiceServer) UpdateConnection(context.Context, *U
 }
 func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *DeleteConnectionRequest) (*DeleteConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) AuthorizeConnection(context.Context, *AuthorizeConnectionRequest) (*AuthorizeConnectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthorizeConnection not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -258,6 +288,24 @@ func _ConnectionService_DeleteConnection_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_AuthorizeConnection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AuthorizeConnectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).AuthorizeConnection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_AuthorizeConnection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).AuthorizeConnection(ctx, req.(*AuthorizeConnectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -284,6 +332,10 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteConnection",
 			Handler:    _ConnectionService_DeleteConnection_Handler,
+		},
+		{
+			MethodName: "AuthorizeConnection",
+			Handler:    _ConnectionService_AuthorizeConnection_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

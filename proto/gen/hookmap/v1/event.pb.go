@@ -140,13 +140,16 @@ func (DeliveryOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{1}
 }
 
-// Event is one mapped event.
+// Event is one mapped event, or a connection event: hookmap's own news about a
+// connection (event_key "connection", no subscription_id, type connection.connected or
+// connection.disconnected, record {connectionId, connectorKey, name, status, error}).
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Monotonic per workspace.
-	Seq            int64  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	Id             string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	ConnectionId   string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	Seq          int64  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Id           string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	ConnectionId string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Empty for a connection event.
 	SubscriptionId string `protobuf:"bytes,4,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	EventKey       string `protobuf:"bytes,5,opt,name=event_key,json=eventKey,proto3" json:"event_key,omitempty"`
 	Type           string `protobuf:"bytes,6,opt,name=type,proto3" json:"type,omitempty"`
@@ -284,7 +287,9 @@ func (x *Event) GetRecordError() string {
 }
 
 // EventFilter narrows a stream or list. Empty fields match everything; several values in
-// one field match any of them; fields are combined with AND.
+// one field match any of them; fields are combined with AND. Connection events match
+// connection_ids, event_keys ("connection") and types; a filter on subscription_ids
+// leaves them out.
 type EventFilter struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionIds   []string               `protobuf:"bytes,1,rep,name=connection_ids,json=connectionIds,proto3" json:"connection_ids,omitempty"`
