@@ -14,6 +14,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/hookmap/hookmap/engine/celfn"
 	"github.com/hookmap/hookmap/engine/jmes"
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/yamlsrc"
@@ -358,6 +359,7 @@ func (c *Compiler) compileCEL(expr string, n *yaml.Node, wantBool bool) *celNode
 	} else {
 		opts = []cel.ProgramOption{
 			cel.CostLimit(CostLimit),
+			celfn.CostTracking(),
 			cel.InterruptCheckFrequency(InterruptCheckFrequency),
 			cel.EvalOptions(cel.OptOptimize),
 		}
