@@ -369,7 +369,25 @@ func (c *Compiler) compileCEL(expr string, n *yaml.Node, wantBool bool) *celNode
 		c.problemAt(n, 0, "CEL: %s", err.Error())
 		return nil
 	}
-	return &celNode{expr: expr, prg: prg, bounded: bounded, fast: fastPathOf(checked), info: checked.NativeRep().SourceInfo(), src: c.src(n)}
+	return &celNode{expr: expr, prg: prg, bounded: bounded, loops: loops(checked), fast: fastPathOf(checked), info: checked.NativeRep().SourceInfo(), src: c.src(n)}
+}
+
+// loops reports whether an expression has a comprehension that iterates (cel.bind is a
+// comprehension over an empty list, which never does): only those check for cancellation
+// while they run.
+func loops(a *cel.Ast) bool {
+	found := false
+	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() != ast.ComprehensionKind {
+			return
+		}
+		r := e.AsComprehension().IterRange()
+		if r.Kind() == ast.ListKind && len(r.AsList().Elements()) == 0 {
+			return
+		}
+		found = true
+	}))
+	return found
 }
 
 // MaxInputSize is the size (bytes of a string, elements of a list or map) assumed for every

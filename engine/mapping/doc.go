@@ -16,8 +16,10 @@
 //
 // Evaluation cost: a CEL expression whose worst case is bounded below CostLimit at compile
 // time (no comprehension; inputs assumed up to MaxInputSize) runs without runtime cost
-// tracking; every other one runs with cel.CostLimit, InterruptCheckFrequency and
-// ContextEval. Plain selections (data.issue.id, headers[?"x"].orValue(null),
+// tracking; every other one runs with cel.CostLimit, hookmap's functions' runtime costs
+// (celfn.CostTracking), InterruptCheckFrequency and ContextEval. WithTimeout bounds an
+// evaluation in time: tracked expressions stop at the deadline, and no formula starts after
+// it (the error's cause is a *TimeoutError). Plain selections (data.issue.id, headers[?"x"].orValue(null),
 // list.map(x, x.field)) are walked directly over the plain values with CEL's exact results,
 // falling back to CEL for anything else, including every error. JMESPath expressions that
 // neither compare nor call functions search the variables as they are; the others search a

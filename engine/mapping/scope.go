@@ -36,6 +36,8 @@ func init() {
 // run (NewScope is cheap).
 type Scope struct {
 	ctx   context.Context
+	dl    *deadline // set by SetTimeout (to &own); shared with the scopes made by With
+	own   deadline
 	vars  map[string]any
 	extra map[string]any
 
@@ -69,13 +71,69 @@ func NewScope(ctx context.Context, vars map[string]any) *Scope {
 // With returns a child scope with extra variables (e.g. response) on top of s's. The
 // child shares s's start time.
 func (s *Scope) With(extra map[string]any) *Scope {
-	c := &Scope{ctx: s.ctx, vars: s.vars, extra: extra}
+	c := &Scope{ctx: s.ctx, dl: s.dl, vars: s.vars, extra: extra}
 	c.now, c.hasNow = s.Now(), true
 	return c
 }
 
-// Context returns the scope's context.
+// Context returns the scope's context (without the deadline of SetTimeout, which bounds
+// evaluation only).
 func (s *Scope) Context() context.Context { return s.ctx }
+
+// deadline is a time limit on a scope's evaluations. Its timer is only made when a tracked
+// CEL expression needs a context that ends at the deadline; other formulas compare the
+// clock before they start, which costs far less than a timer per run.
+type deadline struct {
+	at     time.Time
+	cause  TimeoutError
+	ctx    context.Context // made by evalContext
+	cancel context.CancelFunc
+}
+
+// SetTimeout bounds the evaluations in s, and in the scopes made from it with With, by
+// limit from now (DefaultTimeout when 0 or less), unless s's context ends first. A tracked
+// CEL expression stops at the deadline; no other formula that may take time starts after
+// it. Call Release once the evaluations are done.
+func (s *Scope) SetTimeout(limit time.Duration) {
+	if limit <= 0 {
+		limit = DefaultTimeout
+	}
+	if d, ok := s.ctx.Deadline(); ok && time.Until(d) <= limit {
+		return
+	}
+	s.own = deadline{at: time.Now().Add(limit), cause: TimeoutError{Limit: limit}}
+	s.dl = &s.own // no allocation: the scope is one already
+}
+
+// Release stops the timer SetTimeout may have made.
+func (s *Scope) Release() {
+	if s.dl != nil && s.dl.cancel != nil {
+		s.dl.cancel()
+	}
+}
+
+// err is why evaluation must stop (the context's cause, or the deadline's), or nil.
+func (s *Scope) err() error {
+	if s.ctx.Err() != nil {
+		return context.Cause(s.ctx)
+	}
+	if s.dl != nil && !time.Now().Before(s.dl.at) {
+		return &s.dl.cause
+	}
+	return nil
+}
+
+// evalContext is the context a tracked CEL evaluation runs with: s's, ending at the
+// deadline when one is set.
+func (s *Scope) evalContext() context.Context {
+	if s.dl == nil {
+		return s.ctx
+	}
+	if s.dl.ctx == nil {
+		s.dl.ctx, s.dl.cancel = context.WithDeadlineCause(s.ctx, s.dl.at, &s.dl.cause)
+	}
+	return s.dl.ctx
+}
 
 // Now returns the run's start time (the CEL variable now).
 func (s *Scope) Now() time.Time {

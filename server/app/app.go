@@ -155,6 +155,8 @@ func (a *App) start(ctx context.Context) error {
 		PublicURL: publicURL,
 		Logger:    log.With("component", "core"),
 		Now:       cfg.Now,
+
+		EvalTimeout: cfg.EvalTimeout,
 	}
 
 	bgCtx, stopBg := context.WithCancel(context.Background())

@@ -370,13 +370,16 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 		return c.finishFailure(ctx, d, in, f)
 	}
 	maps.Copy(vars, rv)
-	if vf := c.checkVerify(ctx, ev.Verify, vars, in, m); vf != nil {
+	// verify and handle share one evaluation deadline; the commit has its own context
+	ectx, cancel := engine.WithTimeout(ctx, c.EvalTimeout)
+	defer cancel()
+	if vf := c.checkVerify(ectx, ev.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := handle.Run(ctx, vars, c.RunOptions())
+	out, err := handle.Run(ectx, vars, c.RunOptions())
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "handle failed: " + err.Error(), keep: true})
 	}
@@ -448,13 +451,17 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	}
 	vars, f := requestVars(in)
 	vars["parameters"] = cp
-	if vf := c.checkVerify(ctx, def.Verify, vars, in, m); vf != nil {
+	// verify, the global handle and the handles it routes to share one evaluation
+	// deadline; the commit has its own context
+	ectx, cancel := engine.WithTimeout(ctx, c.EvalTimeout)
+	defer cancel()
+	if vf := c.checkVerify(ectx, def.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := def.Handle.Run(ctx, vars, c.RunOptions())
+	out, err := def.Handle.Run(ectx, vars, c.RunOptions())
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "global handle failed: " + err.Error(), keep: true})
 	}
@@ -471,7 +478,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 		if !seen {
 			d.Selectors = append(d.Selectors, ge.selector)
 			var err error
-			subs, err = c.Store.MatchSubscriptions(ctx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
+			subs, err = c.Store.MatchSubscriptions(ectx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
 			if err != nil {
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "route: " + err.Error(), keep: true})
 			}
@@ -484,7 +491,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 			continue
 		}
 		for _, sub := range subs {
-			evs, err := c.routeToSubscription(ctx, sub, ge, subVars, vars, in, d)
+			evs, err := c.routeToSubscription(ectx, sub, ge, subVars, vars, in, d)
 			if err != nil {
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("subscription %s: %s", sub.ID, err), keep: true})
 			}
