@@ -53,11 +53,34 @@ type Result struct {
 type failure struct {
 	status  int
 	outcome string
-	msg     string
-	keep    bool // keep the raw request for replay
+	msg     string // the detail, for the delivery record and the log
+	public  string // what the sender reads; "" for the generic message of the status
+	keep    bool   // keep the raw request for replay
 }
 
 func (f *failure) Error() string { return f.msg }
+
+// The messages a sender reads when its request failed or could not be verified. The
+// sender is a stranger to the service: the detail (a mapping's file and position, what a
+// signature check expected) is only in the delivery record and the log.
+const (
+	MsgKeptForReplay = "the webhook could not be processed; it is kept for replay"
+	MsgNotProcessed  = "the webhook could not be processed"
+	MsgNotVerified   = "the request could not be verified"
+)
+
+// senderMessage is what the sender of f's request reads.
+func (f *failure) senderMessage() string {
+	switch {
+	case f.public != "":
+		return f.public
+	case f.status == http.StatusUnauthorized:
+		return MsgNotVerified
+	case f.keep:
+		return MsgKeptForReplay
+	}
+	return MsgNotProcessed
+}
 
 // Metrics receives the receiver's counts; nil-safe.
 type Metrics interface {
@@ -84,7 +107,8 @@ func requestVars(in *Incoming) (map[string]any, *failure) {
 	}
 	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
 	if err != nil {
-		return vars, &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: "cannot parse body: " + err.Error(), keep: true}
+		msg := "cannot parse body: " + err.Error() // about the sender's own body: it may read it
+		return vars, &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: msg, public: msg, keep: true}
 	}
 	vars["data"], vars["body"] = data, data
 	return vars, nil
@@ -288,19 +312,31 @@ func buildReply(resp map[string]any, received int) (Reply, error) {
 	return r, nil
 }
 
-// ErrorReply is the JSON error body the receiver answers with.
+// ErrorReply is the JSON error body the receiver answers with:
+// {"error": {"code": 404, "message": "..."}}.
 func ErrorReply(status int, msg string) Reply {
-	body, _ := value.Encode(map[string]any{"error": map[string]any{"code": int64(status), "message": msg}})
+	return errorReply(status, msg, "")
+}
+
+// errorReply is ErrorReply with the id of the delivery recorded for the request, which
+// the sender can quote to the service's operators: {"error": {...}, "delivery_id": "dlv_…"}.
+func errorReply(status int, msg, deliveryID string) Reply {
+	m := map[string]any{"error": map[string]any{"code": int64(status), "message": msg}}
+	if deliveryID != "" {
+		m["delivery_id"] = deliveryID
+	}
+	body, _ := value.Encode(m)
 	return Reply{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
 }
 
 // Reject records a request refused before it could run (a body over the limit, a
 // subscription whose subscribe failed) as REJECTED and returns its reply. subID or gwID
-// says where it arrived; size is the announced body size.
-func (c *Core) Reject(ctx context.Context, ws, subID, gwID string, size int64, status int, msg string, m Metrics) Reply {
+// says where it arrived; size is the announced body size. msg is recorded; public is what
+// the sender reads.
+func (c *Core) Reject(ctx context.Context, ws, subID, gwID string, size int64, status int, msg, public string, m Metrics) Reply {
 	d := c.newDelivery(ws, &Incoming{Received: c.now().UTC()}, nil)
 	d.SubscriptionID, d.GlobalWebhookID, d.RequestSize = subID, gwID, size
-	res := c.finishFailure(ctx, d, nil, &failure{status: status, outcome: store.OutcomeRejected, msg: msg})
+	res := c.finishFailure(ctx, d, nil, &failure{status: status, outcome: store.OutcomeRejected, msg: msg, public: public})
 	if m != nil {
 		kind := "subscription"
 		if gwID != "" {
@@ -337,7 +373,7 @@ func (c *Core) finishFailure(ctx context.Context, d *store.Delivery, in *Incomin
 	if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
 		c.Logger.Error("record failed delivery", "delivery", d.ID, "err", err)
 	}
-	return &Result{Reply: ErrorReply(f.status, f.msg), Delivery: d}
+	return &Result{Reply: errorReply(f.status, f.senderMessage(), d.ID), Delivery: d}
 }
 
 // HandleSubscriptionDelivery runs a request received on a subscription's URL: verify,
