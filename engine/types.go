@@ -78,6 +78,16 @@ type RunOptions struct {
 	// requests are bounded by the connector's api.timeout instead, and its formulas by the
 	// CEL cost limit.
 	Timeout time.Duration
+	// Stats, when set, has the run's figures added to it (also when the run fails).
+	Stats *RunStats
+}
+
+// RunStats are figures of method runs.
+type RunStats struct {
+	// CELCost is the cost charged by the CEL expressions tracked at run time (those whose
+	// cost is bounded at load are not tracked); a run that reached the cost limit charged
+	// more than mapping.CostLimit in one expression.
+	CELCost uint64
 }
 
 // DefaultTimeout is RunOptions.Timeout when left 0.
@@ -289,6 +299,9 @@ func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) 
 	if m.mapping != nil {
 		s.SetTimeout(opts.Timeout)
 		defer s.Release()
+	}
+	if opts.Stats != nil {
+		defer func() { opts.Stats.CELCost += s.Cost() }()
 	}
 	if opts.Now != nil {
 		s.SetNow(opts.Now())

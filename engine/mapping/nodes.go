@@ -121,7 +121,11 @@ func (c *celNode) eval(s *Scope) (any, error) {
 		if c.loops {
 			ctx = s.evalContext() // a context that ends at the deadline, for the loop's checks
 		}
-		out, _, err = c.prg.ContextEval(ctx, s)
+		var det *cel.EvalDetails
+		out, det, err = c.prg.ContextEval(ctx, s)
+		if det != nil && det.ActualCost() != nil {
+			s.addCost(*det.ActualCost())
+		}
 		if err != nil {
 			return nil, c.evalError(ctx, err)
 		}

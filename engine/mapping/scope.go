@@ -35,11 +35,13 @@ func init() {
 // Scope holds the variables of one run. It is not safe for concurrent use; create one per
 // run (NewScope is cheap).
 type Scope struct {
-	ctx   context.Context
-	dl    *deadline // set by SetTimeout (to &own); shared with the scopes made by With
-	own   deadline
-	vars  map[string]any
-	extra map[string]any
+	ctx     context.Context
+	dl      *deadline // set by SetTimeout (to &own); shared with the scopes made by With
+	own     deadline
+	cost    *uint64 // the tracked CEL cost of the run (&ownCost), shared with With's scopes
+	ownCost uint64
+	vars    map[string]any
+	extra   map[string]any
 
 	now    time.Time
 	hasNow bool
@@ -65,15 +67,32 @@ func NewScope(ctx context.Context, vars map[string]any) *Scope {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &Scope{ctx: ctx, vars: vars}
+	s := &Scope{ctx: ctx, vars: vars}
+	s.cost = &s.ownCost
+	return s
 }
 
 // With returns a child scope with extra variables (e.g. response) on top of s's. The
 // child shares s's start time.
 func (s *Scope) With(extra map[string]any) *Scope {
-	c := &Scope{ctx: s.ctx, dl: s.dl, vars: s.vars, extra: extra}
+	c := &Scope{ctx: s.ctx, dl: s.dl, cost: s.cost, vars: s.vars, extra: extra}
 	c.now, c.hasNow = s.Now(), true
 	return c
+}
+
+// Cost returns the CEL cost charged so far in s and the scopes made from it with With, by
+// the expressions tracked at run time (those bounded at load are not tracked).
+func (s *Scope) Cost() uint64 {
+	if s.cost == nil {
+		return 0
+	}
+	return *s.cost
+}
+
+func (s *Scope) addCost(c uint64) {
+	if s.cost != nil {
+		*s.cost += c
+	}
 }
 
 // Context returns the scope's context (without the deadline of SetTimeout, which bounds

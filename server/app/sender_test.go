@@ -164,6 +164,11 @@ func TestHostileLoopStoppedByCostLimit(t *testing.T) {
 	// The server still serves.
 	r = w.h.PostJSON(w.urls["ok"], `{"a": 1}`)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+
+	m := w.h.Do(http.MethodGet, w.h.Hook("/metrics"), nil)
+	require.Contains(t, string(m.Body), `hookmap_eval_limit_exceeded_total{kind="subscription",limit="cost"} 1`)
+	require.Contains(t, string(m.Body), `hookmap_eval_limit_exceeded_total{kind="subscription",limit="time"} 0`)
+	require.Regexp(t, `hookmap_eval_cel_cost_count\{kind="subscription"\} [1-9]`, string(m.Body))
 }
 
 // TestEvalTimeoutStopsHandle: with --eval-timeout 10ms, a handle whose formulas each stay
@@ -179,6 +184,8 @@ func TestEvalTimeoutStopsHandle(t *testing.T) {
 	require.Equal(t, hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED, d.GetOutcome())
 	require.Regexp(t, `slow/handle\.map\.yml:\d+:\d+: evaluation stopped: the evaluation took longer than its limit of 10ms`, d.GetError())
 	require.True(t, d.GetReplayable())
+	m := w.h.Do(http.MethodGet, w.h.Hook("/metrics"), nil)
+	require.Contains(t, string(m.Body), `hookmap_eval_limit_exceeded_total{kind="subscription",limit="time"} 1`)
 }
 
 // TestTooLargeBodyReadNotReset: a sender that writes a body far over the limit before it

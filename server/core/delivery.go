@@ -86,6 +86,23 @@ func (f *failure) senderMessage() string {
 type Metrics interface {
 	Delivery(kind, outcome string)
 	VerifyFailure(scheme, reason string)
+	Evaluation(kind string, cost uint64, limit string)
+}
+
+// observeEval reports the CEL cost of a delivery's handles and the limit err reached.
+func observeEval(m Metrics, kind string, stats *engine.RunStats, err error) {
+	if m == nil {
+		return
+	}
+	limit := ""
+	var te *engine.TimeoutError
+	switch {
+	case errors.Is(err, engine.ErrCostLimit):
+		limit = "cost"
+	case errors.As(err, &te):
+		limit = "time"
+	}
+	m.Evaluation(kind, stats.CELCost, limit)
 }
 
 func (c *Core) rawRequest(in *Incoming) *store.RawRequest {
@@ -415,7 +432,10 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := handle.Run(ectx, vars, c.RunOptions())
+	opts := c.RunOptions()
+	opts.Stats = &engine.RunStats{}
+	out, err := handle.Run(ectx, vars, opts)
+	observeEval(m, "subscription", opts.Stats, err)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "handle failed: " + err.Error(), keep: true})
 	}
@@ -497,8 +517,13 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := def.Handle.Run(ectx, vars, c.RunOptions())
+	opts := c.RunOptions()
+	opts.Stats = &engine.RunStats{}
+	var evalErr error // the first handle error, for the metrics
+	defer func() { observeEval(m, "global", opts.Stats, evalErr) }()
+	out, err := def.Handle.Run(ectx, vars, opts)
 	if err != nil {
+		evalErr = err
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "global handle failed: " + err.Error(), keep: true})
 	}
 	hr, err := parseHandleResult(out, true, def.Handle.File)
@@ -527,8 +552,9 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 			continue
 		}
 		for _, sub := range subs {
-			evs, err := c.routeToSubscription(ectx, sub, ge, subVars, vars, in, d)
+			evs, err := c.routeToSubscription(ectx, sub, ge, subVars, vars, in, d, opts)
 			if err != nil {
+				evalErr = err
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("subscription %s: %s", sub.ID, err), keep: true})
 			}
 			events = append(events, evs...)
@@ -575,7 +601,7 @@ func buildEvents(sub *store.Subscription, ev *engine.Event, mapped []mappedEvent
 // routeToSubscription maps one routed payload with the subscription event's own handle
 // (or takes the payload as the record, the event key as the type). subVars holds each
 // subscription's variables for the delivery, made once however many payloads it gets.
-func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery) ([]*store.Event, error) {
+func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery, opts engine.RunOptions) ([]*store.Event, error) {
 	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
 	if err != nil {
 		return nil, err
@@ -595,7 +621,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 		subVars[sub.ID] = vars
 	}
 	vars["data"], vars["body"] = ge.record, ge.record // handles run one at a time
-	out, err := handle.Run(ctx, vars, c.RunOptions())
+	out, err := handle.Run(ctx, vars, opts)
 	if err != nil {
 		return nil, err
 	}
