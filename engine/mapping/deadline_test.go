@@ -55,13 +55,14 @@ func TestTimeoutStopsFormulas(t *testing.T) {
 // TestScopeTimeout: SetTimeout bounds a scope's evaluations without a context timer until
 // a tracked expression needs one; the scopes made with With share the deadline.
 func TestScopeTimeout(t *testing.T) {
+	// Formulas that may do real work look at the clock before they start.
 	for _, src := range []string{
 		"a: 1\nb: {$cel: 'lists.range(100000).all(i, i >= 0)'}\n", // tracked
-		"a: 1\nb: {$cel: 'data.x + 1'}\n",                         // bounded at load
-		"a: 1\nb: {$jmespath: 'data.x'}\n",
+		"a: 1\nb: {$cel: 'rawBody + \"x\"'}\n",                    // bounded at load, up to 1 MiB of work
+		"a: 1\nb: {$jmespath: 'length(data.x)'}\n",                // converts data first
 	} {
 		v := mustCompile(t, src)
-		s := NewScope(context.Background(), map[string]any{"data": map[string]any{"x": int64(1)}})
+		s := NewScope(context.Background(), map[string]any{"data": map[string]any{"x": "abc"}, "rawBody": "b"})
 		s.SetTimeout(time.Nanosecond)
 		time.Sleep(time.Millisecond) // the deadline has passed
 		for _, sc := range []*Scope{s, s.With(map[string]any{"response": nil})} {
@@ -75,10 +76,27 @@ func TestScopeTimeout(t *testing.T) {
 		s.Release()
 	}
 
+	// Cheap formulas look at the clock only once together they may have done clockEvery
+	// units of work.
+	cheap := mustCompile(t, "a: {$cel: 'data.x + \"y\"'}\nb: {$jmespath: 'data.x'}\n")
+	s := NewScope(context.Background(), map[string]any{"data": map[string]any{"x": "abc"}})
+	s.SetTimeout(time.Nanosecond)
+	time.Sleep(time.Millisecond)
+	looked := false
+	for range clockEvery {
+		if _, err := cheap.Eval(s); err != nil {
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			looked = true
+			break
+		}
+	}
+	require.True(t, looked)
+	s.Release()
+
 	// a later limit than the context's own deadline changes nothing
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s := NewScope(ctx, nil)
+	s = NewScope(ctx, nil)
 	s.SetTimeout(time.Hour)
 	require.Nil(t, s.dl)
 	s.SetTimeout(time.Second)

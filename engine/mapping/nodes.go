@@ -93,6 +93,7 @@ type celNode struct {
 	expr    string
 	prg     cel.Program
 	bounded bool      // cost bounded at compile time: no runtime tracking
+	weight  uint64    // the work it may do, for the deadline's looks at the clock
 	loops   bool      // has a comprehension that iterates, which can stop at the deadline
 	fast    *fastPath // set for plain selections, walked without CEL (see fastPathOf)
 	info    *ast.SourceInfo
@@ -106,7 +107,7 @@ func (c *celNode) eval(s *Scope) (any, error) {
 		}
 		// a missing key or an unusual value: let CEL evaluate it and report the error
 	}
-	if stop := s.err(); stop != nil {
+	if stop := s.stop(c.weight); stop != nil {
 		return nil, c.src.stopped(stop)
 	}
 	var out ref.Val
@@ -191,14 +192,15 @@ type jmesNode struct {
 	expr *jmes.Expr
 	src  source
 	// plain: the expression searches plain values as they are (see jmes.NumberSensitive).
-	plain bool
+	plain  bool
+	weight uint64 // the work it may do, for the deadline's looks at the clock
 	// names the expression may read from the root (all of them when whole).
 	names []string
 	whole bool
 }
 
 func (j *jmesNode) eval(s *Scope) (any, error) {
-	if stop := s.err(); stop != nil {
+	if stop := s.stop(j.weight); stop != nil {
 		return nil, j.src.stopped(stop) // a search cannot be interrupted: do not start one
 	}
 	var out any

@@ -99,19 +99,31 @@ func (s *Scope) addCost(c uint64) {
 // evaluation only).
 func (s *Scope) Context() context.Context { return s.ctx }
 
-// deadline is a time limit on a scope's evaluations. Its timer is only made when a tracked
-// CEL expression needs a context that ends at the deadline; other formulas compare the
-// clock before they start, which costs far less than a timer per run.
+// deadline is a time limit on a scope's evaluations. Reading the clock is not free (and a
+// timer less so), so a run looks at it only before a formula that may do real work, or once
+// the formulas since the last look may have done clockEvery units of work together (by
+// their cost estimated at load). A run that stops does so within about clockEvery units
+// of work (well under a millisecond) of its limit. The timer is only made when a tracked
+// CEL expression with a loop needs a context that ends at the deadline.
 type deadline struct {
-	at     time.Time
-	cause  TimeoutError
-	ctx    context.Context // made by evalContext
-	cancel context.CancelFunc
+	limit   time.Duration
+	start   time.Time
+	pending uint64 // estimated work since the last look at the clock
+	cause   TimeoutError
+	ctx     context.Context // made by evalContext
+	cancel  context.CancelFunc
 }
 
+// clockEvery is the estimated work, in CEL cost units (about 50 ns each), between two looks
+// at the clock; a formula that may do this much looks before it starts.
+const clockEvery = 10_000
+
+// jmesPlainWeight is the work a JMESPath search of the plain variables is taken to do.
+const jmesPlainWeight = 1_000
+
 // SetTimeout bounds the evaluations in s, and in the scopes made from it with With, by
-// limit from now (DefaultTimeout when 0 or less), unless s's context ends first. A tracked
-// CEL expression stops at the deadline; no other formula that may take time starts after
+// limit (DefaultTimeout when 0 or less), unless s's context ends first. A tracked CEL
+// expression stops at the deadline; no other formula that may take time starts after
 // it. Call Release once the evaluations are done.
 func (s *Scope) SetTimeout(limit time.Duration) {
 	if limit <= 0 {
@@ -120,7 +132,7 @@ func (s *Scope) SetTimeout(limit time.Duration) {
 	if d, ok := s.ctx.Deadline(); ok && time.Until(d) <= limit {
 		return
 	}
-	s.own = deadline{at: time.Now().Add(limit), cause: TimeoutError{Limit: limit}}
+	s.own = deadline{limit: limit, start: time.Now(), cause: TimeoutError{Limit: limit}}
 	s.dl = &s.own // no allocation: the scope is one already
 }
 
@@ -131,13 +143,22 @@ func (s *Scope) Release() {
 	}
 }
 
-// err is why evaluation must stop (the context's cause, or the deadline's), or nil.
-func (s *Scope) err() error {
+// stop is why a formula that may do weight units of work must not start (the context's
+// cause, or the deadline's), or nil.
+func (s *Scope) stop(weight uint64) error {
 	if s.ctx.Err() != nil {
 		return context.Cause(s.ctx)
 	}
-	if s.dl != nil && !time.Now().Before(s.dl.at) {
-		return &s.dl.cause
+	dl := s.dl
+	if dl == nil {
+		return nil
+	}
+	if dl.pending += weight; dl.pending < clockEvery {
+		return nil
+	}
+	dl.pending = 0
+	if time.Since(dl.start) >= dl.limit {
+		return &dl.cause
 	}
 	return nil
 }
@@ -149,7 +170,7 @@ func (s *Scope) evalContext() context.Context {
 		return s.ctx
 	}
 	if s.dl.ctx == nil {
-		s.dl.ctx, s.dl.cancel = context.WithDeadlineCause(s.ctx, s.dl.at, &s.dl.cause)
+		s.dl.ctx, s.dl.cancel = context.WithDeadlineCause(s.ctx, s.dl.start.Add(s.dl.limit), &s.dl.cause)
 	}
 	return s.dl.ctx
 }
