@@ -97,12 +97,14 @@ func CostTracking() cel.ProgramOption { return cel.CostTracking(actualCost{}) }
 
 type actualCost struct{}
 
+// CallCost is called for every call of a tracked expression, cel-go's functions included:
+// a switch rejects those faster than a map lookup.
 func (actualCost) CallCost(function, _ string, args []ref.Val, result ref.Val) *uint64 {
-	fc, ok := fnCosts[function]
-	if !ok {
-		return nil
+	switch function {
+	case "hmacSha256", "sha256", "hex", "secureEquals", "parseLinkHeader", "parseJson", "toJson", "jmespath", "uuid", "size":
+		return fnCosts[function].track(args, result)
 	}
-	return fc.track(args, result)
+	return nil
 }
 
 // byteLen is the size a function works through for a string or bytes argument: its length

@@ -9,6 +9,7 @@ import (
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"github.com/stretchr/testify/require"
 )
 
@@ -142,4 +143,20 @@ func TestValuesOverMaxWeightRefused(t *testing.T) {
 	require.ErrorContains(t, err, "toJson(): the value is larger than")
 	_, err = eval(t, `jmespath(data, "s")`, map[string]any{"data": map[string]any{"s": big}})
 	require.ErrorContains(t, err, "jmespath(): the value is larger than")
+}
+
+// TestCallCostNamesEveryFunction: the runtime estimator's switch covers every function of
+// the cost model.
+func TestCallCostNamesEveryFunction(t *testing.T) {
+	for name, fc := range fnCosts {
+		if fc.member {
+			continue // charged under its function's name
+		}
+		args := []ref.Val{types.String("x"), types.String("y")}
+		if name == "size" {
+			args = args[:1]
+		}
+		require.NotNil(t, actualCost{}.CallCost(name, "", args, types.String("z")), name)
+	}
+	require.Nil(t, actualCost{}.CallCost("_+_", "", []ref.Val{types.Int(1), types.Int(2)}, types.Int(3)))
 }
