@@ -93,15 +93,9 @@ func parseReply(t *testing.T, body []byte) senderReply {
 
 func (w *senderWorld) delivery(t *testing.T, id string) *hookmapv1.Delivery {
 	t.Helper()
-	ds, err := w.h.Events.ListDeliveries(w.h.Ctx(), &hookmapv1.ListDeliveriesRequest{PageSize: 100})
+	d, err := w.h.Events.GetDelivery(w.h.Ctx(), &hookmapv1.GetDeliveryRequest{Id: id})
 	require.NoError(t, err)
-	for _, d := range ds.GetDeliveries() {
-		if d.GetId() == id {
-			return d
-		}
-	}
-	t.Fatalf("no delivery %s", id)
-	return nil
+	return d
 }
 
 // TestSenderReadsNoInternals: a failed mapping and a failed verification answer the
