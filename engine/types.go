@@ -77,6 +77,38 @@ type RunOptions struct {
 	// 401: it returns the new credentials, and that request is sent again with them (the
 	// api block evaluated anew). At most once per run.
 	Reauth func(ctx context.Context) (map[string]any, error)
+	// Timeout bounds the run of a method of type mapping (default DefaultTimeout): its
+	// formulas stop with an EvalError once it has passed. A rest-api-mapping method's
+	// requests are bounded by the connector's api.timeout instead, and its formulas by the
+	// CEL cost limit.
+	Timeout time.Duration
+	// Stats, when set, has the run's figures added to it (also when the run fails).
+	Stats *RunStats
+}
+
+// RunStats are figures of method runs.
+type RunStats struct {
+	// CELCost is the cost charged by the CEL expressions tracked at run time (those whose
+	// cost is bounded at load are not tracked); a run that reached the cost limit charged
+	// more than mapping.CostLimit in one expression.
+	CELCost uint64
+}
+
+// DefaultTimeout is RunOptions.Timeout when left 0.
+const DefaultTimeout = mapping.DefaultTimeout
+
+// ErrCostLimit is wrapped by the EvalError of a CEL expression stopped by the cost limit.
+var ErrCostLimit = mapping.ErrCostLimit
+
+// TimeoutError is the cause of an evaluation stopped by its deadline (RunOptions.Timeout,
+// WithTimeout); it matches context.DeadlineExceeded with errors.Is.
+type TimeoutError = mapping.TimeoutError
+
+// WithTimeout bounds the evaluations run with the returned context (verify blocks,
+// several handles of one delivery) by limit (DefaultTimeout when 0); see
+// mapping.WithTimeout.
+func WithTimeout(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	return mapping.WithTimeout(ctx, limit)
 }
 
 // DefaultMaxResponseBytes is RunOptions.MaxResponseBytes when left 0.
@@ -282,6 +314,13 @@ func (m *Method) Run(ctx context.Context, vars map[string]any, opts RunOptions) 
 		vars = map[string]any{}
 	}
 	s := mapping.NewScope(ctx, vars)
+	if m.mapping != nil {
+		s.SetTimeout(opts.Timeout)
+		defer s.Release()
+	}
+	if opts.Stats != nil {
+		defer func() { opts.Stats.CELCost += s.Cost() }()
+	}
 	if opts.Now != nil {
 		s.SetNow(opts.Now())
 	}

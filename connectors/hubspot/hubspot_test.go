@@ -217,9 +217,10 @@ func TestNotABatchIsKeptForReplay(t *testing.T) {
 	w.subscribe(w.connection(tokenA, nil), nil)
 	st, body := w.fake.post(w.url, delivery{Body: []byte(`{"eventId": 1, "portalId": 62515}`)})
 	require.Equal(t, http.StatusInternalServerError, st, body)
-	require.Contains(t, body, "expected a JSON array of HubSpot webhook events")
+	require.Contains(t, body, "kept for replay")
 	failed := w.deliveries(hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED)
 	require.Len(t, failed, 1)
+	require.Contains(t, failed[0].GetError(), "expected a JSON array of HubSpot webhook events")
 	require.True(t, failed[0].GetReplayable())
 	require.Empty(t, w.storedEvents())
 }

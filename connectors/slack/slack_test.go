@@ -340,9 +340,10 @@ func TestAppRateLimitedIsAcceptedWithoutEvents(t *testing.T) {
 	// A request type the Events API does not send is kept for replay, not dropped.
 	r = w.fake.send(w.url, map[string]any{"type": "block_actions", "team": map[string]any{"id": acme.ID}})
 	require.Equal(t, http.StatusInternalServerError, r.Status, r.Body)
-	require.Contains(t, r.Body, `unsupported Slack Events API request type \"block_actions\"`)
+	require.Contains(t, r.Body, "kept for replay")
 	failed := w.deliveries(hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED)
 	require.Len(t, failed, 1)
+	require.Contains(t, failed[0].GetError(), `unsupported Slack Events API request type "block_actions"`)
 	require.Empty(t, w.storedEvents())
 }
 

@@ -17,6 +17,12 @@
 //	parseJson(string) -> dyn        parse JSON text (e.g. Slack's form field payload=)
 //	toJson(value) -> string         encode a value as compact JSON
 //
+// Each function carries a cost (see ByteCost and the cost model in cost.go): hashing,
+// comparing and encoding are charged per byte, parseJson, toJson and jmespath per byte of
+// JSON (they refuse values over MaxValueWeight), uuid a fixed amount. The model serves the
+// estimate made at load (through the environment) and the runtime tracker (CostTracking),
+// so a loop calling them on a large input reaches the mapping's cost limit.
+//
 // ToPlain converts a CEL result back to a plain value: maps with string keys, lists,
 // bytes as base64 strings, timestamps as RFC 3339, durations as "1.5s", optional.none() as
 // nil (a map entry holding it is left out), uint as int64.

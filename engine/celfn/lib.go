@@ -79,6 +79,7 @@ func (library) CompileOptions() []cel.EnvOption {
 		cel.Function("fail",
 			cel.Overload("fail_string", []*cel.Type{str}, dyn, cel.UnaryBinding(fail)),
 		),
+		costModel(),
 	}
 }
 
@@ -152,6 +153,9 @@ func jmespathSearch(doc, expr ref.Val) ref.Val {
 	if err != nil {
 		return types.NewErr("jmespath(): %s", err.Error())
 	}
+	if Weight(plain, MaxValueWeight+1) > MaxValueWeight {
+		return tooLarge("jmespath")
+	}
 	res, err := e.SearchPlain(plain)
 	if err != nil {
 		return types.NewErr("jmespath(): %s", err.Error())
@@ -164,6 +168,9 @@ func parseJSON(v ref.Val) ref.Val {
 	if !ok {
 		return types.NoSuchOverloadErr()
 	}
+	if len(b) > MaxValueWeight {
+		return tooLarge("parseJson")
+	}
 	res, err := value.Decode(b)
 	if err != nil {
 		return types.NewErr("parseJson(): %s", err.Error())
@@ -175,6 +182,9 @@ func toJSON(v ref.Val) ref.Val {
 	plain, err := ToPlain(v)
 	if err != nil {
 		return types.NewErr("toJson(): %s", err.Error())
+	}
+	if Weight(plain, MaxValueWeight+1) > MaxValueWeight {
+		return tooLarge("toJson")
 	}
 	b, err := value.Encode(plain)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"cel.dev/cel-go/common/types"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/hookmap/hookmap/engine/celfn"
 	"github.com/hookmap/hookmap/engine/jmes"
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/engine/yamlsrc"
@@ -263,7 +264,12 @@ func (c *Compiler) formula(m *yaml.Node, pairs, dollar []yamlsrc.Pair, budget *i
 			return constNode{}
 		}
 		names, whole := jmes.RootNames(expr)
-		return &jmesNode{expr: e, src: c.src(n), plain: !jmes.NumberSensitive(expr), names: names, whole: whole}
+		plain := !jmes.NumberSensitive(expr)
+		weight := uint64(clockEvery) // converts the variables it names: look at the clock first
+		if plain {
+			weight = jmesPlainWeight
+		}
+		return &jmesNode{expr: e, src: c.src(n), plain: plain, weight: weight, names: names, whole: whole}
 	case KeyVar:
 		expr, n, ok := c.exprText(p)
 		if !ok {
@@ -351,13 +357,14 @@ func (c *Compiler) compileCEL(expr string, n *yaml.Node, wantBool bool) *celNode
 	// An expression whose worst-case cost is bounded below the limit at compile time (no
 	// comprehension, every input assumed as large as MaxInputSize) runs without runtime
 	// cost tracking; every other one is tracked, limited and interruptible.
-	bounded := staticallyBounded(env, checked)
+	bounded, est := staticallyBounded(env, checked)
 	var opts []cel.ProgramOption
 	if bounded {
 		opts = []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	} else {
 		opts = []cel.ProgramOption{
 			cel.CostLimit(CostLimit),
+			celfn.CostTracking(),
 			cel.InterruptCheckFrequency(InterruptCheckFrequency),
 			cel.EvalOptions(cel.OptOptimize),
 		}
@@ -367,7 +374,29 @@ func (c *Compiler) compileCEL(expr string, n *yaml.Node, wantBool bool) *celNode
 		c.problemAt(n, 0, "CEL: %s", err.Error())
 		return nil
 	}
-	return &celNode{expr: expr, prg: prg, bounded: bounded, fast: fastPathOf(checked), info: checked.NativeRep().SourceInfo(), src: c.src(n)}
+	weight := uint64(clockEvery) // tracked: look at the clock before it starts
+	if bounded {
+		weight = min(est, clockEvery)
+	}
+	return &celNode{expr: expr, prg: prg, bounded: bounded, weight: weight, loops: loops(checked), fast: fastPathOf(checked), info: checked.NativeRep().SourceInfo(), src: c.src(n)}
+}
+
+// loops reports whether an expression has a comprehension that iterates (cel.bind is a
+// comprehension over an empty list, which never does): only those check for cancellation
+// while they run.
+func loops(a *cel.Ast) bool {
+	found := false
+	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() != ast.ComprehensionKind {
+			return
+		}
+		r := e.AsComprehension().IterRange()
+		if r.Kind() == ast.ListKind && len(r.AsList().Elements()) == 0 {
+			return
+		}
+		found = true
+	}))
+	return found
 }
 
 // MaxInputSize is the size (bytes of a string, elements of a list or map) assumed for every
@@ -385,7 +414,9 @@ func (sizeBound) EstimateSize(cost.AstNode) *cost.SizeEstimate {
 	return &s
 }
 
-func staticallyBounded(env *cel.Env, a *cel.Ast) bool {
+// staticallyBounded reports whether an expression's cost is bounded below CostLimit at
+// load, and the bound.
+func staticallyBounded(env *cel.Env, a *cel.Ast) (bool, uint64) {
 	hasComprehension := false
 	ast.PreOrderVisit(a.NativeRep().Expr(), ast.NewExprVisitor(func(e ast.Expr) {
 		if e.Kind() == ast.ComprehensionKind {
@@ -393,10 +424,13 @@ func staticallyBounded(env *cel.Env, a *cel.Ast) bool {
 		}
 	}))
 	if hasComprehension {
-		return false
+		return false, 0
 	}
 	est, err := env.EstimateCost(a, sizeBound{})
-	return err == nil && est.Max <= CostLimit
+	if err != nil || est.Max > CostLimit {
+		return false, 0
+	}
+	return true, est.Max
 }
 
 func (c *Compiler) celIssues(expr string, n *yaml.Node, prefix string, errs []*common.Error) {

@@ -16,8 +16,17 @@
 //
 // Evaluation cost: a CEL expression whose worst case is bounded below CostLimit at compile
 // time (no comprehension; inputs assumed up to MaxInputSize) runs without runtime cost
-// tracking; every other one runs with cel.CostLimit, InterruptCheckFrequency and
-// ContextEval. Plain selections (data.issue.id, headers[?"x"].orValue(null),
+// tracking; every other one runs with cel.CostLimit, hookmap's functions' runtime costs
+// (celfn.CostTracking), InterruptCheckFrequency and ContextEval.
+//
+// Evaluation time: Scope.SetTimeout (a run's limit) and WithTimeout (a context's) bound an
+// evaluation. Tracked expressions that loop stop at the deadline; no formula that may take
+// time starts after it (the error's cause is a *TimeoutError). Looking at the clock is not
+// free, so a formula is weighed by its cost estimated at load, and the clock is read before
+// a heavy one or once the light ones since the last look may have done clockEvery units of
+// work together.
+//
+// Plain selections (data.issue.id, headers[?"x"].orValue(null),
 // list.map(x, x.field)) are walked directly over the plain values with CEL's exact results,
 // falling back to CEL for anything else, including every error. JMESPath expressions that
 // neither compare nor call functions search the variables as they are; the others search a

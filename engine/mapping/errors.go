@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"errors"
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
@@ -41,4 +42,13 @@ func (s source) errAt(off int, err error, format string, args ...any) *EvalError
 		e.Line, e.Col = s.node.Line, s.node.Column
 	}
 	return e
+}
+
+// stopped is the error of a formula stopped (or not started) because ctx ended with cause.
+func (s source) stopped(cause error) *EvalError {
+	var te *TimeoutError
+	if errors.As(cause, &te) {
+		return s.errAt(0, cause, "evaluation stopped: %s", cause.Error())
+	}
+	return s.errAt(0, cause, "evaluation cancelled: %s", cause.Error())
 }

@@ -159,6 +159,40 @@ func TestCostLimit(t *testing.T) {
 	require.Contains(t, ee.Message, "cost limit")
 }
 
+// TestCostLimitHookmapFunctions: hookmap's own functions are charged by the size of what
+// they work through, so a loop calling them on a 1 MiB body reaches the cost limit (it
+// used to run for most of a second, each call charged as one operation).
+func TestCostLimitHookmapFunctions(t *testing.T) {
+	raw := strings.Repeat("a", 1<<20)
+	items := make([]any, 20_000)
+	for i := range items {
+		items[i] = map[string]any{"id": int64(i), "name": "abcdefghij"}
+	}
+	vars := map[string]any{"rawBody": raw, "data": map[string]any{"items": items}}
+	// (parseJson and toJson are charged as surely, see celfn; reaching the limit with them
+	// takes 2 MB of JSON work, slow under the race detector)
+	for _, call := range []string{
+		`sha256(rawBody)`, `hmacSha256("k", rawBody)`, `hex(rawBody)`, `secureEquals(rawBody, rawBody)`,
+		`rawBody.size()`, `parseLinkHeader(rawBody)`, `jmespath(data, "length(items)")`,
+		// a list literal is not a comprehension: the estimate at load sends it to the tracker
+		`[sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody), sha256(rawBody)]`,
+	} {
+		t.Run(call, func(t *testing.T) {
+			src := "events:\n  - record:\n      $cel: 'lists.range(1000).map(i, " + strings.ReplaceAll(call, "'", "''") + ")'\n"
+			if strings.HasPrefix(call, "[") {
+				src = "events:\n  - record:\n      $cel: '" + call + "'\n"
+			}
+			v := mustCompile(t, src)
+			_, err := v.Eval(NewScope(context.Background(), vars))
+			var ee *EvalError
+			require.ErrorAs(t, err, &ee)
+			require.Equal(t, "m.map.yml", ee.File)
+			require.Equal(t, 3, ee.Line)
+			require.Contains(t, ee.Message, "CEL cost limit of 1000000 exceeded")
+		})
+	}
+}
+
 func TestContextCancelled(t *testing.T) {
 	v := mustCompile(t, `{$cel: 'lists.range(100000).map(i, i * 2).size()'}`)
 	ctx, cancel := context.WithCancel(context.Background())

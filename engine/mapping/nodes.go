@@ -93,6 +93,8 @@ type celNode struct {
 	expr    string
 	prg     cel.Program
 	bounded bool      // cost bounded at compile time: no runtime tracking
+	weight  uint64    // the work it may do, for the deadline's looks at the clock
+	loops   bool      // has a comprehension that iterates, which can stop at the deadline
 	fast    *fastPath // set for plain selections, walked without CEL (see fastPathOf)
 	info    *ast.SourceInfo
 	src     source
@@ -105,17 +107,29 @@ func (c *celNode) eval(s *Scope) (any, error) {
 		}
 		// a missing key or an unusual value: let CEL evaluate it and report the error
 	}
+	if stop := s.stop(c.weight); stop != nil {
+		return nil, c.src.stopped(stop)
+	}
 	var out ref.Val
 	var err error
 	if c.bounded {
-		if err = s.ctx.Err(); err == nil {
-			out, _, err = c.prg.Eval(s)
+		out, _, err = c.prg.Eval(s) // not interruptible, but its cost is bounded
+		if err != nil {
+			return nil, c.evalError(s.ctx, err)
 		}
 	} else {
-		out, _, err = c.prg.ContextEval(s.ctx, s)
-	}
-	if err != nil {
-		return nil, c.evalError(s.ctx, err)
+		ctx := s.ctx
+		if c.loops {
+			ctx = s.evalContext() // a context that ends at the deadline, for the loop's checks
+		}
+		var det *cel.EvalDetails
+		out, det, err = c.prg.ContextEval(ctx, s)
+		if det != nil && det.ActualCost() != nil {
+			s.addCost(*det.ActualCost())
+		}
+		if err != nil {
+			return nil, c.evalError(ctx, err)
+		}
 	}
 	if celfn.IsNone(out) {
 		return omitted, nil
@@ -131,16 +145,16 @@ func (c *celNode) evalError(ctx context.Context, err error) error {
 	var cancelled interpreter.EvalCancelledError
 	if errors.As(err, &cancelled) {
 		if cancelled.Cause == interpreter.CostLimitExceeded {
-			return c.src.errAt(0, err, "CEL cost limit of %d exceeded: the expression does too much work for this input", CostLimit)
+			return c.src.errAt(0, fmt.Errorf("%w: %w", ErrCostLimit, err), "CEL cost limit of %d exceeded: the expression does too much work for this input", CostLimit)
 		}
 		cause := context.Cause(ctx)
 		if cause == nil {
 			cause = err
 		}
-		return c.src.errAt(0, cause, "evaluation cancelled: %s", cause.Error())
+		return c.src.stopped(cause)
 	}
 	if ce := context.Cause(ctx); ce != nil {
-		return c.src.errAt(0, ce, "evaluation cancelled: %s", ce.Error())
+		return c.src.stopped(ce)
 	}
 	off := 0
 	var te *types.Err
@@ -178,13 +192,17 @@ type jmesNode struct {
 	expr *jmes.Expr
 	src  source
 	// plain: the expression searches plain values as they are (see jmes.NumberSensitive).
-	plain bool
+	plain  bool
+	weight uint64 // the work it may do, for the deadline's looks at the clock
 	// names the expression may read from the root (all of them when whole).
 	names []string
 	whole bool
 }
 
 func (j *jmesNode) eval(s *Scope) (any, error) {
+	if stop := s.stop(j.weight); stop != nil {
+		return nil, j.src.stopped(stop) // a search cannot be interrupted: do not start one
+	}
 	var out any
 	var err error
 	if j.plain {

@@ -35,9 +35,13 @@ func init() {
 // Scope holds the variables of one run. It is not safe for concurrent use; create one per
 // run (NewScope is cheap).
 type Scope struct {
-	ctx   context.Context
-	vars  map[string]any
-	extra map[string]any
+	ctx     context.Context
+	dl      *deadline // set by SetTimeout (to &own); shared with the scopes made by With
+	own     deadline
+	cost    *uint64 // the tracked CEL cost of the run (&ownCost), shared with With's scopes
+	ownCost uint64
+	vars    map[string]any
+	extra   map[string]any
 
 	now    time.Time
 	hasNow bool
@@ -63,7 +67,9 @@ func NewScope(ctx context.Context, vars map[string]any) *Scope {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &Scope{ctx: ctx, vars: vars}
+	s := &Scope{ctx: ctx, vars: vars}
+	s.cost = &s.ownCost
+	return s
 }
 
 // With returns a child scope with extra variables (e.g. response) on top of s's (and of
@@ -79,13 +85,105 @@ func (s *Scope) With(extra map[string]any) *Scope {
 		}
 		extra = merged
 	}
-	c := &Scope{ctx: s.ctx, vars: s.vars, extra: extra}
+	c := &Scope{ctx: s.ctx, dl: s.dl, cost: s.cost, vars: s.vars, extra: extra}
 	c.now, c.hasNow = s.Now(), true
 	return c
 }
 
-// Context returns the scope's context.
+// Cost returns the CEL cost charged so far in s and the scopes made from it with With, by
+// the expressions tracked at run time (those bounded at load are not tracked).
+func (s *Scope) Cost() uint64 {
+	if s.cost == nil {
+		return 0
+	}
+	return *s.cost
+}
+
+func (s *Scope) addCost(c uint64) {
+	if s.cost != nil {
+		*s.cost += c
+	}
+}
+
+// Context returns the scope's context (without the deadline of SetTimeout, which bounds
+// evaluation only).
 func (s *Scope) Context() context.Context { return s.ctx }
+
+// deadline is a time limit on a scope's evaluations. Reading the clock is not free (and a
+// timer less so), so a run looks at it only before a formula that may do real work, or once
+// the formulas since the last look may have done clockEvery units of work together (by
+// their cost estimated at load). A run that stops does so within about clockEvery units
+// of work (well under a millisecond) of its limit. The timer is only made when a tracked
+// CEL expression with a loop needs a context that ends at the deadline.
+type deadline struct {
+	limit   time.Duration
+	start   time.Time
+	pending uint64 // estimated work since the last look at the clock
+	cause   TimeoutError
+	ctx     context.Context // made by evalContext
+	cancel  context.CancelFunc
+}
+
+// clockEvery is the estimated work, in CEL cost units (about 50 ns each), between two looks
+// at the clock; a formula that may do this much looks before it starts.
+const clockEvery = 10_000
+
+// jmesPlainWeight is the work a JMESPath search of the plain variables is taken to do.
+const jmesPlainWeight = 1_000
+
+// SetTimeout bounds the evaluations in s, and in the scopes made from it with With, by
+// limit (DefaultTimeout when 0 or less), unless s's context ends first. A tracked CEL
+// expression stops at the deadline; no other formula that may take time starts after
+// it. Call Release once the evaluations are done.
+func (s *Scope) SetTimeout(limit time.Duration) {
+	if limit <= 0 {
+		limit = DefaultTimeout
+	}
+	if d, ok := s.ctx.Deadline(); ok && time.Until(d) <= limit {
+		return
+	}
+	s.own = deadline{limit: limit, start: time.Now(), cause: TimeoutError{Limit: limit}}
+	s.dl = &s.own // no allocation: the scope is one already
+}
+
+// Release stops the timer SetTimeout may have made.
+func (s *Scope) Release() {
+	if s.dl != nil && s.dl.cancel != nil {
+		s.dl.cancel()
+	}
+}
+
+// stop is why a formula that may do weight units of work must not start (the context's
+// cause, or the deadline's), or nil.
+func (s *Scope) stop(weight uint64) error {
+	if s.ctx.Err() != nil {
+		return context.Cause(s.ctx)
+	}
+	dl := s.dl
+	if dl == nil {
+		return nil
+	}
+	if dl.pending += weight; dl.pending < clockEvery {
+		return nil
+	}
+	dl.pending = 0
+	if time.Since(dl.start) >= dl.limit {
+		return &dl.cause
+	}
+	return nil
+}
+
+// evalContext is the context a tracked CEL evaluation runs with: s's, ending at the
+// deadline when one is set.
+func (s *Scope) evalContext() context.Context {
+	if s.dl == nil {
+		return s.ctx
+	}
+	if s.dl.ctx == nil {
+		s.dl.ctx, s.dl.cancel = context.WithDeadlineCause(s.ctx, s.dl.start.Add(s.dl.limit), &s.dl.cause)
+	}
+	return s.dl.ctx
+}
 
 // Now returns the run's start time (the CEL variable now).
 func (s *Scope) Now() time.Time {

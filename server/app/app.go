@@ -156,6 +156,8 @@ func (a *App) start(ctx context.Context) error {
 		Logger:      log.With("component", "core"),
 		Now:         cfg.Now,
 		AuthMetrics: m,
+
+		EvalTimeout: cfg.EvalTimeout,
 	}
 
 	bgCtx, stopBg := context.WithCancel(context.Background())

@@ -24,7 +24,9 @@ type Config struct {
 	LogFormat            string // text | json
 	LogLevel             string // debug | info | warn | error
 	MaxBodyBytes         int64
-	ShutdownTimeout      time.Duration
+	// EvalTimeout bounds a mapping method's run and the formulas of one delivery (0: 1s).
+	EvalTimeout     time.Duration
+	ShutdownTimeout time.Duration
 	// RefreshInterval is how often the refresh scheduler looks for due subscriptions;
 	// 0 disables the scheduler (tests drive it by hand).
 	RefreshInterval time.Duration
@@ -58,6 +60,7 @@ func Defaults() Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		MaxBodyBytes:    1 << 20,
+		EvalTimeout:     time.Second,
 		ShutdownTimeout: 20 * time.Second,
 		RefreshInterval: 5 * time.Second,
 
@@ -170,6 +173,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, errors.New("max body size must be positive"))
+	}
+	if c.EvalTimeout != 0 && (c.EvalTimeout < 10*time.Millisecond || c.EvalTimeout > time.Minute) {
+		errs = append(errs, fmt.Errorf("--eval-timeout %s: use a duration from 10ms to 1m", c.EvalTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -280,10 +280,11 @@ func TestReceiverAnswers(t *testing.T) {
 	r = h.PostJSON(sub.GetWebhookUri(), big)
 	require.Equal(t, http.StatusRequestEntityTooLarge, r.Status)
 
-	// A mapping error: 500, kept as a failed delivery.
+	// A mapping error: 500, kept as a failed delivery; the sender reads no internals.
 	r = h.PostJSON(sub.GetWebhookUri(), `{"fail":true}`)
 	require.Equal(t, http.StatusInternalServerError, r.Status)
-	require.Contains(t, string(r.Body), "handle.map.yml")
+	require.Contains(t, string(r.Body), `"delivery_id":"dlv_`)
+	require.NotContains(t, string(r.Body), "handle.map.yml")
 
 	// Malformed JSON: 400.
 	r = h.PostJSON(sub.GetWebhookUri(), `{"items":[`)
@@ -310,6 +311,7 @@ func TestReceiverAnswers(t *testing.T) {
 		if d.GetOutcome() == hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED {
 			require.True(t, d.GetReplayable())
 			require.Contains(t, d.GetError(), "missing")
+			require.Contains(t, d.GetError(), "handle.map.yml", "the detail is in the record")
 		}
 	}
 	failed, err := h.Events.ListDeliveries(ctx, &hookmapv1.ListDeliveriesRequest{Outcome: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED})

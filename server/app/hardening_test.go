@@ -336,7 +336,8 @@ func TestReplayAfterConnectorFix(t *testing.T) {
 	for _, id := range []int{9007199254740993, 2} {
 		r := h.PostJSON(fmt.Sprintf("%s?attempt=%d", sub.GetWebhookUri(), id), fmt.Sprintf(`{"order": {"id": %d, "total_price": "10.00"}}`, id))
 		require.Equal(t, http.StatusInternalServerError, r.Status)
-		require.Contains(t, string(r.Body), "handle.map.yml")
+		require.Contains(t, string(r.Body), "kept for replay")
+		require.NotContains(t, string(r.Body), "handle.map.yml", "the detail is for ListDeliveries, not the sender")
 	}
 	ds, err := h.Events.ListDeliveries(h.Ctx(), &hookmapv1.ListDeliveriesRequest{Outcome: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_FAILED})
 	require.NoError(t, err)

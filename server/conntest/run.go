@@ -510,7 +510,12 @@ func check(c *checker, at *yaml.Node, kind string, expect map[string]*exp, res m
 	case stepDeliver:
 		st, _ := res["status"].(int64)
 		if expect["status"] == nil && expect["outcome"] == nil && expect["error"] == nil && (st < 200 || st > 299) {
-			c.fail(at, "expected a 2xx answer, got %d: %s", st, show(res["body"], true))
+			// the sender's answer is generic; the delivery's record says why
+			why := show(res["body"], true)
+			if e, ok := res["error"].(string); ok {
+				why = e
+			}
+			c.fail(at, "expected a 2xx answer, got %d: %s", st, why)
 		}
 	}
 }

@@ -36,6 +36,10 @@ type Core struct {
 	Instance string
 	// AuthMetrics counts credential renewals; nil for none.
 	AuthMetrics AuthMetrics
+	// EvalTimeout bounds a method of type mapping's run, and all the formulas of one
+	// delivery together (verify, handle, the handles it routes to); 0 means
+	// engine.DefaultTimeout.
+	EvalTimeout time.Duration
 
 	running      inflight
 	renewals     singleflight.Group // credential renewals, one per connection at a time
@@ -71,9 +75,9 @@ func (c *Core) GlobalWebhookURL(id string) string {
 }
 
 // RunOptions are the options every method run gets: the SSRF-guarded client, the
-// response size limit and the server's clock.
+// response size limit, the server's clock and the evaluation time limit.
 func (c *Core) RunOptions() engine.RunOptions {
-	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen, Now: c.now}
+	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen, Now: c.now, Timeout: c.EvalTimeout}
 }
 
 // Connector returns a loaded connector or FAILED_PRECONDITION.

@@ -53,16 +53,56 @@ type Result struct {
 type failure struct {
 	status  int
 	outcome string
-	msg     string
-	keep    bool // keep the raw request for replay
+	msg     string // the detail, for the delivery record and the log
+	public  string // what the sender reads; "" for the generic message of the status
+	keep    bool   // keep the raw request for replay
 }
 
 func (f *failure) Error() string { return f.msg }
+
+// The messages a sender reads when its request failed or could not be verified. The
+// sender is a stranger to the service: the detail (a mapping's file and position, what a
+// signature check expected) is only in the delivery record and the log.
+const (
+	MsgKeptForReplay = "the webhook could not be processed; it is kept for replay"
+	MsgNotProcessed  = "the webhook could not be processed"
+	MsgNotVerified   = "the request could not be verified"
+)
+
+// senderMessage is what the sender of f's request reads.
+func (f *failure) senderMessage() string {
+	switch {
+	case f.public != "":
+		return f.public
+	case f.status == http.StatusUnauthorized:
+		return MsgNotVerified
+	case f.keep:
+		return MsgKeptForReplay
+	}
+	return MsgNotProcessed
+}
 
 // Metrics receives the receiver's counts; nil-safe.
 type Metrics interface {
 	Delivery(kind, outcome string)
 	VerifyFailure(scheme, reason string)
+	Evaluation(kind string, cost uint64, limit string)
+}
+
+// observeEval reports the CEL cost of a delivery's handles and the limit err reached.
+func observeEval(m Metrics, kind string, stats *engine.RunStats, err error) {
+	if m == nil {
+		return
+	}
+	limit := ""
+	var te *engine.TimeoutError
+	switch {
+	case errors.Is(err, engine.ErrCostLimit):
+		limit = "cost"
+	case errors.As(err, &te):
+		limit = "time"
+	}
+	m.Evaluation(kind, stats.CELCost, limit)
 }
 
 func (c *Core) rawRequest(in *Incoming) *store.RawRequest {
@@ -85,7 +125,8 @@ func requestVars(in *Incoming) (map[string]any, *failure) {
 	}
 	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
 	if err != nil {
-		return vars, &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: "cannot parse body: " + err.Error(), keep: true}
+		msg := "cannot parse body: " + err.Error() // about the sender's own body: it may read it
+		return vars, &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: msg, public: msg, keep: true}
 	}
 	vars["data"], vars["body"] = data, data
 	return vars, nil
@@ -290,19 +331,31 @@ func buildReply(resp map[string]any, received int) (Reply, error) {
 	return r, nil
 }
 
-// ErrorReply is the JSON error body the receiver answers with.
+// ErrorReply is the JSON error body the receiver answers with:
+// {"error": {"code": 404, "message": "..."}}.
 func ErrorReply(status int, msg string) Reply {
-	body, _ := value.Encode(map[string]any{"error": map[string]any{"code": int64(status), "message": msg}})
+	return errorReply(status, msg, "")
+}
+
+// errorReply is ErrorReply with the id of the delivery recorded for the request, which
+// the sender can quote to the service's operators: {"error": {...}, "delivery_id": "dlv_…"}.
+func errorReply(status int, msg, deliveryID string) Reply {
+	m := map[string]any{"error": map[string]any{"code": int64(status), "message": msg}}
+	if deliveryID != "" {
+		m["delivery_id"] = deliveryID
+	}
+	body, _ := value.Encode(m)
 	return Reply{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
 }
 
 // Reject records a request refused before it could run (a body over the limit, a
 // subscription whose subscribe failed) as REJECTED and returns its reply. subID or gwID
-// says where it arrived; size is the announced body size.
-func (c *Core) Reject(ctx context.Context, ws, subID, gwID string, size int64, status int, msg string, m Metrics) Reply {
+// says where it arrived; size is the announced body size. msg is recorded; public is what
+// the sender reads.
+func (c *Core) Reject(ctx context.Context, ws, subID, gwID string, size int64, status int, msg, public string, m Metrics) Reply {
 	d := c.newDelivery(ws, &Incoming{Received: c.now().UTC()}, nil)
 	d.SubscriptionID, d.GlobalWebhookID, d.RequestSize = subID, gwID, size
-	res := c.finishFailure(ctx, d, nil, &failure{status: status, outcome: store.OutcomeRejected, msg: msg})
+	res := c.finishFailure(ctx, d, nil, &failure{status: status, outcome: store.OutcomeRejected, msg: msg, public: public})
 	if m != nil {
 		kind := "subscription"
 		if gwID != "" {
@@ -339,7 +392,7 @@ func (c *Core) finishFailure(ctx context.Context, d *store.Delivery, in *Incomin
 	if _, err := c.Store.CommitDelivery(context.WithoutCancel(ctx), &store.DeliveryCommit{Delivery: d}); err != nil {
 		c.Logger.Error("record failed delivery", "delivery", d.ID, "err", err)
 	}
-	return &Result{Reply: ErrorReply(f.status, f.msg), Delivery: d}
+	return &Result{Reply: errorReply(f.status, f.senderMessage(), d.ID), Delivery: d}
 }
 
 // HandleSubscriptionDelivery runs a request received on a subscription's URL: verify,
@@ -372,13 +425,19 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 		return c.finishFailure(ctx, d, in, f)
 	}
 	maps.Copy(vars, rv)
-	if vf := c.checkVerify(ctx, ev.Verify, vars, in, m); vf != nil {
+	// verify and handle share one evaluation deadline; the commit has its own context
+	ectx, cancel := engine.WithTimeout(ctx, c.EvalTimeout)
+	defer cancel()
+	if vf := c.checkVerify(ectx, ev.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := handle.Run(ctx, vars, c.RunOptions())
+	opts := c.RunOptions()
+	opts.Stats = &engine.RunStats{}
+	out, err := handle.Run(ectx, vars, opts)
+	observeEval(m, "subscription", opts.Stats, err)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "handle failed: " + err.Error(), keep: true})
 	}
@@ -450,14 +509,23 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	}
 	vars, f := requestVars(in)
 	vars["parameters"] = cp
-	if vf := c.checkVerify(ctx, def.Verify, vars, in, m); vf != nil {
+	// verify, the global handle and the handles it routes to share one evaluation
+	// deadline; the commit has its own context
+	ectx, cancel := engine.WithTimeout(ctx, c.EvalTimeout)
+	defer cancel()
+	if vf := c.checkVerify(ectx, def.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}
 	if f != nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	out, err := def.Handle.Run(ctx, vars, c.RunOptions())
+	opts := c.RunOptions()
+	opts.Stats = &engine.RunStats{}
+	var evalErr error // the first handle error, for the metrics
+	defer func() { observeEval(m, "global", opts.Stats, evalErr) }()
+	out, err := def.Handle.Run(ectx, vars, opts)
 	if err != nil {
+		evalErr = err
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "global handle failed: " + err.Error(), keep: true})
 	}
 	hr, err := parseHandleResult(out, true, def.Handle.File)
@@ -473,7 +541,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 		if !seen {
 			d.Selectors = append(d.Selectors, ge.selector)
 			var err error
-			subs, err = c.Store.MatchSubscriptions(ctx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
+			subs, err = c.Store.MatchSubscriptions(ectx, gw.WorkspaceID, gw.ConnectorKey, gw.Key, ge.selector)
 			if err != nil {
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "route: " + err.Error(), keep: true})
 			}
@@ -486,8 +554,9 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 			continue
 		}
 		for _, sub := range subs {
-			evs, err := c.routeToSubscription(ctx, sub, ge, subVars, vars, in, d)
+			evs, err := c.routeToSubscription(ectx, sub, ge, subVars, vars, in, d, opts)
 			if err != nil {
+				evalErr = err
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("subscription %s: %s", sub.ID, err), keep: true})
 			}
 			events = append(events, evs...)
@@ -534,7 +603,7 @@ func buildEvents(sub *store.Subscription, ev *engine.Event, mapped []mappedEvent
 // routeToSubscription maps one routed payload with the subscription event's own handle
 // (or takes the payload as the record, the event key as the type). subVars holds each
 // subscription's variables for the delivery, made once however many payloads it gets.
-func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery) ([]*store.Event, error) {
+func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery, opts engine.RunOptions) ([]*store.Event, error) {
 	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
 	if err != nil {
 		return nil, err
@@ -554,7 +623,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 		subVars[sub.ID] = vars
 	}
 	vars["data"], vars["body"] = ge.record, ge.record // handles run one at a time
-	out, err := handle.Run(ctx, vars, c.RunOptions())
+	out, err := handle.Run(ctx, vars, opts)
 	if err != nil {
 		return nil, err
 	}

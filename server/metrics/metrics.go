@@ -20,6 +20,8 @@ type Metrics struct {
 	EventsStreamed  prometheus.Counter
 	Renewals        *prometheus.CounterVec
 	RenewalsWaiting prometheus.Gauge
+	EvalCost        *prometheus.HistogramVec
+	EvalLimits      *prometheus.CounterVec
 }
 
 // New registers hookmap's metrics (and the Go and process collectors) on a new registry.
@@ -60,15 +62,25 @@ func New() *Metrics {
 		RenewalsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookmap_credential_renewals_waiting", Help: "Method runs waiting for a renewal of their connection's credentials.",
 		}),
+		EvalCost: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hookmap_eval_cel_cost", Help: "CEL cost charged by a delivery's handles (the expressions tracked at run time; the limit is 1,000,000 per expression), by kind (subscription, global).",
+			Buckets: []float64{10, 100, 1_000, 10_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000},
+		}, []string{"kind"}),
+		EvalLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookmap_eval_limit_exceeded_total", Help: "Deliveries whose handles reached an evaluation limit, by kind and limit (cost: the CEL cost limit; time: --eval-timeout).",
+		}, []string{"kind", "limit"}),
 	}
 	r.MustRegister(m.Deliveries, m.VerifyFailures, m.ReceiverLatency, m.ReceiverUnknown, m.GRPCRequests,
-		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed, m.Renewals, m.RenewalsWaiting,
+		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed, m.Renewals, m.RenewalsWaiting, m.EvalCost, m.EvalLimits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create every kind/outcome series so dashboards and alerts see zeros
 	// from the start instead of a missing metric.
 	for _, kind := range []string{"subscription", "global"} {
 		for _, outcome := range []string{store.OutcomeOK, store.OutcomeRejected, store.OutcomeFailed, store.OutcomeUnmatched, store.OutcomeDuplicate} {
 			m.Deliveries.WithLabelValues(kind, outcome)
+		}
+		for _, limit := range []string{"cost", "time"} {
+			m.EvalLimits.WithLabelValues(kind, limit)
 		}
 	}
 	return m
@@ -100,5 +112,17 @@ func (m *Metrics) RenewalWaiting(delta float64) {
 func (m *Metrics) VerifyFailure(scheme, reason string) {
 	if m != nil {
 		m.VerifyFailures.WithLabelValues(scheme, reason).Inc()
+	}
+}
+
+// Evaluation observes the CEL cost of a delivery's handles and counts the evaluation limit
+// they reached, if any ("cost" or "time").
+func (m *Metrics) Evaluation(kind string, cost uint64, limit string) {
+	if m == nil {
+		return
+	}
+	m.EvalCost.WithLabelValues(kind).Observe(float64(cost))
+	if limit != "" {
+		m.EvalLimits.WithLabelValues(kind, limit).Inc()
 	}
 }

@@ -44,7 +44,8 @@ func (rc *Receiver) Handler() http.Handler {
 	mux.Handle("/readyz", getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rc.Ready != nil {
 			if err := rc.Ready(r.Context()); err != nil {
-				writeError(w, http.StatusServiceUnavailable, "not ready: "+err.Error())
+				rc.Logger.Warn("not ready", "request_id", requestID(r.Context()), "err", err)
+				writeError(w, http.StatusServiceUnavailable, "not ready") // the cause is for the log
 				return
 			}
 		}
@@ -128,21 +129,57 @@ func (rc *Receiver) maxBody() int64 {
 	return DefaultMaxBody
 }
 
-// readBody reads the body within the limit; a status other than 0 (with its message)
-// refuses the request.
-func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, string) {
+// refusal is a request refused while its body is read.
+type refusal struct {
+	status   int
+	msg      string // recorded
+	public   string // what the sender reads
+	bodyRead bool   // some of the body was read
+}
+
+// readBody reads the body within the limit; a refusal refuses the request.
+func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refusal) {
 	if r.ContentLength > rc.maxBody() {
-		return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody())
+		msg := fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody())
+		return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.maxBody()))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", rc.maxBody())
+			msg := fmt.Sprintf("body is over the limit of %d bytes", rc.maxBody())
+			return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg, bodyRead: true}
 		}
-		return nil, http.StatusBadRequest, "cannot read body: " + err.Error()
+		return nil, &refusal{status: http.StatusBadRequest, msg: "cannot read body: " + err.Error(), public: "cannot read the body", bodyRead: true}
 	}
-	return body, 0, ""
+	return body, nil
+}
+
+// A body over the limit is answered 413 with "Connection: close" at once; then up to
+// MaxDrain bytes of it are read and discarded, for at most DrainTimeout, before the
+// connection closes. A sender that writes its whole body before it reads (most HTTP
+// clients do) would otherwise have its connection reset, since closing a connection
+// with unread data makes the kernel answer with a reset, and a sender that sees a reset
+// retries where a 413 tells it not to.
+const (
+	MaxDrain     = 16 << 20
+	DrainTimeout = 10 * time.Second
+)
+
+// answerTooLarge writes a 413 reply and drains the body (see MaxDrain).
+func (rc *Receiver) answerTooLarge(w http.ResponseWriter, r *http.Request, rep core.Reply, bodyRead bool) {
+	ctl := http.NewResponseController(w)
+	_ = ctl.EnableFullDuplex() // read the body after answering (HTTP/1.x; HTTP/2 always can)
+	w.Header().Set("Connection", "close")
+	writeReply(w, rep)
+	if err := ctl.Flush(); err != nil {
+		return
+	}
+	if !bodyRead && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return // the sender waits for a 100 Continue that never comes: it sends no body
+	}
+	_ = ctl.SetReadDeadline(time.Now().Add(DrainTimeout))
+	_, _ = io.CopyN(io.Discard, r.Body, MaxDrain)
 }
 
 func (rc *Receiver) incoming(r *http.Request, body []byte) *core.Incoming {
@@ -165,7 +202,7 @@ func (rc *Receiver) serveSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	if sub.Status == store.StatusFailed {
 		writeReply(w, rc.Core.Reject(r.Context(), sub.WorkspaceID, sub.ID, "", r.ContentLength,
-			http.StatusGone, "subscription is not active: subscribe failed", rc.Metrics))
+			http.StatusGone, "subscription is not active: subscribe failed", "this hook URL is not active", rc.Metrics))
 		return
 	}
 	rc.deliver(w, r, sub.WorkspaceID, sub.ID, "", func(in *core.Incoming) *core.Result {
@@ -186,16 +223,26 @@ func (rc *Receiver) serveGlobal(w http.ResponseWriter, r *http.Request) {
 
 // deliver reads the body within the limit, has handle run the request and writes its reply.
 func (rc *Receiver) deliver(w http.ResponseWriter, r *http.Request, ws, subID, gwID string, handle func(*core.Incoming) *core.Result) {
-	body, status, msg := rc.readBody(w, r)
-	if status != 0 {
-		writeReply(w, rc.Core.Reject(r.Context(), ws, subID, gwID, r.ContentLength, status, msg, rc.Metrics))
+	body, ref := rc.readBody(w, r)
+	if ref != nil {
+		reply := rc.Core.Reject(r.Context(), ws, subID, gwID, r.ContentLength, ref.status, ref.msg, ref.public, rc.Metrics)
+		if ref.status == http.StatusRequestEntityTooLarge {
+			rc.answerTooLarge(w, r, reply, ref.bodyRead)
+			return
+		}
+		writeReply(w, reply)
 		return
 	}
 	res := handle(rc.incoming(r, body))
+	// The sender read a generic message with the delivery id; the detail goes to the log
+	// (and the delivery record).
 	switch {
 	case res.Delivery.Outcome == store.OutcomeFailed:
 		rc.Logger.Warn("delivery failed; kept for replay", "request_id", requestID(r.Context()), "subscription", subID,
 			"global_webhook", gwID, "delivery", res.Delivery.ID, "error", res.Delivery.Error)
+	case res.Delivery.Outcome == store.OutcomeRejected:
+		rc.Logger.Info("delivery rejected", "request_id", requestID(r.Context()), "subscription", subID,
+			"global_webhook", gwID, "delivery", res.Delivery.ID, "status", res.Reply.Status, "error", res.Delivery.Error)
 	case rc.Logger.Enabled(r.Context(), slog.LevelDebug):
 		rc.Logger.Debug("delivery", "request_id", requestID(r.Context()), "subscription", subID, "global_webhook", gwID,
 			"delivery", res.Delivery.ID, "outcome", res.Delivery.Outcome, "status", res.Reply.Status, "events", res.Delivery.EventCount)

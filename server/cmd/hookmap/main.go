@@ -156,6 +156,7 @@ func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
 	fs.BoolVar(&cfg.JSONAPI, "json-api", cfg.JSONAPI, "serve every hookmap.v1 RPC as JSON over HTTP under /api/ on the HTTP port")
 	fs.BoolVar(&cfg.Console, "console", cfg.Console, "serve the web console under /console/ on the HTTP port (needs --json-api)")
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", cfg.MaxBodyBytes, "largest webhook body accepted (413 above)")
+	fs.DurationVar(&cfg.EvalTimeout, "eval-timeout", cfg.EvalTimeout, "longest a mapping method, or the formulas of one delivery, may run")
 	if err := applyEnv(fs); err != nil {
 		fmt.Fprintln(stderr, "hookmap:", err)
 		return cfg, err

@@ -256,6 +256,8 @@ func TestServeMisconfigurationsExit2WithOneLine(t *testing.T) {
 		{"retention", []string{"--delivery-retention", "1m"}, "--delivery-retention"},
 		{"bad duration", []string{"--delivery-retention", "soon"}, "delivery-retention"},
 		{"Postgres without a secret key", []string{"--store", "postgres://hookmap@127.0.0.1:1/hookmap"}, "--secret-key"},
+		{"eval timeout too short", []string{"--eval-timeout", "1ms"}, "--eval-timeout"},
+		{"eval timeout too long", []string{"--eval-timeout", "1h"}, "--eval-timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
