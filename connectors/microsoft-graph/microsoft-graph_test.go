@@ -108,10 +108,10 @@ func parseTime(t *testing.T, s string) time.Time {
 
 func TestSubscribeCreatesGraphSubscriptionAfterHandshake(t *testing.T) {
 	w := start(t)
-	before := time.Now()
+	before := w.clk.Now() // the methods' now is hookmap's clock, fixed unless advanced
 	sub, err := w.subscribe(t, "", nil)
 	require.NoError(t, err)
-	after := time.Now()
+	after := w.clk.Now()
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus(), sub.GetLastError())
 
 	// Look up, then create.
@@ -144,12 +144,12 @@ func TestSubscribeCreatesGraphSubscriptionAfterHandshake(t *testing.T) {
 
 func TestSubscribeParameters(t *testing.T) {
 	w := start(t)
-	before := time.Now()
+	before := w.clk.Now() // the methods' now is hookmap's clock, fixed unless advanced
 	sub, err := w.subscribe(t, "", map[string]any{
 		"resource": "/users", "changeType": "updated,deleted", "expirationMinutes": 60, "lifecycleNotifications": true,
 	})
 	require.NoError(t, err)
-	after := time.Now()
+	after := w.clk.Now()
 	posts, _, validated := w.graph.recorded()
 	body := posts[0]
 	require.Equal(t, "updated,deleted", body["changeType"])
@@ -558,8 +558,8 @@ func postJSON(t *testing.T, g *fakeGraph, body string) *http.Response {
 	return resp
 }
 
-// requireBetween checks lo <= got <= hi, with a second of slack for the formats' rounding
-// (a bound from the clock around a call, not a guess at how long the call takes).
+// requireBetween checks lo <= got <= hi, with a second of slack for the format's rounding
+// to whole seconds.
 func requireBetween(t *testing.T, got, lo, hi time.Time) {
 	t.Helper()
 	require.False(t, got.Before(lo.Add(-time.Second)) || got.After(hi.Add(time.Second)), "%s not within [%s, %s]", got, lo, hi)
