@@ -8,6 +8,8 @@ import (
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/metrics"
+	"github.com/hookmap/hookmap/server/outgoing"
+	"github.com/hookmap/hookmap/server/webhookfile"
 )
 
 // Services implements every hookmap.v1 service.
@@ -15,6 +17,11 @@ type Services struct {
 	Core    *core.Core
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
+	// Outgoing sends outgoing webhooks; nil when the store keeps none (WebhookService then
+	// answers UNIMPLEMENTED).
+	Outgoing *outgoing.Sender
+	// WebhooksFile applies the server's webhooks file; nil without --webhooks.
+	WebhooksFile *webhookfile.Loader
 }
 
 // Register registers every service on s.
@@ -24,7 +31,7 @@ func (sv *Services) Register(s *grpc.Server) {
 	hookmapv1.RegisterSubscriptionServiceServer(s, &subscriptionService{Services: sv})
 	hookmapv1.RegisterEventServiceServer(s, &eventService{Services: sv})
 	hookmapv1.RegisterAdminServiceServer(s, &adminService{Services: sv})
-	hookmapv1.RegisterWebhookServiceServer(s, newWebhookService(sv))
+	hookmapv1.RegisterWebhookServiceServer(s, &webhookService{Services: sv, sender: sv.Outgoing})
 }
 
 // ServiceNames are the registered services' full names (for health).

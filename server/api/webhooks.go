@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -14,6 +13,7 @@ import (
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/outgoing"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/webhookfile"
 )
 
 // webhookService implements WebhookService (outgoing webhooks) with an outgoing.Sender.
@@ -21,30 +21,6 @@ type webhookService struct {
 	*Services
 	hookmapv1.UnimplementedWebhookServiceServer
 	sender *outgoing.Sender // nil when the store keeps no outgoing webhooks
-}
-
-// newWebhookService builds the service's Sender from the core: its store (which must
-// implement store.OutgoingStore), its Box, and HTTP clients derived from the core's
-// SSRF-guarded client, so loopback and private targets are allowed exactly when the
-// server allows them (--allow-private-networks) and redirects follow each registration.
-func newWebhookService(sv *Services) *webhookService {
-	ws := &webhookService{Services: sv}
-	log := sv.Logger.With("component", "outgoing")
-	st, ok := sv.Core.Store.(store.OutgoingStore)
-	if !ok {
-		log.Warn("the store does not keep outgoing webhooks; WebhookService answers UNIMPLEMENTED")
-		return ws
-	}
-	base, _ := sv.Core.HTTP.(*http.Client)
-	sender, err := outgoing.New(outgoing.Config{
-		Store: st, Box: sv.Core.Box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: sv.Core.Now,
-	})
-	if err != nil {
-		log.Error("outgoing webhooks disabled", "err", err)
-		return ws
-	}
-	ws.sender = sender
-	return ws
 }
 
 var errNoOutgoing = failed(codes.Unimplemented, core.ReasonOutgoingNotImplemented, "outgoing webhooks are not available with this store")
@@ -68,14 +44,30 @@ func encodingFromProto(e hookmapv1.PayloadEncoding) string {
 	return e.String() // refused by validation
 }
 
+var sourceToProto = map[string]hookmapv1.WebhookSource{
+	store.SourceAPI:  hookmapv1.WebhookSource_WEBHOOK_SOURCE_API,
+	store.SourceFile: hookmapv1.WebhookSource_WEBHOOK_SOURCE_FILE,
+}
+
 // webhookProto returns a registration without its header values or secret.
 func webhookProto(w *store.OutgoingWebhook) *hookmapv1.Webhook {
 	return &hookmapv1.Webhook{
-		Id: w.ID, Url: w.URL, Method: w.Method, HeaderNames: w.HeaderNames, QueryParams: w.QueryParams,
+		Source: sourceToProto[w.Source],
+		Id:     w.ID, Url: w.URL, Method: w.Method, HeaderNames: w.HeaderNames, QueryParams: w.QueryParams,
 		PayloadEncoding: encodingToProto[w.PayloadEncoding], ContentType: w.ContentType,
 		Timeout: durationpb.New(w.Timeout), HasSigningSecret: len(w.SigningSecret) > 0, MaxAttempts: int32(w.MaxAttempts),
 		FollowRedirects: w.FollowRedirects, CreateTime: ts(w.CreateTime), UpdateTime: ts(w.UpdateTime),
 	}
+}
+
+// registeredProto is webhookProto with the notes of a registration or update; a note's
+// field path is given as the request names it (webhook.headers[…]).
+func registeredProto(r *outgoing.Registered) *hookmapv1.Webhook {
+	w := webhookProto(r.OutgoingWebhook)
+	for _, n := range r.Notes {
+		w.Notes = append(w.Notes, "webhook."+n)
+	}
+	return w
 }
 
 func invocationProto(inv *store.Invocation) *hookmapv1.Invocation {
@@ -121,6 +113,8 @@ func (s *webhookService) err(ctx context.Context, err error, prefix, what, id st
 			msgs[i] = v[i].Field + ": " + v[i].Description
 		}
 		return toStatus(ctx, s.Logger, core.Invalid(strings.Join(msgs, "; "), v))
+	case errors.Is(err, outgoing.ErrDeclared):
+		return failed(codes.FailedPrecondition, core.ReasonDeclaredInFile, what+" "+core.Q(id)+" is "+outgoing.ErrDeclared.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return notFound(what, id)
 	case errors.Is(err, store.ErrAlreadyExists):
@@ -145,7 +139,7 @@ func (s *webhookService) RegisterWebhook(ctx context.Context, req *hookmapv1.Reg
 	if err != nil {
 		return nil, s.err(ctx, err, "webhook.", "webhook", r.ID)
 	}
-	return webhookProto(w), nil
+	return registeredProto(w), nil
 }
 
 // setFields returns the fields of w that are set (not their zero value): the update mask
@@ -196,7 +190,7 @@ func (s *webhookService) UpdateWebhook(ctx context.Context, req *hookmapv1.Updat
 	if err != nil {
 		return nil, s.err(ctx, err, "webhook.", "webhook", r.ID)
 	}
-	return webhookProto(w), nil
+	return registeredProto(w), nil
 }
 
 func (s *webhookService) GetWebhook(ctx context.Context, req *hookmapv1.GetWebhookRequest) (*hookmapv1.Webhook, error) {
@@ -304,4 +298,27 @@ func (s *webhookService) GetInvocation(ctx context.Context, req *hookmapv1.GetIn
 		return nil, s.err(ctx, err, "", "invocation", req.GetReferenceId())
 	}
 	return invocationProto(inv), nil
+}
+
+func (s *webhookService) ReloadWebhooks(ctx context.Context, _ *hookmapv1.ReloadWebhooksRequest) (*hookmapv1.ReloadWebhooksResponse, error) {
+	if err := requireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if s.sender == nil {
+		return nil, errNoOutgoing
+	}
+	if s.WebhooksFile == nil {
+		return nil, failed(codes.FailedPrecondition, core.ReasonWebhooksFileUnavailable, "the server runs without a webhooks file (--webhooks)")
+	}
+	res, err := s.WebhooksFile.Reload(ctx)
+	if errors.Is(err, webhookfile.ErrUnreadable) {
+		return nil, failed(codes.FailedPrecondition, core.ReasonWebhooksFileUnavailable, err.Error())
+	}
+	if err != nil {
+		return nil, toStatus(ctx, s.Logger, err)
+	}
+	return &hookmapv1.ReloadWebhooksResponse{
+		Diagnostics: diagnosticsProto(res.Diagnostics), Created: res.Created, Updated: res.Updated,
+		Unchanged: res.Unchanged, Deleted: res.Deleted, KeptPrevious: res.KeptPrevious,
+	}, nil
 }

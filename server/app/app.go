@@ -28,12 +28,14 @@ import (
 	"github.com/hookmap/hookmap/server/jsonapi"
 	"github.com/hookmap/hookmap/server/metrics"
 	"github.com/hookmap/hookmap/server/netguard"
+	"github.com/hookmap/hookmap/server/outgoing"
 	"github.com/hookmap/hookmap/server/receiver"
 	"github.com/hookmap/hookmap/server/registry"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
 	"github.com/hookmap/hookmap/server/store/postgres"
 	"github.com/hookmap/hookmap/server/store/sqlite"
+	"github.com/hookmap/hookmap/server/webhookfile"
 )
 
 // App is a running hookmap.
@@ -49,6 +51,8 @@ type App struct {
 	httpLis  net.Listener
 	hub      *hub.Hub
 	cleanups cleanups
+	outgoing *outgoing.Sender    // nil when the store keeps no outgoing webhooks
+	webhooks *webhookfile.Loader // nil without --webhooks
 	serveErr chan error
 	bgCtx    context.Context
 	bg       sync.WaitGroup
@@ -160,6 +164,10 @@ func (a *App) start(ctx context.Context) error {
 		EvalTimeout: cfg.EvalTimeout,
 	}
 
+	if err := a.startOutgoing(ctx, st, box); err != nil {
+		return err
+	}
+
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	a.bgCtx = bgCtx
 	a.cleanups.add(func() { stopBg(); a.bg.Wait() })
@@ -193,6 +201,64 @@ func openStore(ctx context.Context, cfg Config, box *secrets.Box, log *slog.Logg
 		return postgres.Open(ctx, cfg.Store, postgres.Options{Logger: log, Registerer: m.Registry})
 	}
 	return sqlite.Open(ctx, cfg.StorePath(), sqlite.Options{Logger: log, Registerer: m.Registry, SealState: core.StateSealer(box)})
+}
+
+// startOutgoing makes the outgoing webhooks' Sender, with HTTP clients derived from the
+// core's SSRF-guarded client (loopback and private targets allowed exactly when the server
+// allows them), and applies the webhooks file. A store without outgoing webhooks leaves
+// them off; a webhooks file that cannot be read fails the start.
+func (a *App) startOutgoing(ctx context.Context, st store.Store, box *secrets.Box) error {
+	log := a.log.With("component", "outgoing")
+	ost, ok := st.(store.OutgoingStore)
+	if !ok {
+		log.Warn("the store does not keep outgoing webhooks; WebhookService answers UNIMPLEMENTED")
+		if a.cfg.WebhooksFile != "" {
+			return flagErr("--webhooks", errors.New("the store does not keep outgoing webhooks"))
+		}
+		return nil
+	}
+	base, _ := a.core.HTTP.(*http.Client)
+	sender, err := outgoing.New(outgoing.Config{
+		Store: ost, Box: box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: a.cfg.Now,
+	})
+	if err != nil {
+		return err
+	}
+	a.outgoing = sender
+	a.cleanups.add(sender.Close)
+	if a.cfg.WebhooksFile == "" {
+		return nil
+	}
+	a.webhooks = &webhookfile.Loader{
+		Path: a.cfg.WebhooksFile, Sender: sender, DefaultWorkspace: api.DefaultWorkspace,
+		Logger: a.log.With("component", "webhooks-file"),
+	}
+	if _, err := a.webhooks.Reload(ctx); err != nil {
+		return flagErr("--webhooks", err)
+	}
+	return nil
+}
+
+// Reload reloads the connectors and the webhooks file (SIGHUP). Problems are logged.
+func (a *App) Reload(ctx context.Context) {
+	res := a.core.Registry.Reload()
+	for _, d := range res.Diagnostics {
+		a.log.Warn("connector problem", "problem", d.String())
+	}
+	a.log.Info("connectors reloaded", "loaded", len(res.Loaded), "kept_previous", res.KeptPrevious, "problems", len(res.Diagnostics))
+	if a.webhooks != nil {
+		if _, err := a.webhooks.Reload(ctx); err != nil {
+			a.log.Error("webhooks file not reloaded", "err", err)
+		}
+	}
+}
+
+// ReloadWebhooks applies the webhooks file again (tests; SIGHUP calls Reload).
+func (a *App) ReloadWebhooks(ctx context.Context) (webhookfile.Result, error) {
+	if a.webhooks == nil {
+		return webhookfile.Result{}, errors.New("no webhooks file")
+	}
+	return a.webhooks.Reload(ctx)
 }
 
 // goBackground runs f until Stop.
@@ -278,7 +344,9 @@ func (a *App) newGRPC(m *metrics.Metrics, st store.Store) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
-	(&api.Services{Core: a.core, Logger: a.log.With("component", "grpc"), Metrics: m}).Register(a.grpc)
+	(&api.Services{
+		Core: a.core, Logger: a.log.With("component", "grpc"), Metrics: m, Outgoing: a.outgoing, WebhooksFile: a.webhooks,
+	}).Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	reflection.Register(a.grpc)

@@ -12,12 +12,15 @@ import (
 
 // Config is the service's configuration; flags and HOOKMAP_* env vars map onto it.
 type Config struct {
-	GRPCAddr             string
-	HTTPAddr             string
-	PublicURL            string // "" → http://{HTTP listener address}
-	DataDir              string
-	Store                string // a SQLite path or a postgres:// URL; "" → {DataDir}/hookmap.db
-	Connectors           []string
+	GRPCAddr   string
+	HTTPAddr   string
+	PublicURL  string // "" → http://{HTTP listener address}
+	DataDir    string
+	Store      string // a SQLite path or a postgres:// URL; "" → {DataDir}/hookmap.db
+	Connectors []string
+	// WebhooksFile is a YAML or JSON file of declared outgoing webhooks ("": none),
+	// applied at start and on every reload (SIGHUP, WebhookService.ReloadWebhooks).
+	WebhooksFile         string
 	AdminToken           string
 	SecretKey            string
 	AllowPrivateNetworks bool

@@ -201,6 +201,7 @@ func TestHostileRPCs(t *testing.T) {
 		{method: "WebhookService/ListInvocations", name: "time that is not a time", req: &hookmapv1.ListInvocationsRequest{StartTime: &timestamppb.Timestamp{Seconds: math.MaxInt64}}, code: inv, field: "start_time"},
 		{method: "WebhookService/ListInvocations", name: "a token of another list", req: &hookmapv1.ListInvocationsRequest{PageToken: pageToken(t, h, "conn")}, code: inv, field: "page_token"},
 		{method: "WebhookService/GetInvocation", name: "unknown id", req: &hookmapv1.GetInvocationRequest{ReferenceId: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "WebhookService/ReloadWebhooks", name: "no webhooks file", req: &hookmapv1.ReloadWebhooksRequest{}, code: fp, reason: "WEBHOOKS_FILE_UNAVAILABLE"},
 
 		{method: "AdminService/CreateWorkspace", name: "id that is not a workspace id", req: &hookmapv1.CreateWorkspaceRequest{Id: echo}, code: inv, field: "id"},
 		{method: "AdminService/CreateWorkspace", name: "id taken", req: &hookmapv1.CreateWorkspaceRequest{Id: "default"}, code: ae, reason: "ALREADY_EXISTS"},

@@ -35,6 +35,7 @@ type Harness struct {
 	Connections   hookmapv1.ConnectionServiceClient
 	Subscriptions hookmapv1.SubscriptionServiceClient
 	Events        hookmapv1.EventServiceClient
+	Webhooks      hookmapv1.WebhookServiceClient
 }
 
 // Option changes the configuration before start.
@@ -52,6 +53,9 @@ func WithClock(now func() time.Time) Option { return func(c *app.Config) { c.Now
 // WithoutScheduler disables the background refresh scheduler (tests call
 // Core().RunDueRefreshes themselves).
 func WithoutScheduler() Option { return func(c *app.Config) { c.RefreshInterval = 0 } }
+
+// WithWebhooksFile sets the webhooks file (--webhooks).
+func WithWebhooksFile(path string) Option { return func(c *app.Config) { c.WebhooksFile = path } }
 
 // WithAdminToken turns auth on, as in production: every call needs a token.
 func WithAdminToken(token string) Option { return func(c *app.Config) { c.AdminToken = token } }
@@ -138,6 +142,7 @@ func (h *Harness) start() {
 	h.Connections = hookmapv1.NewConnectionServiceClient(conn)
 	h.Subscriptions = hookmapv1.NewSubscriptionServiceClient(conn)
 	h.Events = hookmapv1.NewEventServiceClient(conn)
+	h.Webhooks = hookmapv1.NewWebhookServiceClient(conn)
 }
 
 func (h *Harness) stop() {

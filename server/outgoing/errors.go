@@ -1,9 +1,14 @@
 package outgoing
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// ErrDeclared is an update or delete through the API of a webhook declared in the server's
+// webhooks file: the file is where it changes.
+var ErrDeclared = errors.New("declared in the server's webhooks file (--webhooks): change it there and reload")
 
 // Violation is one invalid field: Field is the request field's path as the gRPC API names
 // it ("url", "headers[Host]", "query_params[page]", "data").

@@ -80,7 +80,7 @@ func (e *env) register(r Registration) *store.OutgoingWebhook {
 	e.t.Helper()
 	w, err := e.s.Register(e.t.Context(), testWorkspace, r)
 	require.NoError(e.t, err)
-	return w
+	return w.OutgoingWebhook
 }
 
 // trigger triggers and checks that exactly this invocation was recorded as returned.

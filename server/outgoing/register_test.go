@@ -96,7 +96,12 @@ func TestRegisterValidation(t *testing.T) {
 		{"header name", func(r *Registration) { r.Headers = map[string]string{"X Bad": "v"} }, "headers[X Bad]", "not a valid header name"},
 		{"host header", func(r *Registration) { r.Headers = map[string]string{"host": "evil"} }, "headers[host]", "Host is set from the URL"},
 		{"content-length", func(r *Registration) { r.Headers = map[string]string{"Content-Length": "1"} }, "headers[Content-Length]", "cannot be set"},
-		{"content-type", func(r *Registration) { r.Headers = map[string]string{"Content-Type": "x/y"} }, "headers[Content-Type]", "content_type"},
+		{"content-type conflict", func(r *Registration) {
+			r.Headers = map[string]string{"Content-Type": "x/y"}
+			r.ContentType = "image/png"
+		}, "headers[Content-Type]", `conflicts with content_type "image/png"`},
+		{"content-type twice", func(r *Registration) { r.Headers = map[string]string{"Content-Type": "x/y", "content-type": "x/y"} }, "headers[content-type]", "case-insensitive"},
+		{"content-type header not a type", func(r *Registration) { r.Headers = map[string]string{"Content-Type": "not a type"} }, "content_type", "not a valid media type"},
 		{"hop-by-hop", func(r *Registration) { r.Headers = map[string]string{"Connection": "close"} }, "headers[Connection]", "hop-by-hop"},
 		{"transfer-encoding", func(r *Registration) { r.Headers = map[string]string{"transfer-encoding": "chunked"} }, "headers[transfer-encoding]", "hop-by-hop"},
 		{"signature header", func(r *Registration) { r.Headers = map[string]string{"webhook-signature": "x"} }, "headers[webhook-signature]", "signed"},
@@ -144,7 +149,7 @@ func TestUpdate(t *testing.T) {
 	require.Equal(t, []string{"q"}, w.QueryParams)
 
 	// The stored headers still open (the seal is bound to workspace and id, not to the URL).
-	h, err := e.s.openHeaders(w)
+	h, err := e.s.openHeaders(w.OutgoingWebhook)
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"X-Key": "old"}, h)
 
@@ -173,4 +178,94 @@ func TestUpdate(t *testing.T) {
 
 	require.NoError(t, e.s.Delete(t.Context(), testWorkspace, "crm"))
 	require.ErrorIs(t, e.s.Delete(t.Context(), testWorkspace, "crm"), store.ErrNotFound)
+}
+
+// The plugin format writes the content type as a header: it is taken as content_type,
+// said in the notes, and refused only when content_type says otherwise.
+func TestContentTypeHeader(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// The seed's send-jpeg registration.
+	w, err := e.s.Register(t.Context(), testWorkspace, Registration{
+		ID: "send-jpeg", URL: "https://example.com/post", Headers: map[string]string{"Content-Type": "image/jpeg"}, PayloadEncoding: "base64",
+	})
+	require.NoError(t, err)
+	require.Equal(t, "image/jpeg", w.ContentType)
+	require.Empty(t, w.HeaderNames, "Content-Type is not a registered header")
+	require.Equal(t, []string{`headers[Content-Type] "image/jpeg" is used as content_type`}, w.Notes)
+
+	// The same type given twice (parameters compare by value, names case-insensitively).
+	w, err = e.s.Register(t.Context(), testWorkspace, Registration{
+		ID: "same", URL: "https://example.com/post", ContentType: "text/csv; charset=UTF-8",
+		Headers: map[string]string{"content-type": "Text/CSV; Charset=UTF-8", "X-Key": "k"}, PayloadEncoding: "text",
+	})
+	require.NoError(t, err)
+	require.Equal(t, "text/csv; charset=UTF-8", w.ContentType)
+	require.Equal(t, []string{"X-Key"}, w.HeaderNames)
+	require.Len(t, w.Notes, 1)
+	require.Contains(t, w.Notes[0], "same type as content_type")
+
+	// Updating the headers: the header is the type unless content_type is given too.
+	w, err = e.s.Update(t.Context(), testWorkspace, Registration{ID: "send-jpeg", Headers: map[string]string{"Content-Type": "image/png"}}, []string{FieldHeaders})
+	require.NoError(t, err)
+	require.Equal(t, "image/png", w.ContentType)
+	_, err = e.s.Update(t.Context(), testWorkspace, Registration{ID: "send-jpeg", ContentType: "image/gif",
+		Headers: map[string]string{"Content-Type": "image/png"}}, []string{FieldHeaders, FieldContentType})
+	require.Contains(t, fields(t, err)["headers[Content-Type]"], "conflicts with content_type")
+
+	// Triggers still may not set it.
+	_, err = e.s.Trigger(t.Context(), testWorkspace, Trigger{WebhookID: "send-jpeg", Headers: map[string]string{"Content-Type": "image/gif"}})
+	require.Contains(t, fields(t, err)["headers[Content-Type]"], "cannot be set")
+}
+
+// A declared webhook changes only through Replace (the file's loader), which writes only
+// what changed; the API's Update and Delete refuse it.
+func TestDeclared(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	decl := Registration{
+		ID: "crm", URL: "https://example.com/a", Headers: map[string]string{"authorization": "Bearer a"},
+		SigningSecret: testSecret, QueryParams: []string{"q"}, Source: store.SourceFile,
+	}
+	w := e.register(decl)
+	require.Equal(t, store.SourceFile, w.Source)
+
+	_, err := e.s.Update(t.Context(), testWorkspace, Registration{ID: "crm", URL: "https://example.com/b"}, []string{FieldURL})
+	require.ErrorIs(t, err, ErrDeclared)
+	require.ErrorIs(t, e.s.Delete(t.Context(), testWorkspace, "crm"), ErrDeclared)
+
+	_, changed, err := e.s.Replace(t.Context(), testWorkspace, decl)
+	require.NoError(t, err)
+	require.False(t, changed, "the same declaration writes nothing")
+
+	for name, mod := range map[string]func(r *Registration){
+		"header value": func(r *Registration) { r.Headers = map[string]string{"Authorization": "Bearer b"} },
+		"secret":       func(r *Registration) { r.SigningSecret = "" },
+		"url":          func(r *Registration) { r.URL = "https://example.com/c" },
+		"query":        func(r *Registration) { r.QueryParams = nil },
+	} {
+		r := decl
+		mod(&r)
+		got, changed, err := e.s.Replace(t.Context(), testWorkspace, r)
+		require.NoError(t, err, name)
+		require.True(t, changed, name)
+		require.Equal(t, store.SourceFile, got.Source)
+		decl = r
+	}
+	stored, err := e.s.Get(t.Context(), testWorkspace, "crm")
+	require.NoError(t, err)
+	require.Equal(t, "https://example.com/c", stored.URL)
+	require.Nil(t, stored.SigningSecret)
+
+	// The API's webhooks are not the loader's.
+	e.register(Registration{ID: "api", URL: "https://example.com/"})
+	_, _, err = e.s.Replace(t.Context(), testWorkspace, Registration{ID: "api", URL: "https://example.com/", Source: store.SourceFile})
+	require.ErrorIs(t, err, store.ErrAlreadyExists)
+	require.ErrorIs(t, e.s.DeleteDeclared(t.Context(), testWorkspace, "api"), store.ErrNotFound)
+
+	list, err := e.s.ListDeclared(t.Context())
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, "crm", list[0].ID)
+	require.NoError(t, e.s.DeleteDeclared(t.Context(), testWorkspace, "crm"))
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/textproto"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -246,14 +248,24 @@ func apply(w *store.OutgoingWebhook, r *Registration) {
 	w.Timeout, w.MaxAttempts, w.FollowRedirects = r.Timeout, r.MaxAttempts, r.FollowRedirects
 }
 
+// Registered is a stored registration and what hookmap read differently from how it was
+// written (Notes, for the caller's answer: a Content-Type header used as content_type).
+type Registered struct {
+	*store.OutgoingWebhook
+	Notes []string
+}
+
 // Register validates r (defaults applied) and stores it in the workspace:
 // *InvalidError for a bad registration, store.ErrAlreadyExists for a taken id.
-func (s *Sender) Register(ctx context.Context, workspaceID string, r Registration) (*store.OutgoingWebhook, error) {
+func (s *Sender) Register(ctx context.Context, workspaceID string, r Registration) (*Registered, error) {
+	var v violations
+	notes := r.takeContentType(&v, strings.TrimSpace(r.ContentType) != "")
 	r.normalize()
-	if err := r.validate(true, true, true); err != nil {
+	r.validate(&v, true, true, true)
+	if err := v.err(); err != nil {
 		return nil, err
 	}
-	w := &store.OutgoingWebhook{WorkspaceID: workspaceID, ID: r.ID}
+	w := &store.OutgoingWebhook{WorkspaceID: workspaceID, ID: r.ID, Source: r.Source}
 	apply(w, &r)
 	if err := s.sealHeaders(w, r.Headers); err != nil {
 		return nil, err
@@ -264,14 +276,14 @@ func (s *Sender) Register(ctx context.Context, workspaceID string, r Registratio
 	if err := s.cfg.Store.CreateOutgoingWebhook(ctx, w); err != nil {
 		return nil, err
 	}
-	s.cfg.Logger.InfoContext(ctx, "outgoing webhook registered", "workspace", workspaceID, "webhook_id", w.ID)
-	return w, nil
+	s.cfg.Logger.InfoContext(ctx, "outgoing webhook registered", "workspace", workspaceID, "webhook_id", w.ID, "source", w.Source)
+	return &Registered{OutgoingWebhook: w, Notes: notes}, nil
 }
 
 // Update replaces the fields of the webhook r.ID named in mask (Field* names) with r's
 // and validates the result. Headers are replaced as a whole; an empty SigningSecret
-// removes the secret.
-func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration, mask []string) (*store.OutgoingWebhook, error) {
+// removes the secret. A webhook declared in the webhooks file is ErrDeclared.
+func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration, mask []string) (*Registered, error) {
 	var v violations
 	if len(mask) == 0 {
 		v.add("update_mask", "names no field")
@@ -290,10 +302,10 @@ func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration,
 	if err != nil {
 		return nil, err
 	}
-	cur := Registration{
-		ID: w.ID, URL: w.URL, Method: w.Method, QueryParams: w.QueryParams, PayloadEncoding: w.PayloadEncoding,
-		ContentType: w.ContentType, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, FollowRedirects: w.FollowRedirects,
+	if w.Source == store.SourceFile {
+		return nil, fmt.Errorf("webhook %q: %w", w.ID, ErrDeclared)
 	}
+	cur := registrationOf(w)
 	for f := range set {
 		switch f {
 		case FieldURL:
@@ -318,8 +330,13 @@ func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration,
 			cur.FollowRedirects = r.FollowRedirects
 		}
 	}
+	var notes []string
+	if set[FieldHeaders] {
+		notes = cur.takeContentType(&v, set[FieldContentType] && strings.TrimSpace(r.ContentType) != "")
+	}
 	cur.normalize()
-	if err := cur.validate(false, set[FieldHeaders], set[FieldSigningSecret]); err != nil {
+	cur.validate(&v, false, set[FieldHeaders], set[FieldSigningSecret])
+	if err := v.err(); err != nil {
 		return nil, err
 	}
 	apply(w, &cur)
@@ -337,7 +354,90 @@ func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration,
 		return nil, err
 	}
 	s.cfg.Logger.InfoContext(ctx, "outgoing webhook updated", "workspace", workspaceID, "webhook_id", w.ID, "fields", mask)
-	return w, nil
+	return &Registered{OutgoingWebhook: w, Notes: notes}, nil
+}
+
+// registrationOf is w's registration without its sealed header values and secret.
+func registrationOf(w *store.OutgoingWebhook) Registration {
+	return Registration{
+		ID: w.ID, URL: w.URL, Method: w.Method, QueryParams: w.QueryParams, PayloadEncoding: w.PayloadEncoding,
+		ContentType: w.ContentType, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, FollowRedirects: w.FollowRedirects,
+		Source: w.Source,
+	}
+}
+
+// Replace replaces every field of the stored webhook r.ID with r's (the webhooks file's
+// loader: a declaration is the whole registration). The stored webhook must have r's
+// Source. Nothing is written when the declaration matches what is stored: changed says
+// whether it was.
+func (s *Sender) Replace(ctx context.Context, workspaceID string, r Registration) (reg *Registered, changed bool, err error) {
+	var v violations
+	notes := r.takeContentType(&v, strings.TrimSpace(r.ContentType) != "")
+	r.normalize()
+	r.validate(&v, true, true, true)
+	if err := v.err(); err != nil {
+		return nil, false, err
+	}
+	w, err := s.Get(ctx, workspaceID, r.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	if sourceOf(w.Source) != sourceOf(r.Source) {
+		return nil, false, fmt.Errorf("webhook %q comes from the %s, not the %s: %w", w.ID, sourceOf(w.Source), sourceOf(r.Source), store.ErrAlreadyExists)
+	}
+	same, err := s.matches(w, &r)
+	if err != nil {
+		return nil, false, err
+	}
+	if same {
+		return &Registered{OutgoingWebhook: w, Notes: notes}, false, nil
+	}
+	apply(w, &r)
+	if err := s.sealHeaders(w, r.Headers); err != nil {
+		return nil, false, err
+	}
+	if err := s.sealSecret(w, r.SigningSecret); err != nil {
+		return nil, false, err
+	}
+	if err := s.cfg.Store.UpdateOutgoingWebhook(ctx, w); err != nil {
+		return nil, false, err
+	}
+	s.cfg.Logger.InfoContext(ctx, "outgoing webhook replaced", "workspace", workspaceID, "webhook_id", w.ID, "source", w.Source)
+	return &Registered{OutgoingWebhook: w, Notes: notes}, true, nil
+}
+
+func sourceOf(source string) string {
+	if source == "" {
+		return store.SourceAPI
+	}
+	return source
+}
+
+// matches reports whether the stored w already is the normalized registration r, header
+// values and secret included.
+func (s *Sender) matches(w *store.OutgoingWebhook, r *Registration) (bool, error) {
+	cur := registrationOf(w)
+	cur.ID, cur.Source = r.ID, r.Source
+	if !slices.Equal(cur.QueryParams, r.QueryParams) {
+		return false, nil
+	}
+	cur.QueryParams = r.QueryParams
+	headers, err := s.openHeaders(w)
+	if err != nil {
+		return false, err
+	}
+	canon := make(map[string]string, len(r.Headers))
+	for k, val := range r.Headers {
+		canon[textproto.CanonicalMIMEHeaderKey(k)] = val
+	}
+	if !maps.Equal(headers, canon) && (len(headers) > 0 || len(canon) > 0) {
+		return false, nil
+	}
+	if cur.SigningSecret, err = s.openSecret(w); err != nil {
+		return false, err
+	}
+	cur.Headers = r.Headers
+	return reflect.DeepEqual(cur, *r), nil
 }
 
 // Get returns a registration (sealed fields sealed).
@@ -353,16 +453,45 @@ func (s *Sender) List(ctx context.Context, workspaceID string, p store.Page) ([]
 	return s.cfg.Store.ListOutgoingWebhooks(ctx, workspaceID, p)
 }
 
-// Delete deletes a registration; its invocation records stay.
+// Delete deletes a registration made through the API (a declared one is ErrDeclared);
+// its invocation records stay.
 func (s *Sender) Delete(ctx context.Context, workspaceID, id string) error {
+	return s.delete(ctx, workspaceID, id, store.SourceAPI)
+}
+
+// DeleteDeclared deletes a webhook declared in the webhooks file (the file's loader).
+func (s *Sender) DeleteDeclared(ctx context.Context, workspaceID, id string) error {
+	return s.delete(ctx, workspaceID, id, store.SourceFile)
+}
+
+func (s *Sender) delete(ctx context.Context, workspaceID, id, source string) error {
 	if id == "" {
 		return required("id")
+	}
+	w, err := s.cfg.Store.GetOutgoingWebhook(ctx, workspaceID, id)
+	if err != nil {
+		return err
+	}
+	if sourceOf(w.Source) != source {
+		if w.Source == store.SourceFile {
+			return fmt.Errorf("webhook %q: %w", id, ErrDeclared)
+		}
+		return fmt.Errorf("webhook %q is not declared in the webhooks file: %w", id, store.ErrNotFound)
 	}
 	if err := s.cfg.Store.DeleteOutgoingWebhook(ctx, workspaceID, id); err != nil {
 		return err
 	}
-	s.cfg.Logger.InfoContext(ctx, "outgoing webhook deleted", "workspace", workspaceID, "webhook_id", id)
+	s.cfg.Logger.InfoContext(ctx, "outgoing webhook deleted", "workspace", workspaceID, "webhook_id", id, "source", source)
 	return nil
+}
+
+// ListDeclared returns the webhooks declared in the webhooks file, in every workspace.
+func (s *Sender) ListDeclared(ctx context.Context) ([]*store.OutgoingWebhook, error) {
+	st, ok := s.cfg.Store.(store.OutgoingSourceStore)
+	if !ok {
+		return nil, errors.New("outgoing: the store cannot list webhooks by source")
+	}
+	return st.ListOutgoingWebhooksBySource(ctx, store.SourceFile)
 }
 
 // GetInvocation returns an invocation record.

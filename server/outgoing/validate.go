@@ -2,6 +2,8 @@ package outgoing
 
 import (
 	"encoding/base64"
+	"fmt"
+	"maps"
 	"mime"
 	"net/http"
 	"net/textproto"
@@ -52,6 +54,8 @@ type Registration struct {
 	SigningSecret   string            // "" → unsigned
 	MaxAttempts     int               // 0 → DefaultMaxAttempts
 	FollowRedirects bool
+	// Source is store.SourceAPI ("" too) or store.SourceFile (the webhooks file's loader).
+	Source string
 }
 
 // Field names of a registration, as UpdateWebhook's mask names them.
@@ -78,7 +82,8 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // reservedHeaders may be set neither by a registration nor by a trigger: the transport
 // owns them (Host, Content-Length, hop-by-hop headers), the registration's content_type
-// owns Content-Type, and signing owns the webhook-* headers.
+// owns Content-Type (a registration's Content-Type header is moved there first, see
+// takeContentType), and signing owns the webhook-* headers.
 var reservedHeaders = map[string]string{
 	"Host":                "is set from the URL",
 	"Content-Length":      "is set from the body",
@@ -157,10 +162,57 @@ func (r *Registration) normalize() {
 	}
 }
 
-// validate checks a normalized registration; headers are checked only when
+// takeContentType moves a Content-Type header of the registration into ContentType, as
+// the plugin webhook format writes the type (headers: {"Content-Type": "image/jpeg"}).
+// With an explicit ContentType (given in the same request) the header must name the same
+// media type, else it is a violation. It returns what it did, for the caller's answer.
+// r.Headers is copied, never changed in place.
+func (r *Registration) takeContentType(v *violations, explicit bool) []string {
+	var notes []string
+	first := ""
+	for _, name := range value.SortedKeys(r.Headers) {
+		if textproto.CanonicalMIMEHeaderKey(name) != "Content-Type" {
+			continue
+		}
+		field := "headers[" + name + "]"
+		val := strings.TrimSpace(r.Headers[name])
+		headers := make(map[string]string, len(r.Headers)-1)
+		for k, hv := range r.Headers {
+			if k != name {
+				headers[k] = hv
+			}
+		}
+		r.Headers = headers
+		switch {
+		case first != "":
+			v.add(field, "same header as %q (names are case-insensitive)", first)
+		case explicit && !sameMediaType(val, r.ContentType):
+			v.add(field, "conflicts with content_type %q: a Content-Type header is the content type, so give the type once", r.ContentType)
+		case explicit:
+			notes = append(notes, fmt.Sprintf("%s is the same type as content_type; it is not sent twice", field))
+		default:
+			r.ContentType = val
+			notes = append(notes, fmt.Sprintf("%s %q is used as content_type", field, val))
+		}
+		first = name
+	}
+	return notes
+}
+
+// sameMediaType reports whether a and b are the same media type with the same parameters
+// (type, subtype and parameter names compare case-insensitively).
+func sameMediaType(a, b string) bool {
+	ma, pa, errA := mime.ParseMediaType(a)
+	mb, pb, errB := mime.ParseMediaType(b)
+	if errA != nil || errB != nil {
+		return strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+	}
+	return ma == mb && maps.Equal(pa, pb)
+}
+
+// validate checks a normalized registration, adding to v; headers are checked only when
 // checkHeaders (an update that keeps the stored headers does not resend them).
-func (r *Registration) validate(checkID, checkHeaders, checkSecret bool) error {
-	var v violations
+func (r *Registration) validate(v *violations, checkID, checkHeaders, checkSecret bool) {
 	if checkID {
 		switch {
 		case r.ID == "":
@@ -169,7 +221,7 @@ func (r *Registration) validate(checkID, checkHeaders, checkSecret bool) error {
 			v.add("id", "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
 		}
 	}
-	validateURL(&v, r.URL)
+	validateURL(v, r.URL)
 	if !slices.Contains(Methods, r.Method) {
 		v.add("method", "%q is not one of %s", r.Method, strings.Join(Methods, ", "))
 	}
@@ -194,7 +246,7 @@ func (r *Registration) validate(checkID, checkHeaders, checkSecret bool) error {
 		v.add("max_attempts", "must be between 1 and %d (got %d)", MaxAttempts, r.MaxAttempts)
 	}
 	if checkHeaders {
-		validateHeaders(&v, r.Headers)
+		validateHeaders(v, r.Headers)
 	}
 	if len(r.QueryParams) > maxQueryParams {
 		v.add("query_params", "at most %d names", maxQueryParams)
@@ -215,7 +267,11 @@ func (r *Registration) validate(checkID, checkHeaders, checkSecret bool) error {
 			v.add("signing_secret", "%s", err.Error())
 		}
 	}
-	return v.err()
+	switch r.Source {
+	case "", store.SourceAPI, store.SourceFile:
+	default:
+		v.add("source", "unknown source %q", r.Source)
+	}
 }
 
 func validateURL(v *violations, raw string) {

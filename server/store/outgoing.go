@@ -13,6 +13,12 @@ const (
 	EncodingForm   = "form"
 )
 
+// Sources of an outgoing webhook.
+const (
+	SourceAPI  = "api"  // registered through the API
+	SourceFile = "file" // declared in the server's webhooks file
+)
+
 // OutgoingWebhook is a registered third-party endpoint that clients trigger by id. Its ID
 // is chosen by the client and unique per workspace (two workspaces may use the same ID).
 //
@@ -37,8 +43,10 @@ type OutgoingWebhook struct {
 	SigningSecret   []byte
 	MaxAttempts     int
 	FollowRedirects bool
-	CreateTime      time.Time
-	UpdateTime      time.Time
+	// Source is SourceAPI or SourceFile; "" is stored as SourceAPI.
+	Source     string
+	CreateTime time.Time
+	UpdateTime time.Time
 }
 
 // Invocation is the record of one trigger of an outgoing webhook: never a header value,
@@ -91,4 +99,12 @@ type OutgoingStore interface {
 	// PruneInvocations deletes the records with Time before the cutoff, in every
 	// workspace, and returns how many it deleted.
 	PruneInvocations(ctx context.Context, before time.Time) (int64, error)
+}
+
+// OutgoingSourceStore finds outgoing webhooks by where they come from, across workspaces:
+// the webhooks file's loader compares what is declared with what is stored.
+type OutgoingSourceStore interface {
+	// ListOutgoingWebhooksBySource returns the webhooks of every workspace whose Source is
+	// source, ordered by workspace id and webhook id.
+	ListOutgoingWebhooksBySource(ctx context.Context, source string) ([]*OutgoingWebhook, error)
 }

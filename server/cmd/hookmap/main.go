@@ -121,7 +121,26 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
+	// SIGHUP reloads; the reloader ends before Stop so no reload runs on a stopped app.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	stopReload, reloadDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(reloadDone)
+		for {
+			select {
+			case <-stopReload:
+				return
+			case <-hup:
+				log.Info("SIGHUP: reloading connectors and the webhooks file")
+				a.Reload(ctx)
+			}
+		}
+	}()
 	err = a.Wait(ctx)
+	close(stopReload)
+	<-reloadDone
 	log.Info("shutting down")
 	a.Stop()
 	if err != nil {
@@ -144,6 +163,7 @@ func serveConfig(args []string, stderr io.Writer) (app.Config, error) {
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "a SQLite path (default {data-dir}/hookmap.db), or a postgres:// URL to share one database among replicas (needs --secret-key)")
 	conns := &listFlag{vals: cfg.Connectors}
 	fs.Var(conns, "connectors", "connector folder (repeatable)")
+	fs.StringVar(&cfg.WebhooksFile, "webhooks", cfg.WebhooksFile, "YAML or JSON file of declared outgoing webhooks, applied at start and on SIGHUP")
 	fs.StringVar(&cfg.AdminToken, "admin-token", cfg.AdminToken, "admin bearer token; required unless gRPC is on loopback (dev mode)")
 	fs.StringVar(&cfg.SecretKey, "secret-key", cfg.SecretKey, "32-byte key (base64 or hex) encrypting secrets at rest (default: a key file in the data dir)")
 	fs.BoolVar(&cfg.AllowPrivateNetworks, "allow-private-networks", cfg.AllowPrivateNetworks, "allow outbound calls to loopback and private addresses")

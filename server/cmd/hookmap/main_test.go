@@ -59,17 +59,50 @@ type proc struct {
 	logs     *syncBuffer
 }
 
-func startBinary(t *testing.T, dataDir, grpcAddr, httpAddr string) *proc {
+func startBinary(t *testing.T, dataDir, grpcAddr, httpAddr string, extra ...string) *proc {
 	t.Helper()
 	var logs syncBuffer
-	cmd := exec.Command(binary, "serve", "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
-		"--public-url", "http://"+httpAddr, "--data-dir", dataDir, "--connectors", "../../../connectors")
+	cmd := exec.Command(binary, append([]string{"serve", "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
+		"--public-url", "http://" + httpAddr, "--data-dir", dataDir, "--connectors", "../../../connectors"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	require.NoError(t, cmd.Start())
 	p := &proc{cmd: cmd, grpcAddr: grpcAddr, httpAddr: httpAddr, logs: &logs}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
 	waitReady(t, httpAddr, &logs)
 	return p
+}
+
+// SIGHUP reloads the webhooks file of a running server.
+func TestSIGHUPReloadsWebhooksFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "webhooks.yaml")
+	require.NoError(t, os.WriteFile(file, []byte("[]\n"), 0o600))
+	p := startBinary(t, t.TempDir(), freeAddr(t), freeAddr(t), "--webhooks", file)
+	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	webhooks := hookmapv1.NewWebhookServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = webhooks.GetWebhook(ctx, &hookmapv1.GetWebhookRequest{Id: "crm"})
+	require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+
+	require.NoError(t, os.WriteFile(file, []byte("- id: crm\n  url: https://example.com/crm\n"), 0o600))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGHUP))
+	for {
+		w, err := webhooks.GetWebhook(ctx, &hookmapv1.GetWebhookRequest{Id: "crm"})
+		if err == nil {
+			require.Equal(t, hookmapv1.WebhookSource_WEBHOOK_SOURCE_FILE, w.GetSource())
+			break
+		}
+		require.Equal(t, codes.NotFound, status.Code(err), "%v", err)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the webhook never appeared:\n%s", p.logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	require.Contains(t, p.logs.String(), "SIGHUP: reloading")
+	require.NoError(t, p.cmd.Process.Signal(syscall.Signal(0)), "the server still runs")
 }
 
 func TestVersionAndUsage(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package postgres is hookmap's store on PostgreSQL (pgx): a store.Store,
-// store.OutgoingStore and store.Shared that any number of hookmap processes (replicas) can
-// share, each with the same --secret-key.
+// store.OutgoingStore (with store.OutgoingSourceStore) and store.Shared that any number of
+// hookmap processes (replicas) can share, each with the same --secret-key.
 //
 // # Connections
 //

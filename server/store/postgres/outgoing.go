@@ -20,13 +20,13 @@ func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	}
 	created, updated := createTimes(w.CreateTime, w.UpdateTime)
 	_, err = s.exec(ctx, `INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
-		payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time)
-		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7::text::json, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time)
+		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7::text::json, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		w.WorkspaceID, w.ID, w.URL, w.Method, names, w.Headers, params,
 		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
-		created, updated)
+		sourceOf(w), created, updated)
 	if err = s.insertErr("outgoing webhook", w.ID, "workspace "+quote(w.WorkspaceID), err); err == nil {
-		w.CreateTime, w.UpdateTime = created, updated
+		w.CreateTime, w.UpdateTime, w.Source = created, updated, sourceOf(w)
 	}
 	return err
 }
@@ -42,7 +42,7 @@ func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params *string, err e
 }
 
 const outgoingWebhookCols = `rid, workspace_id, id, url, method, header_names::text, headers, query_params::text, payload_encoding,
-	content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time`
+	content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time`
 
 func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	w := &store.OutgoingWebhook{}
@@ -50,7 +50,7 @@ func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	var created, updated pgtype.Timestamptz
 	var names, params *string
 	if err := sc.Scan(&rid, &w.WorkspaceID, &w.ID, &w.URL, &w.Method, &names, &w.Headers, &params, &w.PayloadEncoding,
-		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &created, &updated); err != nil {
+		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &w.Source, &created, &updated); err != nil {
 		return keyed[*store.OutgoingWebhook]{}, err
 	}
 	var err error
@@ -99,14 +99,37 @@ func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	updated := now()
 	n, err := s.exec(ctx, `UPDATE outgoing_webhooks SET url = $1, method = $2, header_names = $3::text::json, headers = $4,
 		query_params = $5::text::json, payload_encoding = $6, content_type = $7, timeout = $8, signing_secret = $9,
-		max_attempts = $10, follow_redirects = $11, update_time = $12 WHERE workspace_id = $13 AND id = $14`,
+		max_attempts = $10, follow_redirects = $11, source = $12, update_time = $13 WHERE workspace_id = $14 AND id = $15`,
 		w.URL, w.Method, names, w.Headers, params,
 		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
-		updated, w.WorkspaceID, w.ID)
+		sourceOf(w), updated, w.WorkspaceID, w.ID)
 	if err = s.mustAffect(n, err, "outgoing webhook", w.ID); err == nil {
-		w.UpdateTime = updated
+		w.UpdateTime, w.Source = updated, sourceOf(w)
 	}
 	return err
+}
+
+// sourceOf is w's source, SourceAPI when unset.
+func sourceOf(w *store.OutgoingWebhook) string {
+	if w.Source == "" {
+		return store.SourceAPI
+	}
+	return w.Source
+}
+
+// ListOutgoingWebhooksBySource returns every workspace's webhooks of a source, ordered by
+// workspace and id.
+func (s *Store) ListOutgoingWebhooksBySource(ctx context.Context, source string) ([]*store.OutgoingWebhook, error) {
+	rows, err := getAll(ctx, s, "list outgoing webhooks by source",
+		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE source = $1 ORDER BY workspace_id, id`,
+		scanOutgoingWebhook, source)
+	out := make([]*store.OutgoingWebhook, 0, len(rows))
+	for _, r := range rows {
+		if !r.bad { // unreadable: logged and left out
+			out = append(out, r.v)
+		}
+	}
+	return out, err
 }
 
 // DeleteOutgoingWebhook deletes a webhook; its invocation records stay.

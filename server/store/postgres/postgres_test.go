@@ -34,3 +34,7 @@ func TestConformance(t *testing.T) {
 func TestAuthConformance(t *testing.T) {
 	storetest.RunAuth(t, func(t *testing.T) store.Store { return openTest(t, pgtest.Schema(t), Options{}) })
 }
+
+func TestOutgoingConformance(t *testing.T) {
+	storetest.RunOutgoing(t, func(t *testing.T) storetest.OutgoingBackend { return openTest(t, pgtest.Schema(t), Options{}) })
+}

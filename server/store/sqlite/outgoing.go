@@ -10,7 +10,18 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.OutgoingStore = (*Store)(nil)
+var (
+	_ store.OutgoingStore       = (*Store)(nil)
+	_ store.OutgoingSourceStore = (*Store)(nil)
+)
+
+// sourceOf is w's source, SourceAPI when unset.
+func sourceOf(w *store.OutgoingWebhook) string {
+	if w.Source == "" {
+		return store.SourceAPI
+	}
+	return w.Source
+}
 
 // CreateOutgoingWebhook inserts w; its workspace must exist (else store.ErrNotFound), and
 // its ID must be new in the workspace (else store.ErrAlreadyExists). Zero CreateTime and
@@ -23,15 +34,15 @@ func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	created, updated := createTimes(w.CreateTime, w.UpdateTime)
 	err = s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
-			payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.WorkspaceID, w.ID, w.URL, w.Method, names, blob(w.Headers), params,
 			w.PayloadEncoding, w.ContentType, int64(w.Timeout), blob(w.SigningSecret), w.MaxAttempts, w.FollowRedirects,
-			nanos(created), nanos(updated))
+			sourceOf(w), nanos(created), nanos(updated))
 		return insertErr("outgoing webhook", w.ID, "workspace "+quote(w.WorkspaceID), err)
 	})
 	if err == nil {
-		w.CreateTime, w.UpdateTime = created, updated
+		w.CreateTime, w.UpdateTime, w.Source = created, updated, sourceOf(w)
 	}
 	return err
 }
@@ -47,14 +58,14 @@ func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params any, err error
 }
 
 const outgoingWebhookCols = `rid, workspace_id, id, url, method, header_names, headers, query_params, payload_encoding,
-	content_type, timeout, signing_secret, max_attempts, follow_redirects, create_time, update_time`
+	content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time`
 
 func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	w := &store.OutgoingWebhook{}
 	var rid, timeout, created, updated int64
 	var names, params sql.NullString
 	if err := sc.Scan(&rid, &w.WorkspaceID, &w.ID, &w.URL, &w.Method, &names, &w.Headers, &params, &w.PayloadEncoding,
-		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &created, &updated); err != nil {
+		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &w.Source, &created, &updated); err != nil {
 		return keyed[*store.OutgoingWebhook]{}, err
 	}
 	var err error
@@ -104,16 +115,34 @@ func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	err = s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`UPDATE outgoing_webhooks SET url = ?, method = ?, header_names = ?, headers = ?, query_params = ?,
 			payload_encoding = ?, content_type = ?, timeout = ?, signing_secret = ?, max_attempts = ?, follow_redirects = ?,
-			update_time = ? WHERE workspace_id = ? AND id = ?`,
+			source = ?, update_time = ? WHERE workspace_id = ? AND id = ?`,
 			w.URL, w.Method, names, blob(w.Headers), params,
 			w.PayloadEncoding, w.ContentType, int64(w.Timeout), blob(w.SigningSecret), w.MaxAttempts, w.FollowRedirects,
-			nanos(updated), w.WorkspaceID, w.ID)
+			sourceOf(w), nanos(updated), w.WorkspaceID, w.ID)
 		return mustAffect(res, err, "outgoing webhook", w.ID)
 	})
 	if err == nil {
-		w.UpdateTime = updated
+		w.UpdateTime, w.Source = updated, sourceOf(w)
 	}
 	return err
+}
+
+// ListOutgoingWebhooksBySource returns every workspace's webhooks of a source, ordered by
+// workspace and id.
+func (s *Store) ListOutgoingWebhooksBySource(ctx context.Context, source string) ([]*store.OutgoingWebhook, error) {
+	rows, err := getAll(ctx, s, "list outgoing webhooks by source",
+		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE source = ? ORDER BY workspace_id, id`,
+		true, scanOutgoingWebhook, source)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.OutgoingWebhook, 0, len(rows))
+	for _, r := range rows {
+		if !r.bad { // unreadable: logged and left out
+			out = append(out, r.v)
+		}
+	}
+	return out, nil
 }
 
 // DeleteOutgoingWebhook deletes a webhook; its invocation records stay.

@@ -25,6 +25,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// WebhookSource says where a registration comes from.
+type WebhookSource int32
+
+const (
+	WebhookSource_WEBHOOK_SOURCE_UNSPECIFIED WebhookSource = 0
+	// Registered with RegisterWebhook; changed with UpdateWebhook and DeleteWebhook.
+	WebhookSource_WEBHOOK_SOURCE_API WebhookSource = 1
+	// Declared in the server's webhooks file (--webhooks): UpdateWebhook and DeleteWebhook
+	// refuse it (FAILED_PRECONDITION); change the file and reload it instead.
+	WebhookSource_WEBHOOK_SOURCE_FILE WebhookSource = 2
+)
+
+// Enum value maps for WebhookSource.
+var (
+	WebhookSource_name = map[int32]string{
+		0: "WEBHOOK_SOURCE_UNSPECIFIED",
+		1: "WEBHOOK_SOURCE_API",
+		2: "WEBHOOK_SOURCE_FILE",
+	}
+	WebhookSource_value = map[string]int32{
+		"WEBHOOK_SOURCE_UNSPECIFIED": 0,
+		"WEBHOOK_SOURCE_API":         1,
+		"WEBHOOK_SOURCE_FILE":        2,
+	}
+)
+
+func (x WebhookSource) Enum() *WebhookSource {
+	p := new(WebhookSource)
+	*p = x
+	return p
+}
+
+func (x WebhookSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmap_v1_webhook_proto_enumTypes[0].Descriptor()
+}
+
+func (WebhookSource) Type() protoreflect.EnumType {
+	return &file_hookmap_v1_webhook_proto_enumTypes[0]
+}
+
+func (x WebhookSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookSource.Descriptor instead.
+func (WebhookSource) EnumDescriptor() ([]byte, []int) {
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{0}
+}
+
 // PayloadEncoding says how a trigger's data becomes the request body (and, in a trigger's
 // response, how the endpoint's body was returned).
 type PayloadEncoding int32
@@ -72,11 +125,11 @@ func (x PayloadEncoding) String() string {
 }
 
 func (PayloadEncoding) Descriptor() protoreflect.EnumDescriptor {
-	return file_hookmap_v1_webhook_proto_enumTypes[0].Descriptor()
+	return file_hookmap_v1_webhook_proto_enumTypes[1].Descriptor()
 }
 
 func (PayloadEncoding) Type() protoreflect.EnumType {
-	return &file_hookmap_v1_webhook_proto_enumTypes[0]
+	return &file_hookmap_v1_webhook_proto_enumTypes[1]
 }
 
 func (x PayloadEncoding) Number() protoreflect.EnumNumber {
@@ -85,7 +138,7 @@ func (x PayloadEncoding) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PayloadEncoding.Descriptor instead.
 func (PayloadEncoding) EnumDescriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{0}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{1}
 }
 
 // Webhook is a registered outgoing webhook.
@@ -100,7 +153,9 @@ type Webhook struct {
 	Method string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
 	// Headers sent with every request. Write-only: responses leave this map empty and list
 	// the names in header_names. Names are case-insensitive HTTP tokens; Host,
-	// Content-Length, Content-Type, hop-by-hop and webhook-* signature headers are refused.
+	// Content-Length, hop-by-hop and webhook-* signature headers are refused. A
+	// Content-Type header is taken as content_type (notes says so); it is refused only when
+	// content_type is also given with another type.
 	Headers map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The query parameters a trigger may set (exact names).
 	QueryParams     []string        `protobuf:"bytes,5,rep,name=query_params,json=queryParams,proto3" json:"query_params,omitempty"`
@@ -128,7 +183,12 @@ type Webhook struct {
 	CreateTime      *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Output only: the names of the registered headers, sorted.
-	HeaderNames   []string `protobuf:"bytes,15,rep,name=header_names,json=headerNames,proto3" json:"header_names,omitempty"`
+	HeaderNames []string `protobuf:"bytes,15,rep,name=header_names,json=headerNames,proto3" json:"header_names,omitempty"`
+	// Output only: where the registration comes from (the API or the webhooks file).
+	Source WebhookSource `protobuf:"varint,16,opt,name=source,proto3,enum=hookmap.v1.WebhookSource" json:"source,omitempty"`
+	// Output only, in the answers of RegisterWebhook and UpdateWebhook: what hookmap read
+	// differently from how it was written, e.g. a Content-Type header used as content_type.
+	Notes         []string `protobuf:"bytes,17,rep,name=notes,proto3" json:"notes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +324,20 @@ func (x *Webhook) GetUpdateTime() *timestamppb.Timestamp {
 func (x *Webhook) GetHeaderNames() []string {
 	if x != nil {
 		return x.HeaderNames
+	}
+	return nil
+}
+
+func (x *Webhook) GetSource() WebhookSource {
+	if x != nil {
+		return x.Source
+	}
+	return WebhookSource_WEBHOOK_SOURCE_UNSPECIFIED
+}
+
+func (x *Webhook) GetNotes() []string {
+	if x != nil {
+		return x.Notes
 	}
 	return nil
 }
@@ -1105,12 +1179,139 @@ func (x *GetInvocationRequest) GetReferenceId() string {
 	return ""
 }
 
+// ReloadWebhooksRequest is empty.
+type ReloadWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadWebhooksRequest) Reset() {
+	*x = ReloadWebhooksRequest{}
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadWebhooksRequest) ProtoMessage() {}
+
+func (x *ReloadWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ReloadWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{14}
+}
+
+// ReloadWebhooksResponse reports what a reload of the webhooks file changed. Webhooks are
+// named "workspace/id".
+type ReloadWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every problem of the file, at its line (file:line:col: message).
+	Diagnostics []*Diagnostic `protobuf:"bytes,1,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	Created     []string      `protobuf:"bytes,2,rep,name=created,proto3" json:"created,omitempty"`
+	Updated     []string      `protobuf:"bytes,3,rep,name=updated,proto3" json:"updated,omitempty"`
+	Unchanged   []string      `protobuf:"bytes,4,rep,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// Declared webhooks that left the file.
+	Deleted []string `protobuf:"bytes,5,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	// Declared webhooks whose entry has problems (or that left the file but are still used):
+	// they keep their previous version.
+	KeptPrevious  []string `protobuf:"bytes,6,rep,name=kept_previous,json=keptPrevious,proto3" json:"kept_previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReloadWebhooksResponse) Reset() {
+	*x = ReloadWebhooksResponse{}
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReloadWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReloadWebhooksResponse) ProtoMessage() {}
+
+func (x *ReloadWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReloadWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ReloadWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReloadWebhooksResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
+func (x *ReloadWebhooksResponse) GetCreated() []string {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *ReloadWebhooksResponse) GetUpdated() []string {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+func (x *ReloadWebhooksResponse) GetUnchanged() []string {
+	if x != nil {
+		return x.Unchanged
+	}
+	return nil
+}
+
+func (x *ReloadWebhooksResponse) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+func (x *ReloadWebhooksResponse) GetKeptPrevious() []string {
+	if x != nil {
+		return x.KeptPrevious
+	}
+	return nil
+}
+
 var File_hookmap_v1_webhook_proto protoreflect.FileDescriptor
 
 const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"\n" +
 	"\x18hookmap/v1/webhook.proto\x12\n" +
-	"hookmap.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbe\x05\n" +
+	"hookmap.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hookmap/v1/common.proto\"\x87\x06\n" +
 	"\aWebhook\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
@@ -1129,7 +1330,9 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
-	"\fheader_names\x18\x0f \x03(\tR\vheaderNames\x1a:\n" +
+	"\fheader_names\x18\x0f \x03(\tR\vheaderNames\x121\n" +
+	"\x06source\x18\x10 \x01(\x0e2\x19.hookmap.v1.WebhookSourceR\x06source\x12\x14\n" +
+	"\x05notes\x18\x11 \x03(\tR\x05notes\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
@@ -1202,13 +1405,25 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"\vinvocations\x18\x01 \x03(\v2\x16.hookmap.v1.InvocationR\vinvocations\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
 	"\x14GetInvocationRequest\x12!\n" +
-	"\freference_id\x18\x01 \x01(\tR\vreferenceId*\xa1\x01\n" +
+	"\freference_id\x18\x01 \x01(\tR\vreferenceId\"\x17\n" +
+	"\x15ReloadWebhooksRequest\"\xe3\x01\n" +
+	"\x16ReloadWebhooksResponse\x128\n" +
+	"\vdiagnostics\x18\x01 \x03(\v2\x16.hookmap.v1.DiagnosticR\vdiagnostics\x12\x18\n" +
+	"\acreated\x18\x02 \x03(\tR\acreated\x12\x18\n" +
+	"\aupdated\x18\x03 \x03(\tR\aupdated\x12\x1c\n" +
+	"\tunchanged\x18\x04 \x03(\tR\tunchanged\x12\x18\n" +
+	"\adeleted\x18\x05 \x03(\tR\adeleted\x12#\n" +
+	"\rkept_previous\x18\x06 \x03(\tR\fkeptPrevious*`\n" +
+	"\rWebhookSource\x12\x1e\n" +
+	"\x1aWEBHOOK_SOURCE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12WEBHOOK_SOURCE_API\x10\x01\x12\x17\n" +
+	"\x13WEBHOOK_SOURCE_FILE\x10\x02*\xa1\x01\n" +
 	"\x0fPayloadEncoding\x12 \n" +
 	"\x1cPAYLOAD_ENCODING_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PAYLOAD_ENCODING_JSON\x10\x01\x12\x1b\n" +
 	"\x17PAYLOAD_ENCODING_BASE64\x10\x02\x12\x19\n" +
 	"\x15PAYLOAD_ENCODING_TEXT\x10\x03\x12\x19\n" +
-	"\x15PAYLOAD_ENCODING_FORM\x10\x042\x8f\x05\n" +
+	"\x15PAYLOAD_ENCODING_FORM\x10\x042\xe8\x05\n" +
 	"\x0eWebhookService\x12J\n" +
 	"\x0fRegisterWebhook\x12\".hookmap.v1.RegisterWebhookRequest\x1a\x13.hookmap.v1.Webhook\x12F\n" +
 	"\rUpdateWebhook\x12 .hookmap.v1.UpdateWebhookRequest\x1a\x13.hookmap.v1.Webhook\x12@\n" +
@@ -1218,7 +1433,8 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"\rDeleteWebhook\x12 .hookmap.v1.DeleteWebhookRequest\x1a!.hookmap.v1.DeleteWebhookResponse\x12W\n" +
 	"\x0eTriggerWebhook\x12!.hookmap.v1.TriggerWebhookRequest\x1a\".hookmap.v1.TriggerWebhookResponse\x12Z\n" +
 	"\x0fListInvocations\x12\".hookmap.v1.ListInvocationsRequest\x1a#.hookmap.v1.ListInvocationsResponse\x12I\n" +
-	"\rGetInvocation\x12 .hookmap.v1.GetInvocationRequest\x1a\x16.hookmap.v1.InvocationB\xa2\x01\n" +
+	"\rGetInvocation\x12 .hookmap.v1.GetInvocationRequest\x1a\x16.hookmap.v1.Invocation\x12W\n" +
+	"\x0eReloadWebhooks\x12!.hookmap.v1.ReloadWebhooksRequest\x1a\".hookmap.v1.ReloadWebhooksResponseB\xa2\x01\n" +
 	"\x0ecom.hookmap.v1B\fWebhookProtoP\x01Z9github.com/hookmap/hookmap/proto/gen/hookmap/v1;hookmapv1\xa2\x02\x03HXX\xaa\x02\n" +
 	"Hookmap.V1\xca\x02\n" +
 	"Hookmap\\V1\xe2\x02\x16Hookmap\\V1\\GPBMetadata\xea\x02\vHookmap::V1b\x06proto3"
@@ -1235,73 +1451,81 @@ func file_hookmap_v1_webhook_proto_rawDescGZIP() []byte {
 	return file_hookmap_v1_webhook_proto_rawDescData
 }
 
-var file_hookmap_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_hookmap_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_hookmap_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_hookmap_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_hookmap_v1_webhook_proto_goTypes = []any{
-	(PayloadEncoding)(0),            // 0: hookmap.v1.PayloadEncoding
-	(*Webhook)(nil),                 // 1: hookmap.v1.Webhook
-	(*RegisterWebhookRequest)(nil),  // 2: hookmap.v1.RegisterWebhookRequest
-	(*UpdateWebhookRequest)(nil),    // 3: hookmap.v1.UpdateWebhookRequest
-	(*GetWebhookRequest)(nil),       // 4: hookmap.v1.GetWebhookRequest
-	(*ListWebhooksRequest)(nil),     // 5: hookmap.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),    // 6: hookmap.v1.ListWebhooksResponse
-	(*DeleteWebhookRequest)(nil),    // 7: hookmap.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),   // 8: hookmap.v1.DeleteWebhookResponse
-	(*TriggerWebhookRequest)(nil),   // 9: hookmap.v1.TriggerWebhookRequest
-	(*TriggerWebhookResponse)(nil),  // 10: hookmap.v1.TriggerWebhookResponse
-	(*Invocation)(nil),              // 11: hookmap.v1.Invocation
-	(*ListInvocationsRequest)(nil),  // 12: hookmap.v1.ListInvocationsRequest
-	(*ListInvocationsResponse)(nil), // 13: hookmap.v1.ListInvocationsResponse
-	(*GetInvocationRequest)(nil),    // 14: hookmap.v1.GetInvocationRequest
-	nil,                             // 15: hookmap.v1.Webhook.HeadersEntry
-	nil,                             // 16: hookmap.v1.TriggerWebhookRequest.HeadersEntry
-	nil,                             // 17: hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
-	(*durationpb.Duration)(nil),     // 18: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 20: google.protobuf.FieldMask
-	(*structpb.Value)(nil),          // 21: google.protobuf.Value
+	(WebhookSource)(0),              // 0: hookmap.v1.WebhookSource
+	(PayloadEncoding)(0),            // 1: hookmap.v1.PayloadEncoding
+	(*Webhook)(nil),                 // 2: hookmap.v1.Webhook
+	(*RegisterWebhookRequest)(nil),  // 3: hookmap.v1.RegisterWebhookRequest
+	(*UpdateWebhookRequest)(nil),    // 4: hookmap.v1.UpdateWebhookRequest
+	(*GetWebhookRequest)(nil),       // 5: hookmap.v1.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),     // 6: hookmap.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),    // 7: hookmap.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),    // 8: hookmap.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),   // 9: hookmap.v1.DeleteWebhookResponse
+	(*TriggerWebhookRequest)(nil),   // 10: hookmap.v1.TriggerWebhookRequest
+	(*TriggerWebhookResponse)(nil),  // 11: hookmap.v1.TriggerWebhookResponse
+	(*Invocation)(nil),              // 12: hookmap.v1.Invocation
+	(*ListInvocationsRequest)(nil),  // 13: hookmap.v1.ListInvocationsRequest
+	(*ListInvocationsResponse)(nil), // 14: hookmap.v1.ListInvocationsResponse
+	(*GetInvocationRequest)(nil),    // 15: hookmap.v1.GetInvocationRequest
+	(*ReloadWebhooksRequest)(nil),   // 16: hookmap.v1.ReloadWebhooksRequest
+	(*ReloadWebhooksResponse)(nil),  // 17: hookmap.v1.ReloadWebhooksResponse
+	nil,                             // 18: hookmap.v1.Webhook.HeadersEntry
+	nil,                             // 19: hookmap.v1.TriggerWebhookRequest.HeadersEntry
+	nil,                             // 20: hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
+	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),   // 23: google.protobuf.FieldMask
+	(*structpb.Value)(nil),          // 24: google.protobuf.Value
+	(*Diagnostic)(nil),              // 25: hookmap.v1.Diagnostic
 }
 var file_hookmap_v1_webhook_proto_depIdxs = []int32{
-	15, // 0: hookmap.v1.Webhook.headers:type_name -> hookmap.v1.Webhook.HeadersEntry
-	0,  // 1: hookmap.v1.Webhook.payload_encoding:type_name -> hookmap.v1.PayloadEncoding
-	18, // 2: hookmap.v1.Webhook.timeout:type_name -> google.protobuf.Duration
-	19, // 3: hookmap.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	19, // 4: hookmap.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 5: hookmap.v1.RegisterWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
-	1,  // 6: hookmap.v1.UpdateWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
-	20, // 7: hookmap.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 8: hookmap.v1.ListWebhooksResponse.webhooks:type_name -> hookmap.v1.Webhook
-	21, // 9: hookmap.v1.TriggerWebhookRequest.data:type_name -> google.protobuf.Value
-	16, // 10: hookmap.v1.TriggerWebhookRequest.headers:type_name -> hookmap.v1.TriggerWebhookRequest.HeadersEntry
-	17, // 11: hookmap.v1.TriggerWebhookRequest.query_params:type_name -> hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
-	21, // 12: hookmap.v1.TriggerWebhookResponse.data:type_name -> google.protobuf.Value
-	0,  // 13: hookmap.v1.TriggerWebhookResponse.data_encoding:type_name -> hookmap.v1.PayloadEncoding
-	19, // 14: hookmap.v1.Invocation.time:type_name -> google.protobuf.Timestamp
-	18, // 15: hookmap.v1.Invocation.duration:type_name -> google.protobuf.Duration
-	19, // 16: hookmap.v1.ListInvocationsRequest.start_time:type_name -> google.protobuf.Timestamp
-	19, // 17: hookmap.v1.ListInvocationsRequest.end_time:type_name -> google.protobuf.Timestamp
-	11, // 18: hookmap.v1.ListInvocationsResponse.invocations:type_name -> hookmap.v1.Invocation
-	2,  // 19: hookmap.v1.WebhookService.RegisterWebhook:input_type -> hookmap.v1.RegisterWebhookRequest
-	3,  // 20: hookmap.v1.WebhookService.UpdateWebhook:input_type -> hookmap.v1.UpdateWebhookRequest
-	4,  // 21: hookmap.v1.WebhookService.GetWebhook:input_type -> hookmap.v1.GetWebhookRequest
-	5,  // 22: hookmap.v1.WebhookService.ListWebhooks:input_type -> hookmap.v1.ListWebhooksRequest
-	7,  // 23: hookmap.v1.WebhookService.DeleteWebhook:input_type -> hookmap.v1.DeleteWebhookRequest
-	9,  // 24: hookmap.v1.WebhookService.TriggerWebhook:input_type -> hookmap.v1.TriggerWebhookRequest
-	12, // 25: hookmap.v1.WebhookService.ListInvocations:input_type -> hookmap.v1.ListInvocationsRequest
-	14, // 26: hookmap.v1.WebhookService.GetInvocation:input_type -> hookmap.v1.GetInvocationRequest
-	1,  // 27: hookmap.v1.WebhookService.RegisterWebhook:output_type -> hookmap.v1.Webhook
-	1,  // 28: hookmap.v1.WebhookService.UpdateWebhook:output_type -> hookmap.v1.Webhook
-	1,  // 29: hookmap.v1.WebhookService.GetWebhook:output_type -> hookmap.v1.Webhook
-	6,  // 30: hookmap.v1.WebhookService.ListWebhooks:output_type -> hookmap.v1.ListWebhooksResponse
-	8,  // 31: hookmap.v1.WebhookService.DeleteWebhook:output_type -> hookmap.v1.DeleteWebhookResponse
-	10, // 32: hookmap.v1.WebhookService.TriggerWebhook:output_type -> hookmap.v1.TriggerWebhookResponse
-	13, // 33: hookmap.v1.WebhookService.ListInvocations:output_type -> hookmap.v1.ListInvocationsResponse
-	11, // 34: hookmap.v1.WebhookService.GetInvocation:output_type -> hookmap.v1.Invocation
-	27, // [27:35] is the sub-list for method output_type
-	19, // [19:27] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 0: hookmap.v1.Webhook.headers:type_name -> hookmap.v1.Webhook.HeadersEntry
+	1,  // 1: hookmap.v1.Webhook.payload_encoding:type_name -> hookmap.v1.PayloadEncoding
+	21, // 2: hookmap.v1.Webhook.timeout:type_name -> google.protobuf.Duration
+	22, // 3: hookmap.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	22, // 4: hookmap.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: hookmap.v1.Webhook.source:type_name -> hookmap.v1.WebhookSource
+	2,  // 6: hookmap.v1.RegisterWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
+	2,  // 7: hookmap.v1.UpdateWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
+	23, // 8: hookmap.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 9: hookmap.v1.ListWebhooksResponse.webhooks:type_name -> hookmap.v1.Webhook
+	24, // 10: hookmap.v1.TriggerWebhookRequest.data:type_name -> google.protobuf.Value
+	19, // 11: hookmap.v1.TriggerWebhookRequest.headers:type_name -> hookmap.v1.TriggerWebhookRequest.HeadersEntry
+	20, // 12: hookmap.v1.TriggerWebhookRequest.query_params:type_name -> hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
+	24, // 13: hookmap.v1.TriggerWebhookResponse.data:type_name -> google.protobuf.Value
+	1,  // 14: hookmap.v1.TriggerWebhookResponse.data_encoding:type_name -> hookmap.v1.PayloadEncoding
+	22, // 15: hookmap.v1.Invocation.time:type_name -> google.protobuf.Timestamp
+	21, // 16: hookmap.v1.Invocation.duration:type_name -> google.protobuf.Duration
+	22, // 17: hookmap.v1.ListInvocationsRequest.start_time:type_name -> google.protobuf.Timestamp
+	22, // 18: hookmap.v1.ListInvocationsRequest.end_time:type_name -> google.protobuf.Timestamp
+	12, // 19: hookmap.v1.ListInvocationsResponse.invocations:type_name -> hookmap.v1.Invocation
+	25, // 20: hookmap.v1.ReloadWebhooksResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	3,  // 21: hookmap.v1.WebhookService.RegisterWebhook:input_type -> hookmap.v1.RegisterWebhookRequest
+	4,  // 22: hookmap.v1.WebhookService.UpdateWebhook:input_type -> hookmap.v1.UpdateWebhookRequest
+	5,  // 23: hookmap.v1.WebhookService.GetWebhook:input_type -> hookmap.v1.GetWebhookRequest
+	6,  // 24: hookmap.v1.WebhookService.ListWebhooks:input_type -> hookmap.v1.ListWebhooksRequest
+	8,  // 25: hookmap.v1.WebhookService.DeleteWebhook:input_type -> hookmap.v1.DeleteWebhookRequest
+	10, // 26: hookmap.v1.WebhookService.TriggerWebhook:input_type -> hookmap.v1.TriggerWebhookRequest
+	13, // 27: hookmap.v1.WebhookService.ListInvocations:input_type -> hookmap.v1.ListInvocationsRequest
+	15, // 28: hookmap.v1.WebhookService.GetInvocation:input_type -> hookmap.v1.GetInvocationRequest
+	16, // 29: hookmap.v1.WebhookService.ReloadWebhooks:input_type -> hookmap.v1.ReloadWebhooksRequest
+	2,  // 30: hookmap.v1.WebhookService.RegisterWebhook:output_type -> hookmap.v1.Webhook
+	2,  // 31: hookmap.v1.WebhookService.UpdateWebhook:output_type -> hookmap.v1.Webhook
+	2,  // 32: hookmap.v1.WebhookService.GetWebhook:output_type -> hookmap.v1.Webhook
+	7,  // 33: hookmap.v1.WebhookService.ListWebhooks:output_type -> hookmap.v1.ListWebhooksResponse
+	9,  // 34: hookmap.v1.WebhookService.DeleteWebhook:output_type -> hookmap.v1.DeleteWebhookResponse
+	11, // 35: hookmap.v1.WebhookService.TriggerWebhook:output_type -> hookmap.v1.TriggerWebhookResponse
+	14, // 36: hookmap.v1.WebhookService.ListInvocations:output_type -> hookmap.v1.ListInvocationsResponse
+	12, // 37: hookmap.v1.WebhookService.GetInvocation:output_type -> hookmap.v1.Invocation
+	17, // 38: hookmap.v1.WebhookService.ReloadWebhooks:output_type -> hookmap.v1.ReloadWebhooksResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_webhook_proto_init() }
@@ -1309,13 +1533,14 @@ func file_hookmap_v1_webhook_proto_init() {
 	if File_hookmap_v1_webhook_proto != nil {
 		return
 	}
+	file_hookmap_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_webhook_proto_rawDesc), len(file_hookmap_v1_webhook_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   17,
+			NumEnums:      2,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	WebhookService_TriggerWebhook_FullMethodName  = "/hookmap.v1.WebhookService/TriggerWebhook"
 	WebhookService_ListInvocations_FullMethodName = "/hookmap.v1.WebhookService/ListInvocations"
 	WebhookService_GetInvocation_FullMethodName   = "/hookmap.v1.WebhookService/GetInvocation"
+	WebhookService_ReloadWebhooks_FullMethodName  = "/hookmap.v1.WebhookService/ReloadWebhooks"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -57,6 +58,11 @@ type WebhookServiceClient interface {
 	ListInvocations(ctx context.Context, in *ListInvocationsRequest, opts ...grpc.CallOption) (*ListInvocationsResponse, error)
 	// GetInvocation returns one invocation record by its reference id.
 	GetInvocation(ctx context.Context, in *GetInvocationRequest, opts ...grpc.CallOption) (*Invocation, error)
+	// ReloadWebhooks reads the server's webhooks file (--webhooks) again and applies it:
+	// declared webhooks are created, updated or deleted to match it; an entry with problems
+	// keeps its previous version. Needs the admin token. The server also reloads the file
+	// when it receives SIGHUP.
+	ReloadWebhooks(ctx context.Context, in *ReloadWebhooksRequest, opts ...grpc.CallOption) (*ReloadWebhooksResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -147,6 +153,16 @@ func (c *webhookServiceClient) GetInvocation(ctx context.Context, in *GetInvocat
 	return out, nil
 }
 
+func (c *webhookServiceClient) ReloadWebhooks(ctx context.Context, in *ReloadWebhooksRequest, opts ...grpc.CallOption) (*ReloadWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReloadWebhooksResponse)
+	err := c.cc.Invoke(ctx, WebhookService_ReloadWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -175,6 +191,11 @@ type WebhookServiceServer interface {
 	ListInvocations(context.Context, *ListInvocationsRequest) (*ListInvocationsResponse, error)
 	// GetInvocation returns one invocation record by its reference id.
 	GetInvocation(context.Context, *GetInvocationRequest) (*Invocation, error)
+	// ReloadWebhooks reads the server's webhooks file (--webhooks) again and applies it:
+	// declared webhooks are created, updated or deleted to match it; an entry with problems
+	// keeps its previous version. Needs the admin token. The server also reloads the file
+	// when it receives SIGHUP.
+	ReloadWebhooks(context.Context, *ReloadWebhooksRequest) (*ReloadWebhooksResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -208,6 +229,9 @@ func (UnimplementedWebhookServiceServer) ListInvocations(context.Context, *ListI
 }
 func (UnimplementedWebhookServiceServer) GetInvocation(context.Context, *GetInvocationRequest) (*Invocation, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInvocation not implemented")
+}
+func (UnimplementedWebhookServiceServer) ReloadWebhooks(context.Context, *ReloadWebhooksRequest) (*ReloadWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReloadWebhooks not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -374,6 +398,24 @@ func _WebhookService_GetInvocation_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_ReloadWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReloadWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).ReloadWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_ReloadWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).ReloadWebhooks(ctx, req.(*ReloadWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +454,10 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetInvocation",
 			Handler:    _WebhookService_GetInvocation_Handler,
+		},
+		{
+			MethodName: "ReloadWebhooks",
+			Handler:    _WebhookService_ReloadWebhooks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

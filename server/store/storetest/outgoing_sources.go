@@ -1,0 +1,83 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// OutgoingBackend is a store that keeps outgoing webhooks with every optional interface
+// of them.
+type OutgoingBackend interface {
+	store.Store
+	store.OutgoingStore
+	store.OutgoingSourceStore
+}
+
+// RunOutgoing runs the conformance tests of the outgoing webhooks' optional interfaces,
+// each as a parallel subtest on its own store (open as for RunAll).
+func RunOutgoing(t *testing.T, open func(t *testing.T) OutgoingBackend) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s OutgoingBackend)
+	}{
+		{"WebhookSources", testWebhookSources},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+func webhookOf(ws, id, source string) *store.OutgoingWebhook {
+	return &store.OutgoingWebhook{
+		WorkspaceID: ws, ID: id, URL: "https://example.com/" + id, Method: "POST", PayloadEncoding: store.EncodingJSON,
+		Timeout: 30 * time.Second, MaxAttempts: 1, Source: source, CreateTime: base, UpdateTime: base,
+	}
+}
+
+func testWebhookSources(t *testing.T, s OutgoingBackend) {
+	ctx := ctxOf(t)
+	ws1, ws2 := mkWorkspace(t, s), mkWorkspace(t, s)
+	if ws2 < ws1 {
+		ws1, ws2 = ws2, ws1
+	}
+	for _, w := range []*store.OutgoingWebhook{
+		webhookOf(ws2, "b", store.SourceFile), webhookOf(ws1, "z", store.SourceFile), webhookOf(ws1, "a", store.SourceFile),
+		webhookOf(ws1, "api", store.SourceAPI), webhookOf(ws2, "unset", ""),
+	} {
+		require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
+		if w.ID == "unset" {
+			require.Equal(t, store.SourceAPI, w.Source, "an unset source is the API's")
+		}
+	}
+	got, err := s.GetOutgoingWebhook(ctx, ws2, "unset")
+	require.NoError(t, err)
+	require.Equal(t, store.SourceAPI, got.Source)
+
+	keys := func(source string) []string {
+		t.Helper()
+		ws, err := s.ListOutgoingWebhooksBySource(ctx, source)
+		require.NoError(t, err)
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.WorkspaceID+"/"+w.ID)
+		}
+		return out
+	}
+	require.Equal(t, []string{ws1 + "/a", ws1 + "/z", ws2 + "/b"}, keys(store.SourceFile), "ordered by workspace and id")
+	require.Equal(t, []string{ws1 + "/api", ws2 + "/unset"}, keys(store.SourceAPI))
+	require.Empty(t, keys("elsewhere"))
+
+	// UpdateOutgoingWebhook replaces the source too.
+	w := webhookOf(ws1, "z", store.SourceAPI)
+	require.NoError(t, s.UpdateOutgoingWebhook(ctx, w))
+	require.Equal(t, []string{ws1 + "/a", ws2 + "/b"}, keys(store.SourceFile))
+	require.NoError(t, s.DeleteOutgoingWebhook(ctx, ws1, "a"))
+	require.Equal(t, []string{ws2 + "/b"}, keys(store.SourceFile))
+}
