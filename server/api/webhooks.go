@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/hookmap/hookmap/engine"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
@@ -49,11 +50,38 @@ var sourceToProto = map[string]hookmapv1.WebhookSource{
 	store.SourceFile: hookmapv1.WebhookSource_WEBHOOK_SOURCE_FILE,
 }
 
+// nextProto returns a chain's next step (its mapping values as they were registered).
+func nextProto(n *store.WebhookNext) *hookmapv1.WebhookNext {
+	if n == nil {
+		return nil
+	}
+	p := &hookmapv1.WebhookNext{WebhookId: n.WebhookID}
+	for _, f := range []struct {
+		v   any
+		dst **structpb.Value
+	}{{n.When, &p.When}, {n.Data, &p.Data}, {n.Headers, &p.Headers}, {n.QueryParams, &p.QueryParams}} {
+		if f.v != nil {
+			*f.dst, _ = valueFromPlain(f.v) // stored values are plain values
+		}
+	}
+	return p
+}
+
+func nextFromProto(n *hookmapv1.WebhookNext) *store.WebhookNext {
+	if n == nil {
+		return nil
+	}
+	return &store.WebhookNext{
+		WebhookID: n.GetWebhookId(), When: plainFromValue(n.GetWhen()), Data: plainFromValue(n.GetData()),
+		Headers: plainFromValue(n.GetHeaders()), QueryParams: plainFromValue(n.GetQueryParams()),
+	}
+}
+
 // webhookProto returns a registration without its header values or secret.
 func webhookProto(w *store.OutgoingWebhook) *hookmapv1.Webhook {
 	return &hookmapv1.Webhook{
-		Source: sourceToProto[w.Source],
-		Id:     w.ID, Url: w.URL, Method: w.Method, HeaderNames: w.HeaderNames, QueryParams: w.QueryParams,
+		Source: sourceToProto[w.Source], Next: nextProto(w.Next),
+		Id: w.ID, Url: w.URL, Method: w.Method, HeaderNames: w.HeaderNames, QueryParams: w.QueryParams,
 		PayloadEncoding: encodingToProto[w.PayloadEncoding], ContentType: w.ContentType,
 		Timeout: durationpb.New(w.Timeout), HasSigningSecret: len(w.SigningSecret) > 0, MaxAttempts: int32(w.MaxAttempts),
 		FollowRedirects: w.FollowRedirects, CreateTime: ts(w.CreateTime), UpdateTime: ts(w.UpdateTime),
@@ -75,6 +103,7 @@ func invocationProto(inv *store.Invocation) *hookmapv1.Invocation {
 		ReferenceId: inv.ReferenceID, WebhookId: inv.WebhookID, Time: ts(inv.Time), Attempts: int32(inv.Attempts),
 		Status: int32(inv.Status), Duration: durationpb.New(inv.Duration), RequestSize: inv.RequestSize,
 		ResponseSize: inv.ResponseSize, Error: inv.Error, ErrorMessage: inv.ErrorMessage,
+		ChainReferenceId: inv.ChainReferenceID, Hop: int32(inv.Hop),
 	}
 }
 
@@ -84,6 +113,7 @@ func registration(w *hookmapv1.Webhook) (outgoing.Registration, error) {
 		ID: w.GetId(), URL: w.GetUrl(), Method: w.GetMethod(), Headers: w.GetHeaders(), QueryParams: w.GetQueryParams(),
 		PayloadEncoding: encodingFromProto(w.GetPayloadEncoding()), ContentType: w.GetContentType(),
 		SigningSecret: w.GetSigningSecret(), MaxAttempts: int(w.GetMaxAttempts()), FollowRedirects: w.GetFollowRedirects(),
+		Next: nextFromProto(w.GetNext()),
 	}
 	if d := w.GetTimeout(); d != nil {
 		if err := d.CheckValid(); err != nil {
@@ -160,6 +190,7 @@ func setFields(w *hookmapv1.Webhook) []string {
 		{outgoing.FieldSigningSecret, w.GetSigningSecret() != ""},
 		{outgoing.FieldMaxAttempts, w.GetMaxAttempts() != 0},
 		{outgoing.FieldFollowRedirects, w.GetFollowRedirects()},
+		{outgoing.FieldNext, w.GetNext() != nil},
 	} {
 		if c.set {
 			f = append(f, c.name)
@@ -265,7 +296,7 @@ func (s *webhookService) ListInvocations(ctx context.Context, req *hookmapv1.Lis
 	if err != nil {
 		return nil, err
 	}
-	f := store.InvocationFilter{WebhookID: req.GetWebhookId(), ErrorsOnly: req.GetErrorsOnly()}
+	f := store.InvocationFilter{WebhookID: req.GetWebhookId(), ErrorsOnly: req.GetErrorsOnly(), ChainReferenceID: req.GetChainReferenceId()}
 	if t := req.GetStartTime(); t != nil {
 		if t.CheckValid() != nil {
 			return nil, invalid("start_time", "not a valid timestamp")

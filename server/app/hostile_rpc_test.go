@@ -202,6 +202,8 @@ func TestHostileRPCs(t *testing.T) {
 		{method: "WebhookService/ListInvocations", name: "a token of another list", req: &hookmapv1.ListInvocationsRequest{PageToken: pageToken(t, h, "conn")}, code: inv, field: "page_token"},
 		{method: "WebhookService/GetInvocation", name: "unknown id", req: &hookmapv1.GetInvocationRequest{ReferenceId: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
 		{method: "WebhookService/ReloadWebhooks", name: "no webhooks file", req: &hookmapv1.ReloadWebhooksRequest{}, code: fp, reason: "WEBHOOKS_FILE_UNAVAILABLE"},
+		{method: "WebhookService/RegisterWebhook", name: "next into an unknown webhook", req: &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "w3", Url: target.URL, Next: &hookmapv1.WebhookNext{WebhookId: echo}}}, code: inv, field: "webhook.next.webhook_id"},
+		{method: "WebhookService/RegisterWebhook", name: "next data past the nesting limit", req: &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "w3", Url: target.URL, Next: &hookmapv1.WebhookNext{WebhookId: "wh", Data: structpb.NewStructValue(overLimit)}}}, code: inv},
 
 		{method: "AdminService/CreateWorkspace", name: "id that is not a workspace id", req: &hookmapv1.CreateWorkspaceRequest{Id: echo}, code: inv, field: "id"},
 		{method: "AdminService/CreateWorkspace", name: "id taken", req: &hookmapv1.CreateWorkspaceRequest{Id: "default"}, code: ae, reason: "ALREADY_EXISTS"},

@@ -10,7 +10,9 @@ import (
 	"net/textproto"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookmap/hookmap/server/netguard"
@@ -118,6 +120,10 @@ type Sender struct {
 	cfg     Config
 	direct  *http.Client // redirects not followed
 	follows *http.Client // redirects followed
+	nexts   nextCache
+	// chainMu serialises the writes that can change a chain (a registration with next,
+	// a delete), so two concurrent ones cannot build a cycle together in this process.
+	chainMu sync.Mutex
 }
 
 // New returns a Sender.
@@ -243,6 +249,7 @@ func (s *Sender) openSecret(w *store.OutgoingWebhook) (string, error) {
 }
 
 func apply(w *store.OutgoingWebhook, r *Registration) {
+	w.Next = r.Next
 	w.URL, w.Method, w.QueryParams = r.URL, r.Method, slices.Clone(r.QueryParams)
 	w.PayloadEncoding, w.ContentType = r.PayloadEncoding, r.ContentType
 	w.Timeout, w.MaxAttempts, w.FollowRedirects = r.Timeout, r.MaxAttempts, r.FollowRedirects
@@ -262,6 +269,13 @@ func (s *Sender) Register(ctx context.Context, workspaceID string, r Registratio
 	notes := r.takeContentType(&v, strings.TrimSpace(r.ContentType) != "")
 	r.normalize()
 	r.validate(&v, true, true, true)
+	if r.Next != nil {
+		s.chainMu.Lock()
+		defer s.chainMu.Unlock()
+		if err := s.checkChain(ctx, workspaceID, &r, &v); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -328,6 +342,8 @@ func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration,
 			cur.MaxAttempts = r.MaxAttempts
 		case FieldFollowRedirects:
 			cur.FollowRedirects = r.FollowRedirects
+		case FieldNext:
+			cur.Next = r.Next
 		}
 	}
 	var notes []string
@@ -336,6 +352,13 @@ func (s *Sender) Update(ctx context.Context, workspaceID string, r Registration,
 	}
 	cur.normalize()
 	cur.validate(&v, false, set[FieldHeaders], set[FieldSigningSecret])
+	if set[FieldNext] && cur.Next != nil {
+		s.chainMu.Lock()
+		defer s.chainMu.Unlock()
+		if err := s.checkChain(ctx, workspaceID, &cur, &v); err != nil {
+			return nil, err
+		}
+	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -362,7 +385,7 @@ func registrationOf(w *store.OutgoingWebhook) Registration {
 	return Registration{
 		ID: w.ID, URL: w.URL, Method: w.Method, QueryParams: w.QueryParams, PayloadEncoding: w.PayloadEncoding,
 		ContentType: w.ContentType, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts, FollowRedirects: w.FollowRedirects,
-		Source: w.Source,
+		Source: w.Source, Next: w.Next,
 	}
 }
 
@@ -375,6 +398,13 @@ func (s *Sender) Replace(ctx context.Context, workspaceID string, r Registration
 	notes := r.takeContentType(&v, strings.TrimSpace(r.ContentType) != "")
 	r.normalize()
 	r.validate(&v, true, true, true)
+	if r.Next != nil {
+		s.chainMu.Lock()
+		defer s.chainMu.Unlock()
+		if err := s.checkChain(ctx, workspaceID, &r, &v); err != nil {
+			return nil, false, err
+		}
+	}
 	if err := v.err(); err != nil {
 		return nil, false, err
 	}
@@ -478,11 +508,28 @@ func (s *Sender) delete(ctx context.Context, workspaceID, id, source string) err
 		}
 		return fmt.Errorf("webhook %q is not declared in the webhooks file: %w", id, store.ErrNotFound)
 	}
+	s.chainMu.Lock()
+	defer s.chainMu.Unlock()
+	refs, err := s.referrers(ctx, workspaceID, id)
+	if err != nil {
+		return err
+	}
+	if len(refs) > 0 {
+		return fmt.Errorf("webhook %q is the next webhook of %s: remove their next first: %w", id, strings.Join(quoted(refs), ", "), store.ErrInUse)
+	}
 	if err := s.cfg.Store.DeleteOutgoingWebhook(ctx, workspaceID, id); err != nil {
 		return err
 	}
 	s.cfg.Logger.InfoContext(ctx, "outgoing webhook deleted", "workspace", workspaceID, "webhook_id", id, "source", source)
 	return nil
+}
+
+func quoted(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
 }
 
 // ListDeclared returns the webhooks declared in the webhooks file, in every workspace.

@@ -46,6 +46,7 @@ type Result struct {
 	DataEncoding string
 	Truncated    bool // the body was longer than MaxResponseBytes
 	ContentType  string
+	Header       http.Header // the response's headers (never returned to a caller; chains read them)
 	Error        bool
 	ErrorMessage string
 	Attempts     int
@@ -94,7 +95,21 @@ func (s *Sender) Trigger(ctx context.Context, workspaceID string, t Trigger) (*R
 	if err != nil {
 		return nil, err
 	}
+	res := s.call(ctx, workspaceID, p, "", 1)
+	if w.Next != nil {
+		res = s.runChain(ctx, workspaceID, w, &t, res)
+	}
+	return res, nil
+}
+
+// call sends a prepared call and records its invocation: the hop-th call of the chain
+// started by chainRef ("" for a first call, which starts its own).
+func (s *Sender) call(ctx context.Context, workspaceID string, p *prepared, chainRef string, hop int) *Result {
+	w := p.w
 	res := &Result{ReferenceID: uuid.NewString(), RequestSize: int64(len(p.body))}
+	if chainRef == "" {
+		chainRef = res.ReferenceID
+	}
 	at := s.cfg.Now()
 	start := time.Now()
 	s.send(ctx, p, res)
@@ -104,6 +119,7 @@ func (s *Sender) Trigger(ctx context.Context, workspaceID string, t Trigger) (*R
 		WorkspaceID: workspaceID, ReferenceID: res.ReferenceID, WebhookID: w.ID, Time: at.UTC().Truncate(time.Microsecond),
 		Attempts: res.Attempts, Status: res.Status, Duration: res.Duration, RequestSize: res.RequestSize,
 		ResponseSize: res.ResponseSize, Error: res.Error, ErrorMessage: res.ErrorMessage,
+		ChainReferenceID: chainRef, Hop: hop,
 	}
 	// The request went out: record it even when the caller has gone away.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -114,9 +130,9 @@ func (s *Sender) Trigger(ctx context.Context, workspaceID string, t Trigger) (*R
 			"webhook_id", w.ID, "reference_id", res.ReferenceID, "err", err)
 	}
 	s.cfg.Logger.DebugContext(ctx, "outgoing webhook triggered", "workspace", workspaceID, "webhook_id", w.ID,
-		"reference_id", res.ReferenceID, "status", res.Status, "attempts", res.Attempts, "duration", res.Duration,
-		"error", res.ErrorMessage)
-	return res, nil
+		"reference_id", res.ReferenceID, "chain_reference_id", chainRef, "hop", hop, "status", res.Status,
+		"attempts", res.Attempts, "duration", res.Duration, "error", res.ErrorMessage)
+	return res
 }
 
 // prepare checks t against w and builds what every attempt sends.
@@ -342,7 +358,7 @@ func (s *Sender) send(ctx context.Context, p *prepared, res *Result) {
 	if res.Attempts == 0 { // the context ended before the first attempt
 		last.msg, _ = describe(ctx, context.Cause(ctx), timeout)
 	}
-	res.Status, res.ContentType, res.Truncated = last.status, last.contentType, last.truncated
+	res.Status, res.ContentType, res.Truncated, res.Header = last.status, last.contentType, last.truncated, last.header
 	res.ResponseSize = int64(len(last.body))
 	res.Data, res.DataEncoding = decodeBody(last.body, last.contentType, last.truncated)
 	if last.msg != "" {
@@ -365,6 +381,7 @@ func (s *Sender) send(ctx context.Context, p *prepared, res *Result) {
 type outcome struct {
 	status      int
 	contentType string
+	header      http.Header
 	body        []byte
 	truncated   bool
 	msg         string // what went wrong; "" for a success
@@ -406,6 +423,7 @@ func (s *Sender) attempt(ctx context.Context, client *http.Client, p *prepared, 
 	defer resp.Body.Close()
 	o.status = resp.StatusCode
 	o.contentType = resp.Header.Get("Content-Type")
+	o.header = resp.Header
 	o.body, o.truncated, err = readCapped(resp.Body, s.cfg.MaxResponseBytes)
 	if resp.StatusCode >= 400 {
 		o.msg = "endpoint answered " + statusText(resp.StatusCode)

@@ -56,6 +56,9 @@ type Registration struct {
 	FollowRedirects bool
 	// Source is store.SourceAPI ("" too) or store.SourceFile (the webhooks file's loader).
 	Source string
+	// Next continues every trigger into another webhook of the workspace (a chain); nil:
+	// none. Its mapping values are plain values in hookmap's mapping syntax.
+	Next *store.WebhookNext
 }
 
 // Field names of a registration, as UpdateWebhook's mask names them.
@@ -70,12 +73,13 @@ const (
 	FieldSigningSecret   = "signing_secret"
 	FieldMaxAttempts     = "max_attempts"
 	FieldFollowRedirects = "follow_redirects"
+	// FieldNext ("next") is declared with the chains, in chain.go.
 )
 
 // Fields are the updatable fields.
 var Fields = []string{
 	FieldURL, FieldMethod, FieldHeaders, FieldQueryParams, FieldPayloadEncoding, FieldContentType,
-	FieldTimeout, FieldSigningSecret, FieldMaxAttempts, FieldFollowRedirects,
+	FieldTimeout, FieldSigningSecret, FieldMaxAttempts, FieldFollowRedirects, FieldNext,
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -272,6 +276,7 @@ func (r *Registration) validate(v *violations, checkID, checkHeaders, checkSecre
 	default:
 		v.add("source", "unknown source %q", r.Source)
 	}
+	r.validateNext(v)
 }
 
 func validateURL(v *violations, raw string) {

@@ -44,9 +44,22 @@ type OutgoingWebhook struct {
 	MaxAttempts     int
 	FollowRedirects bool
 	// Source is SourceAPI or SourceFile; "" is stored as SourceAPI.
-	Source     string
+	Source string
+	// Next continues a trigger into another webhook of the workspace; nil when none.
+	Next       *WebhookNext
 	CreateTime time.Time
 	UpdateTime time.Time
+}
+
+// WebhookNext is a chain's next step: the webhook to call and the mapping values (plain
+// values in hookmap's mapping syntax, see engine/mapping; nil when absent) that decide
+// whether to continue and build the call.
+type WebhookNext struct {
+	WebhookID   string
+	When        any
+	Data        any
+	Headers     any
+	QueryParams any
 }
 
 // Invocation is the record of one trigger of an outgoing webhook: never a header value,
@@ -63,14 +76,19 @@ type Invocation struct {
 	ResponseSize int64
 	Error        bool
 	ErrorMessage string
+	// ChainReferenceID is the reference id of its chain's first invocation (its own for
+	// the first; "" in records written before chains, which read as their own).
+	ChainReferenceID string
+	Hop              int // 1 for the triggered webhook, 2 for the next one, …
 }
 
 // InvocationFilter narrows ListInvocations. Zero fields match everything.
 type InvocationFilter struct {
-	WebhookID  string
-	Start      time.Time // Time >= Start
-	End        time.Time // Time < End
-	ErrorsOnly bool
+	WebhookID        string
+	ChainReferenceID string
+	Start            time.Time // Time >= Start
+	End              time.Time // Time < End
+	ErrorsOnly       bool
 }
 
 // OutgoingStore keeps outgoing webhook registrations and their invocation records. Every

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/hookmap/hookmap/engine/diag"
@@ -66,6 +67,15 @@ func (l *Loader) Reload(ctx context.Context) (Result, error) {
 	declared := map[string]bool{}
 	for _, e := range f.Entries {
 		declared[e.Key()] = true
+	}
+	sorted, loops := order(f.Entries)
+	for _, e := range f.Entries {
+		if loop, ok := loops[e]; ok {
+			l.problem(&res, e, "next.webhook_id", "webhook %q: next.webhook_id: the chain would loop: %s", e.Registration.ID, loop)
+			f.Broken[e.Key()] = true
+		}
+	}
+	for _, e := range sorted {
 		if err := l.apply(ctx, e, &res); err != nil {
 			return res, err
 		}
@@ -168,4 +178,59 @@ func (l *Loader) log(ctx context.Context, res Result) {
 	}
 	log.InfoContext(ctx, "webhooks file applied", "file", l.Path, "created", res.Created, "updated", res.Updated,
 		"unchanged", len(res.Unchanged), "deleted", res.Deleted, "kept_previous", res.KeptPrevious, "problems", len(res.Diagnostics))
+}
+
+// order sorts entries so that a webhook comes after the webhook it continues into when
+// both are in the file (registration needs the next webhook to exist). Entries whose
+// chain loops back to them are left out, each with the loop it is in.
+func order(entries []*Entry) ([]*Entry, map[*Entry]string) {
+	byKey := make(map[string]*Entry, len(entries))
+	for _, e := range entries {
+		byKey[e.Key()] = e
+	}
+	const (
+		visiting = 1
+		done     = 2
+	)
+	state := map[*Entry]int{}
+	loops := map[*Entry]string{}
+	var sorted []*Entry
+	var path []*Entry
+	var visit func(e *Entry)
+	visit = func(e *Entry) {
+		state[e] = visiting
+		path = append(path, e)
+		if n := e.Registration.Next; n != nil {
+			if target, ok := byKey[e.Workspace+"/"+n.WebhookID]; ok {
+				switch state[target] {
+				case visiting:
+					i := len(path) - 1
+					for path[i] != target {
+						i--
+					}
+					ids := make([]string, 0, len(path)-i+1)
+					for _, p := range path[i:] {
+						ids = append(ids, p.Registration.ID)
+					}
+					loop := strings.Join(append(ids, target.Registration.ID), " → ")
+					for _, p := range path[i:] {
+						loops[p] = loop
+					}
+				case 0:
+					visit(target)
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[e] = done
+		if _, looped := loops[e]; !looped {
+			sorted = append(sorted, e)
+		}
+	}
+	for _, e := range entries {
+		if state[e] == 0 {
+			visit(e)
+		}
+	}
+	return sorted, loops
 }

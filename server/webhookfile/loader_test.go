@@ -127,3 +127,61 @@ func TestLoaderApplies(t *testing.T) {
 	_, err = sender.Get(ctx, "default", "api-owned")
 	require.NoError(t, err)
 }
+
+// Chains in the file: entries are applied after the webhook they continue into, loops and
+// mapping problems are reported at their line.
+func TestLoaderChains(t *testing.T) {
+	t.Parallel()
+	l, sender := newLoader(t, nil)
+	ctx := t.Context()
+	l.write(t, `
+- id: first
+  url: https://example.com/1
+  next:
+    webhook: second
+    when: response.status == 200
+    data: {id: {$cel: response.data.id}, email: {$jmespath: trigger.data.email}}
+- id: second
+  url: https://example.com/2
+  next: {webhookId: third, queryParams: {page: "1"}}
+- id: third
+  url: https://example.com/3
+  queryParams: [page]
+- id: loop-a
+  url: https://example.com/a
+  next: {webhook_id: loop-b}
+- id: loop-b
+  url: https://example.com/b
+  next: {webhook_id: loop-a}
+- id: typo
+  url: https://example.com/t
+  next:
+    webhook_id: third
+    data: {$cel: respons.data}
+`)
+	res, err := l.Reload(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"default/first", "default/second", "default/third"}, res.Created)
+	got := strs(res.Diagnostics)
+	require.Len(t, got, 3, "%v", got)
+	require.Contains(t, got[0], `:16:22: webhook "loop-a": next.webhook_id: the chain would loop: loop-a → loop-b → loop-a`)
+	require.Contains(t, got[1], `:19:22: webhook "loop-b": next.webhook_id: the chain would loop`)
+	require.Contains(t, got[2], `:24:18: webhook "typo": next.data: CEL: undeclared reference to 'respons' (did you mean 'response'?)`)
+
+	first, err := sender.Get(ctx, "default", "first")
+	require.NoError(t, err)
+	require.Equal(t, "second", first.Next.WebhookID)
+	require.Equal(t, "response.status == 200", first.Next.When)
+	require.Equal(t, map[string]any{"$jmespath": "trigger.data.email"}, first.Next.Data.(map[string]any)["email"])
+
+	// Unchanged chains are not rewritten.
+	l.write(t, `
+- {id: third, url: "https://example.com/3", queryParams: [page]}
+- {id: second, url: "https://example.com/2", next: {webhookId: third, queryParams: {page: "1"}}}
+`)
+	res, err = l.Reload(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.Diagnostics)
+	require.Equal(t, []string{"default/second", "default/third"}, res.Unchanged)
+	require.Equal(t, []string{"default/first"}, res.Deleted)
+}

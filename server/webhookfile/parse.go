@@ -73,6 +73,14 @@ var keys = map[string]string{
 	"max_attempts": "max_attempts", "maxAttempts": "max_attempts",
 	"signing_secret": "signing_secret", "signingSecret": "signing_secret",
 	"follow_redirects": "follow_redirects", "followRedirects": "follow_redirects",
+	"next": "next",
+}
+
+// nextKeys maps the keys of a next step to its fields.
+var nextKeys = map[string]string{
+	"webhook_id": "webhook_id", "webhookId": "webhook_id", "webhook": "webhook_id",
+	"when": "when", "data": "data", "headers": "headers",
+	"query_params": "query_params", "queryParams": "query_params",
 }
 
 // Parse reads a webhooks file: a list of registrations (or one registration). Entries
@@ -176,7 +184,7 @@ func (p *parser) entry(index int, n *yaml.Node, defaultWorkspace string) *Entry 
 		field, ok := keys[pair.Key]
 		switch {
 		case !ok:
-			p.at(pair.KeyNode, "%s: unknown key %q (known: id, workspace, url, method, headers, queryParams, payload_encoding, content_type, timeout, max_attempts, signing_secret, follow_redirects)", what, pair.Key)
+			p.at(pair.KeyNode, "%s: unknown key %q (known: id, workspace, url, method, headers, queryParams, payload_encoding, content_type, timeout, max_attempts, signing_secret, follow_redirects, next)", what, pair.Key)
 			continue
 		case byField[field].KeyNode != nil:
 			p.at(pair.KeyNode, "%s: %q and %q are the same field", what, byField[field].Key, pair.Key)
@@ -223,6 +231,8 @@ func (p *parser) entry(index int, n *yaml.Node, defaultWorkspace string) *Entry 
 			r.MaxAttempts = p.integer(what, field, v)
 		case "follow_redirects":
 			r.FollowRedirects = p.boolean(what, field, v)
+		case "next":
+			r.Next = p.next(e, what, v)
 		}
 	}
 	return e
@@ -372,4 +382,72 @@ func (p *parser) boolean(what, field string, n *yaml.Node) bool {
 	}
 	p.at(n, "%s: %s must be true or false, not %s", what, field, yamlsrc.KindName(n))
 	return false
+}
+
+// next reads a chain's next step; its mapping values are compiled here so that their
+// problems are reported at their line and column.
+func (p *parser) next(e *Entry, what string, n *yaml.Node) *store.WebhookNext {
+	n = yamlsrc.Resolve(n)
+	if yamlsrc.IsNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.at(n, "%s: next must be a mapping (webhook_id, when, data, headers, query_params), not %s", what, yamlsrc.KindName(n))
+		return nil
+	}
+	pairs, probs := yamlsrc.Pairs(n)
+	for _, pr := range probs {
+		p.add(pr.Line, pr.Col, "%s: next: %s", what, pr.Message)
+	}
+	nodes := map[string]*yaml.Node{}
+	seen := map[string]string{}
+	for _, pair := range pairs {
+		field, ok := nextKeys[pair.Key]
+		switch {
+		case !ok:
+			p.at(pair.KeyNode, "%s: next: unknown key %q (known: webhook_id, when, data, headers, query_params)", what, pair.Key)
+			continue
+		case seen[field] != "":
+			p.at(pair.KeyNode, "%s: next: %q and %q are the same field", what, seen[field], pair.Key)
+			continue
+		}
+		seen[field] = pair.Key
+		nodes[field] = pair.Value
+		if v := yamlsrc.Resolve(pair.Value); v != nil && v.Kind == yaml.ScalarNode {
+			e.fields["next."+field] = v
+		} else {
+			e.fields["next."+field] = pair.KeyNode
+		}
+	}
+	out := &store.WebhookNext{}
+	if id, ok := nodes["webhook_id"]; ok {
+		out.WebhookID, _ = p.str(what, "next.webhook_id", id)
+	}
+	delete(nodes, "webhook_id")
+	for _, pr := range outgoing.CompileNextNode(p.src, p.path, nodes) {
+		if pr.Line > 0 {
+			p.add(pr.Line, pr.Col, "%s: %s: %s", what, pr.Field, pr.Message)
+		} else {
+			line, col := e.pos(pr.Field)
+			p.add(line, col, "%s: %s: %s", what, pr.Field, pr.Message)
+		}
+	}
+	for field, node := range nodes {
+		v, err := yamlsrc.Plain(node)
+		if err != nil {
+			p.at(node, "%s: next.%s: %v", what, field, err)
+			continue
+		}
+		switch field {
+		case "when":
+			out.When = v
+		case "data":
+			out.Data = v
+		case "headers":
+			out.Headers = v
+		case "query_params":
+			out.QueryParams = v
+		}
+	}
+	return out
 }

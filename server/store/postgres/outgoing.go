@@ -14,43 +14,59 @@ import (
 // its ID must be new in the workspace (else store.ErrAlreadyExists). Zero CreateTime and
 // UpdateTime are set to now.
 func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
-	names, params, err := encodeOutgoingLists(w)
+	names, params, next, err := encodeOutgoingLists(w)
 	if err != nil {
 		return err
 	}
 	created, updated := createTimes(w.CreateTime, w.UpdateTime)
 	_, err = s.exec(ctx, `INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
-		payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time)
-		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7::text::json, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, source, next, create_time, update_time)
+		VALUES ($1, $2, $3, $4, $5::text::json, $6, $7::text::json, $8, $9, $10, $11, $12, $13, $14, $15::text::json, $16, $17)`,
 		w.WorkspaceID, w.ID, w.URL, w.Method, names, w.Headers, params,
 		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
-		sourceOf(w), created, updated)
+		sourceOf(w), next, created, updated)
 	if err = s.insertErr("outgoing webhook", w.ID, "workspace "+quote(w.WorkspaceID), err); err == nil {
 		w.CreateTime, w.UpdateTime, w.Source = created, updated, sourceOf(w)
 	}
 	return err
 }
 
-func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params *string, err error) {
+func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params, next *string, err error) {
 	if names, err = encodeJSON(w.HeaderNames, w.HeaderNames == nil); err != nil {
-		return nil, nil, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+		return nil, nil, nil, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
 	}
 	if params, err = encodeJSON(w.QueryParams, w.QueryParams == nil); err != nil {
-		return nil, nil, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+		return nil, nil, nil, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
 	}
-	return names, params, nil
+	if n := w.Next; n != nil {
+		if next, err = encodeMap(map[string]any{
+			"webhook_id": n.WebhookID, "when": n.When, "data": n.Data, "headers": n.Headers, "query_params": n.QueryParams,
+		}); err != nil {
+			return nil, nil, nil, fmt.Errorf("outgoing webhook %q next: %w", w.ID, err)
+		}
+	}
+	return names, params, next, nil
+}
+
+func decodeNext(s *string) (*store.WebhookNext, error) {
+	m, err := decodeMap(s)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	id, _ := m["webhook_id"].(string)
+	return &store.WebhookNext{WebhookID: id, When: m["when"], Data: m["data"], Headers: m["headers"], QueryParams: m["query_params"]}, nil
 }
 
 const outgoingWebhookCols = `rid, workspace_id, id, url, method, header_names::text, headers, query_params::text, payload_encoding,
-	content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time`
+	content_type, timeout, signing_secret, max_attempts, follow_redirects, source, next::text, create_time, update_time`
 
 func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	w := &store.OutgoingWebhook{}
 	var rid, timeout int64
 	var created, updated pgtype.Timestamptz
-	var names, params *string
+	var names, params, next *string
 	if err := sc.Scan(&rid, &w.WorkspaceID, &w.ID, &w.URL, &w.Method, &names, &w.Headers, &params, &w.PayloadEncoding,
-		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &w.Source, &created, &updated); err != nil {
+		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &w.Source, &next, &created, &updated); err != nil {
 		return keyed[*store.OutgoingWebhook]{}, err
 	}
 	var err error
@@ -59,6 +75,9 @@ func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	}
 	if w.QueryParams, err = decodeJSON[[]string](params); err != nil {
 		return keyed[*store.OutgoingWebhook]{key: rid, v: w}, unreadable(fmt.Sprintf("outgoing webhook %q query params", w.ID), err)
+	}
+	if w.Next, err = decodeNext(next); err != nil {
+		return keyed[*store.OutgoingWebhook]{key: rid, v: w}, unreadable(fmt.Sprintf("outgoing webhook %q next", w.ID), err)
 	}
 	w.Timeout = time.Duration(timeout)
 	w.CreateTime, w.UpdateTime = fromTS(created), fromTS(updated)
@@ -92,17 +111,18 @@ func (s *Store) ListOutgoingWebhooks(ctx context.Context, workspaceID string, p 
 
 // UpdateOutgoingWebhook replaces every mutable field and sets UpdateTime to now.
 func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
-	names, params, err := encodeOutgoingLists(w)
+	names, params, next, err := encodeOutgoingLists(w)
 	if err != nil {
 		return err
 	}
 	updated := now()
 	n, err := s.exec(ctx, `UPDATE outgoing_webhooks SET url = $1, method = $2, header_names = $3::text::json, headers = $4,
 		query_params = $5::text::json, payload_encoding = $6, content_type = $7, timeout = $8, signing_secret = $9,
-		max_attempts = $10, follow_redirects = $11, source = $12, update_time = $13 WHERE workspace_id = $14 AND id = $15`,
+		max_attempts = $10, follow_redirects = $11, source = $12, next = $13::text::json, update_time = $14
+		WHERE workspace_id = $15 AND id = $16`,
 		w.URL, w.Method, names, w.Headers, params,
 		w.PayloadEncoding, w.ContentType, int64(w.Timeout), w.SigningSecret, w.MaxAttempts, w.FollowRedirects,
-		sourceOf(w), updated, w.WorkspaceID, w.ID)
+		sourceOf(w), next, updated, w.WorkspaceID, w.ID)
 	if err = s.mustAffect(n, err, "outgoing webhook", w.ID); err == nil {
 		w.UpdateTime, w.Source = updated, sourceOf(w)
 	}
@@ -138,28 +158,37 @@ func (s *Store) DeleteOutgoingWebhook(ctx context.Context, workspaceID, id strin
 	return s.mustAffect(n, err, "outgoing webhook", id)
 }
 
-// RecordInvocation inserts an invocation record. A zero Time is set to now.
+// RecordInvocation inserts an invocation record. A zero Time is set to now, an empty
+// ChainReferenceID to the ReferenceID and a zero Hop to 1.
 func (s *Store) RecordInvocation(ctx context.Context, inv *store.Invocation) error {
 	at := orNow(inv.Time)
+	chain, hop := inv.ChainReferenceID, inv.Hop
+	if chain == "" {
+		chain = inv.ReferenceID
+	}
+	if hop <= 0 {
+		hop = 1
+	}
 	_, err := s.exec(ctx, `INSERT INTO outgoing_invocations (reference_id, workspace_id, webhook_id, time, attempts, status,
-		duration, request_size, response_size, error, error_message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		duration, request_size, response_size, error, error_message, chain_reference_id, hop)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		inv.ReferenceID, inv.WorkspaceID, inv.WebhookID, at, inv.Attempts, inv.Status,
-		int64(inv.Duration), inv.RequestSize, inv.ResponseSize, inv.Error, clean(inv.ErrorMessage))
+		int64(inv.Duration), inv.RequestSize, inv.ResponseSize, inv.Error, clean(inv.ErrorMessage), chain, hop)
 	if err = s.insertErr("invocation", inv.ReferenceID, "", err); err == nil {
-		inv.Time = at
+		inv.Time, inv.ChainReferenceID, inv.Hop = at, chain, hop
 	}
 	return err
 }
 
 const invocationCols = `rid, reference_id, workspace_id, webhook_id, time, attempts, status, duration, request_size,
-	response_size, error, error_message`
+	response_size, error, error_message, chain_reference_id, hop`
 
 func scanInvocation(sc scanner) (keyed[*store.Invocation], error) {
 	inv := &store.Invocation{}
 	var rid, dur int64
 	var at pgtype.Timestamptz
 	if err := sc.Scan(&rid, &inv.ReferenceID, &inv.WorkspaceID, &inv.WebhookID, &at, &inv.Attempts, &inv.Status, &dur,
-		&inv.RequestSize, &inv.ResponseSize, &inv.Error, &inv.ErrorMessage); err != nil {
+		&inv.RequestSize, &inv.ResponseSize, &inv.Error, &inv.ErrorMessage, &inv.ChainReferenceID, &inv.Hop); err != nil {
 		return keyed[*store.Invocation]{}, err
 	}
 	inv.Time, inv.Duration = fromTS(at), time.Duration(dur)
@@ -185,6 +214,9 @@ func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store
 	w.add(`workspace_id = ?`, workspaceID)
 	if f.WebhookID != "" {
 		w.add(`webhook_id = ?`, f.WebhookID)
+	}
+	if f.ChainReferenceID != "" {
+		w.add(`chain_reference_id = ?`, f.ChainReferenceID)
 	}
 	if !f.Start.IsZero() {
 		w.add(`time >= ?`, f.Start)

@@ -27,18 +27,18 @@ func sourceOf(w *store.OutgoingWebhook) string {
 // its ID must be new in the workspace (else store.ErrAlreadyExists). Zero CreateTime and
 // UpdateTime are set to now.
 func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
-	names, params, err := encodeOutgoingLists(w)
+	names, params, next, err := encodeOutgoingLists(w)
 	if err != nil {
 		return err
 	}
 	created, updated := createTimes(w.CreateTime, w.UpdateTime)
 	err = s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO outgoing_webhooks (workspace_id, id, url, method, header_names, headers, query_params,
-			payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			payload_encoding, content_type, timeout, signing_secret, max_attempts, follow_redirects, source, next, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.WorkspaceID, w.ID, w.URL, w.Method, names, blob(w.Headers), params,
 			w.PayloadEncoding, w.ContentType, int64(w.Timeout), blob(w.SigningSecret), w.MaxAttempts, w.FollowRedirects,
-			sourceOf(w), nanos(created), nanos(updated))
+			sourceOf(w), next, nanos(created), nanos(updated))
 		return insertErr("outgoing webhook", w.ID, "workspace "+quote(w.WorkspaceID), err)
 	})
 	if err == nil {
@@ -47,25 +47,42 @@ func (s *Store) CreateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	return err
 }
 
-func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params any, err error) {
+func encodeOutgoingLists(w *store.OutgoingWebhook) (names, params, next any, err error) {
 	if names, err = encodeJSON(w.HeaderNames, w.HeaderNames == nil); err != nil {
-		return nil, nil, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
+		return nil, nil, nil, fmt.Errorf("outgoing webhook %q header names: %w", w.ID, err)
 	}
 	if params, err = encodeJSON(w.QueryParams, w.QueryParams == nil); err != nil {
-		return nil, nil, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
+		return nil, nil, nil, fmt.Errorf("outgoing webhook %q query params: %w", w.ID, err)
 	}
-	return names, params, nil
+	if w.Next != nil {
+		n := w.Next
+		if next, err = encodeMap(map[string]any{
+			"webhook_id": n.WebhookID, "when": n.When, "data": n.Data, "headers": n.Headers, "query_params": n.QueryParams,
+		}); err != nil {
+			return nil, nil, nil, fmt.Errorf("outgoing webhook %q next: %w", w.ID, err)
+		}
+	}
+	return names, params, next, nil
+}
+
+func decodeNext(s sql.NullString) (*store.WebhookNext, error) {
+	m, err := decodeMap(s)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	id, _ := m["webhook_id"].(string)
+	return &store.WebhookNext{WebhookID: id, When: m["when"], Data: m["data"], Headers: m["headers"], QueryParams: m["query_params"]}, nil
 }
 
 const outgoingWebhookCols = `rid, workspace_id, id, url, method, header_names, headers, query_params, payload_encoding,
-	content_type, timeout, signing_secret, max_attempts, follow_redirects, source, create_time, update_time`
+	content_type, timeout, signing_secret, max_attempts, follow_redirects, source, next, create_time, update_time`
 
 func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	w := &store.OutgoingWebhook{}
 	var rid, timeout, created, updated int64
-	var names, params sql.NullString
+	var names, params, next sql.NullString
 	if err := sc.Scan(&rid, &w.WorkspaceID, &w.ID, &w.URL, &w.Method, &names, &w.Headers, &params, &w.PayloadEncoding,
-		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &w.Source, &created, &updated); err != nil {
+		&w.ContentType, &timeout, &w.SigningSecret, &w.MaxAttempts, &w.FollowRedirects, &w.Source, &next, &created, &updated); err != nil {
 		return keyed[*store.OutgoingWebhook]{}, err
 	}
 	var err error
@@ -74,6 +91,9 @@ func scanOutgoingWebhook(sc scanner) (keyed[*store.OutgoingWebhook], error) {
 	}
 	if w.QueryParams, err = decodeJSON[[]string](params); err != nil {
 		return keyed[*store.OutgoingWebhook]{key: rid, v: w}, unreadable(fmt.Sprintf("outgoing webhook %q query params", w.ID), err)
+	}
+	if w.Next, err = decodeNext(next); err != nil {
+		return keyed[*store.OutgoingWebhook]{key: rid, v: w}, unreadable(fmt.Sprintf("outgoing webhook %q next", w.ID), err)
 	}
 	w.Timeout = time.Duration(timeout)
 	w.CreateTime, w.UpdateTime = fromNanos(created), fromNanos(updated)
@@ -107,7 +127,7 @@ func (s *Store) ListOutgoingWebhooks(ctx context.Context, workspaceID string, p 
 
 // UpdateOutgoingWebhook replaces every mutable field and sets UpdateTime to now.
 func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebhook) error {
-	names, params, err := encodeOutgoingLists(w)
+	names, params, next, err := encodeOutgoingLists(w)
 	if err != nil {
 		return err
 	}
@@ -115,10 +135,10 @@ func (s *Store) UpdateOutgoingWebhook(ctx context.Context, w *store.OutgoingWebh
 	err = s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`UPDATE outgoing_webhooks SET url = ?, method = ?, header_names = ?, headers = ?, query_params = ?,
 			payload_encoding = ?, content_type = ?, timeout = ?, signing_secret = ?, max_attempts = ?, follow_redirects = ?,
-			source = ?, update_time = ? WHERE workspace_id = ? AND id = ?`,
+			source = ?, next = ?, update_time = ? WHERE workspace_id = ? AND id = ?`,
 			w.URL, w.Method, names, blob(w.Headers), params,
 			w.PayloadEncoding, w.ContentType, int64(w.Timeout), blob(w.SigningSecret), w.MaxAttempts, w.FollowRedirects,
-			sourceOf(w), nanos(updated), w.WorkspaceID, w.ID)
+			sourceOf(w), next, nanos(updated), w.WorkspaceID, w.ID)
 		return mustAffect(res, err, "outgoing webhook", w.ID)
 	})
 	if err == nil {
@@ -153,31 +173,43 @@ func (s *Store) DeleteOutgoingWebhook(ctx context.Context, workspaceID, id strin
 	})
 }
 
-// RecordInvocation inserts an invocation record. A zero Time is set to now.
+// RecordInvocation inserts an invocation record. A zero Time is set to now, an empty
+// ChainReferenceID to the ReferenceID and a zero Hop to 1.
 func (s *Store) RecordInvocation(ctx context.Context, inv *store.Invocation) error {
 	at := orNow(inv.Time)
+	chain, hop := inv.ChainReferenceID, inv.Hop
+	if chain == "" {
+		chain = inv.ReferenceID
+	}
+	if hop <= 0 {
+		hop = 1
+	}
 	err := s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO outgoing_invocations (reference_id, workspace_id, webhook_id, time, attempts, status,
-			duration, request_size, response_size, error, error_message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			duration, request_size, response_size, error, error_message, chain_reference_id, hop)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			inv.ReferenceID, inv.WorkspaceID, inv.WebhookID, nanos(at), inv.Attempts, inv.Status,
-			int64(inv.Duration), inv.RequestSize, inv.ResponseSize, inv.Error, inv.ErrorMessage)
+			int64(inv.Duration), inv.RequestSize, inv.ResponseSize, inv.Error, inv.ErrorMessage, chain, hop)
 		return insertErr("invocation", inv.ReferenceID, "", err)
 	})
 	if err == nil {
-		inv.Time = at
+		inv.Time, inv.ChainReferenceID, inv.Hop = at, chain, hop
 	}
 	return err
 }
 
 const invocationCols = `rid, reference_id, workspace_id, webhook_id, time, attempts, status, duration, request_size,
-	response_size, error, error_message`
+	response_size, error, error_message, chain_reference_id, hop`
 
 func scanInvocation(sc scanner) (keyed[*store.Invocation], error) {
 	inv := &store.Invocation{}
 	var rid, at, dur int64
 	if err := sc.Scan(&rid, &inv.ReferenceID, &inv.WorkspaceID, &inv.WebhookID, &at, &inv.Attempts, &inv.Status, &dur,
-		&inv.RequestSize, &inv.ResponseSize, &inv.Error, &inv.ErrorMessage); err != nil {
+		&inv.RequestSize, &inv.ResponseSize, &inv.Error, &inv.ErrorMessage, &inv.ChainReferenceID, &inv.Hop); err != nil {
 		return keyed[*store.Invocation]{}, err
+	}
+	if inv.ChainReferenceID == "" { // recorded before chains
+		inv.ChainReferenceID = inv.ReferenceID
 	}
 	inv.Time, inv.Duration = fromNanos(at), time.Duration(dur)
 	return keyed[*store.Invocation]{key: rid, v: inv}, nil
@@ -204,6 +236,10 @@ func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store
 	if f.WebhookID != "" {
 		where.WriteString(` AND webhook_id = ?`)
 		args = append(args, f.WebhookID)
+	}
+	if f.ChainReferenceID != "" {
+		where.WriteString(` AND chain_reference_id = ?`)
+		args = append(args, f.ChainReferenceID)
 	}
 	if !f.Start.IsZero() {
 		where.WriteString(` AND time >= ?`)

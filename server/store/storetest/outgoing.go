@@ -155,6 +155,7 @@ func testOutgoingInvocations(t *testing.T, st store.Store) {
 	require.Equal(t, &store.Invocation{
 		WorkspaceID: ws1, ReferenceID: "ref-03", WebhookID: "b", Time: outgoingBase.Add(3 * time.Minute), Attempts: 1,
 		Status: 0, Duration: 3 * time.Millisecond, RequestSize: 3, ResponseSize: 6, Error: true, ErrorMessage: "connection refused",
+		ChainReferenceID: "ref-03", Hop: 1,
 	}, got)
 	_, err = s.GetInvocation(ctx, ws2, "ref-03")
 	require.ErrorIs(t, err, store.ErrNotFound)

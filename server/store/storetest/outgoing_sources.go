@@ -25,6 +25,7 @@ func RunOutgoing(t *testing.T, open func(t *testing.T) OutgoingBackend) {
 		fn   func(t *testing.T, s OutgoingBackend)
 	}{
 		{"WebhookSources", testWebhookSources},
+		{"WebhookChains", testWebhookChains},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,4 +81,52 @@ func testWebhookSources(t *testing.T, s OutgoingBackend) {
 	require.Equal(t, []string{ws1 + "/a", ws2 + "/b"}, keys(store.SourceFile))
 	require.NoError(t, s.DeleteOutgoingWebhook(ctx, ws1, "a"))
 	require.Equal(t, []string{ws2 + "/b"}, keys(store.SourceFile))
+}
+
+func testWebhookChains(t *testing.T, s OutgoingBackend) {
+	ctx := ctxOf(t)
+	ws := mkWorkspace(t, s)
+	w := webhookOf(ws, "a", store.SourceAPI)
+	w.Next = &store.WebhookNext{
+		WebhookID: "b",
+		When:      "response.status == 200",
+		Data:      map[string]any{"id": map[string]any{"$cel": "response.data.id"}, "n": int64(9007199254740993), "f": 0.5},
+		Headers:   map[string]any{"X-A": "1"},
+	}
+	require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
+	got, err := s.GetOutgoingWebhook(ctx, ws, "a")
+	require.NoError(t, err)
+	require.Equal(t, w.Next, got.Next, "next's mapping values come back as they went in")
+	w.Next = nil
+	require.NoError(t, s.UpdateOutgoingWebhook(ctx, w))
+	got, err = s.GetOutgoingWebhook(ctx, ws, "a")
+	require.NoError(t, err)
+	require.Nil(t, got.Next)
+
+	// Invocations of a chain, linked to the first one's reference id.
+	first := newID("ref")
+	for hop, id := range []string{first, newID("ref"), newID("ref")} {
+		require.NoError(t, s.RecordInvocation(ctx, &store.Invocation{
+			WorkspaceID: ws, ReferenceID: id, WebhookID: "a", Time: at(time.Duration(hop) * time.Second),
+			ChainReferenceID: first, Hop: hop + 1,
+		}))
+	}
+	alone := &store.Invocation{WorkspaceID: ws, ReferenceID: newID("ref"), WebhookID: "a", Time: at(time.Minute)}
+	require.NoError(t, s.RecordInvocation(ctx, alone))
+	require.Equal(t, alone.ReferenceID, alone.ChainReferenceID, "a first call starts its own chain")
+	require.Equal(t, 1, alone.Hop)
+
+	invs, _, err := s.ListInvocations(ctx, ws, store.InvocationFilter{ChainReferenceID: first}, store.Page{})
+	require.NoError(t, err)
+	require.Len(t, invs, 3)
+	for i, inv := range invs { // newest first
+		require.Equal(t, first, inv.ChainReferenceID)
+		require.Equal(t, 3-i, inv.Hop)
+	}
+	got2, err := s.GetInvocation(ctx, ws, alone.ReferenceID)
+	require.NoError(t, err)
+	require.Equal(t, alone.ReferenceID, got2.ChainReferenceID)
+	invs, _, err = s.ListInvocations(ctx, mkWorkspace(t, s), store.InvocationFilter{ChainReferenceID: first}, store.Page{})
+	require.NoError(t, err)
+	require.Empty(t, invs, "another workspace sees none")
 }

@@ -188,7 +188,9 @@ type Webhook struct {
 	Source WebhookSource `protobuf:"varint,16,opt,name=source,proto3,enum=hookmap.v1.WebhookSource" json:"source,omitempty"`
 	// Output only, in the answers of RegisterWebhook and UpdateWebhook: what hookmap read
 	// differently from how it was written, e.g. a Content-Type header used as content_type.
-	Notes         []string `protobuf:"bytes,17,rep,name=notes,proto3" json:"notes,omitempty"`
+	Notes []string `protobuf:"bytes,17,rep,name=notes,proto3" json:"notes,omitempty"`
+	// Optional: the webhook a trigger continues into once this one has answered (a chain).
+	Next          *WebhookNext `protobuf:"bytes,18,opt,name=next,proto3" json:"next,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +344,103 @@ func (x *Webhook) GetNotes() []string {
 	return nil
 }
 
+func (x *Webhook) GetNext() *WebhookNext {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
+// WebhookNext continues a webhook into another registered webhook of the workspace: a
+// chain the caller never sees. Its mapping values (hookmap's $cel, $jmespath, $var, $tpl,
+// $literal) see two variables: response ({status, statusCode, headers, data, error}: the
+// answer of the webhook just called; header names lower case) and trigger ({data,
+// headers, query}: what the caller gave TriggerWebhook). A chain has at most 8 webhooks
+// and no cycle; both are checked at registration.
+type WebhookNext struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next webhook's id (it must exist in the workspace).
+	WebhookId string `protobuf:"bytes,1,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	// A boolean mapping value: continue only when true. Unset: continue unless the response
+	// is an error (4xx/5xx or unreachable).
+	When *structpb.Value `protobuf:"bytes,2,opt,name=when,proto3" json:"when,omitempty"`
+	// The next call's data. Unset: no body.
+	Data *structpb.Value `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// An object mapping value: the next call's headers (values become strings; null leaves
+	// a header out).
+	Headers *structpb.Value `protobuf:"bytes,4,opt,name=headers,proto3" json:"headers,omitempty"`
+	// An object mapping value: the next call's query parameters, each named in the next
+	// webhook's query_params.
+	QueryParams   *structpb.Value `protobuf:"bytes,5,opt,name=query_params,json=queryParams,proto3" json:"query_params,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookNext) Reset() {
+	*x = WebhookNext{}
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookNext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookNext) ProtoMessage() {}
+
+func (x *WebhookNext) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookNext.ProtoReflect.Descriptor instead.
+func (*WebhookNext) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WebhookNext) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+func (x *WebhookNext) GetWhen() *structpb.Value {
+	if x != nil {
+		return x.When
+	}
+	return nil
+}
+
+func (x *WebhookNext) GetData() *structpb.Value {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *WebhookNext) GetHeaders() *structpb.Value {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *WebhookNext) GetQueryParams() *structpb.Value {
+	if x != nil {
+		return x.QueryParams
+	}
+	return nil
+}
+
 // RegisterWebhookRequest registers an outgoing webhook.
 type RegisterWebhookRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -352,7 +451,7 @@ type RegisterWebhookRequest struct {
 
 func (x *RegisterWebhookRequest) Reset() {
 	*x = RegisterWebhookRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[1]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -364,7 +463,7 @@ func (x *RegisterWebhookRequest) String() string {
 func (*RegisterWebhookRequest) ProtoMessage() {}
 
 func (x *RegisterWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[1]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -377,7 +476,7 @@ func (x *RegisterWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWebhookRequest.ProtoReflect.Descriptor instead.
 func (*RegisterWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{1}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RegisterWebhookRequest) GetWebhook() *Webhook {
@@ -392,9 +491,9 @@ type UpdateWebhookRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Webhook *Webhook               `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
 	// Paths among url, method, headers, query_params, payload_encoding, content_type,
-	// timeout, signing_secret, max_attempts, follow_redirects. headers replaces every
-	// header; signing_secret set to "" removes the secret. Empty: every field of webhook
-	// that is set (not its zero value).
+	// timeout, signing_secret, max_attempts, follow_redirects, next. headers replaces every
+	// header; signing_secret set to "" removes the secret; next unset removes the
+	// continuation. Empty: every field of webhook that is set (not its zero value).
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -402,7 +501,7 @@ type UpdateWebhookRequest struct {
 
 func (x *UpdateWebhookRequest) Reset() {
 	*x = UpdateWebhookRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[2]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +513,7 @@ func (x *UpdateWebhookRequest) String() string {
 func (*UpdateWebhookRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[2]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +526,7 @@ func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{2}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *UpdateWebhookRequest) GetWebhook() *Webhook {
@@ -454,7 +553,7 @@ type GetWebhookRequest struct {
 
 func (x *GetWebhookRequest) Reset() {
 	*x = GetWebhookRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[3]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +565,7 @@ func (x *GetWebhookRequest) String() string {
 func (*GetWebhookRequest) ProtoMessage() {}
 
 func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[3]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +578,7 @@ func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{3}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetWebhookRequest) GetId() string {
@@ -500,7 +599,7 @@ type ListWebhooksRequest struct {
 
 func (x *ListWebhooksRequest) Reset() {
 	*x = ListWebhooksRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[4]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -512,7 +611,7 @@ func (x *ListWebhooksRequest) String() string {
 func (*ListWebhooksRequest) ProtoMessage() {}
 
 func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[4]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -525,7 +624,7 @@ func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{4}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListWebhooksRequest) GetPageSize() int32 {
@@ -553,7 +652,7 @@ type ListWebhooksResponse struct {
 
 func (x *ListWebhooksResponse) Reset() {
 	*x = ListWebhooksResponse{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[5]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +664,7 @@ func (x *ListWebhooksResponse) String() string {
 func (*ListWebhooksResponse) ProtoMessage() {}
 
 func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[5]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +677,7 @@ func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{5}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
@@ -605,7 +704,7 @@ type DeleteWebhookRequest struct {
 
 func (x *DeleteWebhookRequest) Reset() {
 	*x = DeleteWebhookRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[6]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -617,7 +716,7 @@ func (x *DeleteWebhookRequest) String() string {
 func (*DeleteWebhookRequest) ProtoMessage() {}
 
 func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[6]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -630,7 +729,7 @@ func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{6}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeleteWebhookRequest) GetId() string {
@@ -649,7 +748,7 @@ type DeleteWebhookResponse struct {
 
 func (x *DeleteWebhookResponse) Reset() {
 	*x = DeleteWebhookResponse{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[7]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +760,7 @@ func (x *DeleteWebhookResponse) String() string {
 func (*DeleteWebhookResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[7]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +773,7 @@ func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{7}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{8}
 }
 
 // TriggerWebhookRequest sends one request to a registered endpoint.
@@ -696,7 +795,7 @@ type TriggerWebhookRequest struct {
 
 func (x *TriggerWebhookRequest) Reset() {
 	*x = TriggerWebhookRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[8]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +807,7 @@ func (x *TriggerWebhookRequest) String() string {
 func (*TriggerWebhookRequest) ProtoMessage() {}
 
 func (x *TriggerWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[8]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +820,7 @@ func (x *TriggerWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerWebhookRequest.ProtoReflect.Descriptor instead.
 func (*TriggerWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{8}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TriggerWebhookRequest) GetWebhookId() string {
@@ -755,7 +854,8 @@ func (x *TriggerWebhookRequest) GetQueryParams() map[string]string {
 // TriggerWebhookResponse is the endpoint's answer.
 type TriggerWebhookResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The invocation record's id; also sent as webhook-id when the request is signed.
+	// The invocation record's id; also sent as webhook-id when the request is signed. For a
+	// chain, the first call's: every call of the chain records an invocation linked to it.
 	ReferenceId string `protobuf:"bytes,1,opt,name=reference_id,json=referenceId,proto3" json:"reference_id,omitempty"`
 	// The HTTP status of the last attempt; 0 when the endpoint could not be reached.
 	Status int32 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
@@ -780,7 +880,7 @@ type TriggerWebhookResponse struct {
 
 func (x *TriggerWebhookResponse) Reset() {
 	*x = TriggerWebhookResponse{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[9]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +892,7 @@ func (x *TriggerWebhookResponse) String() string {
 func (*TriggerWebhookResponse) ProtoMessage() {}
 
 func (x *TriggerWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[9]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +905,7 @@ func (x *TriggerWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerWebhookResponse.ProtoReflect.Descriptor instead.
 func (*TriggerWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{9}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TriggerWebhookResponse) GetReferenceId() string {
@@ -886,16 +986,21 @@ type Invocation struct {
 	// Bytes of the request body.
 	RequestSize int64 `protobuf:"varint,7,opt,name=request_size,json=requestSize,proto3" json:"request_size,omitempty"`
 	// Bytes of the last response body read (at most the cap).
-	ResponseSize  int64  `protobuf:"varint,8,opt,name=response_size,json=responseSize,proto3" json:"response_size,omitempty"`
-	Error         bool   `protobuf:"varint,9,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,10,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ResponseSize int64  `protobuf:"varint,8,opt,name=response_size,json=responseSize,proto3" json:"response_size,omitempty"`
+	Error        bool   `protobuf:"varint,9,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorMessage string `protobuf:"bytes,10,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// The reference id of the first invocation of its chain (the id the caller got); equal
+	// to reference_id for a trigger's first call.
+	ChainReferenceId string `protobuf:"bytes,11,opt,name=chain_reference_id,json=chainReferenceId,proto3" json:"chain_reference_id,omitempty"`
+	// The call's place in its chain: 1 for the webhook the caller triggered.
+	Hop           int32 `protobuf:"varint,12,opt,name=hop,proto3" json:"hop,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Invocation) Reset() {
 	*x = Invocation{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[10]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1012,7 @@ func (x *Invocation) String() string {
 func (*Invocation) ProtoMessage() {}
 
 func (x *Invocation) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[10]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1025,7 @@ func (x *Invocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Invocation.ProtoReflect.Descriptor instead.
 func (*Invocation) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{10}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Invocation) GetReferenceId() string {
@@ -993,6 +1098,20 @@ func (x *Invocation) GetErrorMessage() string {
 	return ""
 }
 
+func (x *Invocation) GetChainReferenceId() string {
+	if x != nil {
+		return x.ChainReferenceId
+	}
+	return ""
+}
+
+func (x *Invocation) GetHop() int32 {
+	if x != nil {
+		return x.Hop
+	}
+	return 0
+}
+
 // ListInvocationsRequest asks for one page. Filters combine with AND.
 type ListInvocationsRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1002,16 +1121,18 @@ type ListInvocationsRequest struct {
 	// Invocations before this time.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// Only invocations with error set.
-	ErrorsOnly    bool   `protobuf:"varint,4,opt,name=errors_only,json=errorsOnly,proto3" json:"errors_only,omitempty"`
-	PageSize      int32  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ErrorsOnly bool   `protobuf:"varint,4,opt,name=errors_only,json=errorsOnly,proto3" json:"errors_only,omitempty"`
+	PageSize   int32  `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken  string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only the invocations of the chain started by this reference id.
+	ChainReferenceId string `protobuf:"bytes,7,opt,name=chain_reference_id,json=chainReferenceId,proto3" json:"chain_reference_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListInvocationsRequest) Reset() {
 	*x = ListInvocationsRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[11]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1144,7 @@ func (x *ListInvocationsRequest) String() string {
 func (*ListInvocationsRequest) ProtoMessage() {}
 
 func (x *ListInvocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[11]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1157,7 @@ func (x *ListInvocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInvocationsRequest.ProtoReflect.Descriptor instead.
 func (*ListInvocationsRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{11}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListInvocationsRequest) GetWebhookId() string {
@@ -1081,6 +1202,13 @@ func (x *ListInvocationsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListInvocationsRequest) GetChainReferenceId() string {
+	if x != nil {
+		return x.ChainReferenceId
+	}
+	return ""
+}
+
 // ListInvocationsResponse is one page.
 type ListInvocationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1092,7 +1220,7 @@ type ListInvocationsResponse struct {
 
 func (x *ListInvocationsResponse) Reset() {
 	*x = ListInvocationsResponse{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[12]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1232,7 @@ func (x *ListInvocationsResponse) String() string {
 func (*ListInvocationsResponse) ProtoMessage() {}
 
 func (x *ListInvocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[12]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1245,7 @@ func (x *ListInvocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInvocationsResponse.ProtoReflect.Descriptor instead.
 func (*ListInvocationsResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{12}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListInvocationsResponse) GetInvocations() []*Invocation {
@@ -1144,7 +1272,7 @@ type GetInvocationRequest struct {
 
 func (x *GetInvocationRequest) Reset() {
 	*x = GetInvocationRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[13]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1284,7 @@ func (x *GetInvocationRequest) String() string {
 func (*GetInvocationRequest) ProtoMessage() {}
 
 func (x *GetInvocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[13]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1297,7 @@ func (x *GetInvocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetInvocationRequest.ProtoReflect.Descriptor instead.
 func (*GetInvocationRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{13}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetInvocationRequest) GetReferenceId() string {
@@ -1188,7 +1316,7 @@ type ReloadWebhooksRequest struct {
 
 func (x *ReloadWebhooksRequest) Reset() {
 	*x = ReloadWebhooksRequest{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[14]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1328,7 @@ func (x *ReloadWebhooksRequest) String() string {
 func (*ReloadWebhooksRequest) ProtoMessage() {}
 
 func (x *ReloadWebhooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[14]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1341,7 @@ func (x *ReloadWebhooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ReloadWebhooksRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{14}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{15}
 }
 
 // ReloadWebhooksResponse reports what a reload of the webhooks file changed. Webhooks are
@@ -1236,7 +1364,7 @@ type ReloadWebhooksResponse struct {
 
 func (x *ReloadWebhooksResponse) Reset() {
 	*x = ReloadWebhooksResponse{}
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[15]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1376,7 @@ func (x *ReloadWebhooksResponse) String() string {
 func (*ReloadWebhooksResponse) ProtoMessage() {}
 
 func (x *ReloadWebhooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_webhook_proto_msgTypes[15]
+	mi := &file_hookmap_v1_webhook_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1389,7 @@ func (x *ReloadWebhooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadWebhooksResponse.ProtoReflect.Descriptor instead.
 func (*ReloadWebhooksResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{15}
+	return file_hookmap_v1_webhook_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReloadWebhooksResponse) GetDiagnostics() []*Diagnostic {
@@ -1311,7 +1439,7 @@ var File_hookmap_v1_webhook_proto protoreflect.FileDescriptor
 const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"\n" +
 	"\x18hookmap/v1/webhook.proto\x12\n" +
-	"hookmap.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hookmap/v1/common.proto\"\x87\x06\n" +
+	"hookmap.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17hookmap/v1/common.proto\"\xb4\x06\n" +
 	"\aWebhook\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
@@ -1332,10 +1460,18 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"updateTime\x12!\n" +
 	"\fheader_names\x18\x0f \x03(\tR\vheaderNames\x121\n" +
 	"\x06source\x18\x10 \x01(\x0e2\x19.hookmap.v1.WebhookSourceR\x06source\x12\x14\n" +
-	"\x05notes\x18\x11 \x03(\tR\x05notes\x1a:\n" +
+	"\x05notes\x18\x11 \x03(\tR\x05notes\x12+\n" +
+	"\x04next\x18\x12 \x01(\v2\x17.hookmap.v1.WebhookNextR\x04next\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf1\x01\n" +
+	"\vWebhookNext\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x01 \x01(\tR\twebhookId\x12*\n" +
+	"\x04when\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x04when\x12*\n" +
+	"\x04data\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\x04data\x120\n" +
+	"\aheaders\x18\x04 \x01(\v2\x16.google.protobuf.ValueR\aheaders\x129\n" +
+	"\fquery_params\x18\x05 \x01(\v2\x16.google.protobuf.ValueR\vqueryParams\"G\n" +
 	"\x16RegisterWebhookRequest\x12-\n" +
 	"\awebhook\x18\x01 \x01(\v2\x13.hookmap.v1.WebhookR\awebhook\"\x82\x01\n" +
 	"\x14UpdateWebhookRequest\x12-\n" +
@@ -1375,7 +1511,7 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"\battempts\x18\x06 \x01(\x05R\battempts\x12@\n" +
 	"\rdata_encoding\x18\a \x01(\x0e2\x1b.hookmap.v1.PayloadEncodingR\fdataEncoding\x12\x1c\n" +
 	"\ttruncated\x18\b \x01(\bR\ttruncated\x12!\n" +
-	"\fcontent_type\x18\t \x01(\tR\vcontentType\"\xec\x02\n" +
+	"\fcontent_type\x18\t \x01(\tR\vcontentType\"\xac\x03\n" +
 	"\n" +
 	"Invocation\x12!\n" +
 	"\freference_id\x18\x01 \x01(\tR\vreferenceId\x12\x1d\n" +
@@ -1389,7 +1525,9 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"\rresponse_size\x18\b \x01(\x03R\fresponseSize\x12\x14\n" +
 	"\x05error\x18\t \x01(\bR\x05error\x12#\n" +
 	"\rerror_message\x18\n" +
-	" \x01(\tR\ferrorMessage\"\x86\x02\n" +
+	" \x01(\tR\ferrorMessage\x12,\n" +
+	"\x12chain_reference_id\x18\v \x01(\tR\x10chainReferenceId\x12\x10\n" +
+	"\x03hop\x18\f \x01(\x05R\x03hop\"\xb4\x02\n" +
 	"\x16ListInvocationsRequest\x12\x1d\n" +
 	"\n" +
 	"webhook_id\x18\x01 \x01(\tR\twebhookId\x129\n" +
@@ -1400,7 +1538,8 @@ const file_hookmap_v1_webhook_proto_rawDesc = "" +
 	"errorsOnly\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"{\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12,\n" +
+	"\x12chain_reference_id\x18\a \x01(\tR\x10chainReferenceId\"{\n" +
 	"\x17ListInvocationsResponse\x128\n" +
 	"\vinvocations\x18\x01 \x03(\v2\x16.hookmap.v1.InvocationR\vinvocations\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"9\n" +
@@ -1452,80 +1591,86 @@ func file_hookmap_v1_webhook_proto_rawDescGZIP() []byte {
 }
 
 var file_hookmap_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookmap_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_hookmap_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_hookmap_v1_webhook_proto_goTypes = []any{
 	(WebhookSource)(0),              // 0: hookmap.v1.WebhookSource
 	(PayloadEncoding)(0),            // 1: hookmap.v1.PayloadEncoding
 	(*Webhook)(nil),                 // 2: hookmap.v1.Webhook
-	(*RegisterWebhookRequest)(nil),  // 3: hookmap.v1.RegisterWebhookRequest
-	(*UpdateWebhookRequest)(nil),    // 4: hookmap.v1.UpdateWebhookRequest
-	(*GetWebhookRequest)(nil),       // 5: hookmap.v1.GetWebhookRequest
-	(*ListWebhooksRequest)(nil),     // 6: hookmap.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),    // 7: hookmap.v1.ListWebhooksResponse
-	(*DeleteWebhookRequest)(nil),    // 8: hookmap.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),   // 9: hookmap.v1.DeleteWebhookResponse
-	(*TriggerWebhookRequest)(nil),   // 10: hookmap.v1.TriggerWebhookRequest
-	(*TriggerWebhookResponse)(nil),  // 11: hookmap.v1.TriggerWebhookResponse
-	(*Invocation)(nil),              // 12: hookmap.v1.Invocation
-	(*ListInvocationsRequest)(nil),  // 13: hookmap.v1.ListInvocationsRequest
-	(*ListInvocationsResponse)(nil), // 14: hookmap.v1.ListInvocationsResponse
-	(*GetInvocationRequest)(nil),    // 15: hookmap.v1.GetInvocationRequest
-	(*ReloadWebhooksRequest)(nil),   // 16: hookmap.v1.ReloadWebhooksRequest
-	(*ReloadWebhooksResponse)(nil),  // 17: hookmap.v1.ReloadWebhooksResponse
-	nil,                             // 18: hookmap.v1.Webhook.HeadersEntry
-	nil,                             // 19: hookmap.v1.TriggerWebhookRequest.HeadersEntry
-	nil,                             // 20: hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
-	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),   // 23: google.protobuf.FieldMask
+	(*WebhookNext)(nil),             // 3: hookmap.v1.WebhookNext
+	(*RegisterWebhookRequest)(nil),  // 4: hookmap.v1.RegisterWebhookRequest
+	(*UpdateWebhookRequest)(nil),    // 5: hookmap.v1.UpdateWebhookRequest
+	(*GetWebhookRequest)(nil),       // 6: hookmap.v1.GetWebhookRequest
+	(*ListWebhooksRequest)(nil),     // 7: hookmap.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),    // 8: hookmap.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),    // 9: hookmap.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),   // 10: hookmap.v1.DeleteWebhookResponse
+	(*TriggerWebhookRequest)(nil),   // 11: hookmap.v1.TriggerWebhookRequest
+	(*TriggerWebhookResponse)(nil),  // 12: hookmap.v1.TriggerWebhookResponse
+	(*Invocation)(nil),              // 13: hookmap.v1.Invocation
+	(*ListInvocationsRequest)(nil),  // 14: hookmap.v1.ListInvocationsRequest
+	(*ListInvocationsResponse)(nil), // 15: hookmap.v1.ListInvocationsResponse
+	(*GetInvocationRequest)(nil),    // 16: hookmap.v1.GetInvocationRequest
+	(*ReloadWebhooksRequest)(nil),   // 17: hookmap.v1.ReloadWebhooksRequest
+	(*ReloadWebhooksResponse)(nil),  // 18: hookmap.v1.ReloadWebhooksResponse
+	nil,                             // 19: hookmap.v1.Webhook.HeadersEntry
+	nil,                             // 20: hookmap.v1.TriggerWebhookRequest.HeadersEntry
+	nil,                             // 21: hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
+	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
 	(*structpb.Value)(nil),          // 24: google.protobuf.Value
-	(*Diagnostic)(nil),              // 25: hookmap.v1.Diagnostic
+	(*fieldmaskpb.FieldMask)(nil),   // 25: google.protobuf.FieldMask
+	(*Diagnostic)(nil),              // 26: hookmap.v1.Diagnostic
 }
 var file_hookmap_v1_webhook_proto_depIdxs = []int32{
-	18, // 0: hookmap.v1.Webhook.headers:type_name -> hookmap.v1.Webhook.HeadersEntry
+	19, // 0: hookmap.v1.Webhook.headers:type_name -> hookmap.v1.Webhook.HeadersEntry
 	1,  // 1: hookmap.v1.Webhook.payload_encoding:type_name -> hookmap.v1.PayloadEncoding
-	21, // 2: hookmap.v1.Webhook.timeout:type_name -> google.protobuf.Duration
-	22, // 3: hookmap.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	22, // 4: hookmap.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
+	22, // 2: hookmap.v1.Webhook.timeout:type_name -> google.protobuf.Duration
+	23, // 3: hookmap.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	23, // 4: hookmap.v1.Webhook.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: hookmap.v1.Webhook.source:type_name -> hookmap.v1.WebhookSource
-	2,  // 6: hookmap.v1.RegisterWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
-	2,  // 7: hookmap.v1.UpdateWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
-	23, // 8: hookmap.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 9: hookmap.v1.ListWebhooksResponse.webhooks:type_name -> hookmap.v1.Webhook
-	24, // 10: hookmap.v1.TriggerWebhookRequest.data:type_name -> google.protobuf.Value
-	19, // 11: hookmap.v1.TriggerWebhookRequest.headers:type_name -> hookmap.v1.TriggerWebhookRequest.HeadersEntry
-	20, // 12: hookmap.v1.TriggerWebhookRequest.query_params:type_name -> hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
-	24, // 13: hookmap.v1.TriggerWebhookResponse.data:type_name -> google.protobuf.Value
-	1,  // 14: hookmap.v1.TriggerWebhookResponse.data_encoding:type_name -> hookmap.v1.PayloadEncoding
-	22, // 15: hookmap.v1.Invocation.time:type_name -> google.protobuf.Timestamp
-	21, // 16: hookmap.v1.Invocation.duration:type_name -> google.protobuf.Duration
-	22, // 17: hookmap.v1.ListInvocationsRequest.start_time:type_name -> google.protobuf.Timestamp
-	22, // 18: hookmap.v1.ListInvocationsRequest.end_time:type_name -> google.protobuf.Timestamp
-	12, // 19: hookmap.v1.ListInvocationsResponse.invocations:type_name -> hookmap.v1.Invocation
-	25, // 20: hookmap.v1.ReloadWebhooksResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
-	3,  // 21: hookmap.v1.WebhookService.RegisterWebhook:input_type -> hookmap.v1.RegisterWebhookRequest
-	4,  // 22: hookmap.v1.WebhookService.UpdateWebhook:input_type -> hookmap.v1.UpdateWebhookRequest
-	5,  // 23: hookmap.v1.WebhookService.GetWebhook:input_type -> hookmap.v1.GetWebhookRequest
-	6,  // 24: hookmap.v1.WebhookService.ListWebhooks:input_type -> hookmap.v1.ListWebhooksRequest
-	8,  // 25: hookmap.v1.WebhookService.DeleteWebhook:input_type -> hookmap.v1.DeleteWebhookRequest
-	10, // 26: hookmap.v1.WebhookService.TriggerWebhook:input_type -> hookmap.v1.TriggerWebhookRequest
-	13, // 27: hookmap.v1.WebhookService.ListInvocations:input_type -> hookmap.v1.ListInvocationsRequest
-	15, // 28: hookmap.v1.WebhookService.GetInvocation:input_type -> hookmap.v1.GetInvocationRequest
-	16, // 29: hookmap.v1.WebhookService.ReloadWebhooks:input_type -> hookmap.v1.ReloadWebhooksRequest
-	2,  // 30: hookmap.v1.WebhookService.RegisterWebhook:output_type -> hookmap.v1.Webhook
-	2,  // 31: hookmap.v1.WebhookService.UpdateWebhook:output_type -> hookmap.v1.Webhook
-	2,  // 32: hookmap.v1.WebhookService.GetWebhook:output_type -> hookmap.v1.Webhook
-	7,  // 33: hookmap.v1.WebhookService.ListWebhooks:output_type -> hookmap.v1.ListWebhooksResponse
-	9,  // 34: hookmap.v1.WebhookService.DeleteWebhook:output_type -> hookmap.v1.DeleteWebhookResponse
-	11, // 35: hookmap.v1.WebhookService.TriggerWebhook:output_type -> hookmap.v1.TriggerWebhookResponse
-	14, // 36: hookmap.v1.WebhookService.ListInvocations:output_type -> hookmap.v1.ListInvocationsResponse
-	12, // 37: hookmap.v1.WebhookService.GetInvocation:output_type -> hookmap.v1.Invocation
-	17, // 38: hookmap.v1.WebhookService.ReloadWebhooks:output_type -> hookmap.v1.ReloadWebhooksResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	3,  // 6: hookmap.v1.Webhook.next:type_name -> hookmap.v1.WebhookNext
+	24, // 7: hookmap.v1.WebhookNext.when:type_name -> google.protobuf.Value
+	24, // 8: hookmap.v1.WebhookNext.data:type_name -> google.protobuf.Value
+	24, // 9: hookmap.v1.WebhookNext.headers:type_name -> google.protobuf.Value
+	24, // 10: hookmap.v1.WebhookNext.query_params:type_name -> google.protobuf.Value
+	2,  // 11: hookmap.v1.RegisterWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
+	2,  // 12: hookmap.v1.UpdateWebhookRequest.webhook:type_name -> hookmap.v1.Webhook
+	25, // 13: hookmap.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 14: hookmap.v1.ListWebhooksResponse.webhooks:type_name -> hookmap.v1.Webhook
+	24, // 15: hookmap.v1.TriggerWebhookRequest.data:type_name -> google.protobuf.Value
+	20, // 16: hookmap.v1.TriggerWebhookRequest.headers:type_name -> hookmap.v1.TriggerWebhookRequest.HeadersEntry
+	21, // 17: hookmap.v1.TriggerWebhookRequest.query_params:type_name -> hookmap.v1.TriggerWebhookRequest.QueryParamsEntry
+	24, // 18: hookmap.v1.TriggerWebhookResponse.data:type_name -> google.protobuf.Value
+	1,  // 19: hookmap.v1.TriggerWebhookResponse.data_encoding:type_name -> hookmap.v1.PayloadEncoding
+	23, // 20: hookmap.v1.Invocation.time:type_name -> google.protobuf.Timestamp
+	22, // 21: hookmap.v1.Invocation.duration:type_name -> google.protobuf.Duration
+	23, // 22: hookmap.v1.ListInvocationsRequest.start_time:type_name -> google.protobuf.Timestamp
+	23, // 23: hookmap.v1.ListInvocationsRequest.end_time:type_name -> google.protobuf.Timestamp
+	13, // 24: hookmap.v1.ListInvocationsResponse.invocations:type_name -> hookmap.v1.Invocation
+	26, // 25: hookmap.v1.ReloadWebhooksResponse.diagnostics:type_name -> hookmap.v1.Diagnostic
+	4,  // 26: hookmap.v1.WebhookService.RegisterWebhook:input_type -> hookmap.v1.RegisterWebhookRequest
+	5,  // 27: hookmap.v1.WebhookService.UpdateWebhook:input_type -> hookmap.v1.UpdateWebhookRequest
+	6,  // 28: hookmap.v1.WebhookService.GetWebhook:input_type -> hookmap.v1.GetWebhookRequest
+	7,  // 29: hookmap.v1.WebhookService.ListWebhooks:input_type -> hookmap.v1.ListWebhooksRequest
+	9,  // 30: hookmap.v1.WebhookService.DeleteWebhook:input_type -> hookmap.v1.DeleteWebhookRequest
+	11, // 31: hookmap.v1.WebhookService.TriggerWebhook:input_type -> hookmap.v1.TriggerWebhookRequest
+	14, // 32: hookmap.v1.WebhookService.ListInvocations:input_type -> hookmap.v1.ListInvocationsRequest
+	16, // 33: hookmap.v1.WebhookService.GetInvocation:input_type -> hookmap.v1.GetInvocationRequest
+	17, // 34: hookmap.v1.WebhookService.ReloadWebhooks:input_type -> hookmap.v1.ReloadWebhooksRequest
+	2,  // 35: hookmap.v1.WebhookService.RegisterWebhook:output_type -> hookmap.v1.Webhook
+	2,  // 36: hookmap.v1.WebhookService.UpdateWebhook:output_type -> hookmap.v1.Webhook
+	2,  // 37: hookmap.v1.WebhookService.GetWebhook:output_type -> hookmap.v1.Webhook
+	8,  // 38: hookmap.v1.WebhookService.ListWebhooks:output_type -> hookmap.v1.ListWebhooksResponse
+	10, // 39: hookmap.v1.WebhookService.DeleteWebhook:output_type -> hookmap.v1.DeleteWebhookResponse
+	12, // 40: hookmap.v1.WebhookService.TriggerWebhook:output_type -> hookmap.v1.TriggerWebhookResponse
+	15, // 41: hookmap.v1.WebhookService.ListInvocations:output_type -> hookmap.v1.ListInvocationsResponse
+	13, // 42: hookmap.v1.WebhookService.GetInvocation:output_type -> hookmap.v1.Invocation
+	18, // 43: hookmap.v1.WebhookService.ReloadWebhooks:output_type -> hookmap.v1.ReloadWebhooksResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_webhook_proto_init() }
@@ -1540,7 +1685,7 @@ func file_hookmap_v1_webhook_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_webhook_proto_rawDesc), len(file_hookmap_v1_webhook_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

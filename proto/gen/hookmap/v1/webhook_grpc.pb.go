@@ -52,7 +52,9 @@ type WebhookServiceClient interface {
 	// TriggerWebhook sends one request to a registered endpoint and returns its answer. It
 	// fails only for an unknown id (NOT_FOUND), a call that does not fit the registration
 	// (INVALID_ARGUMENT naming the field) or an internal error; an endpoint that answers
-	// 4xx/5xx or cannot be reached is a successful call with error set.
+	// 4xx/5xx or cannot be reached is a successful call with error set. A registration with
+	// next continues into the next webhook (a chain, hidden from the caller): the answer is
+	// the last call's, under the first call's reference id.
 	TriggerWebhook(ctx context.Context, in *TriggerWebhookRequest, opts ...grpc.CallOption) (*TriggerWebhookResponse, error)
 	// ListInvocations pages through invocation records, newest first.
 	ListInvocations(ctx context.Context, in *ListInvocationsRequest, opts ...grpc.CallOption) (*ListInvocationsResponse, error)
@@ -185,7 +187,9 @@ type WebhookServiceServer interface {
 	// TriggerWebhook sends one request to a registered endpoint and returns its answer. It
 	// fails only for an unknown id (NOT_FOUND), a call that does not fit the registration
 	// (INVALID_ARGUMENT naming the field) or an internal error; an endpoint that answers
-	// 4xx/5xx or cannot be reached is a successful call with error set.
+	// 4xx/5xx or cannot be reached is a successful call with error set. A registration with
+	// next continues into the next webhook (a chain, hidden from the caller): the answer is
+	// the last call's, under the first call's reference id.
 	TriggerWebhook(context.Context, *TriggerWebhookRequest) (*TriggerWebhookResponse, error)
 	// ListInvocations pages through invocation records, newest first.
 	ListInvocations(context.Context, *ListInvocationsRequest) (*ListInvocationsResponse, error)
