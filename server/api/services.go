@@ -7,6 +7,7 @@ import (
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/destination"
 	"github.com/hookmap/hookmap/server/metrics"
 	"github.com/hookmap/hookmap/server/outgoing"
 	"github.com/hookmap/hookmap/server/webhookfile"
@@ -22,6 +23,9 @@ type Services struct {
 	Outgoing *outgoing.Sender
 	// WebhooksFile applies the server's webhooks file; nil without --webhooks.
 	WebhooksFile *webhookfile.Loader
+	// Destinations manages event destinations; nil when the store keeps none
+	// (DestinationService then answers UNIMPLEMENTED).
+	Destinations *destination.Service
 }
 
 // Register registers every service on s.
@@ -32,6 +36,7 @@ func (sv *Services) Register(s *grpc.Server) {
 	hookmapv1.RegisterEventServiceServer(s, &eventService{Services: sv})
 	hookmapv1.RegisterAdminServiceServer(s, &adminService{Services: sv})
 	hookmapv1.RegisterWebhookServiceServer(s, &webhookService{Services: sv, sender: sv.Outgoing})
+	hookmapv1.RegisterDestinationServiceServer(s, &destinationService{Services: sv})
 }
 
 // ServiceNames are the registered services' full names (for health).
@@ -42,6 +47,7 @@ var ServiceNames = []string{
 	hookmapv1.EventService_ServiceDesc.ServiceName,
 	hookmapv1.AdminService_ServiceDesc.ServiceName,
 	hookmapv1.WebhookService_ServiceDesc.ServiceName,
+	hookmapv1.DestinationService_ServiceDesc.ServiceName,
 }
 
 func pageSize(n int32) (int, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/hookmap/hookmap/server/cluster"
 	"github.com/hookmap/hookmap/server/console"
 	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/destination"
 	"github.com/hookmap/hookmap/server/durable"
 	"github.com/hookmap/hookmap/server/hub"
 	"github.com/hookmap/hookmap/server/jsonapi"
@@ -51,8 +52,9 @@ type App struct {
 	httpLis  net.Listener
 	hub      *hub.Hub
 	cleanups cleanups
-	outgoing *outgoing.Sender    // nil when the store keeps no outgoing webhooks
-	webhooks *webhookfile.Loader // nil without --webhooks
+	outgoing *outgoing.Sender     // nil when the store keeps no outgoing webhooks
+	dests    *destination.Service // nil when the store keeps no destinations
+	webhooks *webhookfile.Loader  // nil without --webhooks
 	serveErr chan error
 	bgCtx    context.Context
 	bg       sync.WaitGroup
@@ -179,6 +181,9 @@ func (a *App) start(ctx context.Context) error {
 	if cfg.RefreshInterval > 0 {
 		a.goBackground(func(ctx context.Context) { a.core.RunScheduler(ctx, cfg.RefreshInterval) })
 	}
+	if a.dests != nil {
+		a.goBackground(a.dests.Run)
+	}
 
 	a.newGRPC(m, st)
 	if err := a.serveHTTP(m, st); err != nil {
@@ -220,12 +225,30 @@ func (a *App) startOutgoing(ctx context.Context, st store.Store, box *secrets.Bo
 	base, _ := a.core.HTTP.(*http.Client)
 	sender, err := outgoing.New(outgoing.Config{
 		Store: ost, Box: box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: a.cfg.Now,
+		// A webhook a destination sends to cannot be deleted.
+		Users: func(ctx context.Context, workspaceID, webhookID string) ([]string, error) {
+			if a.dests == nil {
+				return nil, nil
+			}
+			return a.dests.Users(ctx, workspaceID, webhookID)
+		},
 	})
 	if err != nil {
 		return err
 	}
 	a.outgoing = sender
 	a.cleanups.add(sender.Close)
+	if dst, ok := st.(destination.Backend); ok {
+		a.dests, err = destination.New(destination.Config{
+			Store: dst, Sender: sender, Hub: a.hub, Logger: a.log.With("component", "destinations"), Now: a.cfg.Now,
+			RetryBase: a.cfg.DestinationRetryBase, RetryCap: a.cfg.DestinationRetryCap,
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		log.Warn("the store does not keep event destinations; DestinationService answers UNIMPLEMENTED")
+	}
 	if a.cfg.WebhooksFile == "" {
 		return nil
 	}
@@ -346,6 +369,7 @@ func (a *App) newGRPC(m *metrics.Metrics, st store.Store) {
 	)
 	(&api.Services{
 		Core: a.core, Logger: a.log.With("component", "grpc"), Metrics: m, Outgoing: a.outgoing, WebhooksFile: a.webhooks,
+		Destinations: a.dests,
 	}).Register(a.grpc)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)

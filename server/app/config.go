@@ -48,7 +48,11 @@ type Config struct {
 	// SharedPoll is how often, with a store several replicas share (Postgres), every
 	// stream reads the store again whatever was notified (0: cluster.DefaultPoll).
 	SharedPoll time.Duration
-	// Now is the clock of refresh scheduling and signature tolerances (tests inject one).
+	// DestinationRetryBase and DestinationRetryCap bound the backoff between attempts of
+	// an event a destination fails to deliver (0: the defaults, 5s doubling up to 30m).
+	DestinationRetryBase, DestinationRetryCap time.Duration
+	// Now is the clock of refresh scheduling, signature tolerances and destination retry
+	// windows (tests inject one).
 	Now func() time.Time
 }
 

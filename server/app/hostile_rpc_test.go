@@ -88,6 +88,12 @@ func TestHostileRPCs(t *testing.T) {
 	require.False(t, tr.GetError(), tr.GetErrorMessage())
 	_, err = h.Connectors.SetConnectorParameters(ctx, &hookmapv1.SetConnectorParametersRequest{ConnectorKey: "chatapp"})
 	require.NoError(t, err)
+	// A destination to the target, through a signed webhook.
+	_, err = webhooks.RegisterWebhook(ctx, &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{
+		Id: "signed", Url: target.URL, SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}})
+	require.NoError(t, err)
+	_, err = h.Destinations.CreateDestination(ctx, &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{Id: "dest", WebhookId: "signed"}})
+	require.NoError(t, err)
 
 	long := strings.Repeat("x", api.MaxStringField+1)
 	huge := strings.Repeat("y", 7<<20) // a 7 MB id
@@ -205,6 +211,24 @@ func TestHostileRPCs(t *testing.T) {
 		{method: "WebhookService/RegisterWebhook", name: "next into an unknown webhook", req: &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "w3", Url: target.URL, Next: &hookmapv1.WebhookNext{WebhookId: echo}}}, code: inv, field: "webhook.next.webhook_id"},
 		{method: "WebhookService/RegisterWebhook", name: "next data past the nesting limit", req: &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "w3", Url: target.URL, Next: &hookmapv1.WebhookNext{WebhookId: "wh", Data: structpb.NewStructValue(overLimit)}}}, code: inv},
 
+		{method: "DestinationService/CreateDestination", name: "no destination", req: &hookmapv1.CreateDestinationRequest{}, code: inv, field: "destination"},
+		{method: "DestinationService/CreateDestination", name: "unsigned webhook", req: &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{Id: "d2", WebhookId: "wh"}}, code: inv, field: "destination.webhook_id"},
+		{method: "DestinationService/CreateDestination", name: "unknown webhook", req: &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{Id: "d2", WebhookId: echo}}, code: inv, field: "destination.webhook_id"},
+		{method: "DestinationService/CreateDestination", name: "id taken", req: &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{Id: "dest", WebhookId: "signed"}}, code: ae, reason: "ALREADY_EXISTS", field: "destination.id"},
+		{method: "DestinationService/CreateDestination", name: "retry window that is not a duration", req: &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{Id: "d2", WebhookId: "signed", RetryWindow: &durationpb.Duration{Seconds: -1, Nanos: 1}}}, code: inv, field: "destination.retry_window"},
+		{method: "DestinationService/GetDestination", name: "unknown id", req: &hookmapv1.GetDestinationRequest{Id: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/ListDestinations", name: "garbage token", req: &hookmapv1.ListDestinationsRequest{PageToken: "\x00garbage"}, code: inv, field: "page_token"},
+		{method: "DestinationService/UpdateDestination", name: "unknown id", req: &hookmapv1.UpdateDestinationRequest{Destination: &hookmapv1.Destination{Id: echo, WebhookId: "signed"}}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/UpdateDestination", name: "nothing to update", req: &hookmapv1.UpdateDestinationRequest{Destination: &hookmapv1.Destination{Id: "dest"}}, code: inv, field: "update_mask"},
+		{method: "DestinationService/DeleteDestination", name: "unknown id", req: &hookmapv1.DeleteDestinationRequest{Id: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/PauseDestination", name: "unknown id", req: &hookmapv1.PauseDestinationRequest{Id: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/ResumeDestination", name: "unknown id", req: &hookmapv1.ResumeDestinationRequest{Id: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/ListDestinationEvents", name: "no destination", req: &hookmapv1.ListDestinationEventsRequest{}, code: inv, field: "destination_id"},
+		{method: "DestinationService/ListDestinationEvents", name: "unknown destination", req: &hookmapv1.ListDestinationEventsRequest{DestinationId: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/RetryDestinationEvent", name: "no seq", req: &hookmapv1.RetryDestinationEventRequest{DestinationId: "dest"}, code: inv, field: "seq"},
+		{method: "DestinationService/RetryDestinationEvent", name: "no such failed event", req: &hookmapv1.RetryDestinationEventRequest{DestinationId: "dest", Seq: math.MaxInt64}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+		{method: "DestinationService/RetryDestinationEvents", name: "unknown destination", req: &hookmapv1.RetryDestinationEventsRequest{DestinationId: echo}, code: nf, reason: "RESOURCE_NOT_FOUND"},
+
 		{method: "AdminService/CreateWorkspace", name: "id that is not a workspace id", req: &hookmapv1.CreateWorkspaceRequest{Id: echo}, code: inv, field: "id"},
 		{method: "AdminService/CreateWorkspace", name: "id taken", req: &hookmapv1.CreateWorkspaceRequest{Id: "default"}, code: ae, reason: "ALREADY_EXISTS"},
 		{method: "AdminService/ListWorkspaces", name: "garbage token", req: &hookmapv1.ListWorkspacesRequest{PageToken: "garbage"}, code: inv, field: "page_token"},
@@ -258,23 +282,33 @@ func TestHostileRPCs(t *testing.T) {
 		"SubscriptionService/RefreshSubscription": &hookmapv1.RefreshSubscriptionRequest{Id: sub.GetId()},
 		"SubscriptionService/ReconcileWebhooks": &hookmapv1.ReconcileWebhooksRequest{ConnectionId: unreachable.GetId(), EventKey: "item",
 			Mode: hookmapv1.ReconcileMode_RECONCILE_MODE_DRY_RUN, Parameters: apptest.Struct(t, map[string]any{"project": "p"})},
-		"EventService/StreamEvents":         &hookmapv1.StreamEventsRequest{Consumer: "hostile", Start: &hookmapv1.StreamPosition{Position: &hookmapv1.StreamPosition_Earliest{Earliest: true}}},
-		"EventService/AckEvents":            &hookmapv1.AckEventsRequest{Consumer: "hostile", Seq: 1},
-		"EventService/ReplayDelivery":       &hookmapv1.ReplayDeliveryRequest{Id: kept.GetId()},
-		"EventService/GetDelivery":          &hookmapv1.GetDeliveryRequest{Id: done.GetId()},
-		"WebhookService/RegisterWebhook":    &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "hostile", Url: target.URL, Method: "POST", Headers: map[string]string{"X-A": "1"}}},
-		"WebhookService/UpdateWebhook":      &hookmapv1.UpdateWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "wh", Url: target.URL}},
-		"WebhookService/GetWebhook":         &hookmapv1.GetWebhookRequest{Id: "wh"},
-		"WebhookService/DeleteWebhook":      &hookmapv1.DeleteWebhookRequest{Id: "nope"},
-		"WebhookService/TriggerWebhook":     &hookmapv1.TriggerWebhookRequest{WebhookId: "wh", Data: structpb.NewStringValue("x")},
-		"WebhookService/ListInvocations":    &hookmapv1.ListInvocationsRequest{WebhookId: "wh"},
-		"WebhookService/GetInvocation":      &hookmapv1.GetInvocationRequest{ReferenceId: tr.GetReferenceId()},
-		"AdminService/CreateWorkspace":      &hookmapv1.CreateWorkspaceRequest{Id: "hostile"},
-		"AdminService/CreateApiKey":         &hookmapv1.CreateApiKeyRequest{WorkspaceId: "default"},
-		"AdminService/RevokeApiKey":         &hookmapv1.RevokeApiKeyRequest{Id: "key_nope"},
-		"EventService/ListDeliveries":       &hookmapv1.ListDeliveriesRequest{SubscriptionId: sub.GetId()},
-		"EventService/ListEvents":           &hookmapv1.ListEventsRequest{},
-		"ConnectionService/ListConnections": &hookmapv1.ListConnectionsRequest{},
+		"EventService/StreamEvents":      &hookmapv1.StreamEventsRequest{Consumer: "hostile", Start: &hookmapv1.StreamPosition{Position: &hookmapv1.StreamPosition_Earliest{Earliest: true}}},
+		"EventService/AckEvents":         &hookmapv1.AckEventsRequest{Consumer: "hostile", Seq: 1},
+		"EventService/ReplayDelivery":    &hookmapv1.ReplayDeliveryRequest{Id: kept.GetId()},
+		"EventService/GetDelivery":       &hookmapv1.GetDeliveryRequest{Id: done.GetId()},
+		"WebhookService/RegisterWebhook": &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "hostile", Url: target.URL, Method: "POST", Headers: map[string]string{"X-A": "1"}}},
+		"WebhookService/UpdateWebhook":   &hookmapv1.UpdateWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "wh", Url: target.URL}},
+		"WebhookService/GetWebhook":      &hookmapv1.GetWebhookRequest{Id: "wh"},
+		"WebhookService/DeleteWebhook":   &hookmapv1.DeleteWebhookRequest{Id: "nope"},
+		"WebhookService/TriggerWebhook":  &hookmapv1.TriggerWebhookRequest{WebhookId: "wh", Data: structpb.NewStringValue("x")},
+		"WebhookService/ListInvocations": &hookmapv1.ListInvocationsRequest{WebhookId: "wh"},
+		"WebhookService/GetInvocation":   &hookmapv1.GetInvocationRequest{ReferenceId: tr.GetReferenceId()},
+		"AdminService/CreateWorkspace":   &hookmapv1.CreateWorkspaceRequest{Id: "hostile"},
+		"DestinationService/CreateDestination": &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{Id: "hostile", WebhookId: "signed",
+			Filter: &hookmapv1.EventFilter{Types: []string{"t"}}}},
+		"DestinationService/GetDestination":         &hookmapv1.GetDestinationRequest{Id: "dest"},
+		"DestinationService/UpdateDestination":      &hookmapv1.UpdateDestinationRequest{Destination: &hookmapv1.Destination{Id: "dest", RetryWindow: durationpb.New(time.Hour)}},
+		"DestinationService/DeleteDestination":      &hookmapv1.DeleteDestinationRequest{Id: "nope"},
+		"DestinationService/PauseDestination":       &hookmapv1.PauseDestinationRequest{Id: "nope"},
+		"DestinationService/ResumeDestination":      &hookmapv1.ResumeDestinationRequest{Id: "nope"},
+		"DestinationService/ListDestinationEvents":  &hookmapv1.ListDestinationEventsRequest{DestinationId: "dest"},
+		"DestinationService/RetryDestinationEvent":  &hookmapv1.RetryDestinationEventRequest{DestinationId: "dest", Seq: 1},
+		"DestinationService/RetryDestinationEvents": &hookmapv1.RetryDestinationEventsRequest{DestinationId: "dest"},
+		"AdminService/CreateApiKey":                 &hookmapv1.CreateApiKeyRequest{WorkspaceId: "default"},
+		"AdminService/RevokeApiKey":                 &hookmapv1.RevokeApiKeyRequest{Id: "key_nope"},
+		"EventService/ListDeliveries":               &hookmapv1.ListDeliveriesRequest{SubscriptionId: sub.GetId()},
+		"EventService/ListEvents":                   &hookmapv1.ListEventsRequest{},
+		"ConnectionService/ListConnections":         &hookmapv1.ListConnectionsRequest{},
 	}
 	names := make([]string, 0, len(methods))
 	for name := range methods {

@@ -36,6 +36,7 @@ type Harness struct {
 	Subscriptions hookmapv1.SubscriptionServiceClient
 	Events        hookmapv1.EventServiceClient
 	Webhooks      hookmapv1.WebhookServiceClient
+	Destinations  hookmapv1.DestinationServiceClient
 }
 
 // Option changes the configuration before start.
@@ -56,6 +57,12 @@ func WithoutScheduler() Option { return func(c *app.Config) { c.RefreshInterval 
 
 // WithWebhooksFile sets the webhooks file (--webhooks).
 func WithWebhooksFile(path string) Option { return func(c *app.Config) { c.WebhooksFile = path } }
+
+// WithDestinationBackoff sets the backoff between attempts of a destination's failing
+// event (tests use a few milliseconds).
+func WithDestinationBackoff(base, limit time.Duration) Option {
+	return func(c *app.Config) { c.DestinationRetryBase, c.DestinationRetryCap = base, limit }
+}
 
 // WithAdminToken turns auth on, as in production: every call needs a token.
 func WithAdminToken(token string) Option { return func(c *app.Config) { c.AdminToken = token } }
@@ -143,6 +150,7 @@ func (h *Harness) start() {
 	h.Subscriptions = hookmapv1.NewSubscriptionServiceClient(conn)
 	h.Events = hookmapv1.NewEventServiceClient(conn)
 	h.Webhooks = hookmapv1.NewWebhookServiceClient(conn)
+	h.Destinations = hookmapv1.NewDestinationServiceClient(conn)
 }
 
 func (h *Harness) stop() {

@@ -79,6 +79,9 @@ type Config struct {
 	RetryBase, RetryCap time.Duration
 	// UserAgent is sent unless the registration sets one (default "hookmap").
 	UserAgent string
+	// Users, when set, names what else uses a webhook (e.g. event destinations): a
+	// webhook with users cannot be deleted.
+	Users func(ctx context.Context, workspaceID, webhookID string) ([]string, error)
 }
 
 // Validate reports a missing dependency.
@@ -516,6 +519,15 @@ func (s *Sender) delete(ctx context.Context, workspaceID, id, source string) err
 	}
 	if len(refs) > 0 {
 		return fmt.Errorf("webhook %q is the next webhook of %s: remove their next first: %w", id, strings.Join(quoted(refs), ", "), store.ErrInUse)
+	}
+	if s.cfg.Users != nil {
+		users, err := s.cfg.Users(ctx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("webhook %q is used by %s: %w", id, strings.Join(users, ", "), store.ErrInUse)
+		}
 	}
 	if err := s.cfg.Store.DeleteOutgoingWebhook(ctx, workspaceID, id); err != nil {
 		return err

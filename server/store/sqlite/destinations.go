@@ -1,0 +1,315 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+var _ store.DestinationStore = (*Store)(nil)
+
+// readable returns the values of rows, leaving out those that cannot be read (getAll
+// logged them).
+func readable[T any](rows []keyed[T]) []T {
+	out := make([]T, 0, len(rows))
+	for _, r := range rows {
+		if !r.bad {
+			out = append(out, r.v)
+		}
+	}
+	return out
+}
+
+// destinationRID is the subquery of a destination's rid.
+const destinationRID = `(SELECT rid FROM destinations WHERE workspace_id = ? AND id = ?)`
+
+// CreateDestination inserts d; its workspace must exist and its ID be new there.
+func (s *Store) CreateDestination(ctx context.Context, d *store.Destination) error {
+	filter, err := encodeJSON(d.Filter, false)
+	if err != nil {
+		return fmt.Errorf("destination %q filter: %w", d.ID, err)
+	}
+	created, updated := createTimes(d.CreateTime, d.UpdateTime)
+	err = s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`INSERT INTO destinations (workspace_id, id, webhook_id, filter, retry_window, status, status_reason,
+			cursor, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.WorkspaceID, d.ID, d.WebhookID, filter, int64(d.RetryWindow), d.Status, d.StatusReason, d.Cursor,
+			nanos(created), nanos(updated))
+		return insertErr("destination", d.ID, fmt.Sprintf("workspace %q", d.WorkspaceID), err)
+	})
+	if err == nil {
+		d.CreateTime, d.UpdateTime = created, updated
+	}
+	return err
+}
+
+const destinationCols = `d.rid, d.workspace_id, d.id, d.webhook_id, d.filter, d.retry_window, d.status, d.status_reason,
+	d.cursor, d.delivered, d.last_delivery_time, d.create_time, d.update_time,
+	(SELECT COUNT(*) FROM destination_events e WHERE e.destination_rid = d.rid AND e.state = 'PENDING'),
+	(SELECT COUNT(*) FROM destination_events e WHERE e.destination_rid = d.rid AND e.state = 'FAILED')`
+
+func scanDestination(sc scanner) (keyed[*store.Destination], error) {
+	d := &store.Destination{}
+	var rid, window, lastDelivery, created, updated int64
+	var filter sql.NullString
+	if err := sc.Scan(&rid, &d.WorkspaceID, &d.ID, &d.WebhookID, &filter, &window, &d.Status, &d.StatusReason,
+		&d.Cursor, &d.Delivered, &lastDelivery, &created, &updated, &d.Pending, &d.Failed); err != nil {
+		return keyed[*store.Destination]{}, err
+	}
+	f, err := decodeJSON[store.EventFilter](filter)
+	if err != nil {
+		return keyed[*store.Destination]{key: rid, v: d}, unreadable(fmt.Sprintf("destination %q filter", d.ID), err)
+	}
+	d.Filter, d.RetryWindow = f, time.Duration(window)
+	d.LastDeliveryTime, d.CreateTime, d.UpdateTime = fromNanos(lastDelivery), fromNanos(created), fromNanos(updated)
+	return keyed[*store.Destination]{key: rid, v: d}, nil
+}
+
+// GetDestination returns a destination of the workspace with its queue's counts.
+func (s *Store) GetDestination(ctx context.Context, workspaceID, id string) (*store.Destination, error) {
+	k, err := getOne(ctx, s, "destination", id,
+		`SELECT `+destinationCols+` FROM destinations d WHERE d.workspace_id = ? AND d.id = ?`,
+		scanDestination, workspaceID, id)
+	return k.v, err
+}
+
+// ListDestinations lists the workspace's destinations in creation order.
+func (s *Store) ListDestinations(ctx context.Context, workspaceID string, p store.Page) ([]*store.Destination, string, error) {
+	after, err := afterRID("dst", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list destinations",
+		`SELECT `+destinationCols+` FROM destinations d WHERE d.workspace_id = ? AND d.rid > ? ORDER BY d.rid LIMIT ?`,
+		true, scanDestination, workspaceID, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	ds, next := paginate(rows, size, "dst")
+	return ds, next, nil
+}
+
+// ListDestinationsByStatus returns every workspace's destinations with status.
+func (s *Store) ListDestinationsByStatus(ctx context.Context, status string) ([]*store.Destination, error) {
+	rows, err := getAll(ctx, s, "list destinations by status",
+		`SELECT `+destinationCols+` FROM destinations d WHERE d.status = ? ORDER BY d.workspace_id, d.id`,
+		true, scanDestination, status)
+	return readable(rows), err
+}
+
+// UpdateDestination replaces the webhook, filter and retry window.
+func (s *Store) UpdateDestination(ctx context.Context, d *store.Destination) error {
+	filter, err := encodeJSON(d.Filter, false)
+	if err != nil {
+		return fmt.Errorf("destination %q filter: %w", d.ID, err)
+	}
+	updated := now()
+	err = s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`UPDATE destinations SET webhook_id = ?, filter = ?, retry_window = ?, update_time = ?
+			WHERE workspace_id = ? AND id = ?`, d.WebhookID, filter, int64(d.RetryWindow), nanos(updated), d.WorkspaceID, d.ID)
+		return mustAffect(res, err, "destination", d.ID)
+	})
+	if err == nil {
+		d.UpdateTime = updated
+	}
+	return err
+}
+
+// SetDestinationStatus sets the status and its reason.
+func (s *Store) SetDestinationStatus(ctx context.Context, workspaceID, id, status, reason string) error {
+	updated := now()
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`UPDATE destinations SET status = ?, status_reason = ?, update_time = ? WHERE workspace_id = ? AND id = ?`,
+			status, reason, nanos(updated), workspaceID, id)
+		return mustAffect(res, err, "destination", id)
+	})
+}
+
+// DeleteDestination deletes a destination; its queued events go with it (ON DELETE CASCADE).
+func (s *Store) DeleteDestination(ctx context.Context, workspaceID, id string) error {
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`DELETE FROM destinations WHERE workspace_id = ? AND id = ?`, workspaceID, id)
+		return mustAffect(res, err, "destination", id)
+	})
+}
+
+// EnqueueDestinationEvents queues events and moves the cursor forward, in one transaction.
+func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id string, events []*store.DestinationEvent, cursor int64) error {
+	return s.write(ctx, func(t *wtx) error {
+		var rid int64
+		err := t.queryRow(`SELECT rid FROM destinations WHERE workspace_id = ? AND id = ?`, workspaceID, id).Scan(&rid)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("destination %q: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: destination %q: %w", id, err)
+		}
+		for _, e := range events {
+			state := e.State
+			if state == "" {
+				state = store.DestinationEventPending
+			}
+			if _, err := t.exec(`INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id, state, attempts,
+				first_attempt_time, next_attempt_time, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (destination_rid, seq) DO NOTHING`,
+				rid, e.Seq, e.EventID, e.SubscriptionID, state, e.Attempts, nanos(e.FirstAttemptTime), nanos(e.NextAttemptTime),
+				e.LastStatus, e.LastError); err != nil {
+				return fmt.Errorf("sqlite: queue event %d for destination %q: %w", e.Seq, id, err)
+			}
+		}
+		if _, err := t.exec(`UPDATE destinations SET cursor = ? WHERE rid = ? AND cursor < ?`, cursor, rid, cursor); err != nil {
+			return fmt.Errorf("sqlite: destination %q cursor: %w", id, err)
+		}
+		return nil
+	})
+}
+
+const destinationEventCols = `d.workspace_id, d.id, e.seq, e.event_id, e.subscription_id, e.state, e.attempts,
+	e.first_attempt_time, e.next_attempt_time, e.last_status, e.last_error`
+
+func scanDestinationEvent(sc scanner) (keyed[*store.DestinationEvent], error) {
+	e := &store.DestinationEvent{}
+	var first, next int64
+	if err := sc.Scan(&e.WorkspaceID, &e.DestinationID, &e.Seq, &e.EventID, &e.SubscriptionID, &e.State, &e.Attempts,
+		&first, &next, &e.LastStatus, &e.LastError); err != nil {
+		return keyed[*store.DestinationEvent]{}, err
+	}
+	e.FirstAttemptTime, e.NextAttemptTime = fromNanos(first), fromNanos(next)
+	return keyed[*store.DestinationEvent]{key: e.Seq, v: e}, nil
+}
+
+// DestinationHeads returns the lowest pending event of each subscription, soonest due first.
+func (s *Store) DestinationHeads(ctx context.Context, workspaceID, id string, limit int) ([]*store.DestinationEvent, error) {
+	if limit <= 0 {
+		limit = defaultPageSize
+	}
+	rows, err := getAll(ctx, s, "destination heads",
+		`SELECT `+destinationEventCols+` FROM destinations d
+		JOIN (SELECT destination_rid, subscription_id, MIN(seq) AS seq FROM destination_events
+			WHERE destination_rid = `+destinationRID+` AND state = 'PENDING' GROUP BY subscription_id) h ON h.destination_rid = d.rid
+		JOIN destination_events e ON e.destination_rid = d.rid AND e.seq = h.seq
+		ORDER BY e.next_attempt_time, e.seq LIMIT ?`,
+		true, scanDestinationEvent, workspaceID, id, limit)
+	return readable(rows), err
+}
+
+// CompleteDestinationEvent removes an acknowledged event and counts it.
+func (s *Store) CompleteDestinationEvent(ctx context.Context, workspaceID, id string, seq int64, at time.Time) error {
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`DELETE FROM destination_events WHERE destination_rid = `+destinationRID+` AND seq = ?`,
+			workspaceID, id, seq)
+		if err := mustAffect(res, err, "destination event", fmt.Sprintf("%s/%d", id, seq)); err != nil {
+			return err
+		}
+		_, err = t.exec(`UPDATE destinations SET delivered = delivered + 1, last_delivery_time = MAX(last_delivery_time, ?)
+			WHERE workspace_id = ? AND id = ?`, nanos(at), workspaceID, id)
+		if err != nil {
+			return fmt.Errorf("sqlite: destination %q: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// UpdateDestinationEvent replaces a queued event's delivery state.
+func (s *Store) UpdateDestinationEvent(ctx context.Context, e *store.DestinationEvent) error {
+	return s.write(ctx, func(t *wtx) error {
+		res, err := t.exec(`UPDATE destination_events SET state = ?, attempts = ?, first_attempt_time = ?, next_attempt_time = ?,
+			last_status = ?, last_error = ? WHERE destination_rid = `+destinationRID+` AND seq = ?`,
+			e.State, e.Attempts, nanos(e.FirstAttemptTime), nanos(e.NextAttemptTime), e.LastStatus, e.LastError,
+			e.WorkspaceID, e.DestinationID, e.Seq)
+		return mustAffect(res, err, "destination event", fmt.Sprintf("%s/%d", e.DestinationID, e.Seq))
+	})
+}
+
+// GetDestinationEvent returns a queued event.
+func (s *Store) GetDestinationEvent(ctx context.Context, workspaceID, id string, seq int64) (*store.DestinationEvent, error) {
+	k, err := getOne(ctx, s, "destination event", fmt.Sprintf("%s/%d", id, seq),
+		`SELECT `+destinationEventCols+` FROM destinations d JOIN destination_events e ON e.destination_rid = d.rid
+		WHERE d.workspace_id = ? AND d.id = ? AND e.seq = ?`, scanDestinationEvent, workspaceID, id, seq)
+	return k.v, err
+}
+
+// ListDestinationEvents lists queued events in seq order.
+func (s *Store) ListDestinationEvents(ctx context.Context, workspaceID, id, state string, p store.Page) ([]*store.DestinationEvent, string, error) {
+	after, err := afterRID("dev", p.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	size := pageSize(p)
+	rows, err := getAll(ctx, s, "list destination events",
+		`SELECT `+destinationEventCols+` FROM destinations d JOIN destination_events e ON e.destination_rid = d.rid
+		WHERE d.workspace_id = ? AND d.id = ? AND (? = '' OR e.state = ?) AND e.seq > ? ORDER BY e.seq LIMIT ?`,
+		true, scanDestinationEvent, workspaceID, id, state, state, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := paginate(rows, size, "dev")
+	return out, next, nil
+}
+
+// RetryDestinationEvents makes FAILED events (one, or all with seq 0) PENDING again.
+func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id string, seq int64, at time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(t *wtx) error {
+		n = 0
+		res, err := t.exec(`UPDATE destination_events SET state = 'PENDING', attempts = 0, first_attempt_time = 0,
+			next_attempt_time = ? WHERE destination_rid = `+destinationRID+` AND state = 'FAILED' AND (? = 0 OR seq = ?)`,
+			nanos(at), workspaceID, id, seq, seq)
+		if err != nil {
+			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
+		}
+		if seq != 0 && n == 0 {
+			return fmt.Errorf("failed event %d of destination %q: %w", seq, id, store.ErrNotFound)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// AcquireDestinationLease takes or renews the destination's lease for owner.
+func (s *Store) AcquireDestinationLease(ctx context.Context, workspaceID, id, owner string, at, until time.Time) (bool, error) {
+	var held bool
+	err := s.write(ctx, func(t *wtx) error {
+		held = false
+		res, err := t.exec(`UPDATE destinations SET lease_owner = ?, lease_until = ?
+			WHERE workspace_id = ? AND id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
+			owner, nanos(until), workspaceID, id, owner, nanos(at))
+		if err != nil {
+			return fmt.Errorf("sqlite: lease of destination %q: %w", id, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("sqlite: lease of destination %q: %w", id, err)
+		}
+		if n == 1 {
+			held = true
+			return nil
+		}
+		var one int
+		if err := t.queryRow(`SELECT 1 FROM destinations WHERE workspace_id = ? AND id = ?`, workspaceID, id).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("destination %q: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+	return held, err
+}
+
+// ReleaseDestinationLease frees the lease if owner holds it.
+func (s *Store) ReleaseDestinationLease(ctx context.Context, workspaceID, id, owner string) error {
+	return s.write(ctx, func(t *wtx) error {
+		_, err := t.exec(`UPDATE destinations SET lease_owner = '', lease_until = 0 WHERE workspace_id = ? AND id = ? AND lease_owner = ?`,
+			workspaceID, id, owner)
+		if err != nil {
+			return fmt.Errorf("sqlite: release lease of destination %q: %w", id, err)
+		}
+		return nil
+	})
+}
