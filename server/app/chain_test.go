@@ -24,7 +24,7 @@ func jsonEndpoint(t *testing.T, status int, body func(n int) string) *apptest.En
 }
 
 // register registers a webhook from grpcurl-style JSON.
-func register(t *testing.T, h *apptest.Harness, webhookJSON string) *hookmapv1.Webhook {
+func register(t testing.TB, h *apptest.Harness, webhookJSON string) *hookmapv1.Webhook {
 	t.Helper()
 	req := &hookmapv1.RegisterWebhookRequest{}
 	require.NoError(t, protojson.Unmarshal([]byte(`{"webhook": `+webhookJSON+`}`), req))

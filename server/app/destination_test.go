@@ -83,7 +83,7 @@ type destWorld struct {
 	ep  *apptest.Endpoint
 }
 
-func startDestinations(t *testing.T, handle apptest.Handler, opts ...apptest.Option) *destWorld {
+func startDestinations(t testing.TB, handle apptest.Handler, opts ...apptest.Option) *destWorld {
 	ep := apptest.NewEndpoint(t, handle)
 	h := apptest.Start(t, append([]apptest.Option{
 		apptest.WithConnectors("testdata/connectors"), apptest.WithAllowPrivate(),
@@ -96,7 +96,7 @@ func startDestinations(t *testing.T, handle apptest.Handler, opts ...apptest.Opt
 }
 
 // post sends one delivery with events n to the subscription's hook.
-func (w *destWorld) post(t *testing.T, sub *hookmapv1.Subscription, ns ...int) {
+func (w *destWorld) post(t testing.TB, sub *hookmapv1.Subscription, ns ...int) {
 	t.Helper()
 	items := make([]string, len(ns))
 	for i, n := range ns {
@@ -106,7 +106,7 @@ func (w *destWorld) post(t *testing.T, sub *hookmapv1.Subscription, ns ...int) {
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
 }
 
-func (w *destWorld) create(t *testing.T, d *hookmapv1.Destination) *hookmapv1.Destination {
+func (w *destWorld) create(t testing.TB, d *hookmapv1.Destination) *hookmapv1.Destination {
 	t.Helper()
 	got, err := w.h.Destinations.CreateDestination(w.h.Ctx(), &hookmapv1.CreateDestinationRequest{Destination: d})
 	require.NoError(t, err)

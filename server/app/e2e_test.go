@@ -21,7 +21,7 @@ func start(t *testing.T) *apptest.Harness {
 }
 
 // setup creates a testhooks connection and an echo subscription.
-func setup(t *testing.T, h *apptest.Harness) (*hookmapv1.Connection, *hookmapv1.Subscription) {
+func setup(t testing.TB, h *apptest.Harness) (*hookmapv1.Connection, *hookmapv1.Subscription) {
 	ctx := h.Ctx()
 	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "testhooks", Name: "acme", Credentials: apptest.Struct(t, map[string]any{"token": "sekret-token"}),

@@ -90,3 +90,39 @@ func BenchmarkCommitDeliveryParallel(b *testing.B) {
 	})
 	reportBatches(b, s, before)
 }
+
+// BenchmarkDestinationDrain drains a destination's queue the way its worker does: find
+// the subscriptions' heads, acknowledge one. The lanes table keeps both independent of
+// how many events are queued (1,000 or 100,000, in one subscription).
+//
+//	go test ./server/store/sqlite -run '^$' -bench BenchmarkDestinationDrain -benchtime 2000x
+func BenchmarkDestinationDrain(b *testing.B) {
+	for _, queued := range []int{1_000, 100_000} {
+		b.Run("queued="+strconv.Itoa(queued), func(b *testing.B) {
+			s := openTest(b, Options{})
+			ctx := b.Context()
+			require.NoError(b, s.CreateWorkspace(ctx, &store.Workspace{ID: "ws", Name: "ws"}))
+			require.NoError(b, s.CreateDestination(ctx, &store.Destination{WorkspaceID: "ws", ID: "d", WebhookID: "w",
+				RetryWindow: time.Hour, Status: store.DestinationActive}))
+			now := time.Now()
+			for from := 1; from <= queued+b.N; from += 1000 {
+				batch := make([]*store.DestinationEvent, 0, 1000)
+				for seq := from; seq < from+1000; seq++ {
+					batch = append(batch, &store.DestinationEvent{Seq: int64(seq), EventID: "ev-" + strconv.Itoa(seq),
+						SubscriptionID: "sub", NextAttemptTime: now})
+				}
+				require.NoError(b, s.EnqueueDestinationEvents(ctx, "ws", "d", batch, int64(from+999)))
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				heads, err := s.DestinationHeads(ctx, "ws", "d", 256)
+				if err != nil || len(heads) != 1 {
+					b.Fatalf("heads: %v %d", err, len(heads))
+				}
+				if err := s.CompleteDestinationEvent(ctx, "ws", "d", heads[0].Seq, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -24,9 +24,6 @@ func readable[T any](rows []keyed[T]) []T {
 	return out
 }
 
-// destinationRID is the subquery of a destination's rid.
-const destinationRID = `(SELECT rid FROM destinations WHERE workspace_id = ? AND id = ?)`
-
 // CreateDestination inserts d; its workspace must exist and its ID be new there.
 func (s *Store) CreateDestination(ctx context.Context, d *store.Destination) error {
 	filter, err := encodeJSON(d.Filter, false)
@@ -48,9 +45,7 @@ func (s *Store) CreateDestination(ctx context.Context, d *store.Destination) err
 }
 
 const destinationCols = `d.rid, d.workspace_id, d.id, d.webhook_id, d.filter, d.retry_window, d.status, d.status_reason,
-	d.cursor, d.delivered, d.last_delivery_time, d.create_time, d.update_time,
-	(SELECT COUNT(*) FROM destination_events e WHERE e.destination_rid = d.rid AND e.state = 'PENDING'),
-	(SELECT COUNT(*) FROM destination_events e WHERE e.destination_rid = d.rid AND e.state = 'FAILED')`
+	d.cursor, d.delivered, d.last_delivery_time, d.create_time, d.update_time, d.pending, d.failed`
 
 func scanDestination(sc scanner) (keyed[*store.Destination], error) {
 	d := &store.Destination{}
@@ -138,29 +133,94 @@ func (s *Store) DeleteDestination(ctx context.Context, workspaceID, id string) e
 	})
 }
 
+// destinationRIDIn returns the rid of a destination inside a write transaction.
+func destinationRIDIn(t *wtx, workspaceID, id string) (int64, error) {
+	var rid int64
+	err := t.queryRow(`SELECT rid FROM destinations WHERE workspace_id = ? AND id = ?`, workspaceID, id).Scan(&rid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("destination %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: destination %q: %w", id, err)
+	}
+	return rid, nil
+}
+
+// laneHeadQuery finds a subscription's lowest pending event: one lookup in the lane
+// index. The index is named: walking the primary key in seq order would also give the
+// lowest first, but through every queued event of the other subscriptions before it.
+const laneHeadQuery = `SELECT seq, next_attempt_time FROM destination_events INDEXED BY destination_events_lane
+	WHERE destination_rid = ? AND state = 'PENDING' AND subscription_id = ? ORDER BY seq LIMIT 1`
+
+// resetLane makes a subscription's lane point at its lowest pending event, or removes the
+// lane when it has none.
+func resetLane(t *wtx, rid int64, sub string) error {
+	var seq, next int64
+	err := t.queryRow(laneHeadQuery, rid, sub).Scan(&seq, &next)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = t.exec(`DELETE FROM destination_lanes WHERE destination_rid = ? AND subscription_id = ?`, rid, sub)
+	case err == nil:
+		_, err = t.exec(`INSERT INTO destination_lanes (destination_rid, subscription_id, head_seq, next_attempt_time) VALUES (?, ?, ?, ?)
+			ON CONFLICT (destination_rid, subscription_id) DO UPDATE SET head_seq = excluded.head_seq,
+			next_attempt_time = excluded.next_attempt_time`, rid, sub, seq, next)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: destination lane %q: %w", sub, err)
+	}
+	return nil
+}
+
+// addCounts adds to a destination's pending and failed counts.
+func addCounts(t *wtx, rid, pending, failed int64) error {
+	if pending == 0 && failed == 0 {
+		return nil
+	}
+	if _, err := t.exec(`UPDATE destinations SET pending = pending + ?, failed = failed + ? WHERE rid = ?`, pending, failed, rid); err != nil {
+		return fmt.Errorf("sqlite: destination counts: %w", err)
+	}
+	return nil
+}
+
 // EnqueueDestinationEvents queues events and moves the cursor forward, in one transaction.
 func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id string, events []*store.DestinationEvent, cursor int64) error {
 	return s.write(ctx, func(t *wtx) error {
-		var rid int64
-		err := t.queryRow(`SELECT rid FROM destinations WHERE workspace_id = ? AND id = ?`, workspaceID, id).Scan(&rid)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("destination %q: %w", id, store.ErrNotFound)
-		}
+		rid, err := destinationRIDIn(t, workspaceID, id)
 		if err != nil {
-			return fmt.Errorf("sqlite: destination %q: %w", id, err)
+			return err
 		}
+		var pending, failed int64
+		lanes := map[string]bool{}
 		for _, e := range events {
 			state := e.State
 			if state == "" {
 				state = store.DestinationEventPending
 			}
-			if _, err := t.exec(`INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id, state, attempts,
+			res, err := t.exec(`INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id, state, attempts,
 				first_attempt_time, next_attempt_time, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (destination_rid, seq) DO NOTHING`,
 				rid, e.Seq, e.EventID, e.SubscriptionID, state, e.Attempts, nanos(e.FirstAttemptTime), nanos(e.NextAttemptTime),
-				e.LastStatus, e.LastError); err != nil {
+				e.LastStatus, e.LastError)
+			if err != nil {
 				return fmt.Errorf("sqlite: queue event %d for destination %q: %w", e.Seq, id, err)
 			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				continue // already queued
+			}
+			if state == store.DestinationEventFailed {
+				failed++
+			} else {
+				pending++
+				lanes[e.SubscriptionID] = true
+			}
+		}
+		for sub := range lanes {
+			if err := resetLane(t, rid, sub); err != nil {
+				return err
+			}
+		}
+		if err := addCounts(t, rid, pending, failed); err != nil {
+			return err
 		}
 		if _, err := t.exec(`UPDATE destinations SET cursor = ? WHERE rid = ? AND cursor < ?`, cursor, rid, cursor); err != nil {
 			return fmt.Errorf("sqlite: destination %q cursor: %w", id, err)
@@ -183,46 +243,88 @@ func scanDestinationEvent(sc scanner) (keyed[*store.DestinationEvent], error) {
 	return keyed[*store.DestinationEvent]{key: e.Seq, v: e}, nil
 }
 
-// DestinationHeads returns the lowest pending event of each subscription, soonest due first.
+// destinationHeadsQuery reads the lanes in due order and each head's event by its key.
+const destinationHeadsQuery = `SELECT ` + destinationEventCols + ` FROM destinations d
+	JOIN destination_lanes l ON l.destination_rid = d.rid
+	JOIN destination_events e ON e.destination_rid = d.rid AND e.seq = l.head_seq
+	WHERE d.workspace_id = ? AND d.id = ?
+	ORDER BY l.next_attempt_time, l.head_seq LIMIT ?`
+
+// DestinationHeads returns the lowest pending event of each subscription, soonest due
+// first: a read of the lanes, whatever the queue's length.
 func (s *Store) DestinationHeads(ctx context.Context, workspaceID, id string, limit int) ([]*store.DestinationEvent, error) {
 	if limit <= 0 {
 		limit = defaultPageSize
 	}
-	rows, err := getAll(ctx, s, "destination heads",
-		`SELECT `+destinationEventCols+` FROM destinations d
-		JOIN (SELECT destination_rid, subscription_id, MIN(seq) AS seq FROM destination_events
-			WHERE destination_rid = `+destinationRID+` AND state = 'PENDING' GROUP BY subscription_id) h ON h.destination_rid = d.rid
-		JOIN destination_events e ON e.destination_rid = d.rid AND e.seq = h.seq
-		ORDER BY e.next_attempt_time, e.seq LIMIT ?`,
-		true, scanDestinationEvent, workspaceID, id, limit)
+	rows, err := getAll(ctx, s, "destination heads", destinationHeadsQuery, true, scanDestinationEvent, workspaceID, id, limit)
 	return readable(rows), err
+}
+
+// queuedIn returns a queued event's state and subscription inside a write transaction.
+func queuedIn(t *wtx, rid, seq int64, what string) (state, sub string, err error) {
+	err = t.queryRow(`SELECT state, subscription_id FROM destination_events WHERE destination_rid = ? AND seq = ?`, rid, seq).Scan(&state, &sub)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", fmt.Errorf("destination event %s/%d: %w", what, seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("sqlite: destination event %s/%d: %w", what, seq, err)
+	}
+	return state, sub, nil
 }
 
 // CompleteDestinationEvent removes an acknowledged event and counts it.
 func (s *Store) CompleteDestinationEvent(ctx context.Context, workspaceID, id string, seq int64, at time.Time) error {
 	return s.write(ctx, func(t *wtx) error {
-		res, err := t.exec(`DELETE FROM destination_events WHERE destination_rid = `+destinationRID+` AND seq = ?`,
-			workspaceID, id, seq)
-		if err := mustAffect(res, err, "destination event", fmt.Sprintf("%s/%d", id, seq)); err != nil {
+		rid, err := destinationRIDIn(t, workspaceID, id)
+		if err != nil {
 			return err
 		}
-		_, err = t.exec(`UPDATE destinations SET delivered = delivered + 1, last_delivery_time = MAX(last_delivery_time, ?)
-			WHERE workspace_id = ? AND id = ?`, nanos(at), workspaceID, id)
+		state, sub, err := queuedIn(t, rid, seq, id)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(`DELETE FROM destination_events WHERE destination_rid = ? AND seq = ?`, rid, seq); err != nil {
+			return fmt.Errorf("sqlite: destination event %s/%d: %w", id, seq, err)
+		}
+		pending, failed := int64(-1), int64(0)
+		if state == store.DestinationEventFailed {
+			pending, failed = 0, -1
+		}
+		_, err = t.exec(`UPDATE destinations SET delivered = delivered + 1, last_delivery_time = MAX(last_delivery_time, ?),
+			pending = pending + ?, failed = failed + ? WHERE rid = ?`, nanos(at), pending, failed, rid)
 		if err != nil {
 			return fmt.Errorf("sqlite: destination %q: %w", id, err)
 		}
-		return nil
+		return resetLane(t, rid, sub)
 	})
 }
 
 // UpdateDestinationEvent replaces a queued event's delivery state.
 func (s *Store) UpdateDestinationEvent(ctx context.Context, e *store.DestinationEvent) error {
 	return s.write(ctx, func(t *wtx) error {
-		res, err := t.exec(`UPDATE destination_events SET state = ?, attempts = ?, first_attempt_time = ?, next_attempt_time = ?,
-			last_status = ?, last_error = ? WHERE destination_rid = `+destinationRID+` AND seq = ?`,
-			e.State, e.Attempts, nanos(e.FirstAttemptTime), nanos(e.NextAttemptTime), e.LastStatus, e.LastError,
-			e.WorkspaceID, e.DestinationID, e.Seq)
-		return mustAffect(res, err, "destination event", fmt.Sprintf("%s/%d", e.DestinationID, e.Seq))
+		rid, err := destinationRIDIn(t, e.WorkspaceID, e.DestinationID)
+		if err != nil {
+			return err
+		}
+		was, sub, err := queuedIn(t, rid, e.Seq, e.DestinationID)
+		if err != nil {
+			return err
+		}
+		if _, err := t.exec(`UPDATE destination_events SET state = ?, attempts = ?, first_attempt_time = ?, next_attempt_time = ?,
+			last_status = ?, last_error = ? WHERE destination_rid = ? AND seq = ?`,
+			e.State, e.Attempts, nanos(e.FirstAttemptTime), nanos(e.NextAttemptTime), e.LastStatus, e.LastError, rid, e.Seq); err != nil {
+			return fmt.Errorf("sqlite: destination event %s/%d: %w", e.DestinationID, e.Seq, err)
+		}
+		switch {
+		case was == store.DestinationEventPending && e.State == store.DestinationEventFailed:
+			err = addCounts(t, rid, -1, 1)
+		case was == store.DestinationEventFailed && e.State != store.DestinationEventFailed:
+			err = addCounts(t, rid, 1, -1)
+		}
+		if err != nil {
+			return err
+		}
+		return resetLane(t, rid, sub)
 	})
 }
 
@@ -234,6 +336,18 @@ func (s *Store) GetDestinationEvent(ctx context.Context, workspaceID, id string,
 	return k.v, err
 }
 
+// The pages of a destination's queue, in seq order: all of it along the primary key, or
+// one state along destination_events_state, so listing the few parked events never walks
+// a long pending backlog.
+const (
+	listDestinationEventsAll = `SELECT ` + destinationEventCols + ` FROM destinations d
+	JOIN destination_events e ON e.destination_rid = d.rid
+	WHERE d.workspace_id = ? AND d.id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
+	listDestinationEventsByState = `SELECT ` + destinationEventCols + ` FROM destinations d
+	JOIN destination_events e INDEXED BY destination_events_state ON e.destination_rid = d.rid
+	WHERE d.workspace_id = ? AND d.id = ? AND e.state = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
+)
+
 // ListDestinationEvents lists queued events in seq order.
 func (s *Store) ListDestinationEvents(ctx context.Context, workspaceID, id, state string, p store.Page) ([]*store.DestinationEvent, string, error) {
 	after, err := afterRID("dev", p.Token)
@@ -241,10 +355,11 @@ func (s *Store) ListDestinationEvents(ctx context.Context, workspaceID, id, stat
 		return nil, "", err
 	}
 	size := pageSize(p)
-	rows, err := getAll(ctx, s, "list destination events",
-		`SELECT `+destinationEventCols+` FROM destinations d JOIN destination_events e ON e.destination_rid = d.rid
-		WHERE d.workspace_id = ? AND d.id = ? AND (? = '' OR e.state = ?) AND e.seq > ? ORDER BY e.seq LIMIT ?`,
-		true, scanDestinationEvent, workspaceID, id, state, state, after, size+1)
+	query, args := listDestinationEventsAll, []any{workspaceID, id, after, size + 1}
+	if state != "" {
+		query, args = listDestinationEventsByState, []any{workspaceID, id, state, after, size + 1}
+	}
+	rows, err := getAll(ctx, s, "list destination events", query, true, scanDestinationEvent, args...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -257,9 +372,30 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 	var n int64
 	err := s.write(ctx, func(t *wtx) error {
 		n = 0
+		rid, err := destinationRIDIn(t, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		rows, err := t.tx.QueryContext(t.ctx, `SELECT DISTINCT subscription_id FROM destination_events
+			WHERE destination_rid = ? AND state = 'FAILED' AND (? = 0 OR seq = ?)`, rid, seq, seq)
+		if err != nil {
+			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
+		}
+		var subs []string
+		for rows.Next() {
+			var sub string
+			if err := rows.Scan(&sub); err != nil {
+				_ = rows.Close()
+				return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
+			}
+			subs = append(subs, sub)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
+		}
 		res, err := t.exec(`UPDATE destination_events SET state = 'PENDING', attempts = 0, first_attempt_time = 0,
-			next_attempt_time = ? WHERE destination_rid = `+destinationRID+` AND state = 'FAILED' AND (? = 0 OR seq = ?)`,
-			nanos(at), workspaceID, id, seq, seq)
+			next_attempt_time = ? WHERE destination_rid = ? AND state = 'FAILED' AND (? = 0 OR seq = ?)`,
+			nanos(at), rid, seq, seq)
 		if err != nil {
 			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
 		}
@@ -269,7 +405,12 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 		if seq != 0 && n == 0 {
 			return fmt.Errorf("failed event %d of destination %q: %w", seq, id, store.ErrNotFound)
 		}
-		return nil
+		for _, sub := range subs {
+			if err := resetLane(t, rid, sub); err != nil {
+				return err
+			}
+		}
+		return addCounts(t, rid, n, -n)
 	})
 	return n, err
 }

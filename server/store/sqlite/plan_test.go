@@ -136,3 +136,26 @@ func BenchmarkListDeliveries100k(b *testing.B) {
 		})
 	}
 }
+
+// A destination's worker never reads its whole queue: the heads come from the lanes in
+// due order (no sort), and a subscription's next pending event is one index lookup.
+func TestDestinationQueryPlans(t *testing.T) {
+	s := openTest(t, Options{})
+	plan := queryPlan(t, s, destinationHeadsQuery, "w", "d", 256)
+	require.Contains(t, plan, "SEARCH l USING COVERING INDEX destination_lanes_due (destination_rid=?)", plan)
+	require.Contains(t, plan, "SEARCH e USING PRIMARY KEY (destination_rid=? AND seq=?)", plan)
+	require.NotContains(t, plan, "SCAN", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+
+	plan = queryPlan(t, s, laneHeadQuery, 1, "sub")
+	require.Contains(t, plan, "SEARCH destination_events USING INDEX destination_events_lane (destination_rid=? AND state=? AND subscription_id=?)", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+
+	// Pages of the queue: no sort, and by state through the state index.
+	plan = queryPlan(t, s, listDestinationEventsByState, "w", "d", store.DestinationEventFailed, 0, 51)
+	require.Contains(t, plan, "SEARCH e USING INDEX destination_events_state (destination_rid=? AND state=? AND seq>?)", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+	plan = queryPlan(t, s, listDestinationEventsAll, "w", "d", 0, 51)
+	require.Contains(t, plan, "SEARCH e USING PRIMARY KEY (destination_rid=? AND seq>?)", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}

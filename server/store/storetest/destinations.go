@@ -208,8 +208,16 @@ func testDestinationQueue(t *testing.T, s DestinationBackend) {
 	require.Len(t, all, 4)
 	d, err = s.GetDestination(ctx, ws, "d")
 	require.NoError(t, err)
-	require.Equal(t, int64(3), d.Pending)
-	require.Equal(t, int64(1), d.Failed)
+	require.Equal(t, []int64{3, 1}, []int64{d.Pending, d.Failed}, "pending, failed")
+
+	// Retried, the parked event is its subscription's head again (ahead of 44).
+	n, err := s.RetryDestinationEvents(ctx, ws, "d", 42, at(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	require.Equal(t, []int64{45, 42}, headSeqs(t, s, ws, "d"))
+	d, err = s.GetDestination(ctx, ws, "d")
+	require.NoError(t, err)
+	require.Equal(t, []int64{4, 0}, []int64{d.Pending, d.Failed})
 
 	missing := queued(99, "a")
 	missing.WorkspaceID, missing.DestinationID = ws, "d"

@@ -1,6 +1,9 @@
 -- Event destinations: durable consumers that push the events of a filter to an outgoing
 -- webhook. cursor is the highest seq queued (or skipped by the filter); queued events wait
--- in destination_events until acknowledged (then deleted) or parked (state FAILED).
+-- in destination_events until acknowledged (then deleted) or parked (state FAILED);
+-- pending and failed count them, kept by the same transactions. destination_lanes holds,
+-- per subscription with pending events, its head (lowest pending seq) and when the head is
+-- due, so finding what to send costs the number of subscriptions, not of queued events.
 -- lease_owner/lease_until name the one process sending for a destination. Times are
 -- INTEGER nanoseconds, 0 for none; retry_window is nanoseconds.
 
@@ -16,6 +19,8 @@ CREATE TABLE destinations (
     status_reason      TEXT    NOT NULL DEFAULT '',
     cursor             INTEGER NOT NULL DEFAULT 0,
     delivered          INTEGER NOT NULL DEFAULT 0,
+    pending            INTEGER NOT NULL DEFAULT 0,
+    failed             INTEGER NOT NULL DEFAULT 0,
     last_delivery_time INTEGER NOT NULL DEFAULT 0,
     lease_owner        TEXT    NOT NULL DEFAULT '',
     lease_until        INTEGER NOT NULL DEFAULT 0,
@@ -38,9 +43,21 @@ CREATE TABLE destination_events (
     last_error        TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (destination_rid, seq)
 ) WITHOUT ROWID;
--- A subscription's head (its lowest pending seq) is a MIN over this index.
+-- A subscription's next pending event is the first entry of this index after (rid, PENDING, sub).
 CREATE INDEX destination_events_lane ON destination_events (destination_rid, state, subscription_id, seq);
+-- The parked (or pending) events of a destination in seq order, for listing them.
+CREATE INDEX destination_events_state ON destination_events (destination_rid, state, seq);
+
+CREATE TABLE destination_lanes (
+    destination_rid   INTEGER NOT NULL REFERENCES destinations (rid) ON DELETE CASCADE,
+    subscription_id   TEXT    NOT NULL,
+    head_seq          INTEGER NOT NULL,
+    next_attempt_time INTEGER NOT NULL,
+    PRIMARY KEY (destination_rid, subscription_id)
+) WITHOUT ROWID;
+CREATE INDEX destination_lanes_due ON destination_lanes (destination_rid, next_attempt_time, head_seq);
 
 -- +goose Down
+DROP TABLE destination_lanes;
 DROP TABLE destination_events;
 DROP TABLE destinations;
