@@ -258,6 +258,17 @@ func apply(w *store.OutgoingWebhook, r *Registration) {
 	w.Timeout, w.MaxAttempts, w.FollowRedirects = r.Timeout, r.MaxAttempts, r.FollowRedirects
 }
 
+// Check validates a registration as Register does before it looks at the stored webhooks
+// (a next webhook's existence and the chain's shape are checked by Register only):
+// *InvalidError when it does not fit.
+func Check(r Registration) error {
+	var v violations
+	r.takeContentType(&v, strings.TrimSpace(r.ContentType) != "")
+	r.normalize()
+	r.validate(&v, true, true, true)
+	return v.err()
+}
+
 // Registered is a stored registration and what hookmap read differently from how it was
 // written (Notes, for the caller's answer: a Content-Type header used as content_type).
 type Registered struct {

@@ -164,8 +164,13 @@ func (l *Loader) apply(ctx context.Context, e *Entry, res *Result) error {
 }
 
 func (l *Loader) problem(res *Result, e *Entry, field, format string, args ...any) {
+	res.Diagnostics = append(res.Diagnostics, problemAt(l.Path, e, field, format, args...))
+}
+
+// problemAt is a diagnostic at the position of an entry's field.
+func problemAt(path string, e *Entry, field, format string, args ...any) diag.Diagnostic {
 	line, col := e.pos(field)
-	res.Diagnostics = append(res.Diagnostics, diag.Diagnostic{File: l.Path, Line: line, Col: col, Message: fmt.Sprintf(format, args...)})
+	return diag.Diagnostic{File: path, Line: line, Col: col, Message: fmt.Sprintf(format, args...)}
 }
 
 func (l *Loader) log(ctx context.Context, res Result) {
@@ -178,6 +183,29 @@ func (l *Loader) log(ctx context.Context, res Result) {
 	}
 	log.InfoContext(ctx, "webhooks file applied", "file", l.Path, "created", res.Created, "updated", res.Updated,
 		"unchanged", len(res.Unchanged), "deleted", res.Deleted, "kept_previous", res.KeptPrevious, "problems", len(res.Diagnostics))
+}
+
+// Check reads a webhooks file and validates every entry without a store (hookmap
+// validate): its syntax, its environment variables, each registration as RegisterWebhook
+// would, and loops among its chains. What needs the store (workspaces, ids registered
+// through the API, next webhooks declared elsewhere) is checked when it is applied.
+func Check(path string, data []byte, getenv Getenv) (*File, []diag.Diagnostic) {
+	f, diags := Parse(path, data, getenv, "default")
+	_, loops := order(f.Entries)
+	for _, e := range f.Entries {
+		if loop, ok := loops[e]; ok {
+			diags = append(diags, problemAt(path, e, "next.webhook_id", "webhook %q: next.webhook_id: the chain would loop: %s", e.Registration.ID, loop))
+			continue
+		}
+		var ie *outgoing.InvalidError
+		if err := outgoing.Check(e.Registration); errors.As(err, &ie) {
+			for _, v := range ie.Violations {
+				diags = append(diags, problemAt(path, e, v.Field, "webhook %q: %s: %s", e.Registration.ID, v.Field, v.Description))
+			}
+		}
+	}
+	diag.Sort(diags)
+	return f, diags
 }
 
 // order sorts entries so that a webhook comes after the webhook it continues into when

@@ -19,13 +19,16 @@ import (
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/server/app"
 	"github.com/hookmap/hookmap/server/conntest"
+	"github.com/hookmap/hookmap/server/webhookfile"
 )
 
 const usage = `hookmap: a webhook integration engine
 
 Usage:
   hookmap serve [flags]       start the service (gRPC, HTTP receiver, store)
-  hookmap validate DIR...     load and compile every connector; print each problem as file:line:col: message
+  hookmap validate [--webhooks FILE] DIR...
+                              load and compile every connector (and check a webhooks file);
+                              print each problem as file:line:col: message
   hookmap test [-run RE] [-v] DIR...
                               run each connector's tests/*.test.yml offline against the server's code;
                               print each failure as file:line:col: expected …, got …
@@ -229,9 +232,25 @@ func newLogger(cfg app.Config, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: use text or json", cfg.LogFormat)
 }
 
-func validate(dirs []string, stdout, stderr io.Writer) int {
-	if len(dirs) == 0 {
-		fmt.Fprintln(stderr, "usage: hookmap validate DIR...")
+func validate(args []string, stdout, stderr io.Writer) int {
+	var dirs, files []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--webhooks" || a == "-webhooks":
+			if i+1 == len(args) {
+				fmt.Fprintln(stderr, "usage: hookmap validate [--webhooks FILE] DIR...")
+				return 2
+			}
+			i++
+			files = append(files, args[i])
+		case strings.HasPrefix(a, "--webhooks="):
+			files = append(files, strings.TrimPrefix(a, "--webhooks="))
+		default:
+			dirs = append(dirs, a)
+		}
+	}
+	if len(dirs) == 0 && len(files) == 0 {
+		fmt.Fprintln(stderr, "usage: hookmap validate [--webhooks FILE] DIR...")
 		return 2
 	}
 	for _, d := range dirs {
@@ -240,9 +259,25 @@ func validate(dirs []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	set, diags := engine.Load(dirs...)
-	for _, c := range set.Connectors() {
-		fmt.Fprintln(stdout, "ok", c.Summary())
+	var diags []engine.Diagnostic
+	if len(dirs) > 0 {
+		set, ds := engine.Load(dirs...)
+		for _, c := range set.Connectors() {
+			fmt.Fprintln(stdout, "ok", c.Summary())
+		}
+		diags = append(diags, ds...)
+	}
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+			return 1
+		}
+		f, ds := webhookfile.Check(path, data, os.LookupEnv)
+		if len(ds) == 0 {
+			fmt.Fprintf(stdout, "ok %s: %d webhook%s\n", path, len(f.Entries), plural(len(f.Entries)))
+		}
+		diags = append(diags, ds...)
 	}
 	for _, d := range diags {
 		fmt.Fprintln(stdout, d.String())

@@ -146,6 +146,28 @@ func TestTestSubcommand(t *testing.T) {
 	require.Contains(t, string(out), "usage: hookmap test")
 }
 
+// validate checks a webhooks file without a server: each problem at its line, exit 1.
+func TestValidateWebhooksFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	require.NoError(t, os.WriteFile(good, []byte(`[{"id": "send-jpeg", "url": "https://example.com/post",
+  "headers": {"Content-Type": "image/jpeg"}, "payload_encoding": "base64"}]`), 0o600))
+	out, err := exec.Command(binary, "validate", "--webhooks", good).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Equal(t, "ok "+good+": 1 webhook\n", string(out))
+
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("- id: ok\n  url: https://example.com/\n- id: bad\n  url: ftp://example.com/\n"), 0o600))
+	cmd := exec.Command(binary, "validate", "--webhooks="+bad, "../../../connectors")
+	out, err = cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	require.Equal(t, 1, ee.ExitCode())
+	require.Contains(t, string(out), "ok example-webhook")
+	require.Contains(t, string(out), bad+`:4:8: webhook "bad": url: must be an absolute http or https URL`)
+	require.Contains(t, string(out), "1 problem\n")
+}
+
 // TestKill9LosesNoAcknowledgedWebhook posts webhooks from several goroutines, kills the
 // real binary with SIGKILL while they are in flight, restarts it on the same data dir and
 // checks every webhook that was answered 2xx is stored.
