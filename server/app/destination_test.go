@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +22,7 @@ import (
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/apptest"
+	"github.com/hookmap/hookmap/server/store/postgres/pgtest"
 )
 
 const destSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -385,4 +388,54 @@ func TestDestinationPauseAndValidation(t *testing.T) {
 	require.NoError(t, err)
 	_, err = w.h.Destinations.GetDestination(ctx, &hookmapv1.GetDestinationRequest{Id: "paused"})
 	apptest.RequireCode(t, err, codes.NotFound, "paused")
+}
+
+// Two replicas on one Postgres: one of them sends for the destination (its lease), so
+// events received by either replica reach the endpoint once each, in order, whichever
+// replica the destination was created on.
+func TestDestinationAcrossReplicas(t *testing.T) {
+	ep := apptest.NewEndpoint(t, func(rw http.ResponseWriter, _ *http.Request, n int, _ []byte) {
+		if n <= 2 {
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		rw.WriteHeader(http.StatusOK)
+	})
+	url := pgtest.Schema(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	var hs []*apptest.Harness
+	for range 2 {
+		hs = append(hs, apptest.Start(t, apptest.WithConnectors("testdata/connectors"), apptest.WithAllowPrivate(),
+			apptest.WithStore(url), apptest.WithSecretKey(hex.EncodeToString(key)),
+			apptest.WithDestinationBackoff(time.Millisecond, 5*time.Millisecond)))
+	}
+	a, b := hs[0], hs[1]
+	_, sub := setup(t, a)
+	register(t, a, `{"id": "partner", "url": "`+ep.URL+`/events", "headers": {"Authorization": "Bearer partner-token"}, "signing_secret": "`+destSecret+`"}`)
+	_, err := b.Destinations.CreateDestination(b.Ctx(), &hookmapv1.CreateDestinationRequest{
+		Destination: &hookmapv1.Destination{Id: "shared", WebhookId: "partner"}})
+	require.NoError(t, err)
+
+	path := strings.TrimPrefix(sub.GetWebhookUri(), a.BaseURL)
+	for i, h := range []*apptest.Harness{a, b, a, b} {
+		r := h.PostJSON(h.Hook(path), fmt.Sprintf(`{"items": [{"n": %d}]}`, i))
+		require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	}
+	waitFor(t, "4 events delivered", func() bool {
+		d, err := a.Destinations.GetDestination(a.Ctx(), &hookmapv1.GetDestinationRequest{Id: "shared"})
+		require.NoError(t, err)
+		return d.GetDeliveredCount() == 4
+	})
+	reqs := ep.Requests()
+	got := delivered(t, reqs, func(i int) int {
+		if i < 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	require.Len(t, got, 4, "each event acknowledged once")
+	for i := range got {
+		require.Equal(t, int64(i), int64(got[i].Data.Record["n"].(float64)), "in order")
+	}
 }

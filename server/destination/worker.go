@@ -138,7 +138,7 @@ var errStop = errors.New("destination stopped")
 // run sends until ctx ends or the destination stops being ACTIVE.
 func (w *worker) run(ctx context.Context) {
 	s := w.s
-	var leaseUntil time.Time
+	var leaseUntil, retryLease time.Time
 	defer func() {
 		if !leaseUntil.IsZero() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -151,11 +151,17 @@ func (w *worker) run(ctx context.Context) {
 	renewEvery := s.cfg.LeaseTTL / 3
 	failures := 0
 	for ctx.Err() == nil {
+		now := s.now()
+		if leaseUntil.IsZero() && now.Before(retryLease) {
+			// Another process sends for it: try again later (or when kicked), without
+			// waking at each commit.
+			w.sleep(ctx, retryLease.Sub(now), nil)
+			continue
+		}
 		// Taken before the round reads the store, so a commit during the round wakes the
 		// wait that follows it.
 		wake := s.cfg.Hub.Wait(w.k.workspace)
 		var wait time.Duration
-		now := s.now()
 		if leaseUntil.IsZero() || !now.Before(leaseUntil.Add(-s.cfg.LeaseTTL+renewEvery)) {
 			until := now.Add(s.cfg.LeaseTTL)
 			held, err := s.cfg.Store.AcquireDestinationLease(ctx, w.k.workspace, w.k.id, s.owner, now, until)
@@ -165,7 +171,8 @@ func (w *worker) run(ctx context.Context) {
 			case err != nil:
 				leaseUntil, wait = time.Time{}, w.failed(ctx, &failures, "lease", err)
 			case !held:
-				leaseUntil, wait = time.Time{}, renewEvery // another process sends for it
+				leaseUntil, retryLease = time.Time{}, now.Add(renewEvery)
+				continue
 			default:
 				leaseUntil = until
 			}
@@ -188,14 +195,19 @@ func (w *worker) run(ctx context.Context) {
 		if !leaseUntil.IsZero() { // wake up in time to renew the lease
 			wait = min(wait, max(leaseUntil.Add(-s.cfg.LeaseTTL+renewEvery).Sub(s.now()), time.Millisecond))
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-timer.C:
-		case <-w.kickCh:
-		case <-wake:
-		}
-		timer.Stop()
+		w.sleep(ctx, wait, wake)
+	}
+}
+
+// sleep waits for d, a kick, ctx's end or wake (when not nil).
+func (w *worker) sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	case <-w.kickCh:
+	case <-wake:
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package postgres is hookmap's store on PostgreSQL (pgx): a store.Store,
-// store.OutgoingStore (with store.OutgoingSourceStore) and store.Shared that any number of
-// hookmap processes (replicas) can share, each with the same --secret-key.
+// store.OutgoingStore (with store.OutgoingSourceStore), store.DestinationStore and
+// store.Shared that any number of hookmap processes (replicas) can share, each with the
+// same --secret-key.
 //
 // # Connections
 //

@@ -103,6 +103,7 @@ var (
 	_ store.Store               = (*Store)(nil)
 	_ store.OutgoingStore       = (*Store)(nil)
 	_ store.OutgoingSourceStore = (*Store)(nil)
+	_ store.DestinationStore    = (*Store)(nil)
 	_ store.Shared              = (*Store)(nil)
 )
 

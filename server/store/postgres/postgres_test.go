@@ -38,3 +38,7 @@ func TestAuthConformance(t *testing.T) {
 func TestOutgoingConformance(t *testing.T) {
 	storetest.RunOutgoing(t, func(t *testing.T) storetest.OutgoingBackend { return openTest(t, pgtest.Schema(t), Options{}) })
 }
+
+func TestDestinationConformance(t *testing.T) {
+	storetest.RunDestinations(t, func(t *testing.T) storetest.DestinationBackend { return openTest(t, pgtest.Schema(t), Options{}) })
+}

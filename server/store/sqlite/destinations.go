@@ -36,7 +36,7 @@ func (s *Store) CreateDestination(ctx context.Context, d *store.Destination) err
 			cursor, create_time, update_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			d.WorkspaceID, d.ID, d.WebhookID, filter, int64(d.RetryWindow), d.Status, d.StatusReason, d.Cursor,
 			nanos(created), nanos(updated))
-		return insertErr("destination", d.ID, fmt.Sprintf("workspace %q", d.WorkspaceID), err)
+		return insertErr("destination", d.ID, "workspace "+quote(d.WorkspaceID), err)
 	})
 	if err == nil {
 		d.CreateTime, d.UpdateTime = created, updated
