@@ -57,7 +57,8 @@ func destinationProto(d *store.Destination) *hookmapv1.Destination {
 
 func destinationEventProto(e *store.DestinationEvent) *hookmapv1.DestinationEvent {
 	p := &hookmapv1.DestinationEvent{
-		Seq: e.Seq, EventId: e.EventID, SubscriptionId: e.SubscriptionID, State: destinationEventStateProto[e.State],
+		Seq: e.Seq, EventId: e.EventID, SubscriptionId: e.SubscriptionID, ConnectionId: e.ConnectionID,
+		State:    destinationEventStateProto[e.State],
 		Attempts: int32(e.Attempts), LastStatus: int32(e.LastStatus), LastError: e.LastError,
 	}
 	if !e.FirstAttemptTime.IsZero() {

@@ -284,8 +284,8 @@ func (w *worker) enqueue(ctx context.Context, d *store.Destination) (more bool, 
 		now := s.now()
 		for i, e := range events {
 			queued[i] = &store.DestinationEvent{
-				Seq: e.Seq, EventID: e.ID, SubscriptionID: e.SubscriptionID, State: store.DestinationEventPending,
-				NextAttemptTime: now,
+				Seq: e.Seq, EventID: e.ID, SubscriptionID: e.SubscriptionID, ConnectionID: e.ConnectionID,
+				State: store.DestinationEventPending, NextAttemptTime: now,
 			}
 			w.remember(e)
 		}

@@ -47,15 +47,25 @@ type DestinationEvent struct {
 	DestinationID string
 	Seq           int64
 	EventID       string
-	// SubscriptionID is the event's subscription: events of one subscription are sent in
-	// seq order.
+	// SubscriptionID and ConnectionID are the event's; a connection event has no
+	// subscription. Events of one Lane are sent in seq order.
 	SubscriptionID   string
+	ConnectionID     string
 	State            string // DestinationEvent*
 	Attempts         int
 	FirstAttemptTime time.Time // zero until the first attempt
 	NextAttemptTime  time.Time // when a PENDING event is due
 	LastStatus       int       // HTTP status of the last attempt; 0 when none or unreachable
 	LastError        string
+}
+
+// Lane is the ordering key of a queued event: its subscription, or for a connection
+// event (no subscription) its connection.
+func (e *DestinationEvent) Lane() string {
+	if e.SubscriptionID != "" {
+		return e.SubscriptionID
+	}
+	return "connection/" + e.ConnectionID
 }
 
 // DestinationStore keeps destinations and their queued events. Methods taking a
@@ -80,9 +90,9 @@ type DestinationStore interface {
 	// EnqueueDestinationEvents queues events (one already queued is kept as it is) and
 	// moves the cursor to cursor unless it is already further, in one transaction.
 	EnqueueDestinationEvents(ctx context.Context, workspaceID, id string, events []*DestinationEvent, cursor int64) error
-	// DestinationHeads returns, for up to limit subscriptions, the PENDING event with the
-	// lowest seq of each (the only one of its subscription that may be sent), ordered by
-	// NextAttemptTime then seq.
+	// DestinationHeads returns, for up to limit lanes (DestinationEvent.Lane), the PENDING
+	// event with the lowest seq of each (the only one of its lane that may be sent),
+	// ordered by NextAttemptTime then seq.
 	DestinationHeads(ctx context.Context, workspaceID, id string, limit int) ([]*DestinationEvent, error)
 	// CompleteDestinationEvent removes an acknowledged event and counts it as delivered at
 	// at. ErrNotFound when it is not queued.

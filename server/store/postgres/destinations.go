@@ -146,24 +146,24 @@ func (s *Store) queueTx(ctx context.Context, workspaceID, id string, fn func(tx 
 	return err
 }
 
-// resetLane makes a subscription's lane point at its lowest pending event, or removes the
-// lane when it has none.
-func (s *Store) resetLane(ctx context.Context, tx pgx.Tx, rid int64, sub string) error {
+// resetLane makes a lane point at its lowest pending event, or removes the lane when it
+// has none.
+func (s *Store) resetLane(ctx context.Context, tx pgx.Tx, rid int64, lane string) error {
 	var seq int64
 	var next pgtype.Timestamptz
 	err := tx.QueryRow(ctx, `SELECT seq, next_attempt_time FROM destination_events
-		WHERE destination_rid = $1 AND state = 'PENDING' AND subscription_id = $2 ORDER BY seq LIMIT 1`, rid, sub).Scan(&seq, &next)
+		WHERE destination_rid = $1 AND state = 'PENDING' AND lane = $2 ORDER BY seq LIMIT 1`, rid, lane).Scan(&seq, &next)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		_, err = tx.Exec(ctx, `DELETE FROM destination_lanes WHERE destination_rid = $1 AND subscription_id = $2`, rid, sub)
+		_, err = tx.Exec(ctx, `DELETE FROM destination_lanes WHERE destination_rid = $1 AND lane = $2`, rid, lane)
 	case err == nil:
-		_, err = tx.Exec(ctx, `INSERT INTO destination_lanes (destination_rid, subscription_id, head_seq, next_attempt_time)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (destination_rid, subscription_id) DO UPDATE
+		_, err = tx.Exec(ctx, `INSERT INTO destination_lanes (destination_rid, lane, head_seq, next_attempt_time)
+			VALUES ($1, $2, $3, $4) ON CONFLICT (destination_rid, lane) DO UPDATE
 			SET head_seq = excluded.head_seq, next_attempt_time = excluded.next_attempt_time`,
-			rid, sub, seq, tsSorted(fromTS(next)))
+			rid, lane, seq, tsSorted(fromTS(next)))
 	}
 	if err != nil {
-		return s.opErr("destination lane "+sub, err)
+		return s.opErr("destination lane "+lane, err)
 	}
 	return nil
 }
@@ -189,11 +189,11 @@ func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id st
 			if state == "" {
 				state = store.DestinationEventPending
 			}
-			tag, err := tx.Exec(ctx, `INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id, state,
-				attempts, first_attempt_time, next_attempt_time, last_status, last_error)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (destination_rid, seq) DO NOTHING`,
-				rid, e.Seq, e.EventID, e.SubscriptionID, state, e.Attempts, ts(e.FirstAttemptTime), ts(e.NextAttemptTime),
-				e.LastStatus, clean(e.LastError))
+			tag, err := tx.Exec(ctx, `INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id,
+				connection_id, lane, state, attempts, first_attempt_time, next_attempt_time, last_status, last_error)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (destination_rid, seq) DO NOTHING`,
+				rid, e.Seq, e.EventID, e.SubscriptionID, e.ConnectionID, e.Lane(), state, e.Attempts, ts(e.FirstAttemptTime),
+				ts(e.NextAttemptTime), e.LastStatus, clean(e.LastError))
 			if err != nil {
 				return s.opErr(fmt.Sprintf("queue event %d for destination %q", e.Seq, id), err)
 			}
@@ -204,11 +204,11 @@ func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id st
 				failed++
 			} else {
 				pending++
-				lanes[e.SubscriptionID] = true
+				lanes[e.Lane()] = true
 			}
 		}
-		for sub := range lanes {
-			if err := s.resetLane(ctx, tx, rid, sub); err != nil {
+		for lane := range lanes {
+			if err := s.resetLane(ctx, tx, rid, lane); err != nil {
 				return err
 			}
 		}
@@ -222,14 +222,14 @@ func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id st
 	})
 }
 
-const destinationEventCols = `d.workspace_id, d.id, e.seq, e.event_id, e.subscription_id, e.state, e.attempts,
-	e.first_attempt_time, e.next_attempt_time, e.last_status, e.last_error`
+const destinationEventCols = `d.workspace_id, d.id, e.seq, e.event_id, e.subscription_id, e.connection_id, e.state,
+	e.attempts, e.first_attempt_time, e.next_attempt_time, e.last_status, e.last_error`
 
 func scanDestinationEvent(sc scanner) (keyed[*store.DestinationEvent], error) {
 	e := &store.DestinationEvent{}
 	var first, next pgtype.Timestamptz
-	if err := sc.Scan(&e.WorkspaceID, &e.DestinationID, &e.Seq, &e.EventID, &e.SubscriptionID, &e.State, &e.Attempts,
-		&first, &next, &e.LastStatus, &e.LastError); err != nil {
+	if err := sc.Scan(&e.WorkspaceID, &e.DestinationID, &e.Seq, &e.EventID, &e.SubscriptionID, &e.ConnectionID, &e.State,
+		&e.Attempts, &first, &next, &e.LastStatus, &e.LastError); err != nil {
 		return keyed[*store.DestinationEvent]{}, err
 	}
 	e.FirstAttemptTime, e.NextAttemptTime = fromTS(first), fromTS(next)
@@ -252,23 +252,23 @@ func (s *Store) DestinationHeads(ctx context.Context, workspaceID, id string, li
 	return readable(rows), err
 }
 
-// queued returns a queued event's state and subscription.
-func (s *Store) queued(ctx context.Context, tx pgx.Tx, rid, seq int64, id string) (state, sub string, err error) {
-	err = tx.QueryRow(ctx, `SELECT state, subscription_id FROM destination_events WHERE destination_rid = $1 AND seq = $2`,
-		rid, seq).Scan(&state, &sub)
+// queued returns a queued event's state and lane.
+func (s *Store) queued(ctx context.Context, tx pgx.Tx, rid, seq int64, id string) (state, lane string, err error) {
+	err = tx.QueryRow(ctx, `SELECT state, lane FROM destination_events WHERE destination_rid = $1 AND seq = $2`,
+		rid, seq).Scan(&state, &lane)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", fmt.Errorf("destination event %s/%d: %w", id, seq, store.ErrNotFound)
 	}
 	if err != nil {
 		return "", "", s.opErr(fmt.Sprintf("destination event %s/%d", id, seq), err)
 	}
-	return state, sub, nil
+	return state, lane, nil
 }
 
 // CompleteDestinationEvent removes an acknowledged event and counts it.
 func (s *Store) CompleteDestinationEvent(ctx context.Context, workspaceID, id string, seq int64, at time.Time) error {
 	return s.queueTx(ctx, workspaceID, id, func(tx pgx.Tx, rid int64) error {
-		state, sub, err := s.queued(ctx, tx, rid, seq, id)
+		state, lane, err := s.queued(ctx, tx, rid, seq, id)
 		if err != nil {
 			return err
 		}
@@ -284,14 +284,14 @@ func (s *Store) CompleteDestinationEvent(ctx context.Context, workspaceID, id st
 			at, pending, failed, rid); err != nil {
 			return s.opErr("destination "+id, err)
 		}
-		return s.resetLane(ctx, tx, rid, sub)
+		return s.resetLane(ctx, tx, rid, lane)
 	})
 }
 
 // UpdateDestinationEvent replaces a queued event's delivery state.
 func (s *Store) UpdateDestinationEvent(ctx context.Context, e *store.DestinationEvent) error {
 	return s.queueTx(ctx, e.WorkspaceID, e.DestinationID, func(tx pgx.Tx, rid int64) error {
-		was, sub, err := s.queued(ctx, tx, rid, e.Seq, e.DestinationID)
+		was, lane, err := s.queued(ctx, tx, rid, e.Seq, e.DestinationID)
 		if err != nil {
 			return err
 		}
@@ -309,7 +309,7 @@ func (s *Store) UpdateDestinationEvent(ctx context.Context, e *store.Destination
 		if err != nil {
 			return err
 		}
-		return s.resetLane(ctx, tx, rid, sub)
+		return s.resetLane(ctx, tx, rid, lane)
 	})
 }
 
@@ -351,18 +351,18 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 		n = 0
 		rows, err := tx.Query(ctx, `UPDATE destination_events SET state = 'PENDING', attempts = 0, first_attempt_time = NULL,
 			next_attempt_time = $1 WHERE destination_rid = $2 AND state = 'FAILED' AND ($3 = 0 OR seq = $3)
-			RETURNING subscription_id`, at, rid, seq)
+			RETURNING lane`, at, rid, seq)
 		if err != nil {
 			return s.opErr("retry events of destination "+id, err)
 		}
-		subs := map[string]bool{}
+		lanes := map[string]bool{}
 		for rows.Next() {
-			var sub string
-			if err := rows.Scan(&sub); err != nil {
+			var lane string
+			if err := rows.Scan(&lane); err != nil {
 				rows.Close()
 				return s.opErr("retry events of destination "+id, err)
 			}
-			subs[sub] = true
+			lanes[lane] = true
 			n++
 		}
 		rows.Close()
@@ -372,8 +372,8 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 		if seq != 0 && n == 0 {
 			return fmt.Errorf("failed event %d of destination %q: %w", seq, id, store.ErrNotFound)
 		}
-		for sub := range subs {
-			if err := s.resetLane(ctx, tx, rid, sub); err != nil {
+		for lane := range lanes {
+			if err := s.resetLane(ctx, tx, rid, lane); err != nil {
 				return err
 			}
 		}

@@ -146,27 +146,27 @@ func destinationRIDIn(t *wtx, workspaceID, id string) (int64, error) {
 	return rid, nil
 }
 
-// laneHeadQuery finds a subscription's lowest pending event: one lookup in the lane
-// index. The index is named: walking the primary key in seq order would also give the
-// lowest first, but through every queued event of the other subscriptions before it.
+// laneHeadQuery finds a lane's lowest pending event: one lookup in the lane index. The
+// index is named: walking the primary key in seq order would also give the lowest first,
+// but through every queued event of the other lanes before it.
 const laneHeadQuery = `SELECT seq, next_attempt_time FROM destination_events INDEXED BY destination_events_lane
-	WHERE destination_rid = ? AND state = 'PENDING' AND subscription_id = ? ORDER BY seq LIMIT 1`
+	WHERE destination_rid = ? AND state = 'PENDING' AND lane = ? ORDER BY seq LIMIT 1`
 
-// resetLane makes a subscription's lane point at its lowest pending event, or removes the
-// lane when it has none.
-func resetLane(t *wtx, rid int64, sub string) error {
+// resetLane makes a lane point at its lowest pending event, or removes the lane when it
+// has none.
+func resetLane(t *wtx, rid int64, lane string) error {
 	var seq, next int64
-	err := t.queryRow(laneHeadQuery, rid, sub).Scan(&seq, &next)
+	err := t.queryRow(laneHeadQuery, rid, lane).Scan(&seq, &next)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		_, err = t.exec(`DELETE FROM destination_lanes WHERE destination_rid = ? AND subscription_id = ?`, rid, sub)
+		_, err = t.exec(`DELETE FROM destination_lanes WHERE destination_rid = ? AND lane = ?`, rid, lane)
 	case err == nil:
-		_, err = t.exec(`INSERT INTO destination_lanes (destination_rid, subscription_id, head_seq, next_attempt_time) VALUES (?, ?, ?, ?)
-			ON CONFLICT (destination_rid, subscription_id) DO UPDATE SET head_seq = excluded.head_seq,
-			next_attempt_time = excluded.next_attempt_time`, rid, sub, seq, next)
+		_, err = t.exec(`INSERT INTO destination_lanes (destination_rid, lane, head_seq, next_attempt_time) VALUES (?, ?, ?, ?)
+			ON CONFLICT (destination_rid, lane) DO UPDATE SET head_seq = excluded.head_seq,
+			next_attempt_time = excluded.next_attempt_time`, rid, lane, seq, next)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: destination lane %q: %w", sub, err)
+		return fmt.Errorf("sqlite: destination lane %q: %w", lane, err)
 	}
 	return nil
 }
@@ -196,11 +196,11 @@ func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id st
 			if state == "" {
 				state = store.DestinationEventPending
 			}
-			res, err := t.exec(`INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id, state, attempts,
-				first_attempt_time, next_attempt_time, last_status, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (destination_rid, seq) DO NOTHING`,
-				rid, e.Seq, e.EventID, e.SubscriptionID, state, e.Attempts, nanos(e.FirstAttemptTime), nanos(e.NextAttemptTime),
-				e.LastStatus, e.LastError)
+			res, err := t.exec(`INSERT INTO destination_events (destination_rid, seq, event_id, subscription_id, connection_id,
+				lane, state, attempts, first_attempt_time, next_attempt_time, last_status, last_error)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (destination_rid, seq) DO NOTHING`,
+				rid, e.Seq, e.EventID, e.SubscriptionID, e.ConnectionID, e.Lane(), state, e.Attempts, nanos(e.FirstAttemptTime),
+				nanos(e.NextAttemptTime), e.LastStatus, e.LastError)
 			if err != nil {
 				return fmt.Errorf("sqlite: queue event %d for destination %q: %w", e.Seq, id, err)
 			}
@@ -211,11 +211,11 @@ func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id st
 				failed++
 			} else {
 				pending++
-				lanes[e.SubscriptionID] = true
+				lanes[e.Lane()] = true
 			}
 		}
-		for sub := range lanes {
-			if err := resetLane(t, rid, sub); err != nil {
+		for lane := range lanes {
+			if err := resetLane(t, rid, lane); err != nil {
 				return err
 			}
 		}
@@ -229,14 +229,14 @@ func (s *Store) EnqueueDestinationEvents(ctx context.Context, workspaceID, id st
 	})
 }
 
-const destinationEventCols = `d.workspace_id, d.id, e.seq, e.event_id, e.subscription_id, e.state, e.attempts,
-	e.first_attempt_time, e.next_attempt_time, e.last_status, e.last_error`
+const destinationEventCols = `d.workspace_id, d.id, e.seq, e.event_id, e.subscription_id, e.connection_id, e.state,
+	e.attempts, e.first_attempt_time, e.next_attempt_time, e.last_status, e.last_error`
 
 func scanDestinationEvent(sc scanner) (keyed[*store.DestinationEvent], error) {
 	e := &store.DestinationEvent{}
 	var first, next int64
-	if err := sc.Scan(&e.WorkspaceID, &e.DestinationID, &e.Seq, &e.EventID, &e.SubscriptionID, &e.State, &e.Attempts,
-		&first, &next, &e.LastStatus, &e.LastError); err != nil {
+	if err := sc.Scan(&e.WorkspaceID, &e.DestinationID, &e.Seq, &e.EventID, &e.SubscriptionID, &e.ConnectionID, &e.State,
+		&e.Attempts, &first, &next, &e.LastStatus, &e.LastError); err != nil {
 		return keyed[*store.DestinationEvent]{}, err
 	}
 	e.FirstAttemptTime, e.NextAttemptTime = fromNanos(first), fromNanos(next)
@@ -260,16 +260,16 @@ func (s *Store) DestinationHeads(ctx context.Context, workspaceID, id string, li
 	return readable(rows), err
 }
 
-// queuedIn returns a queued event's state and subscription inside a write transaction.
-func queuedIn(t *wtx, rid, seq int64, what string) (state, sub string, err error) {
-	err = t.queryRow(`SELECT state, subscription_id FROM destination_events WHERE destination_rid = ? AND seq = ?`, rid, seq).Scan(&state, &sub)
+// queuedIn returns a queued event's state and lane inside a write transaction.
+func queuedIn(t *wtx, rid, seq int64, what string) (state, lane string, err error) {
+	err = t.queryRow(`SELECT state, lane FROM destination_events WHERE destination_rid = ? AND seq = ?`, rid, seq).Scan(&state, &lane)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", fmt.Errorf("destination event %s/%d: %w", what, seq, store.ErrNotFound)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("sqlite: destination event %s/%d: %w", what, seq, err)
 	}
-	return state, sub, nil
+	return state, lane, nil
 }
 
 // CompleteDestinationEvent removes an acknowledged event and counts it.
@@ -279,7 +279,7 @@ func (s *Store) CompleteDestinationEvent(ctx context.Context, workspaceID, id st
 		if err != nil {
 			return err
 		}
-		state, sub, err := queuedIn(t, rid, seq, id)
+		state, lane, err := queuedIn(t, rid, seq, id)
 		if err != nil {
 			return err
 		}
@@ -295,7 +295,7 @@ func (s *Store) CompleteDestinationEvent(ctx context.Context, workspaceID, id st
 		if err != nil {
 			return fmt.Errorf("sqlite: destination %q: %w", id, err)
 		}
-		return resetLane(t, rid, sub)
+		return resetLane(t, rid, lane)
 	})
 }
 
@@ -306,7 +306,7 @@ func (s *Store) UpdateDestinationEvent(ctx context.Context, e *store.Destination
 		if err != nil {
 			return err
 		}
-		was, sub, err := queuedIn(t, rid, e.Seq, e.DestinationID)
+		was, lane, err := queuedIn(t, rid, e.Seq, e.DestinationID)
 		if err != nil {
 			return err
 		}
@@ -324,7 +324,7 @@ func (s *Store) UpdateDestinationEvent(ctx context.Context, e *store.Destination
 		if err != nil {
 			return err
 		}
-		return resetLane(t, rid, sub)
+		return resetLane(t, rid, lane)
 	})
 }
 
@@ -376,19 +376,19 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 		if err != nil {
 			return err
 		}
-		rows, err := t.tx.QueryContext(t.ctx, `SELECT DISTINCT subscription_id FROM destination_events
+		rows, err := t.tx.QueryContext(t.ctx, `SELECT DISTINCT lane FROM destination_events
 			WHERE destination_rid = ? AND state = 'FAILED' AND (? = 0 OR seq = ?)`, rid, seq, seq)
 		if err != nil {
 			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
 		}
-		var subs []string
+		var lanes []string
 		for rows.Next() {
-			var sub string
-			if err := rows.Scan(&sub); err != nil {
+			var lane string
+			if err := rows.Scan(&lane); err != nil {
 				_ = rows.Close()
 				return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
 			}
-			subs = append(subs, sub)
+			lanes = append(lanes, lane)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)
@@ -405,8 +405,8 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 		if seq != 0 && n == 0 {
 			return fmt.Errorf("failed event %d of destination %q: %w", seq, id, store.ErrNotFound)
 		}
-		for _, sub := range subs {
-			if err := resetLane(t, rid, sub); err != nil {
+		for _, lane := range lanes {
+			if err := resetLane(t, rid, lane); err != nil {
 				return err
 			}
 		}

@@ -148,7 +148,7 @@ func TestDestinationQueryPlans(t *testing.T) {
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
 
 	plan = queryPlan(t, s, laneHeadQuery, 1, "sub")
-	require.Contains(t, plan, "SEARCH destination_events USING INDEX destination_events_lane (destination_rid=? AND state=? AND subscription_id=?)", plan)
+	require.Contains(t, plan, "SEARCH destination_events USING INDEX destination_events_lane (destination_rid=? AND state=? AND lane=?)", plan)
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
 
 	// Pages of the queue: no sort, and by state through the state index.

@@ -27,6 +27,7 @@ func RunDestinations(t *testing.T, open func(t *testing.T) DestinationBackend) {
 		{"DestinationQueue", testDestinationQueue},
 		{"DestinationRetry", testDestinationRetry},
 		{"DestinationLease", testDestinationLease},
+		{"DestinationConnectionEvents", testDestinationConnectionEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -292,4 +293,28 @@ func testDestinationLease(t *testing.T, s DestinationBackend) {
 	require.True(t, acquire("a", 53*time.Second), "released")
 	_, err := s.AcquireDestinationLease(ctx, ws, "nope", "a", base, base)
 	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+// Connection events have no subscription: each connection's are a lane of their own.
+func testDestinationConnectionEvents(t *testing.T, s DestinationBackend) {
+	ctx := ctxOf(t)
+	ws := mkWorkspace(t, s)
+	mkDestination(t, s, ws, "d")
+	conn := func(seq int64, c string) *store.DestinationEvent {
+		e := queued(seq, "")
+		e.ConnectionID = c
+		return e
+	}
+	sub := queued(3, "sub")
+	sub.ConnectionID = "conn-a"
+	require.NoError(t, s.EnqueueDestinationEvents(ctx, ws, "d",
+		[]*store.DestinationEvent{conn(1, "conn-a"), conn(2, "conn-b"), sub, conn(4, "conn-a")}, 4))
+	require.Equal(t, []int64{1, 2, 3}, headSeqs(t, s, ws, "d"), "conn-a's connection events, conn-b's, and the subscription's")
+	got, err := s.GetDestinationEvent(ctx, ws, "d", 1)
+	require.NoError(t, err)
+	require.Empty(t, got.SubscriptionID)
+	require.Equal(t, "conn-a", got.ConnectionID)
+	require.Equal(t, "connection/conn-a", got.Lane())
+	require.NoError(t, s.CompleteDestinationEvent(ctx, ws, "d", 1, base))
+	require.Equal(t, []int64{2, 3, 4}, headSeqs(t, s, ws, "d"))
 }

@@ -304,7 +304,8 @@ type DestinationEvent struct {
 	Seq   int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	// The event's id: the webhook-id of every attempt.
 	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
-	// Events of one subscription are sent in seq order.
+	// Events of one subscription (for a connection event, which has none: of one
+	// connection) are sent in seq order.
 	SubscriptionId string                `protobuf:"bytes,3,opt,name=subscription_id,json=subscriptionId,proto3" json:"subscription_id,omitempty"`
 	State          DestinationEventState `protobuf:"varint,4,opt,name=state,proto3,enum=hookmap.v1.DestinationEventState" json:"state,omitempty"`
 	// Attempts made since it was queued (or last retried).
@@ -316,6 +317,7 @@ type DestinationEvent struct {
 	LastStatus int32 `protobuf:"varint,8,opt,name=last_status,json=lastStatus,proto3" json:"last_status,omitempty"`
 	// What went wrong at the last attempt, without the endpoint's URL.
 	LastError     string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	ConnectionId  string `protobuf:"bytes,10,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -409,6 +411,13 @@ func (x *DestinationEvent) GetLastStatus() int32 {
 func (x *DestinationEvent) GetLastError() string {
 	if x != nil {
 		return x.LastError
+	}
+	return ""
+}
+
+func (x *DestinationEvent) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
 	}
 	return ""
 }
@@ -1125,7 +1134,7 @@ const file_hookmap_v1_destination_proto_rawDesc = "" +
 	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x8f\x03\n" +
+	"updateTime\"\xb4\x03\n" +
 	"\x10DestinationEvent\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x19\n" +
 	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12'\n" +
@@ -1137,7 +1146,9 @@ const file_hookmap_v1_destination_proto_rawDesc = "" +
 	"\vlast_status\x18\b \x01(\x05R\n" +
 	"lastStatus\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\t \x01(\tR\tlastError\"U\n" +
+	"last_error\x18\t \x01(\tR\tlastError\x12#\n" +
+	"\rconnection_id\x18\n" +
+	" \x01(\tR\fconnectionId\"U\n" +
 	"\x18CreateDestinationRequest\x129\n" +
 	"\vdestination\x18\x01 \x01(\v2\x17.hookmap.v1.DestinationR\vdestination\"'\n" +
 	"\x15GetDestinationRequest\x12\x0e\n" +

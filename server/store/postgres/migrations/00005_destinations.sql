@@ -1,9 +1,11 @@
 -- Event destinations: durable consumers that push the events of a filter to an outgoing
 -- webhook. cursor is the highest seq queued (or skipped by the filter); queued events wait
 -- in destination_events until acknowledged (then deleted) or parked (state FAILED);
--- pending and failed count them. destination_lanes holds, per subscription with pending
--- events, its head (lowest pending seq) and when the head is due, so finding what to send
--- costs the number of subscriptions, not of queued events. Every change of a queue locks
+-- pending and failed count them. An event's lane is its ordering key: its subscription,
+-- or "connection/<id>" for a connection event (which has no subscription).
+-- destination_lanes holds, per lane with pending events, its head (lowest pending seq) and
+-- when the head is due, so finding what to send costs the number of lanes, not of queued
+-- events. Every change of a queue locks
 -- its destination's row first, so replicas (the sender and an API call) change it one at
 -- a time. lease_owner/lease_until name the one process sending for a destination.
 
@@ -35,6 +37,8 @@ CREATE TABLE destination_events (
     seq                bigint      NOT NULL,
     event_id           text        NOT NULL,
     subscription_id    text        NOT NULL,
+    connection_id      text        NOT NULL DEFAULT '',
+    lane               text        NOT NULL,
     state              text        NOT NULL,
     attempts           integer     NOT NULL DEFAULT 0,
     first_attempt_time timestamptz,
@@ -43,15 +47,15 @@ CREATE TABLE destination_events (
     last_error         text        NOT NULL DEFAULT '',
     PRIMARY KEY (destination_rid, seq)
 );
-CREATE INDEX destination_events_lane ON destination_events (destination_rid, state, subscription_id, seq);
+CREATE INDEX destination_events_lane ON destination_events (destination_rid, state, lane, seq);
 CREATE INDEX destination_events_state ON destination_events (destination_rid, state, seq);
 
 CREATE TABLE destination_lanes (
     destination_rid   bigint      NOT NULL REFERENCES destinations (rid) ON DELETE CASCADE,
-    subscription_id   text        NOT NULL,
+    lane              text        NOT NULL,
     head_seq          bigint      NOT NULL,
     next_attempt_time timestamptz NOT NULL,
-    PRIMARY KEY (destination_rid, subscription_id)
+    PRIMARY KEY (destination_rid, lane)
 );
 CREATE INDEX destination_lanes_due ON destination_lanes (destination_rid, next_attempt_time, head_seq);
 
