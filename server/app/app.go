@@ -224,7 +224,7 @@ func (a *App) startOutgoing(ctx context.Context, st store.Store, box *secrets.Bo
 	}
 	base, _ := a.core.HTTP.(*http.Client)
 	sender, err := outgoing.New(outgoing.Config{
-		Store: ost, Box: box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: a.cfg.Now,
+		Store: ost, Box: box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: a.cfg.Now, EvalTimeout: a.cfg.EvalTimeout,
 		// A webhook a destination sends to cannot be deleted.
 		Users: func(ctx context.Context, workspaceID, webhookID string) ([]string, error) {
 			if a.dests == nil {

@@ -310,8 +310,10 @@ type chainStop struct{ msg string }
 
 // nextTrigger decides whether the chain goes on after w answered res and builds the next
 // call. It returns nil (and no error) when the condition says stop.
-func (c *compiledNext) nextTrigger(ctx context.Context, w *store.OutgoingWebhook, res *Result, trigger map[string]any) (*Trigger, *chainStop) {
+func (c *compiledNext) nextTrigger(ctx context.Context, w *store.OutgoingWebhook, res *Result, trigger map[string]any, timeout time.Duration) (*Trigger, *chainStop) {
 	scope := mapping.NewScope(ctx, chainVars(res, trigger))
+	scope.SetTimeout(timeout) // like a connector's mapping run (--eval-timeout)
+	defer scope.Release()
 	fail := func(field string, err error) *chainStop {
 		msg := err.Error()
 		var ee *mapping.EvalError
@@ -414,7 +416,7 @@ func (s *Sender) runChain(ctx context.Context, workspaceID string, first *store.
 		if err != nil {
 			return stop(fmt.Sprintf("chain stopped after webhook %q: %v", w.ID, err))
 		}
-		nt, why := cn.nextTrigger(ctx, w, res, trigger)
+		nt, why := cn.nextTrigger(ctx, w, res, trigger, s.cfg.EvalTimeout)
 		if why != nil {
 			return stop(why.msg)
 		}

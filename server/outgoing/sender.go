@@ -79,6 +79,9 @@ type Config struct {
 	RetryBase, RetryCap time.Duration
 	// UserAgent is sent unless the registration sets one (default "hookmap").
 	UserAgent string
+	// EvalTimeout bounds the evaluation of a chain's mapping values at each step (0: the
+	// mapping package's default, 1s), as --eval-timeout bounds a connector's.
+	EvalTimeout time.Duration
 	// Users, when set, names what else uses a webhook (e.g. event destinations): a
 	// webhook with users cannot be deleted.
 	Users func(ctx context.Context, workspaceID, webhookID string) ([]string, error)
