@@ -73,7 +73,7 @@ func TestWatchReportsOtherReplicasChanges(t *testing.T) {
 			seqs = append(seqs, res.MaxSeq)
 		}
 		return false
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 
 	gen, err := a.OpenStream(ctx, f.ws, "billing")
 	require.NoError(t, err)
@@ -91,7 +91,7 @@ func TestWatchReportsOtherReplicasChanges(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return wb.has(store.Change{Kind: store.ChangeStream, WorkspaceID: f.ws, Consumer: "billing", Generation: 1}) &&
 			wa.has(store.Change{Kind: store.ChangeStream, WorkspaceID: f.ws, Consumer: "billing", Generation: 2})
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	for _, c := range wa.all() {
 		require.NotEqual(t, store.ChangeEvents, c.Kind, "a replica does not hear its own commits: %+v", c)
 		require.NotEqual(t, int64(1), c.Generation, "nor its own streams")
