@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -368,4 +369,34 @@ func TestRunOptionsNowIsTheRunsClock(t *testing.T) {
 	out, err = m.Run(context.Background(), map[string]any{"webhookSecret": "s"}, RunOptions{})
 	require.NoError(t, err)
 	require.Greater(t, out.(map[string]any)["nextRefreshTimestamp"], time.Now().Add(-time.Minute).UnixMilli(), "wall clock by default")
+}
+
+// A fetch method sees delivery, state and the connection, not the request: a fetch runs
+// after the delivery, from what handle kept of it.
+func TestFetchMethodVariables(t *testing.T) {
+	dir := t.TempDir()
+	write := func(path, text string) {
+		full := filepath.Join(dir, "pull", filepath.FromSlash(path))
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, []byte(text), 0o644))
+	}
+	write("spec.yml", "name: Pull\n")
+	write("events/e/spec.yml", "implementationType: webhook\nmethods:\n  subscribe: {implementationType: mapping}\n  handle: {implementationType: mapping}\n  fetch: {implementationType: mapping}\n")
+	write("events/e/subscribe.map.yml", "state: {}\n")
+	write("events/e/handle.map.yml", "events: []\nfetch: {$cel: 'data.id'}\n")
+	write("events/e/fetch.map.yml", "events: [{type: t, record: {$cel: 'delivery.data'}}]\nstate: {cursor: {$cel: 'state.?cursor.orValue(0) + 1'}}\nmore: false\n")
+	set, diags := Load(dir)
+	require.Empty(t, diags)
+	c, _ := set.Connector("pull")
+	m := c.Events["e"].Methods[MethodFetch]
+	require.NotNil(t, m)
+	require.Equal(t, []string{"connection", "connectorParameters", "credentials", "delivery", "parameters", "state", "webhookSecret"}, m.Vars)
+	out, err := m.Run(t.Context(), map[string]any{"delivery": map[string]any{"data": "x1"}, "state": map[string]any{"cursor": int64(4)}}, RunOptions{})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"events": []any{map[string]any{"type": "t", "record": "x1"}}, "state": map[string]any{"cursor": int64(5)}, "more": false}, out)
+
+	write("events/e/fetch.map.yml", "events: {$cel: 'data.items'}\n")
+	_, diags = Load(dir)
+	require.Len(t, diags, 1)
+	require.Contains(t, diags[0].String(), "fetch.map.yml:1:17: CEL: undeclared reference to 'data'")
 }

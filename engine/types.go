@@ -52,6 +52,9 @@ const (
 	MethodList              = "list"
 	MethodDelete            = "delete"
 	MethodGetEventsSelector = "getEventsSelector"
+	// MethodFetch runs after a delivery is committed, to fetch the events an app's
+	// notification only announces (Airtable, Dropbox, Box, Graph's basic notifications).
+	MethodFetch = "fetch"
 	// AliasGetEventSelector is accepted for getEventsSelector.
 	AliasGetEventSelector = "getEventSelector"
 )
@@ -206,7 +209,7 @@ type Event struct {
 	ListParametersSchema *Schema
 	// Verify is the event's verify block, nil when absent.
 	Verify *Verify
-	// Methods by name: subscribe, handle, unsubscribe, refresh, list, delete,
+	// Methods by name: subscribe, handle, unsubscribe, refresh, list, delete, fetch,
 	// getEventsSelector (declared as getEventSelector too).
 	Methods map[string]*Method
 }

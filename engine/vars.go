@@ -35,6 +35,8 @@ func methodVars(name string) []string {
 		return with(connectionVars, "parameters")
 	case MethodDelete:
 		return with(connectionVars, "webhook", "parameters")
+	case MethodFetch:
+		return with(connectionVars, "state", "parameters", "webhookSecret", "delivery")
 	}
 	return with(connectionVars)
 }
@@ -55,13 +57,13 @@ func globalHandleVars() []string {
 // methodsOf lists the methods an event of type t may declare.
 func methodsOf(t ImplementationType) []string {
 	if t == TypeGlobalWebhook {
-		return []string{MethodGetEventsSelector, MethodHandle}
+		return []string{MethodGetEventsSelector, MethodHandle, MethodFetch}
 	}
-	return []string{MethodSubscribe, MethodHandle, MethodUnsubscribe, MethodRefresh, MethodList, MethodDelete}
+	return []string{MethodSubscribe, MethodHandle, MethodUnsubscribe, MethodRefresh, MethodList, MethodDelete, MethodFetch}
 }
 
 // allMethods lists every method name, for messages.
-var allMethods = []string{MethodSubscribe, MethodHandle, MethodUnsubscribe, MethodRefresh, MethodList, MethodDelete, MethodGetEventsSelector}
+var allMethods = []string{MethodSubscribe, MethodHandle, MethodUnsubscribe, MethodRefresh, MethodList, MethodDelete, MethodFetch, MethodGetEventsSelector}
 
 func canonicalMethod(name string) string {
 	if name == AliasGetEventSelector {

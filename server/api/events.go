@@ -256,13 +256,26 @@ var outcomeProto = map[string]hookmapv1.DeliveryOutcome{
 	store.OutcomeDuplicate: hookmapv1.DeliveryOutcome_DELIVERY_OUTCOME_DUPLICATE,
 }
 
+var fetchStatusProto = map[string]hookmapv1.FetchStatus{
+	store.FetchPending:  hookmapv1.FetchStatus_FETCH_STATUS_PENDING,
+	store.FetchRetrying: hookmapv1.FetchStatus_FETCH_STATUS_RETRYING,
+	store.FetchOK:       hookmapv1.FetchStatus_FETCH_STATUS_OK,
+	store.FetchFailed:   hookmapv1.FetchStatus_FETCH_STATUS_FAILED,
+}
+
 func deliveryProto(d *store.Delivery) *hookmapv1.Delivery {
-	return &hookmapv1.Delivery{
+	out := &hookmapv1.Delivery{
 		Id: d.ID, ReceiveTime: ts(d.ReceiveTime), StatusCode: int32(d.StatusCode), Outcome: outcomeProto[d.Outcome],
 		Error: d.Error, EventCount: int32(d.EventCount), SubscriptionId: d.SubscriptionID,
 		GlobalWebhookId: d.GlobalWebhookID, RequestSize: d.RequestSize, Selectors: d.Selectors,
-		Replayable: d.HasRequest || d.Request != nil, ReplayCount: int32(d.ReplayCount),
+		// A given-up fetch is replayed without a kept request: ReplayDelivery queues it again.
+		Replayable:  d.HasRequest || d.Request != nil || d.FetchStatus == store.FetchFailed,
+		ReplayCount: int32(d.ReplayCount),
 	}
+	if d.FetchStatus != "" {
+		out.Fetch = &hookmapv1.DeliveryFetch{Status: fetchStatusProto[d.FetchStatus], Attempts: int32(d.FetchAttempts)}
+	}
+	return out
 }
 
 // secretHeaderParts are what a header name contains when its values are credentials or

@@ -153,15 +153,16 @@ func (a *App) start(ctx context.Context) error {
 
 	a.hub = hub.New()
 	a.core = &core.Core{
-		Store:       st,
-		Box:         box,
-		Registry:    reg,
-		Hub:         a.hub,
-		HTTP:        netguard.NewClient(netguard.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: 30 * time.Second, FollowRedirects: true, MaxRedirects: 5}),
-		PublicURL:   publicURL,
-		Logger:      log.With("component", "core"),
-		Now:         cfg.Now,
-		AuthMetrics: m,
+		Store:        st,
+		Box:          box,
+		Registry:     reg,
+		Hub:          a.hub,
+		HTTP:         netguard.NewClient(netguard.Options{AllowPrivate: cfg.AllowPrivateNetworks, Timeout: 30 * time.Second, FollowRedirects: true, MaxRedirects: 5}),
+		PublicURL:    publicURL,
+		Logger:       log.With("component", "core"),
+		Now:          cfg.Now,
+		AuthMetrics:  m,
+		FetchMetrics: m,
 
 		EvalTimeout: cfg.EvalTimeout,
 	}
@@ -183,6 +184,9 @@ func (a *App) start(ctx context.Context) error {
 	}
 	if a.dests != nil {
 		a.goBackground(a.dests.Run)
+	}
+	if cfg.FetchInterval > 0 {
+		a.goBackground(func(ctx context.Context) { a.core.RunFetcher(ctx, cfg.FetchInterval) })
 	}
 
 	a.newGRPC(m, st)
@@ -543,6 +547,15 @@ func (a *App) prune(ctx context.Context, interval time.Duration) {
 				a.log.Warn("prune expired authorizations", "err", err)
 			case err == nil && n > 0:
 				a.log.Info("pruned", "expired_authorizations", n)
+			}
+		}
+		if fs, ok := a.store.(store.FetchStore); ok {
+			n, err := fs.PruneFetches(ctx, now.Add(-a.cfg.DeliveryRetention))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				a.log.Warn("prune fetches", "err", err)
+			case err == nil && n > 0:
+				a.log.Info("pruned", "failed_fetches", n)
 			}
 		}
 		if os, ok := a.store.(store.OutgoingStore); ok {

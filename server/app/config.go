@@ -33,6 +33,10 @@ type Config struct {
 	// RefreshInterval is how often the refresh scheduler looks for due subscriptions;
 	// 0 disables the scheduler (tests drive it by hand).
 	RefreshInterval time.Duration
+	// FetchInterval is how often the fetcher looks for due fetches besides being woken by
+	// the deliveries that queue them (retries, fetches left by a restart); 0 disables the
+	// fetcher (tests run fetches by hand).
+	FetchInterval time.Duration
 	// DeliveryRetention is how long delivery records (and kept requests) are kept.
 	DeliveryRetention time.Duration
 	// IdempotencyWindow is how long an event id is remembered to drop re-deliveries.
@@ -70,6 +74,7 @@ func Defaults() Config {
 		EvalTimeout:     time.Second,
 		ShutdownTimeout: 20 * time.Second,
 		RefreshInterval: 5 * time.Second,
+		FetchInterval:   time.Second,
 
 		DeliveryRetention:   7 * 24 * time.Hour,
 		InvocationRetention: 30 * 24 * time.Hour,

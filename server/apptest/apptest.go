@@ -64,6 +64,14 @@ func WithDestinationBackoff(base, limit time.Duration) Option {
 	return func(c *app.Config) { c.DestinationRetryBase, c.DestinationRetryCap = base, limit }
 }
 
+// WithoutFetcher disables the background fetcher (tests call Core().RunFetches
+// themselves).
+func WithoutFetcher() Option { return func(c *app.Config) { c.FetchInterval = 0 } }
+
+// WithFetchInterval sets how often the background fetcher looks for due fetches (retries
+// with an injected clock are then picked up that soon after the clock moves).
+func WithFetchInterval(d time.Duration) Option { return func(c *app.Config) { c.FetchInterval = d } }
+
 // WithAdminToken turns auth on, as in production: every call needs a token.
 func WithAdminToken(token string) Option { return func(c *app.Config) { c.AdminToken = token } }
 

@@ -33,7 +33,7 @@ func golden(t *testing.T, name string, dirs ...string) Summary {
 // Every kind of failure is reported at the line that expected something else.
 func TestFailuresAreReportedAtTheirLine(t *testing.T) {
 	sum := golden(t, "failing", filepath.Join("testdata", "failing"))
-	require.Equal(t, Summary{Files: 1, Tests: 7, Failed: 6}, sum)
+	require.Equal(t, Summary{Files: 2, Tests: 9, Failed: 8}, sum)
 	require.False(t, sum.OK())
 }
 
@@ -43,16 +43,17 @@ func TestFileProblems(t *testing.T) {
 	require.Equal(t, Summary{Files: 1, Problems: 14}, sum)
 }
 
-// The bundled connectors pass their tests, and so does the handshake app of
-// docs/connectors.md's worked example.
+// The bundled connectors pass their tests, and so do the handshake app of
+// docs/connectors.md's worked example and the fetch app of the server's tests.
 func TestBundledConnectorsPass(t *testing.T) {
 	var out bytes.Buffer
-	sum, err := Run(context.Background(), []string{filepath.Join("..", "..", "connectors"), filepath.Join("..", "app", "testdata", "connectors", "handshake")}, Options{Out: &out})
+	sum, err := Run(context.Background(), []string{filepath.Join("..", "..", "connectors"),
+		filepath.Join("..", "app", "testdata", "connectors", "handshake"), filepath.Join("..", "app", "testdata", "connectors", "fetchapp")}, Options{Out: &out})
 	require.NoError(t, err)
 	require.True(t, sum.OK(), out.String())
 	bundled, err := filepath.Glob(filepath.Join("..", "..", "connectors", "*", "tests", "*.test.yml"))
 	require.NoError(t, err)
-	require.Equal(t, len(bundled)+1, sum.Files, out.String())
+	require.Equal(t, len(bundled)+3, sum.Files, out.String()) // handshake has 1 test file, fetchapp 2
 	require.GreaterOrEqual(t, sum.Tests, 50)
 }
 
@@ -61,7 +62,7 @@ func TestRunSelectsTests(t *testing.T) {
 	var out bytes.Buffer
 	sum, err := Run(context.Background(), []string{filepath.Join("testdata", "failing")}, Options{Out: &out, Run: regexp.MustCompile(`^passes$`), Verbose: true})
 	require.NoError(t, err)
-	require.Equal(t, Summary{Files: 1, Tests: 1}, sum, out.String())
+	require.Equal(t, Summary{Files: 2, Tests: 1}, sum, out.String())
 	require.Contains(t, out.String(), "--- ok: passes")
 }
 

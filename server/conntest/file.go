@@ -27,9 +27,10 @@ const (
 	stepRefresh     = "refresh"
 	stepUnsubscribe = "unsubscribe"
 	stepReconcile   = "reconcile"
+	stepFetch       = "fetch"
 )
 
-var stepKinds = []string{stepSubscribe, stepDeliver, stepRefresh, stepUnsubscribe, stepReconcile}
+var stepKinds = []string{stepSubscribe, stepDeliver, stepFetch, stepRefresh, stepUnsubscribe, stepReconcile}
 
 // testVars are the variables formulas of a test file see.
 var testVars = []string{
@@ -396,12 +397,12 @@ func (r *reader) test(n *yaml.Node, defaults settings) *Test {
 		t.now = DefaultNow
 	}
 	if stepsPair == nil {
-		r.add(n, "a test needs steps: a list of subscribe, deliver, refresh, unsubscribe or reconcile")
+		r.add(n, "a test needs steps: a list of subscribe, deliver, fetch, refresh, unsubscribe or reconcile")
 		return nil
 	}
 	list := yamlsrc.Resolve(stepsPair.Value)
 	if list == nil || list.Kind != yaml.SequenceNode || len(list.Content) == 0 {
-		r.add(stepsPair.Value, "steps must be a list of subscribe, deliver, refresh, unsubscribe or reconcile")
+		r.add(stepsPair.Value, "steps must be a list of subscribe, deliver, fetch, refresh, unsubscribe or reconcile")
 		return nil
 	}
 	for _, sn := range list.Content {
@@ -466,7 +467,8 @@ func (r *reader) step(n *yaml.Node) *step {
 // stepExpectKeys are what each kind of step can expect.
 var stepExpectKeys = map[string][]string{
 	stepSubscribe:   {"status", "state", "nextRefreshTimestamp", "error"},
-	stepDeliver:     {"status", "headers", "body", "outcome", "error", "events", "state"},
+	stepDeliver:     {"status", "headers", "body", "outcome", "error", "events", "state", "fetch"},
+	stepFetch:       {"outcome", "error", "events", "state", "fetch"},
 	stepRefresh:     {"state", "nextRefreshTimestamp", "error", "healed"},
 	stepUnsubscribe: {"error", "webhookMayRemain"},
 	stepReconcile:   {"webhooks", "error"},
@@ -482,9 +484,9 @@ func (r *reader) stepInput(s *step, p yamlsrc.Pair) {
 			}
 			s.params = r.object(q)
 		}
-	case stepRefresh:
+	case stepRefresh, stepFetch:
 		if !yamlsrc.IsNull(p.Value) {
-			r.add(p.Value, "refresh takes nothing (write refresh: with no value)")
+			r.add(p.Value, "%s takes nothing (write %s: with no value)", s.kind, s.kind)
 		}
 	case stepUnsubscribe:
 		for _, q := range r.pairs(p.Value, "unsubscribe") {

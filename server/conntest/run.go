@@ -154,7 +154,7 @@ func newEnv(ctx context.Context, reg *registry.Registry) (*env, error) {
 	log := slog.New(slog.DiscardHandler)
 	e.core = &core.Core{
 		Store: st, Box: box, Registry: reg, Hub: hub.New(), HTTP: e.app,
-		PublicURL: PublicURL, Logger: log, Now: e.clock.now,
+		PublicURL: PublicURL, Logger: log, Now: e.clock.now, ExactBackoff: true,
 	}
 	e.handler = (&receiver.Receiver{Core: e.core, Logger: log}).Handler()
 	return e, nil
@@ -473,6 +473,8 @@ func (tr *testRun) step(s *step, c *checker) bool {
 		res, stop = tr.subscribe(s, c)
 	case stepDeliver:
 		res = tr.deliver(s.request, c)
+	case stepFetch:
+		res = tr.fetch(c)
 	case stepRefresh:
 		res = tr.refresh(c)
 	case stepUnsubscribe:
@@ -496,7 +498,8 @@ func check(c *checker, at *yaml.Node, kind string, expect map[string]*exp, res m
 			e.m.match(c, k, v, present)
 		}
 	}
-	if _, ok := expect["error"]; !ok && kind != stepDeliver { // a delivery's error is its record's, see status
+	// A delivery's error (and a fetch's) is its record's: see status and fetch below.
+	if _, ok := expect["error"]; !ok && kind != stepDeliver && kind != stepFetch {
 		if msg, failed := res["error"]; failed {
 			c.fail(at, "expected %s to succeed, got error: %s", kind, msg)
 			return
@@ -516,6 +519,13 @@ func check(c *checker, at *yaml.Node, kind string, expect map[string]*exp, res m
 				why = e
 			}
 			c.fail(at, "expected a 2xx answer, got %d: %s", st, why)
+			return
+		}
+	}
+	if kind == stepDeliver || kind == stepFetch {
+		f, _ := res["fetch"].(string)
+		if expect["fetch"] == nil && expect["outcome"] == nil && expect["error"] == nil && (f == store.FetchRetrying || f == store.FetchFailed) {
+			c.fail(at, "expected the fetch to succeed, got %s: %s", f, show(res["error"], true))
 		}
 	}
 }
@@ -632,11 +642,50 @@ func (tr *testRun) deliver(o *outgoing, c *checker) map[string]any {
 		return nil
 	}
 	res := replyResult(rec)
-	filter := store.DeliveryFilter{}
-	if ds, _, err := tr.e.store.ListDeliveries(tr.ctx, tr.ws, filter, store.Page{Size: 1}); err == nil && len(ds) > 0 {
+	// The fetches the delivery asked for run now, as the server's fetcher would at once.
+	tr.runFetches(time.Time{}, c)
+	tr.deliveryResults(res, lastSeq)
+	return res
+}
+
+// fetch runs the subscription's unfinished fetches now, retries included whatever their
+// next attempt time, and returns what came of them.
+func (tr *testRun) fetch(c *checker) map[string]any {
+	if tr.subID == "" {
+		c.fail(tr.stepNode, "fetch needs a subscription: subscribe first, or start from subscription: {state: …}")
+		return nil
+	}
+	lastSeq, _ := tr.e.store.LastSeq(tr.ctx, tr.ws)
+	tr.runFetches(maxTime, c)
+	res := map[string]any{}
+	tr.deliveryResults(res, lastSeq)
+	return res
+}
+
+// maxTime is later than any next attempt time (and within the nanoseconds a store keeps).
+var maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// runFetches runs the test subscription's fetches due by due (zero: the test's clock)
+// when its event has a fetch method.
+func (tr *testRun) runFetches(due time.Time, c *checker) {
+	if tr.subID == "" || tr.ev == nil || tr.ev.Methods[engine.MethodFetch] == nil {
+		return
+	}
+	if _, err := tr.e.core.RunFetches(tr.ctx, core.FetchRun{SubscriptionID: tr.subID, Due: due}); err != nil {
+		c.fail(tr.stepNode, "cannot run the fetch: %s", err)
+	}
+}
+
+// deliveryResults adds the newest delivery's outcome, error and fetch status, the events
+// stored after lastSeq and the subscription's state to res.
+func (tr *testRun) deliveryResults(res map[string]any, lastSeq int64) {
+	if ds, _, err := tr.e.store.ListDeliveries(tr.ctx, tr.ws, store.DeliveryFilter{}, store.Page{Size: 1}); err == nil && len(ds) > 0 {
 		res["outcome"] = ds[0].Outcome
 		if ds[0].Error != "" {
 			res["error"] = ds[0].Error
+		}
+		if ds[0].FetchStatus != "" {
+			res["fetch"] = ds[0].FetchStatus
 		}
 	}
 	events := []any{}
@@ -653,7 +702,6 @@ func (tr *testRun) deliver(o *outgoing, c *checker) map[string]any {
 	if sub := tr.subscription(); sub != nil {
 		res["state"] = tr.state(sub)
 	}
-	return res
 }
 
 // replyResult is what the receiver answered: status, headers and the body parsed by its

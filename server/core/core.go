@@ -40,10 +40,16 @@ type Core struct {
 	// delivery together (verify, handle, the handles it routes to); 0 means
 	// engine.DefaultTimeout.
 	EvalTimeout time.Duration
+	// FetchMetrics, when set, counts fetch runs by outcome.
+	FetchMetrics FetchMetrics
+	// ExactBackoff turns off the jitter of fetch retries (hookmap test: reports are the
+	// same on every run).
+	ExactBackoff bool
 
 	running      inflight
 	renewals     singleflight.Group // credential renewals, one per connection at a time
 	instanceOnce sync.Once
+	fetcher      fetcher
 }
 
 // InstanceID is the name of this process among those sharing the store.

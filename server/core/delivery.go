@@ -203,13 +203,34 @@ func (c *Core) checkVerify(ctx context.Context, v *engine.Verify, vars map[strin
 	return &failure{status: http.StatusUnauthorized, outcome: store.OutcomeRejected, msg: "verification failed: " + out.Message}
 }
 
-// handleResult is a validated handle result.
+// handleResult is a validated handle (or fetch) result.
 type handleResult struct {
 	events   []mappedEvent
 	response map[string]any
 	state    map[string]any
 	hasState bool
+	// fetch is what handle's `fetch` key asked for (events with a fetch method).
+	fetch fetchRequest
+	// more is a fetch's `more`: run the fetch again at once.
+	more bool
 }
+
+// fetchRequest is what a handle asks of its event's fetch method.
+type fetchRequest struct {
+	mode fetchMode
+	data any // fetchWith: delivery.data of the fetch
+	// explicit is true when handle wrote `fetch` (true or a value): an error on an event
+	// without a fetch method.
+	explicit bool
+}
+
+type fetchMode int
+
+const (
+	fetchDefault fetchMode = iota // no `fetch` key: fetch with the request's data
+	fetchNone                     // fetch: false (or null): no fetch (a handshake, a ping)
+	fetchWith                     // fetch: VALUE: fetch with VALUE as delivery.data
+)
 
 type mappedEvent struct {
 	typ      string
@@ -246,21 +267,75 @@ func parseHandleResult(out any, global bool, file string) (*handleResult, error)
 			res.state, res.hasState = sm, true
 		}
 	}
+	if f, ok := m["fetch"]; ok && !global {
+		switch f {
+		case nil, false:
+			res.fetch.mode = fetchNone
+		case true:
+			res.fetch.explicit = true
+		default:
+			res.fetch = fetchRequest{mode: fetchWith, data: f, explicit: true}
+		}
+	}
+	if err := parseEvents(res, m, global, file); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// parseFetchResult validates a fetch method's result: {events, state?, more?}.
+func parseFetchResult(out any, file string) (*handleResult, error) {
+	if out == nil {
+		return &handleResult{}, nil
+	}
+	m, ok := out.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: fetch returned %T, want an object {events, state?, more?}", file, out)
+	}
+	res := &handleResult{}
+	for k := range m {
+		if k != "events" && k != "state" && k != "more" {
+			return nil, fmt.Errorf("%s: fetch returned an unknown key %q (a fetch returns events, state and more)", file, k)
+		}
+	}
+	if st, ok := m["state"]; ok && st != nil {
+		sm, ok := st.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("%s: state must be an object, got %T", file, st)
+		}
+		res.state, res.hasState = sm, true
+	}
+	switch more := m["more"].(type) {
+	case nil:
+	case bool:
+		res.more = more
+	default:
+		return nil, fmt.Errorf("%s: more must be a boolean, got %T", file, more)
+	}
+	if err := parseEvents(res, m, false, file); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// parseEvents reads m's events into res: {type, record, id?} each, or {selector,
+// payload, id?} for a global webhook's handle.
+func parseEvents(res *handleResult, m map[string]any, global bool, file string) error {
 	evs, ok := m["events"]
 	if !ok || evs == nil {
-		return res, nil
+		return nil
 	}
 	list, ok := evs.([]any)
 	if !ok {
-		return nil, fmt.Errorf("%s: events must be a list, got %T", file, evs)
+		return fmt.Errorf("%s: events must be a list, got %T", file, evs)
 	}
 	if len(list) > MaxEventsPerDelivery {
-		return nil, fmt.Errorf("%s: handle returned %d events, more than the limit of %d", file, len(list), MaxEventsPerDelivery)
+		return fmt.Errorf("%s: %d events, more than the limit of %d", file, len(list), MaxEventsPerDelivery)
 	}
 	for i, e := range list {
 		em, ok := e.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("%s: events[%d] must be an object, got %T", file, i, e)
+			return fmt.Errorf("%s: events[%d] must be an object, got %T", file, i, e)
 		}
 		var me mappedEvent
 		if id, ok := em["id"]; ok && id != nil {
@@ -269,27 +344,27 @@ func parseHandleResult(out any, global bool, file string) (*handleResult, error)
 		if global {
 			sel, ok := em["selector"]
 			if !ok || sel == nil {
-				return nil, fmt.Errorf("%s: events[%d].selector is required", file, i)
+				return fmt.Errorf("%s: events[%d].selector is required", file, i)
 			}
 			me.selector = fmt.Sprint(sel)
 			me.record = em["payload"]
 			if err := value.Check(me.record); err != nil {
-				return nil, fmt.Errorf("%s: events[%d].payload cannot be stored: %w", file, i, err)
+				return fmt.Errorf("%s: events[%d].payload cannot be stored: %w", file, i, err)
 			}
 		} else {
 			t, _ := em["type"].(string)
 			if t == "" {
-				return nil, fmt.Errorf("%s: events[%d].type must be a non-empty string", file, i)
+				return fmt.Errorf("%s: events[%d].type must be a non-empty string", file, i)
 			}
 			me.typ = t
 			me.record = em["record"]
 			if err := value.Check(me.record); err != nil {
-				return nil, fmt.Errorf("%s: events[%d].record cannot be stored: %w", file, i, err)
+				return fmt.Errorf("%s: events[%d].record cannot be stored: %w", file, i, err)
 			}
 		}
 		res.events = append(res.events, me)
 	}
-	return res, nil
+	return nil
 }
 
 // buildReply turns a mapping's response (or nil) into the HTTP reply.
@@ -449,6 +524,10 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
+	fetch, err := c.fetchFor(sub, ev, hr.fetch, vars["data"], d, in)
+	if err != nil {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: handle.File + ": " + err.Error(), keep: true})
+	}
 	reply, err := buildReply(hr.response, len(events))
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: handle.File + ": " + err.Error(), keep: true})
@@ -457,19 +536,35 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if hr.hasState { // merged into the stored state inside the commit (mergeState)
 		commit.StateUpdates = []store.StateUpdate{{SubscriptionID: sub.ID, Change: c.stateMerge(sub.ID, hr.state)}}
 	}
-	return c.commit(ctx, in, d, commit, reply, hr.response == nil)
+	var fetches []*store.Fetch
+	if fetch != nil {
+		fetches = append(fetches, fetch)
+	}
+	return c.commit(ctx, in, d, commit, fetches, reply, hr.response == nil)
 }
 
-// commit writes a delivery with its events and answers only once it is durable.
-func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, commit *store.DeliveryCommit, reply Reply, defaultReply bool) *Result {
+// commit writes a delivery with its events (and the fetches it asks for) and answers only
+// once it is durable.
+func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, commit *store.DeliveryCommit, fetches []*store.Fetch, reply Reply, defaultReply bool) *Result {
 	d.StatusCode = reply.Status
 	d.Outcome = store.OutcomeOK
 	d.EventCount = len(commit.Events)
 	d.Request = nil
-	res, err := c.Store.CommitDelivery(ctx, commit)
+	var res *store.CommitResult
+	var err error
+	if len(fetches) == 0 {
+		res, err = c.Store.CommitDelivery(ctx, commit)
+	} else if fs, ok := c.Store.(store.FetchStore); !ok {
+		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "this store cannot keep fetches: the event's fetch method cannot run", keep: true})
+	} else {
+		res, err = fs.CommitDeliveryWithFetches(ctx, commit, fetches)
+	}
 	if err != nil {
 		c.Logger.Error("commit delivery", "delivery", d.ID, "err", err)
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "could not store the events; the request is kept for replay", keep: true})
+	}
+	if len(fetches) > 0 {
+		c.wakeFetcher()
 	}
 	// The store recorded in d what was new: its event count, DUPLICATE when nothing was.
 	if defaultReply && res.Duplicates > 0 {
@@ -533,6 +628,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
 	var events []*store.Event
+	var fetches []*store.Fetch
 	var unmatched []string
 	matched := map[string][]*store.Subscription{} // a batch often repeats a selector
 	subVars := map[string]map[string]any{}
@@ -554,12 +650,15 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 			continue
 		}
 		for _, sub := range subs {
-			evs, err := c.routeToSubscription(ectx, sub, ge, subVars, vars, in, d, opts)
+			evs, fetch, err := c.routeToSubscription(ectx, sub, ge, subVars, vars, in, d, opts)
 			if err != nil {
 				evalErr = err
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("subscription %s: %s", sub.ID, err), keep: true})
 			}
 			events = append(events, evs...)
+			if fetch != nil {
+				fetches = append(fetches, fetch)
+			}
 			if len(events) > MaxEventsPerDelivery {
 				return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("delivery produced more than %d events", MaxEventsPerDelivery), keep: true})
 			}
@@ -569,7 +668,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: def.Handle.File + ": " + err.Error(), keep: true})
 	}
-	if len(events) == 0 && len(unmatched) > 0 {
+	if len(events) == 0 && len(fetches) == 0 && len(unmatched) > 0 {
 		d.StatusCode = reply.Status
 		d.Outcome = store.OutcomeUnmatched
 		d.Error = "no subscription matches selectors " + strings.Join(unmatched, ", ")
@@ -578,7 +677,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 		}
 		return &Result{Reply: reply, Delivery: d}
 	}
-	return c.commit(ctx, in, d, &store.DeliveryCommit{Delivery: d, Events: events}, reply, hr.response == nil)
+	return c.commit(ctx, in, d, &store.DeliveryCommit{Delivery: d, Events: events}, fetches, reply, hr.response == nil)
 }
 
 // buildEvents makes the events of sub from a handle's mapped events (defaultID for those
@@ -601,21 +700,27 @@ func buildEvents(sub *store.Subscription, ev *engine.Event, mapped []mappedEvent
 }
 
 // routeToSubscription maps one routed payload with the subscription event's own handle
-// (or takes the payload as the record, the event key as the type). subVars holds each
-// subscription's variables for the delivery, made once however many payloads it gets.
-func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery, opts engine.RunOptions) ([]*store.Event, error) {
+// (or takes the payload as the record, the event key as the type), and makes the fetch
+// it asks for when the event has a fetch method. subVars holds each subscription's
+// variables for the delivery, made once however many payloads it gets.
+func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription, ge mappedEvent, subVars map[string]map[string]any, reqVars map[string]any, in *Incoming, d *store.Delivery, opts engine.RunOptions) ([]*store.Event, *store.Fetch, error) {
 	_, ev, err := c.Event(sub.ConnectorKey, sub.EventKey)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	handle := ev.Methods[engine.MethodHandle]
 	if handle == nil {
-		return buildEvents(sub, ev, []mappedEvent{{typ: sub.EventKey, record: ge.record, id: ge.id}}, "", d, in)
+		if ev.Methods[engine.MethodFetch] != nil { // the payload only announces the events
+			f, err := c.fetchFor(sub, ev, fetchRequest{}, ge.record, d, in)
+			return nil, f, err
+		}
+		evs, err := buildEvents(sub, ev, []mappedEvent{{typ: sub.EventKey, record: ge.record, id: ge.id}}, "", d, in)
+		return evs, nil, err
 	}
 	vars, ok := subVars[sub.ID]
 	if !ok {
 		if vars, _, err = c.subscriptionVars(ctx, sub); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, k := range []string{"method", "query", "headers", "rawBody"} {
 			vars[k] = reqVars[k]
@@ -625,13 +730,21 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	vars["data"], vars["body"] = ge.record, ge.record // handles run one at a time
 	out, err := handle.Run(ctx, vars, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	hr, err := parseHandleResult(out, false, handle.File)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return buildEvents(sub, ev, hr.events, ge.id, d, in)
+	evs, err := buildEvents(sub, ev, hr.events, ge.id, d, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := c.fetchFor(sub, ev, hr.fetch, ge.record, d, in)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", handle.File, err)
+	}
+	return evs, f, nil
 }
 
 // publicRequestURL is the full URL an app called: the public URL, the path and the query.
@@ -649,6 +762,9 @@ func (c *Core) ReplayDelivery(ctx context.Context, workspaceID, id string, m Met
 	d, err := c.Store.GetDelivery(ctx, workspaceID, id)
 	if err != nil {
 		return nil, err
+	}
+	if d.Request == nil && d.FetchStatus == store.FetchFailed {
+		return c.retryFailedFetches(ctx, d)
 	}
 	if d.Request == nil {
 		return nil, Errorf(codes.FailedPrecondition, "delivery %s has no kept request (only failed deliveries keep theirs)", id).WithReason(ReasonNothingToReplay)

@@ -22,6 +22,7 @@ type Metrics struct {
 	RenewalsWaiting prometheus.Gauge
 	EvalCost        *prometheus.HistogramVec
 	EvalLimits      *prometheus.CounterVec
+	FetchRuns       *prometheus.CounterVec
 }
 
 // New registers hookmap's metrics (and the Go and process collectors) on a new registry.
@@ -69,9 +70,12 @@ func New() *Metrics {
 		EvalLimits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookmap_eval_limit_exceeded_total", Help: "Deliveries whose handles reached an evaluation limit, by kind and limit (cost: the CEL cost limit; time: --eval-timeout).",
 		}, []string{"kind", "limit"}),
+		FetchRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookmap_fetch_runs_total", Help: "Runs of events' fetch methods, by outcome (ok, retry, failed: given up, lease_lost).",
+		}, []string{"outcome"}),
 	}
 	r.MustRegister(m.Deliveries, m.VerifyFailures, m.ReceiverLatency, m.ReceiverUnknown, m.GRPCRequests,
-		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed, m.Renewals, m.RenewalsWaiting, m.EvalCost, m.EvalLimits,
+		m.GRPCLatency, m.StreamsOpen, m.EventsStreamed, m.Renewals, m.RenewalsWaiting, m.EvalCost, m.EvalLimits, m.FetchRuns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create every kind/outcome series so dashboards and alerts see zeros
 	// from the start instead of a missing metric.
@@ -83,7 +87,17 @@ func New() *Metrics {
 			m.EvalLimits.WithLabelValues(kind, limit)
 		}
 	}
+	for _, outcome := range []string{"ok", "retry", "failed", "lease_lost"} {
+		m.FetchRuns.WithLabelValues(outcome)
+	}
 	return m
+}
+
+// FetchRun counts a run of a fetch method.
+func (m *Metrics) FetchRun(outcome string) {
+	if m != nil {
+		m.FetchRuns.WithLabelValues(outcome).Inc()
+	}
 }
 
 // Delivery counts a handled delivery.

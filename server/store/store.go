@@ -201,6 +201,11 @@ type Delivery struct {
 	// CommitDelivery ignores it.
 	HasRequest  bool
 	ReplayCount int
+	// FetchStatus summarises the fetches the delivery asked for (FetchStore): "" when
+	// none, else FetchPending, FetchRetrying, FetchFailed or FetchOK. FetchAttempts is the
+	// most failed runs of one of them. Both are read only: a FetchStore maintains them.
+	FetchStatus   string
+	FetchAttempts int
 }
 
 // DeliveryFilter narrows ListDeliveries.

@@ -106,133 +106,29 @@ type encodedEvent struct {
 // A state update of a subscription that no longer exists (deleted while its delivery was
 // handled) is skipped: the events it came with are kept.
 func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*store.CommitResult, error) {
+	return s.commitDelivery(ctx, c, nil)
+}
+
+// commitDelivery is CommitDelivery; more, when set, runs in the same transaction after
+// the commit's own writes (the fetches a delivery asks for).
+func (s *Store) commitDelivery(ctx context.Context, c *store.DeliveryCommit, more func(*wtx) error) (*store.CommitResult, error) {
 	if c == nil {
 		return nil, errors.New("sqlite: CommitDelivery: nil commit")
 	}
-	// Encoding is done here, on the caller's goroutine, to keep the writer's work short.
-	var dargs []any
-	workspaceID := ""
-	if c.Delivery != nil {
-		var err error
-		if dargs, err = deliveryArgs(c.Delivery); err != nil {
-			return nil, err
-		}
-		workspaceID = c.Delivery.WorkspaceID
+	p, err := prepareCommit(c, "")
+	if err != nil {
+		return nil, err
 	}
-	events := make([]encodedEvent, len(c.Events))
-	for i, ev := range c.Events {
-		if workspaceID != "" && ev.WorkspaceID != workspaceID {
-			return nil, fmt.Errorf("sqlite: CommitDelivery: event %q of workspace %q in a delivery of workspace %q", ev.ID, ev.WorkspaceID, workspaceID)
-		}
-		rec, err := encodeValue(ev.Record)
-		if err != nil {
-			return nil, fmt.Errorf("event %q record: %w", ev.ID, err)
-		}
-		events[i] = encodedEvent{ev, rec}
-	}
-	type state struct {
-		id, ws string
-		sealed any
-		change func([]byte) ([]byte, error)
-	}
-	states := make([]state, len(c.StateUpdates))
-	for i, u := range c.StateUpdates {
-		ws := workspaceID
-		if ws == "" {
-			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
-		}
-		states[i] = state{u.SubscriptionID, ws, blob(u.State), u.Change}
-	}
-	t0 := nanos(now())
-
 	var res *store.CommitResult
-	err := s.write(ctx, func(t *wtx) error {
-		r := &store.CommitResult{Seqs: make([]int64, len(events))}
+	err = s.write(ctx, func(t *wtx) error {
 		res = nil
-		type touch struct{ sub, ws string }
-		var touched []touch
-		latest := map[touch]int64{}
-		for i, e := range events {
-			ev := e.ev
-			if ev.ExternalID != "" {
-				out, err := t.execStmt(s.hot.insertKey, ev.SubscriptionID, ev.ExternalID, t0)
-				if err != nil {
-					return fmt.Errorf("sqlite: idempotency key: %w", err)
-				}
-				if n, err := out.RowsAffected(); err != nil {
-					return fmt.Errorf("sqlite: idempotency key: %w", err)
-				} else if n == 0 {
-					r.Duplicates++
-					continue
-				}
-			}
-			out, err := t.execStmt(s.hot.insertEvent, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
-				ev.EventKey, ev.Type, e.record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime))
-			if err != nil {
-				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
-			}
-			seq, err := out.LastInsertId()
-			if err != nil {
-				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
-			}
-			r.Seqs[i], r.MaxSeq = seq, seq
-			r.Inserted++
-			if ev.SubscriptionID != "" {
-				k := touch{ev.SubscriptionID, ev.WorkspaceID}
-				at := nanos(ev.ReceiveTime)
-				if at == 0 {
-					at = t0
-				}
-				if prev, ok := latest[k]; !ok {
-					touched = append(touched, k)
-					latest[k] = at
-				} else if at > prev {
-					latest[k] = at
-				}
-			}
+		r, err := s.runCommit(t, p)
+		if err != nil {
+			return err
 		}
-		if dargs != nil {
-			// Written after the events, so that it records what was new.
-			args := dargs
-			if r.Duplicates > 0 {
-				args = slices.Clone(dargs)
-				args[deliveryArgEventCount] = r.Inserted
-				if r.Inserted == 0 && c.Delivery.Outcome == store.OutcomeOK {
-					args[deliveryArgOutcome] = store.OutcomeDuplicate
-				}
-			}
-			out, err := t.execStmt(s.hot.upsertDelivery, args...)
-			if err != nil {
-				return fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
-			}
-			if n, err := out.RowsAffected(); err != nil || n == 0 {
-				// The id exists in another workspace: the conflict update's WHERE refused it.
-				return fmt.Errorf("delivery %s: %w", quote(c.Delivery.ID), store.ErrAlreadyExists)
-			}
-		}
-		for _, k := range touched {
-			if _, err := t.execStmt(s.hot.touchSubscription, latest[k], k.sub, k.ws); err != nil {
-				return fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
-			}
-		}
-		for _, u := range states {
-			sealed := u.sealed
-			if u.change != nil {
-				stored, found, err := storedState(t, u.id, u.ws)
-				if err != nil {
-					return err
-				}
-				if !found {
-					continue // deleted while its delivery was handled
-				}
-				b, err := u.change(stored)
-				if err != nil {
-					return fmt.Errorf("subscription %q state: %w", u.id, err)
-				}
-				sealed = blob(b)
-			}
-			if _, err := t.execStmt(s.hot.setState, sealed, t0, u.id, u.ws); err != nil {
-				return fmt.Errorf("sqlite: subscription %q state: %w", u.id, err)
+		if more != nil {
+			if err := more(t); err != nil {
+				return err
 			}
 		}
 		res = r
@@ -241,16 +137,170 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 	if err != nil {
 		return nil, err
 	}
+	p.applied(res)
+	return res, nil
+}
+
+// preparedCommit is a DeliveryCommit encoded on the caller's goroutine, to keep the
+// writer's work short.
+type preparedCommit struct {
+	c      *store.DeliveryCommit
+	dargs  []any // nil without a delivery
+	events []encodedEvent
+	states []preparedState
+	t0     int64
+}
+
+type preparedState struct {
+	id, ws string
+	sealed any
+	change func([]byte) ([]byte, error)
+}
+
+// prepareCommit encodes c; workspaceID is the workspace of its state updates when c has
+// no delivery (else the delivery's, or the events').
+func prepareCommit(c *store.DeliveryCommit, workspaceID string) (*preparedCommit, error) {
+	p := &preparedCommit{c: c, t0: nanos(now())}
+	if c.Delivery != nil {
+		var err error
+		if p.dargs, err = deliveryArgs(c.Delivery); err != nil {
+			return nil, err
+		}
+		workspaceID = c.Delivery.WorkspaceID
+	}
+	p.events = make([]encodedEvent, len(c.Events))
 	for i, ev := range c.Events {
+		if workspaceID != "" && ev.WorkspaceID != workspaceID {
+			return nil, fmt.Errorf("sqlite: CommitDelivery: event %q of workspace %q in a delivery of workspace %q", ev.ID, ev.WorkspaceID, workspaceID)
+		}
+		rec, err := encodeValue(ev.Record)
+		if err != nil {
+			return nil, fmt.Errorf("event %q record: %w", ev.ID, err)
+		}
+		p.events[i] = encodedEvent{ev, rec}
+	}
+	p.states = make([]preparedState, len(c.StateUpdates))
+	for i, u := range c.StateUpdates {
+		ws := workspaceID
+		if ws == "" {
+			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
+		}
+		p.states[i] = preparedState{u.SubscriptionID, ws, blob(u.State), u.Change}
+	}
+	return p, nil
+}
+
+// runCommit writes a prepared commit in transaction t.
+func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error) {
+	c, t0 := p.c, p.t0
+	r := &store.CommitResult{Seqs: make([]int64, len(p.events))}
+	type touch struct{ sub, ws string }
+	var touched []touch
+	latest := map[touch]int64{}
+	for i, e := range p.events {
+		ev := e.ev
+		if ev.ExternalID != "" {
+			out, err := t.execStmt(s.hot.insertKey, ev.SubscriptionID, ev.ExternalID, t0)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: idempotency key: %w", err)
+			}
+			if n, err := out.RowsAffected(); err != nil {
+				return nil, fmt.Errorf("sqlite: idempotency key: %w", err)
+			} else if n == 0 {
+				r.Duplicates++
+				continue
+			}
+		}
+		out, err := t.execStmt(s.hot.insertEvent, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
+			ev.EventKey, ev.Type, e.record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
+		}
+		seq, err := out.LastInsertId()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
+		}
+		r.Seqs[i], r.MaxSeq = seq, seq
+		r.Inserted++
+		if ev.SubscriptionID != "" {
+			k := touch{ev.SubscriptionID, ev.WorkspaceID}
+			at := nanos(ev.ReceiveTime)
+			if at == 0 {
+				at = t0
+			}
+			if prev, ok := latest[k]; !ok {
+				touched = append(touched, k)
+				latest[k] = at
+			} else if at > prev {
+				latest[k] = at
+			}
+		}
+	}
+	if p.dargs != nil {
+		// Written after the events, so that it records what was new.
+		args := p.dargs
+		if r.Duplicates > 0 {
+			args = slices.Clone(p.dargs)
+			args[deliveryArgEventCount] = r.Inserted
+			if r.Inserted == 0 && c.Delivery.Outcome == store.OutcomeOK {
+				args[deliveryArgOutcome] = store.OutcomeDuplicate
+			}
+		}
+		out, err := t.execStmt(s.hot.upsertDelivery, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
+		}
+		if n, err := out.RowsAffected(); err != nil || n == 0 {
+			// The id exists in another workspace: the conflict update's WHERE refused it.
+			return nil, fmt.Errorf("delivery %q: %w", c.Delivery.ID, store.ErrAlreadyExists)
+		}
+		// A replay replaces the delivery: the fetch summary of its earlier outcome goes.
+		if c.Delivery.ReplayCount > 0 {
+			if _, err := t.exec(`DELETE FROM delivery_fetches WHERE delivery_id = ?`, c.Delivery.ID); err != nil {
+				return nil, fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
+			}
+		}
+	}
+	for _, k := range touched {
+		if _, err := t.execStmt(s.hot.touchSubscription, latest[k], k.sub, k.ws); err != nil {
+			return nil, fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
+		}
+	}
+	for _, u := range p.states {
+		sealed := u.sealed
+		if u.change != nil {
+			stored, found, err := storedState(t, u.id, u.ws)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				continue // deleted while its delivery was handled
+			}
+			b, err := u.change(stored)
+			if err != nil {
+				return nil, fmt.Errorf("subscription %q state: %w", u.id, err)
+			}
+			sealed = blob(b)
+		}
+		if _, err := t.execStmt(s.hot.setState, sealed, t0, u.id, u.ws); err != nil {
+			return nil, fmt.Errorf("sqlite: subscription %q state: %w", u.id, err)
+		}
+	}
+	return r, nil
+}
+
+// applied sets what a committed commit stored on its records: the events' seqs and, when
+// events were duplicates, the delivery's count and outcome.
+func (p *preparedCommit) applied(res *store.CommitResult) {
+	for i, ev := range p.c.Events {
 		ev.Seq = res.Seqs[i]
 	}
-	if d := c.Delivery; d != nil && res.Duplicates > 0 {
+	if d := p.c.Delivery; d != nil && res.Duplicates > 0 {
 		d.EventCount = res.Inserted
 		if res.Inserted == 0 && d.Outcome == store.OutcomeOK {
 			d.Outcome = store.OutcomeDuplicate
 		}
 	}
-	return res, nil
 }
 
 // subscriptionWorkspace finds a subscription's workspace among a commit's events (a commit
@@ -265,11 +315,18 @@ func subscriptionWorkspace(events []*store.Event, subID string) string {
 }
 
 const (
+	// deliveryCols are read from deliveries joined with delivery_fetches (deliveryFrom):
+	// a delivery's fetch summary lives in a table of its own, so that the deliveries table
+	// keeps its kept body in its last column.
 	deliveryCols = `rid, id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code, outcome, error,
-	event_count, request_size, selectors, replay_count`
+	event_count, request_size, selectors, replay_count, fetch_status, fetch_attempts`
 	requestCols = `request_method, request_path, request_query, request_headers, request_body`
 	// hasRequestCol reads no request column but the method: a page never loads a body.
 	hasRequestCol = `request_method IS NOT NULL`
+	// fetchJoin adds a delivery's fetch summary (fetch_status, fetch_attempts), one
+	// primary key look-up per delivery read; delivery_fetches names its columns apart
+	// from deliveries', so that the conditions on deliveries need no table name.
+	fetchJoin = `LEFT JOIN delivery_fetches ON delivery_fetches.delivery_id = deliveries.id`
 )
 
 // scanDelivery scans deliveryCols and requestCols.
@@ -279,11 +336,14 @@ func scanDelivery(sc scanner) (keyed[*store.Delivery], error) {
 	var selectors sql.NullString
 	var method, path, query, headers sql.NullString
 	var body []byte
+	var fetchStatus sql.NullString
+	var fetchAttempts sql.NullInt64
 	if err := sc.Scan(&rid, &d.ID, &d.WorkspaceID, &d.SubscriptionID, &d.GlobalWebhookID, &received, &d.StatusCode,
-		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount,
+		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &fetchStatus, &fetchAttempts,
 		&method, &path, &query, &headers, &body); err != nil {
 		return keyed[*store.Delivery]{}, err
 	}
+	d.FetchStatus, d.FetchAttempts = fetchStatus.String, int(fetchAttempts.Int64)
 	if err := decodeDelivery(d, received, selectors); err != nil {
 		return keyed[*store.Delivery]{key: rid, v: d}, err
 	}
@@ -306,10 +366,14 @@ func scanListedDelivery(sc scanner) (keyed[*store.Delivery], error) {
 	d := &store.Delivery{}
 	var rid, received int64
 	var selectors sql.NullString
+	var fetchStatus sql.NullString
+	var fetchAttempts sql.NullInt64
 	if err := sc.Scan(&rid, &d.ID, &d.WorkspaceID, &d.SubscriptionID, &d.GlobalWebhookID, &received, &d.StatusCode,
-		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &d.HasRequest); err != nil {
+		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &fetchStatus, &fetchAttempts,
+		&d.HasRequest); err != nil {
 		return keyed[*store.Delivery]{}, err
 	}
+	d.FetchStatus, d.FetchAttempts = fetchStatus.String, int(fetchAttempts.Int64)
 	if err := decodeDelivery(d, received, selectors); err != nil {
 		return keyed[*store.Delivery]{key: rid, v: d}, err
 	}
@@ -328,7 +392,7 @@ func decodeDelivery(d *store.Delivery, received int64, selectors sql.NullString)
 // GetDelivery returns a delivery of the workspace, with its kept request.
 func (s *Store) GetDelivery(ctx context.Context, workspaceID, id string) (*store.Delivery, error) {
 	k, err := getOne(ctx, s, "delivery", id,
-		`SELECT `+deliveryCols+`, `+requestCols+` FROM deliveries WHERE id = ? AND workspace_id = ?`,
+		`SELECT `+deliveryCols+`, `+requestCols+` FROM deliveries `+fetchJoin+` WHERE id = ? AND workspace_id = ?`,
 		scanDelivery, id, workspaceID)
 	return k.v, err
 }
@@ -359,8 +423,8 @@ func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.
 }
 
 func listDeliveriesQuery(index, where string) string {
-	return `SELECT ` + deliveryCols + `, ` + hasRequestCol + ` FROM deliveries INDEXED BY ` + index + ` WHERE ` + where +
-		` ORDER BY receive_time DESC, rid DESC LIMIT ?`
+	return `SELECT ` + deliveryCols + `, ` + hasRequestCol + ` FROM deliveries INDEXED BY ` + index + ` ` + fetchJoin +
+		` WHERE ` + where + ` ORDER BY receive_time DESC, rid DESC LIMIT ?`
 }
 
 // deliveryWhere builds ListDeliveries' condition and names the index it pages from; keys
@@ -543,6 +607,9 @@ func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult
 		count  *int64
 	}{
 		{nanos(r.DeliveriesBefore), `DELETE FROM deliveries WHERE rid IN (SELECT rid FROM deliveries WHERE receive_time < ? LIMIT ?)`, &res.Deliveries},
+		// Fetch summaries go with their deliveries (not counted apart).
+		{nanos(r.DeliveriesBefore), `DELETE FROM delivery_fetches WHERE delivery_id IN
+			(SELECT delivery_id FROM delivery_fetches WHERE fetch_time < ? LIMIT ?)`, new(int64)},
 		{nanos(r.IdempotencyKeysBefore), `DELETE FROM idempotency_keys WHERE (subscription_id, external_id) IN
 			(SELECT subscription_id, external_id FROM idempotency_keys WHERE create_time < ? LIMIT ?)`, &res.IdempotencyKeys},
 		{nanos(r.EventsBefore), `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE receive_time < ? LIMIT ?)`, &res.Events},

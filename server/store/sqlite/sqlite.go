@@ -168,6 +168,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.voidFetchLeases(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.prepareHot(ctx); err != nil {
 		return nil, err
 	}

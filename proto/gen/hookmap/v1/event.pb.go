@@ -140,6 +140,66 @@ func (DeliveryOutcome) EnumDescriptor() ([]byte, []int) {
 	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{1}
 }
 
+// FetchStatus is where a delivery's fetches are.
+type FetchStatus int32
+
+const (
+	FetchStatus_FETCH_STATUS_UNSPECIFIED FetchStatus = 0
+	// Queued, not failed yet.
+	FetchStatus_FETCH_STATUS_PENDING FetchStatus = 1
+	// A run failed; it is retried with backoff (error says why and when).
+	FetchStatus_FETCH_STATUS_RETRYING FetchStatus = 2
+	// Every fetch ran; their events are stored.
+	FetchStatus_FETCH_STATUS_OK FetchStatus = 3
+	// Given up after repeated failures; ReplayDelivery queues it again.
+	FetchStatus_FETCH_STATUS_FAILED FetchStatus = 4
+)
+
+// Enum value maps for FetchStatus.
+var (
+	FetchStatus_name = map[int32]string{
+		0: "FETCH_STATUS_UNSPECIFIED",
+		1: "FETCH_STATUS_PENDING",
+		2: "FETCH_STATUS_RETRYING",
+		3: "FETCH_STATUS_OK",
+		4: "FETCH_STATUS_FAILED",
+	}
+	FetchStatus_value = map[string]int32{
+		"FETCH_STATUS_UNSPECIFIED": 0,
+		"FETCH_STATUS_PENDING":     1,
+		"FETCH_STATUS_RETRYING":    2,
+		"FETCH_STATUS_OK":          3,
+		"FETCH_STATUS_FAILED":      4,
+	}
+)
+
+func (x FetchStatus) Enum() *FetchStatus {
+	p := new(FetchStatus)
+	*p = x
+	return p
+}
+
+func (x FetchStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FetchStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_hookmap_v1_event_proto_enumTypes[2].Descriptor()
+}
+
+func (FetchStatus) Type() protoreflect.EnumType {
+	return &file_hookmap_v1_event_proto_enumTypes[2]
+}
+
+func (x FetchStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FetchStatus.Descriptor instead.
+func (FetchStatus) EnumDescriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{2}
+}
+
 // Event is one mapped event, or a connection event: hookmap's own news about a
 // connection (event_key "connection", no subscription_id, type connection.connected or
 // connection.disconnected, record {connectionId, connectorKey, name, status, error}).
@@ -777,7 +837,12 @@ type Delivery struct {
 	Request *DeliveryRequest `protobuf:"bytes,13,opt,name=request,proto3" json:"request,omitempty"`
 	// The events the delivery produced (in seq order: at most 100, and no more than about
 	// 3 MiB of them). Set by GetDelivery only.
-	Events        []*Event `protobuf:"bytes,14,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*Event `protobuf:"bytes,14,rep,name=events,proto3" json:"events,omitempty"`
+	// The fetches the delivery asked for, when its event has a fetch method (the app's
+	// notification only announced the events): unset otherwise. A fetch that is retried
+	// says why in error; one given up makes the outcome FAILED and the delivery replayable
+	// (ReplayDelivery runs it again). event_count grows by what the fetches stored.
+	Fetch         *DeliveryFetch `protobuf:"bytes,15,opt,name=fetch,proto3" json:"fetch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -910,6 +975,67 @@ func (x *Delivery) GetEvents() []*Event {
 	return nil
 }
 
+func (x *Delivery) GetFetch() *DeliveryFetch {
+	if x != nil {
+		return x.Fetch
+	}
+	return nil
+}
+
+// DeliveryFetch is the progress of the fetches a delivery asked for.
+type DeliveryFetch struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status FetchStatus            `protobuf:"varint,1,opt,name=status,proto3,enum=hookmap.v1.FetchStatus" json:"status,omitempty"`
+	// The most failed runs of one of its fetches (since it was last queued).
+	Attempts      int32 `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveryFetch) Reset() {
+	*x = DeliveryFetch{}
+	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryFetch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryFetch) ProtoMessage() {}
+
+func (x *DeliveryFetch) ProtoReflect() protoreflect.Message {
+	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryFetch.ProtoReflect.Descriptor instead.
+func (*DeliveryFetch) Descriptor() ([]byte, []int) {
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeliveryFetch) GetStatus() FetchStatus {
+	if x != nil {
+		return x.Status
+	}
+	return FetchStatus_FETCH_STATUS_UNSPECIFIED
+}
+
+func (x *DeliveryFetch) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
 // DeliveryRequest is a kept request as it was received.
 type DeliveryRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -928,7 +1054,7 @@ type DeliveryRequest struct {
 
 func (x *DeliveryRequest) Reset() {
 	*x = DeliveryRequest{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	mi := &file_hookmap_v1_event_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1066,7 @@ func (x *DeliveryRequest) String() string {
 func (*DeliveryRequest) ProtoMessage() {}
 
 func (x *DeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[9]
+	mi := &file_hookmap_v1_event_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1079,7 @@ func (x *DeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryRequest.ProtoReflect.Descriptor instead.
 func (*DeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{9}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeliveryRequest) GetMethod() string {
@@ -1008,7 +1134,7 @@ type DeliveryHeader struct {
 
 func (x *DeliveryHeader) Reset() {
 	*x = DeliveryHeader{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[10]
+	mi := &file_hookmap_v1_event_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1146,7 @@ func (x *DeliveryHeader) String() string {
 func (*DeliveryHeader) ProtoMessage() {}
 
 func (x *DeliveryHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[10]
+	mi := &file_hookmap_v1_event_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1159,7 @@ func (x *DeliveryHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryHeader.ProtoReflect.Descriptor instead.
 func (*DeliveryHeader) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{10}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeliveryHeader) GetName() string {
@@ -1069,7 +1195,7 @@ type GetDeliveryRequest struct {
 
 func (x *GetDeliveryRequest) Reset() {
 	*x = GetDeliveryRequest{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	mi := &file_hookmap_v1_event_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1207,7 @@ func (x *GetDeliveryRequest) String() string {
 func (*GetDeliveryRequest) ProtoMessage() {}
 
 func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[11]
+	mi := &file_hookmap_v1_event_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1220,7 @@ func (x *GetDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*GetDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{11}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetDeliveryRequest) GetId() string {
@@ -1129,7 +1255,7 @@ type ListDeliveriesRequest struct {
 
 func (x *ListDeliveriesRequest) Reset() {
 	*x = ListDeliveriesRequest{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[12]
+	mi := &file_hookmap_v1_event_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1267,7 @@ func (x *ListDeliveriesRequest) String() string {
 func (*ListDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[12]
+	mi := &file_hookmap_v1_event_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1280,7 @@ func (x *ListDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{12}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListDeliveriesRequest) GetSubscriptionId() string {
@@ -1217,7 +1343,7 @@ type ListDeliveriesResponse struct {
 
 func (x *ListDeliveriesResponse) Reset() {
 	*x = ListDeliveriesResponse{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[13]
+	mi := &file_hookmap_v1_event_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1355,7 @@ func (x *ListDeliveriesResponse) String() string {
 func (*ListDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[13]
+	mi := &file_hookmap_v1_event_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1368,7 @@ func (x *ListDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{13}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListDeliveriesResponse) GetDeliveries() []*Delivery {
@@ -1269,7 +1395,7 @@ type ReplayDeliveryRequest struct {
 
 func (x *ReplayDeliveryRequest) Reset() {
 	*x = ReplayDeliveryRequest{}
-	mi := &file_hookmap_v1_event_proto_msgTypes[14]
+	mi := &file_hookmap_v1_event_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1407,7 @@ func (x *ReplayDeliveryRequest) String() string {
 func (*ReplayDeliveryRequest) ProtoMessage() {}
 
 func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hookmap_v1_event_proto_msgTypes[14]
+	mi := &file_hookmap_v1_event_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1420,7 @@ func (x *ReplayDeliveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeliveryRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeliveryRequest) Descriptor() ([]byte, []int) {
-	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{14}
+	return file_hookmap_v1_event_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReplayDeliveryRequest) GetId() string {
@@ -1357,7 +1483,7 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\rrecord_format\x18\x05 \x01(\x0e2\x18.hookmap.v1.RecordFormatR\frecordFormat\"g\n" +
 	"\x12ListEventsResponse\x12)\n" +
 	"\x06events\x18\x01 \x03(\v2\x11.hookmap.v1.EventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa3\x04\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd4\x04\n" +
 	"\bDelivery\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\freceive_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12\x1f\n" +
@@ -1377,7 +1503,11 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"replayable\x12!\n" +
 	"\freplay_count\x18\f \x01(\x05R\vreplayCount\x125\n" +
 	"\arequest\x18\r \x01(\v2\x1b.hookmap.v1.DeliveryRequestR\arequest\x12)\n" +
-	"\x06events\x18\x0e \x03(\v2\x11.hookmap.v1.EventR\x06events\"\x9d\x01\n" +
+	"\x06events\x18\x0e \x03(\v2\x11.hookmap.v1.EventR\x06events\x12/\n" +
+	"\x05fetch\x18\x0f \x01(\v2\x19.hookmap.v1.DeliveryFetchR\x05fetch\"\\\n" +
+	"\rDeliveryFetch\x12/\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x17.hookmap.v1.FetchStatusR\x06status\x12\x1a\n" +
+	"\battempts\x18\x02 \x01(\x05R\battempts\"\x9d\x01\n" +
 	"\x0fDeliveryRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
@@ -1418,7 +1548,13 @@ const file_hookmap_v1_event_proto_rawDesc = "" +
 	"\x19DELIVERY_OUTCOME_REJECTED\x10\x02\x12\x1b\n" +
 	"\x17DELIVERY_OUTCOME_FAILED\x10\x03\x12\x1e\n" +
 	"\x1aDELIVERY_OUTCOME_UNMATCHED\x10\x04\x12\x1e\n" +
-	"\x1aDELIVERY_OUTCOME_DUPLICATE\x10\x052\xd4\x03\n" +
+	"\x1aDELIVERY_OUTCOME_DUPLICATE\x10\x05*\x8e\x01\n" +
+	"\vFetchStatus\x12\x1c\n" +
+	"\x18FETCH_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14FETCH_STATUS_PENDING\x10\x01\x12\x19\n" +
+	"\x15FETCH_STATUS_RETRYING\x10\x02\x12\x13\n" +
+	"\x0fFETCH_STATUS_OK\x10\x03\x12\x17\n" +
+	"\x13FETCH_STATUS_FAILED\x10\x042\xd4\x03\n" +
 	"\fEventService\x12D\n" +
 	"\fStreamEvents\x12\x1f.hookmap.v1.StreamEventsRequest\x1a\x11.hookmap.v1.Event0\x01\x12H\n" +
 	"\tAckEvents\x12\x1c.hookmap.v1.AckEventsRequest\x1a\x1d.hookmap.v1.AckEventsResponse\x12K\n" +
@@ -1444,65 +1580,69 @@ func file_hookmap_v1_event_proto_rawDescGZIP() []byte {
 	return file_hookmap_v1_event_proto_rawDescData
 }
 
-var file_hookmap_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_hookmap_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_hookmap_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_hookmap_v1_event_proto_goTypes = []any{
 	(RecordFormat)(0),              // 0: hookmap.v1.RecordFormat
 	(DeliveryOutcome)(0),           // 1: hookmap.v1.DeliveryOutcome
-	(*Event)(nil),                  // 2: hookmap.v1.Event
-	(*EventFilter)(nil),            // 3: hookmap.v1.EventFilter
-	(*StreamPosition)(nil),         // 4: hookmap.v1.StreamPosition
-	(*StreamEventsRequest)(nil),    // 5: hookmap.v1.StreamEventsRequest
-	(*AckEventsRequest)(nil),       // 6: hookmap.v1.AckEventsRequest
-	(*AckEventsResponse)(nil),      // 7: hookmap.v1.AckEventsResponse
-	(*ListEventsRequest)(nil),      // 8: hookmap.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),     // 9: hookmap.v1.ListEventsResponse
-	(*Delivery)(nil),               // 10: hookmap.v1.Delivery
-	(*DeliveryRequest)(nil),        // 11: hookmap.v1.DeliveryRequest
-	(*DeliveryHeader)(nil),         // 12: hookmap.v1.DeliveryHeader
-	(*GetDeliveryRequest)(nil),     // 13: hookmap.v1.GetDeliveryRequest
-	(*ListDeliveriesRequest)(nil),  // 14: hookmap.v1.ListDeliveriesRequest
-	(*ListDeliveriesResponse)(nil), // 15: hookmap.v1.ListDeliveriesResponse
-	(*ReplayDeliveryRequest)(nil),  // 16: hookmap.v1.ReplayDeliveryRequest
-	(*structpb.Value)(nil),         // 17: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),  // 18: google.protobuf.Timestamp
+	(FetchStatus)(0),               // 2: hookmap.v1.FetchStatus
+	(*Event)(nil),                  // 3: hookmap.v1.Event
+	(*EventFilter)(nil),            // 4: hookmap.v1.EventFilter
+	(*StreamPosition)(nil),         // 5: hookmap.v1.StreamPosition
+	(*StreamEventsRequest)(nil),    // 6: hookmap.v1.StreamEventsRequest
+	(*AckEventsRequest)(nil),       // 7: hookmap.v1.AckEventsRequest
+	(*AckEventsResponse)(nil),      // 8: hookmap.v1.AckEventsResponse
+	(*ListEventsRequest)(nil),      // 9: hookmap.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),     // 10: hookmap.v1.ListEventsResponse
+	(*Delivery)(nil),               // 11: hookmap.v1.Delivery
+	(*DeliveryFetch)(nil),          // 12: hookmap.v1.DeliveryFetch
+	(*DeliveryRequest)(nil),        // 13: hookmap.v1.DeliveryRequest
+	(*DeliveryHeader)(nil),         // 14: hookmap.v1.DeliveryHeader
+	(*GetDeliveryRequest)(nil),     // 15: hookmap.v1.GetDeliveryRequest
+	(*ListDeliveriesRequest)(nil),  // 16: hookmap.v1.ListDeliveriesRequest
+	(*ListDeliveriesResponse)(nil), // 17: hookmap.v1.ListDeliveriesResponse
+	(*ReplayDeliveryRequest)(nil),  // 18: hookmap.v1.ReplayDeliveryRequest
+	(*structpb.Value)(nil),         // 19: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
 }
 var file_hookmap_v1_event_proto_depIdxs = []int32{
-	17, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
-	18, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
-	3,  // 2: hookmap.v1.StreamEventsRequest.filter:type_name -> hookmap.v1.EventFilter
-	4,  // 3: hookmap.v1.StreamEventsRequest.start:type_name -> hookmap.v1.StreamPosition
+	19, // 0: hookmap.v1.Event.record:type_name -> google.protobuf.Value
+	20, // 1: hookmap.v1.Event.receive_time:type_name -> google.protobuf.Timestamp
+	4,  // 2: hookmap.v1.StreamEventsRequest.filter:type_name -> hookmap.v1.EventFilter
+	5,  // 3: hookmap.v1.StreamEventsRequest.start:type_name -> hookmap.v1.StreamPosition
 	0,  // 4: hookmap.v1.StreamEventsRequest.record_format:type_name -> hookmap.v1.RecordFormat
-	3,  // 5: hookmap.v1.ListEventsRequest.filter:type_name -> hookmap.v1.EventFilter
+	4,  // 5: hookmap.v1.ListEventsRequest.filter:type_name -> hookmap.v1.EventFilter
 	0,  // 6: hookmap.v1.ListEventsRequest.record_format:type_name -> hookmap.v1.RecordFormat
-	2,  // 7: hookmap.v1.ListEventsResponse.events:type_name -> hookmap.v1.Event
-	18, // 8: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
+	3,  // 7: hookmap.v1.ListEventsResponse.events:type_name -> hookmap.v1.Event
+	20, // 8: hookmap.v1.Delivery.receive_time:type_name -> google.protobuf.Timestamp
 	1,  // 9: hookmap.v1.Delivery.outcome:type_name -> hookmap.v1.DeliveryOutcome
-	11, // 10: hookmap.v1.Delivery.request:type_name -> hookmap.v1.DeliveryRequest
-	2,  // 11: hookmap.v1.Delivery.events:type_name -> hookmap.v1.Event
-	12, // 12: hookmap.v1.DeliveryRequest.headers:type_name -> hookmap.v1.DeliveryHeader
-	0,  // 13: hookmap.v1.GetDeliveryRequest.record_format:type_name -> hookmap.v1.RecordFormat
-	1,  // 14: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
-	18, // 15: hookmap.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
-	18, // 16: hookmap.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
-	10, // 17: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
-	5,  // 18: hookmap.v1.EventService.StreamEvents:input_type -> hookmap.v1.StreamEventsRequest
-	6,  // 19: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
-	8,  // 20: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
-	14, // 21: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
-	13, // 22: hookmap.v1.EventService.GetDelivery:input_type -> hookmap.v1.GetDeliveryRequest
-	16, // 23: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
-	2,  // 24: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
-	7,  // 25: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
-	9,  // 26: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
-	15, // 27: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
-	10, // 28: hookmap.v1.EventService.GetDelivery:output_type -> hookmap.v1.Delivery
-	10, // 29: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 10: hookmap.v1.Delivery.request:type_name -> hookmap.v1.DeliveryRequest
+	3,  // 11: hookmap.v1.Delivery.events:type_name -> hookmap.v1.Event
+	12, // 12: hookmap.v1.Delivery.fetch:type_name -> hookmap.v1.DeliveryFetch
+	2,  // 13: hookmap.v1.DeliveryFetch.status:type_name -> hookmap.v1.FetchStatus
+	14, // 14: hookmap.v1.DeliveryRequest.headers:type_name -> hookmap.v1.DeliveryHeader
+	0,  // 15: hookmap.v1.GetDeliveryRequest.record_format:type_name -> hookmap.v1.RecordFormat
+	1,  // 16: hookmap.v1.ListDeliveriesRequest.outcome:type_name -> hookmap.v1.DeliveryOutcome
+	20, // 17: hookmap.v1.ListDeliveriesRequest.start_time:type_name -> google.protobuf.Timestamp
+	20, // 18: hookmap.v1.ListDeliveriesRequest.end_time:type_name -> google.protobuf.Timestamp
+	11, // 19: hookmap.v1.ListDeliveriesResponse.deliveries:type_name -> hookmap.v1.Delivery
+	6,  // 20: hookmap.v1.EventService.StreamEvents:input_type -> hookmap.v1.StreamEventsRequest
+	7,  // 21: hookmap.v1.EventService.AckEvents:input_type -> hookmap.v1.AckEventsRequest
+	9,  // 22: hookmap.v1.EventService.ListEvents:input_type -> hookmap.v1.ListEventsRequest
+	16, // 23: hookmap.v1.EventService.ListDeliveries:input_type -> hookmap.v1.ListDeliveriesRequest
+	15, // 24: hookmap.v1.EventService.GetDelivery:input_type -> hookmap.v1.GetDeliveryRequest
+	18, // 25: hookmap.v1.EventService.ReplayDelivery:input_type -> hookmap.v1.ReplayDeliveryRequest
+	3,  // 26: hookmap.v1.EventService.StreamEvents:output_type -> hookmap.v1.Event
+	8,  // 27: hookmap.v1.EventService.AckEvents:output_type -> hookmap.v1.AckEventsResponse
+	10, // 28: hookmap.v1.EventService.ListEvents:output_type -> hookmap.v1.ListEventsResponse
+	17, // 29: hookmap.v1.EventService.ListDeliveries:output_type -> hookmap.v1.ListDeliveriesResponse
+	11, // 30: hookmap.v1.EventService.GetDelivery:output_type -> hookmap.v1.Delivery
+	11, // 31: hookmap.v1.EventService.ReplayDelivery:output_type -> hookmap.v1.Delivery
+	26, // [26:32] is the sub-list for method output_type
+	20, // [20:26] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_hookmap_v1_event_proto_init() }
@@ -1520,8 +1660,8 @@ func file_hookmap_v1_event_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hookmap_v1_event_proto_rawDesc), len(file_hookmap_v1_event_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   15,
+			NumEnums:      3,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const VARIABLES = {
   getEventsSelector: [...CONNECTION, 'parameters'],
   list: [...CONNECTION, 'parameters'],
   delete: [...CONNECTION, 'webhook', 'parameters'],
+  fetch: [...CONNECTION, 'state', 'parameters', 'webhookSecret', 'delivery'],
 };
 
 // forMethod keeps the keys of sample that are variables of the method (a global
