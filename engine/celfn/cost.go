@@ -23,12 +23,14 @@ import (
 //	toJson                             JSONByteCost per byte of output
 //	jmespath                           JMESPathWeightCost per unit of the searched value's
 //	                                   weight (its size as JSON, about)
+//	bigIntsAsStrings                   JMESPathWeightCost per unit of the value's weight
 //	uuid                               UUIDCost
 //
 // The same model serves the estimate made at load (checker) and the runtime tracker, so an
-// expression the estimate calls bounded is bounded at run time too. toJson and jmespath
-// work through whole nested values, whose size a static estimate cannot know: they are
-// estimated as unbounded, which makes every expression that calls them tracked at run time.
+// expression the estimate calls bounded is bounded at run time too. toJson, jmespath and
+// bigIntsAsStrings work through whole nested values, whose size a static estimate cannot
+// know: they are estimated as unbounded, which makes every expression that calls them
+// tracked at run time.
 const (
 	ByteCost           = cost.StringTraversalCostFactor // 0.1
 	JSONByteCost       = 0.5
@@ -58,14 +60,15 @@ var fixed32 = cost.FixedSizeEstimate(32)
 var fnCosts = map[string]fnCost{
 	"hmacSha256": {linearEstimate(ByteCost, &fixed32, 0, 1), linearTrack(ByteCost, 0, 1),
 		[]string{"hmacSha256_string_string", "hmacSha256_bytes_bytes", "hmacSha256_string_bytes", "hmacSha256_bytes_string"}, false},
-	"sha256":          {linearEstimate(ByteCost, &fixed32, 0), linearTrack(ByteCost, 0), []string{"sha256_string", "sha256_bytes"}, false},
-	"hex":             {hexEstimate, linearTrack(3*ByteCost, 0), []string{"hex_bytes", "hex_string"}, false},
-	"secureEquals":    {linearEstimate(ByteCost, nil, 0), secureEqualsTrack, []string{"secureEquals_string_string", "secureEquals_bytes_bytes"}, false},
-	"parseLinkHeader": {linearEstimate(2*ByteCost, nil, 0), linearTrack(2*ByteCost, 0), []string{"parseLinkHeader_string"}, false},
-	"parseJson":       {linearEstimate(JSONByteCost, nil, 0), linearTrack(JSONByteCost, 0), []string{"parseJson_string", "parseJson_bytes"}, false},
-	"toJson":          {unboundedEstimate, toJSONTrack, []string{"toJson_dyn"}, false},
-	"jmespath":        {unboundedEstimate, jmespathTrack, []string{"jmespath_dyn_string"}, false},
-	"uuid":            {fixedEstimate(UUIDCost), fixedTrack(UUIDCost), []string{"uuid"}, false},
+	"sha256":           {linearEstimate(ByteCost, &fixed32, 0), linearTrack(ByteCost, 0), []string{"sha256_string", "sha256_bytes"}, false},
+	"hex":              {hexEstimate, linearTrack(3*ByteCost, 0), []string{"hex_bytes", "hex_string"}, false},
+	"secureEquals":     {linearEstimate(ByteCost, nil, 0), secureEqualsTrack, []string{"secureEquals_string_string", "secureEquals_bytes_bytes"}, false},
+	"parseLinkHeader":  {linearEstimate(2*ByteCost, nil, 0), linearTrack(2*ByteCost, 0), []string{"parseLinkHeader_string"}, false},
+	"parseJson":        {linearEstimate(JSONByteCost, nil, 0), linearTrack(JSONByteCost, 0), []string{"parseJson_string", "parseJson_bytes"}, false},
+	"toJson":           {unboundedEstimate, toJSONTrack, []string{"toJson_dyn"}, false},
+	"jmespath":         {unboundedEstimate, jmespathTrack, []string{"jmespath_dyn_string"}, false},
+	"bigIntsAsStrings": {unboundedEstimate, jmespathTrack, []string{"bigIntsAsStrings_dyn"}, false},
+	"uuid":             {fixedEstimate(UUIDCost), fixedTrack(UUIDCost), []string{"uuid"}, false},
 	// cel-go prices the size of a string at 1 but counts its runes by copying it into a
 	// []rune: charge it as the traversal it is. Other sizes keep cel-go's price.
 	"size": {linearEstimate(ByteCost, nil, 0), stringSizeTrack, []string{overloads.SizeString}, false},
@@ -101,7 +104,7 @@ type actualCost struct{}
 // a switch rejects those faster than a map lookup.
 func (actualCost) CallCost(function, _ string, args []ref.Val, result ref.Val) *uint64 {
 	switch function {
-	case "hmacSha256", "sha256", "hex", "secureEquals", "parseLinkHeader", "parseJson", "toJson", "jmespath", "uuid", "size":
+	case "hmacSha256", "sha256", "hex", "secureEquals", "parseLinkHeader", "parseJson", "toJson", "jmespath", "bigIntsAsStrings", "uuid", "size":
 		return fnCosts[function].track(args, result)
 	}
 	return nil
@@ -197,6 +200,8 @@ func stringSizeTrack(args []ref.Val, _ ref.Val) *uint64 {
 	return charge(cost.CallCost, byteLen(args[0]), ByteCost)
 }
 
+// jmespathTrack charges per unit of the weight of the first argument (jmespath's searched
+// value, bigIntsAsStrings' walked one).
 func jmespathTrack(args []ref.Val, _ ref.Val) *uint64 {
 	if len(args) == 0 {
 		return charge(cost.CallCost, 0, 0)

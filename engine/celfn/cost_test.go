@@ -84,6 +84,7 @@ func TestCostProportionalToInput(t *testing.T) {
 		{`parseJson(m.json)`, 0.5 * float64(len(json))},
 		{`toJson(m.doc)`, 0.5 * float64(docJSON)},
 		{`jmespath(m.doc, "length(items)")`, 0.5 * float64(docWeight)},
+		{`bigIntsAsStrings(m.doc)`, 0.5 * float64(docWeight)},
 		{`uuid()`, UUIDCost},
 	}
 	for _, tc := range tests {
@@ -113,6 +114,7 @@ func TestCostEstimate(t *testing.T) {
 		{`[sha256(s), sha256(s), sha256(s), sha256(s), sha256(s), sha256(s), sha256(s), sha256(s), sha256(s), sha256(s)]`, 1_000_000, 1_100_000},
 		{`toJson(d)`, 1 << 62, 1<<64 - 1},
 		{`jmespath(d, "a")`, 1 << 62, 1<<64 - 1},
+		{`bigIntsAsStrings(d)`, 1 << 62, 1<<64 - 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.src, func(t *testing.T) {
@@ -146,6 +148,8 @@ func TestValuesOverMaxWeightRefused(t *testing.T) {
 	require.ErrorContains(t, err, "toJson(): the value is larger than")
 	_, err = eval(t, `jmespath(data, "s")`, map[string]any{"data": map[string]any{"s": big}})
 	require.ErrorContains(t, err, "jmespath(): the value is larger than")
+	_, err = eval(t, `bigIntsAsStrings(data)`, map[string]any{"data": map[string]any{"s": big}})
+	require.ErrorContains(t, err, "bigIntsAsStrings(): the value is larger than")
 }
 
 // TestCallCostNamesEveryFunction: the runtime estimator's switch covers every function of

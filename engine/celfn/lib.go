@@ -79,6 +79,9 @@ func (library) CompileOptions() []cel.EnvOption {
 		cel.Function("fail",
 			cel.Overload("fail_string", []*cel.Type{str}, dyn, cel.UnaryBinding(fail)),
 		),
+		cel.Function("bigIntsAsStrings",
+			cel.Overload("bigIntsAsStrings_dyn", []*cel.Type{dyn}, dyn, cel.UnaryBinding(bigIntsAsStrings)),
+		),
 		costModel(),
 	}
 }
