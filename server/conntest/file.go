@@ -107,6 +107,7 @@ type step struct {
 	force   bool            // unsubscribe
 	mode    string          // reconcile: dry-run or delete-orphans
 	prefix  string          // reconcile: urlPrefix
+	repair  bool            // reconcile: re-subscribe the MISSING subscriptions
 	app     []*exchange     // the requests the connector must send, in order
 	expect  map[string]*exp // by key
 }
@@ -514,8 +515,14 @@ func (r *reader) stepInput(s *step, p yamlsrc.Pair) {
 				s.params = r.object(q)
 			case "urlPrefix":
 				s.prefix, _ = r.str(q)
+			case "repair":
+				if n := yamlsrc.Resolve(q.Value); n == nil || n.ShortTag() != "!!bool" {
+					r.add(q.Value, "repair must be true or false")
+					continue
+				}
+				s.repair = yamlsrc.Resolve(q.Value).Value == "true"
 			default:
-				r.unknown(q, "reconcile", []string{"mode", "parameters", "urlPrefix"})
+				r.unknown(q, "reconcile", []string{"mode", "parameters", "urlPrefix", "repair"})
 			}
 		}
 	case stepDeliver:

@@ -600,7 +600,7 @@ func (tr *testRun) reconcile(s *step) map[string]any {
 	}
 	got, err := tr.e.core.ReconcileWebhooks(tr.ctx, tr.ws, core.ReconcileInput{
 		ConnectionID: tr.connRec.ID, EventKey: tr.ev.Key, Parameters: params,
-		DeleteOrphan: s.mode == "delete-orphans", URLPrefix: s.prefix,
+		DeleteOrphan: s.mode == "delete-orphans", URLPrefix: s.prefix, Repair: s.repair,
 	})
 	if err != nil {
 		return map[string]any{"error": err.Error()}
