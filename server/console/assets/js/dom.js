@@ -44,7 +44,7 @@ export function badge(text, kind) {
   return h('span', {class: 'badge' + (kind ? ' ' + kind : '')}, text);
 }
 
-const outcomeKinds = {OK: 'ok', DUPLICATE: 'ok', FAILED: 'bad', REJECTED: 'bad', UNMATCHED: 'warn', OWNED: 'ok', ORPHANED: 'warn', MISSING: 'bad'};
+const outcomeKinds = {OK: 'ok', DUPLICATE: 'ok', FAILED: 'bad', REJECTED: 'bad', UNMATCHED: 'warn', RETRYING: 'warn', OWNED: 'ok', ORPHANED: 'warn', MISSING: 'bad'};
 const statusKinds = {ACTIVE: 'ok', FAILED: 'bad', PENDING: 'warn', DELETING: 'warn'};
 
 // enumBadge shows an enum value without its prefix (DELIVERY_OUTCOME_FAILED → FAILED).

@@ -53,7 +53,7 @@ export async function render(main, {id, params, go}) {
     filters,
     table([
       ['Received', (d) => h('a', {href: '#/deliveries/' + encodeURIComponent(d.id)}, time(d.receiveTime))],
-      ['Outcome', (d) => enumBadge(d.outcome, 'DELIVERY_OUTCOME_')],
+      ['Outcome', (d) => [enumBadge(d.outcome, 'DELIVERY_OUTCOME_'), d.fetch ? [' fetch ', enumBadge(d.fetch.status, 'FETCH_STATUS_')] : null]],
       ['Status', (d) => String(d.statusCode)],
       ['Events', (d) => String(d.eventCount)],
       ['Subscription / global webhook', (d) => h('span', {class: 'mono'}, d.subscriptionId || d.globalWebhookId)],
@@ -110,11 +110,13 @@ async function detail(main, id, go) {
         h('dt', {}, d.subscriptionId ? 'Subscription' : 'Global webhook'), h('dd', {class: 'mono'},
           d.subscriptionId ? h('a', {href: `#/deliveries?subscription=${encodeURIComponent(d.subscriptionId)}`}, d.subscriptionId) : d.globalWebhookId),
         h('dt', {}, 'Events'), h('dd', {}, String(d.eventCount)),
+        // The fetch the notification asked for (an event with a fetch method).
+        d.fetch ? [h('dt', {}, 'Fetch'), h('dd', {}, enumBadge(d.fetch.status, 'FETCH_STATUS_'), ` ${d.fetch.attempts || 0} failed attempt(s)`)] : null,
         h('dt', {}, 'Request size'), h('dd', {}, `${d.requestSize} bytes`),
         h('dt', {}, 'Replays'), h('dd', {}, String(d.replayCount || 0)),
         (d.selectors || []).length ? [h('dt', {}, 'Selectors'), h('dd', {class: 'mono'}, d.selectors.join(', '))] : null),
       h('div', {class: 'actions'}, replay, toPlayground),
-      d.replayable ? null : h('p', {class: 'muted'}, 'Only failed deliveries keep their request, so only they can be replayed.'),
+      d.replayable ? null : h('p', {class: 'muted'}, 'Only failed deliveries keep their request (or a given-up fetch), so only they can be replayed.'),
       out),
     d.error ? [h('h2', {}, 'Error'), pre(d.error, 'error')] : null,
     h('h2', {}, 'Request'),
