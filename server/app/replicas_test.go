@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -139,4 +140,50 @@ func TestReplicasRenewAConnectionOnce(t *testing.T) {
 	ev := stream.Next(1)[0]
 	require.Equal(t, "connection.disconnected", ev.GetType())
 	stream.None(100 * time.Millisecond)
+}
+
+// Replicas share the fetches: notifications received by any of them are fetched once each,
+// one at a time per subscription across the replicas (the cursor each run reads is the one
+// the previous run stored), and every payload is streamed once, in order.
+func TestReplicasFetchOnceInOrder(t *testing.T) {
+	hs := replicas(t, 3, apptest.WithAllowPrivate(), apptest.WithFetchInterval(20*time.Millisecond))
+	fa := newFakeFetchApp(t)
+	conn, err := hs[0].Connections.CreateConnection(hs[0].Ctx(), &hookmapv1.CreateConnectionRequest{
+		ConnectorKey: "fetchapp", Name: "acme",
+		Parameters:  apptest.Struct(t, map[string]any{"baseUri": fa.srv.URL}),
+		Credentials: apptest.Struct(t, map[string]any{"apiKey": fa.apiKey}),
+	})
+	require.NoError(t, err)
+	sub, err := hs[0].Subscriptions.CreateSubscription(hs[0].Ctx(), &hookmapv1.CreateSubscriptionRequest{
+		ConnectionId: conn.GetId(), EventKey: "changes", Parameters: apptest.Struct(t, map[string]any{"project": "p1"}),
+	})
+	require.NoError(t, err)
+	stream := hs[1].OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "c"})
+	const n = 9
+	for i := range n {
+		fa.change("created", 1)
+		h := hs[i%len(hs)]
+		path := strings.TrimPrefix(sub.GetWebhookUri(), hs[0].BaseURL)
+		mirror := &hookmapv1.Subscription{WebhookUri: h.Hook(path)}
+		fa.mu.Lock()
+		for _, k := range fa.hooks {
+			k.url = mirror.GetWebhookUri() // the app posts to this replica
+		}
+		fa.mu.Unlock()
+		require.Equal(t, 200, fa.notify(h, mirror, "").Status)
+	}
+	evs := stream.Next(n)
+	for i, e := range evs {
+		require.Equal(t, float64(i+1), seqOf(e), "each payload once, in order")
+	}
+	stream.None(100 * time.Millisecond)
+	// Each run read from the cursor a previous one stored: never backwards.
+	last := 0
+	for _, c := range fa.payloadCalls() {
+		var cursor int
+		_, err := fmt.Sscanf(c[strings.Index(c, "cursor=")+len("cursor="):], "%d", &cursor)
+		require.NoError(t, err, c)
+		require.GreaterOrEqual(t, cursor, last, "cursors never move backwards: %v", fa.payloadCalls())
+		last = cursor
+	}
 }

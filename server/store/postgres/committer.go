@@ -33,6 +33,8 @@ type commitOp struct {
 	delivery *deliveryRow // nil: a commit without a delivery record
 	events   []eventRow
 	states   []stateRow
+	fetches  []fetchRow   // CommitDeliveryWithFetches: the fetches the delivery asks for
+	finish   *fetchFinish // FinishFetch: the fetch whose run the op commits
 	result   *store.CommitResult
 	state    atomic.Int32
 	done     chan error // buffered: a committer never blocks on a caller
@@ -268,8 +270,17 @@ func (s *Store) commitBatch(ops []*commitOp) (bad map[*commitOp]error, err error
 			return rows.Err()
 		})
 	}
+	held := queueLeaseChecks(b, ops)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, s.opErr("commit", err)
+	}
+	for _, op := range ops {
+		if op.finish != nil && !held[op.finish.f.ID] {
+			if bad == nil {
+				bad = map[*commitOp]error{}
+			}
+			bad[op] = fmt.Errorf("fetch %s: %w", quote(op.finish.f.ID), store.ErrLeaseLost)
+		}
 	}
 	for _, op := range dels {
 		if !written[op.delivery.id] {
@@ -296,6 +307,7 @@ func (s *Store) commitBatch(ops []*commitOp) (bad map[*commitOp]error, err error
 	s.queueCounts(b, ops, inserted)
 	s.queueSubscriptions(b, ops, inserted, changed, t0)
 	base := s.queueEvents(b, ops, inserted)
+	queueFetchWrites(b, ops, inserted)
 	hook := s.beforeCommit
 	if hook == nil {
 		b.Queue(`COMMIT`)
@@ -380,7 +392,8 @@ func queueDeliveries(b *pgx.Batch, ops []*commitOp) *pgx.QueuedQuery {
 			event_count = excluded.event_count, request_size = excluded.request_size, selectors = excluded.selectors,
 			replay_count = excluded.replay_count, request_method = excluded.request_method,
 			request_path = excluded.request_path, request_query = excluded.request_query,
-			request_headers = excluded.request_headers, request_body = excluded.request_body
+			request_headers = excluded.request_headers, request_body = excluded.request_body,
+			fetch_status = '', fetch_attempts = 0
 		WHERE deliveries.workspace_id = excluded.workspace_id
 		RETURNING id`,
 		ids, wss, subs, gws, received, statuses, outcomes, errs, counts, sizes, selectors, replays, methods, paths, queries, headers, bodies)

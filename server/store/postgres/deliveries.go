@@ -73,6 +73,12 @@ type stateRow struct {
 // A state update of a subscription that no longer exists (deleted while its delivery was
 // handled) is skipped: the events it came with are kept.
 func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*store.CommitResult, error) {
+	return s.commit(ctx, c, nil)
+}
+
+// commit is CommitDelivery; edit, when set, adds to the op before it is queued (the
+// fetches a delivery asks for, the end of a fetch's run).
+func (s *Store) commit(ctx context.Context, c *store.DeliveryCommit, edit func(*commitOp)) (*store.CommitResult, error) {
 	if c == nil {
 		return nil, errors.New("postgres: CommitDelivery: nil commit")
 	}
@@ -109,6 +115,9 @@ func (s *Store) CommitDelivery(ctx context.Context, c *store.DeliveryCommit) (*s
 		}
 		op.states[i] = stateRow{u.SubscriptionID, ws, u.State, u.Change}
 	}
+	if edit != nil {
+		edit(op)
+	}
 	if err := s.enqueue(ctx, op); err != nil {
 		return nil, err
 	}
@@ -138,7 +147,7 @@ func subscriptionWorkspace(events []*store.Event, subID string) string {
 
 const (
 	deliveryCols = `rid, id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code, outcome, error,
-	event_count, request_size, selectors::text, replay_count`
+	event_count, request_size, selectors::text, replay_count, fetch_status, fetch_attempts`
 	requestCols = `request_method, request_path, request_query, request_headers::text, request_body`
 	// hasRequestCol reads no request column but the method: a page never loads a body.
 	hasRequestCol = `request_method IS NOT NULL`
@@ -152,7 +161,7 @@ func scanDelivery(sc scanner) (keyed[*store.Delivery], error) {
 	var selectors, method, path, query, headers *string
 	var body []byte
 	if err := sc.Scan(&rid, &d.ID, &d.WorkspaceID, &d.SubscriptionID, &d.GlobalWebhookID, &received, &d.StatusCode,
-		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount,
+		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &d.FetchStatus, &d.FetchAttempts,
 		&method, &path, &query, &headers, &body); err != nil {
 		return keyed[*store.Delivery]{}, err
 	}
@@ -180,7 +189,8 @@ func scanListedDelivery(sc scanner) (keyed[*store.Delivery], error) {
 	var received pgtype.Timestamptz
 	var selectors *string
 	if err := sc.Scan(&rid, &d.ID, &d.WorkspaceID, &d.SubscriptionID, &d.GlobalWebhookID, &received, &d.StatusCode,
-		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &d.HasRequest); err != nil {
+		&d.Outcome, &d.Error, &d.EventCount, &d.RequestSize, &selectors, &d.ReplayCount, &d.FetchStatus, &d.FetchAttempts,
+		&d.HasRequest); err != nil {
 		return keyed[*store.Delivery]{}, err
 	}
 	if err := decodeDelivery(d, received, selectors); err != nil {

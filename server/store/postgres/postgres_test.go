@@ -42,3 +42,7 @@ func TestOutgoingConformance(t *testing.T) {
 func TestDestinationConformance(t *testing.T) {
 	storetest.RunDestinations(t, func(t *testing.T) storetest.DestinationBackend { return openTest(t, pgtest.Schema(t), Options{}) })
 }
+
+func TestFetchConformance(t *testing.T) {
+	storetest.RunFetches(t, func(t *testing.T) storetest.FetchBackend { return openTest(t, pgtest.Schema(t), Options{}) })
+}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func RunFetches(t *testing.T, open func(t *testing.T) FetchBackend) {
 		{"Release", testReleaseFetch},
 		{"FetchIsolation", testFetchIsolation},
 		{"PruneFetches", testPruneFetches},
+		{"ConcurrentClaims", testConcurrentFetchClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,4 +433,77 @@ func testPruneFetches(t *testing.T, s FetchBackend) {
 	fs, err = s.DeliveryFetches(ctx, ws, pending.ID)
 	require.NoError(t, err)
 	require.Len(t, fs, 1, "unfinished fetches are never pruned")
+}
+
+// Claims racing (replicas) never run two fetches of one subscription at once, and each
+// subscription's fetches are claimed in the order of their deliveries.
+func testConcurrentFetchClaims(t *testing.T, s FetchBackend) {
+	ctx := ctxOf(t)
+	ws := mkWorkspace(t, s)
+	c := mkConnection(t, s, ws)
+	const subs, each = 3, 6
+	var want []string
+	order := map[string][]string{} // subscription → its fetch ids, in delivery order
+	for i := range subs {
+		sub := mkSubscription(t, s, c)
+		for j := range each {
+			_, f := commitFetch(t, s, sub, at(time.Duration(i*each+j)*time.Millisecond), nil)
+			order[sub.ID] = append(order[sub.ID], f.ID)
+			want = append(want, f.ID)
+		}
+	}
+	var mu sync.Mutex
+	busy := map[string]bool{}
+	done := map[string][]string{}
+	finished := 0
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			for range 200 {
+				mu.Lock()
+				if finished == len(want) {
+					mu.Unlock()
+					return
+				}
+				mu.Unlock()
+				got, err := s.ClaimFetches(ctx, store.FetchClaim{Now: at(time.Hour), LeaseFor: time.Hour, Limit: 2})
+				if !assertNoError(t, err) {
+					return
+				}
+				for _, f := range got {
+					// Claims are recorded as they happen: the next fetch of a subscription
+					// can only be claimed once this one is finished, below.
+					mu.Lock()
+					if busy[f.SubscriptionID] {
+						mu.Unlock()
+						t.Errorf("two fetches of subscription %s claimed at once", f.SubscriptionID)
+						return
+					}
+					busy[f.SubscriptionID] = true
+					done[f.SubscriptionID] = append(done[f.SubscriptionID], f.ID)
+					mu.Unlock()
+					time.Sleep(time.Millisecond) // a run: a second claim would find it busy
+					mu.Lock()
+					busy[f.SubscriptionID] = false
+					finished++
+					mu.Unlock()
+					if _, err := s.FinishFetch(ctx, f, &store.FetchDone{}); !assertNoError(t, err) {
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, order, done, "every fetch once, each subscription's in order")
+	require.Empty(t, claim(t, s, at(3*time.Hour)), "every fetch finished (no lease left to expire)")
+}
+
+// assertNoError reports err as a test error (from a goroutine) and whether there was none.
+func assertNoError(t *testing.T, err error) bool {
+	if err != nil {
+		t.Errorf("unexpected error: %v", err)
+		return false
+	}
+	return true
 }
