@@ -22,7 +22,7 @@ import (
 // with the next cursor and mightHaveMore. It can be told to fail or to hold the next
 // payload requests, and it records every call.
 type fakeFetchApp struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	apiKey string
 
@@ -39,7 +39,9 @@ type fetchHook struct {
 	payloads        []map[string]any
 }
 
-func newFakeFetchApp(t *testing.T) *fakeFetchApp {
+func newFakeFetchApp(t *testing.T) *fakeFetchApp { return newFakeFetchAppTB(t) }
+
+func newFakeFetchAppTB(t testing.TB) *fakeFetchApp {
 	f := &fakeFetchApp{t: t, apiKey: "key-fetch", hooks: map[string]*fetchHook{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -392,4 +394,30 @@ func TestFetchesOfASubscriptionRunInOrder(t *testing.T) {
 		return len(ds.GetDeliveries()) == n
 	}, 10*time.Second, 5*time.Millisecond)
 	stream.None(50 * time.Millisecond)
+}
+
+// BenchmarkFetchAfterNotification measures a notification's way to a client: the 2xx,
+// the fetch (one GET of one payload from the app on loopback) and the event streamed.
+func BenchmarkFetchAfterNotification(b *testing.B) {
+	h := apptest.Start(b, apptest.WithConnectors("testdata/connectors"), apptest.WithAllowPrivate(), apptest.WithoutScheduler())
+	fa := newFakeFetchAppTB(b)
+	conn, err := h.Connections.CreateConnection(h.Ctx(), &hookmapv1.CreateConnectionRequest{
+		ConnectorKey: "fetchapp", Name: "acme",
+		Parameters:  apptest.Struct(b, map[string]any{"baseUri": fa.srv.URL}),
+		Credentials: apptest.Struct(b, map[string]any{"apiKey": fa.apiKey}),
+	})
+	require.NoError(b, err)
+	sub, err := h.Subscriptions.CreateSubscription(h.Ctx(), &hookmapv1.CreateSubscriptionRequest{
+		ConnectionId: conn.GetId(), EventKey: "changes", Parameters: apptest.Struct(b, map[string]any{"project": "p1"}),
+	})
+	require.NoError(b, err)
+	stream := h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "bench"})
+	b.ResetTimer()
+	for range b.N {
+		fa.change("created", 1)
+		if r := fa.notify(h, sub, ""); r.Status != 200 {
+			b.Fatalf("answered %d", r.Status)
+		}
+		stream.Next(1)
+	}
 }
