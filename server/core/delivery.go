@@ -255,16 +255,9 @@ func parseHandleResult(out any, global bool, file string) (*handleResult, error)
 		}
 		res.response = rm
 	}
-	if st, ok := m["state"]; ok && !global {
-		if st != nil {
-			sm, ok := st.(map[string]any)
-			if !ok {
-				return nil, fmt.Errorf("%s: state must be an object, got %T", file, st)
-			}
-			if err := value.Check(sm); err != nil {
-				return nil, fmt.Errorf("%s: state cannot be stored: %w", file, err)
-			}
-			res.state, res.hasState = sm, true
+	if !global {
+		if err := parseState(res, m, file); err != nil {
+			return nil, err
 		}
 	}
 	if f, ok := m["fetch"]; ok && !global {
@@ -298,12 +291,8 @@ func parseFetchResult(out any, file string) (*handleResult, error) {
 			return nil, fmt.Errorf("%s: fetch returned an unknown key %q (a fetch returns events, state and more)", file, k)
 		}
 	}
-	if st, ok := m["state"]; ok && st != nil {
-		sm, ok := st.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("%s: state must be an object, got %T", file, st)
-		}
-		res.state, res.hasState = sm, true
+	if err := parseState(res, m, file); err != nil {
+		return nil, err
 	}
 	switch more := m["more"].(type) {
 	case nil:
@@ -316,6 +305,24 @@ func parseFetchResult(out any, file string) (*handleResult, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// parseState reads m's state (absent or null: no change) into res, within the value
+// limits so that it can be stored.
+func parseState(res *handleResult, m map[string]any, file string) error {
+	st := m["state"]
+	if st == nil {
+		return nil
+	}
+	sm, ok := st.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: state must be an object, got %T", file, st)
+	}
+	if err := value.Check(sm); err != nil {
+		return fmt.Errorf("%s: state cannot be stored: %w", file, err)
+	}
+	res.state, res.hasState = sm, true
+	return nil
 }
 
 // parseEvents reads m's events into res: {type, record, id?} each, or {selector,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -70,4 +71,23 @@ func BenchmarkState(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A method's state over the value limits is refused before it is merged and sealed, from
+// a handle and from a fetch alike.
+func TestMethodStateOverLimitsRefused(t *testing.T) {
+	deep := any("x")
+	for range value.MaxDepth + 1 {
+		deep = map[string]any{"k": deep}
+	}
+	out := map[string]any{"state": deep}
+	_, err := parseHandleResult(out, false, "handle.map.yml")
+	require.ErrorIs(t, err, value.ErrTooDeep)
+	_, err = parseFetchResult(out, "fetch.map.yml")
+	require.ErrorIs(t, err, value.ErrTooDeep)
+
+	hr, err := parseFetchResult(map[string]any{"state": map[string]any{"cursor": "c1"}}, "fetch.map.yml")
+	require.NoError(t, err)
+	require.True(t, hr.hasState)
+	require.Equal(t, "c1", hr.state["cursor"])
 }
