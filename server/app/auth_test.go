@@ -34,17 +34,17 @@ const adminToken = "admin-token-0123456789"
 type workspaceA struct {
 	key, revokedKey, keyID                     string
 	conn, sub, delivery, event, webhook, refID string
-	consumer                                   string
+	consumer, destination                      string
 }
 
 // ids are the strings that must never appear in an answer to another workspace.
 func (w *workspaceA) ids() []string {
-	return []string{w.conn, w.sub, w.delivery, w.event, w.webhook, w.refID, w.keyID}
+	return []string{w.conn, w.sub, w.delivery, w.event, w.webhook, w.refID, w.keyID, w.destination}
 }
 
 // setUpWorkspaceA creates workspaces a and b (b's key is returned) and fills a with one of
-// everything: connection, subscription, event, delivery, consumer, outgoing webhook and
-// invocation, API keys (one revoked).
+// everything: connection, subscription, event, delivery, consumer, outgoing webhook,
+// invocation and destination, API keys (one revoked).
 func setUpWorkspaceA(t *testing.T, h *apptest.Harness) (*workspaceA, string) {
 	admin := hookmapv1.NewAdminServiceClient(h.Conn)
 	for _, ws := range []string{"a", "b"} {
@@ -91,6 +91,7 @@ func setUpWorkspaceA(t *testing.T, h *apptest.Harness) (*workspaceA, string) {
 	hooks := hookmapv1.NewWebhookServiceClient(h.Conn)
 	_, err = hooks.RegisterWebhook(ctx, &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{
 		Id: "hook-of-a", Url: endpoint.URL + "/in", Headers: map[string]string{"X-Api-Key": "header-secret-of-a"},
+		SigningSecret: destSecret,
 	}})
 	require.NoError(t, err)
 	a.webhook = "hook-of-a"
@@ -98,6 +99,11 @@ func setUpWorkspaceA(t *testing.T, h *apptest.Harness) (*workspaceA, string) {
 	require.NoError(t, err)
 	require.False(t, tr.GetError(), tr.GetErrorMessage())
 	a.refID = tr.GetReferenceId()
+	dest, err := h.Destinations.CreateDestination(ctx, &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{
+		Id: "dest-of-a", WebhookId: a.webhook,
+	}})
+	require.NoError(t, err)
+	a.destination = dest.GetId()
 	return a, kb.GetSecret()
 }
 
@@ -110,7 +116,7 @@ func (w *workspaceA) request(t *testing.T, m protoreflect.MethodDescriptor) prot
 	service := string(m.Parent().Name())
 	idFor := map[string]string{
 		"ConnectionService": w.conn, "SubscriptionService": w.sub, "EventService": w.delivery,
-		"WebhookService": w.webhook, "AdminService": w.keyID,
+		"WebhookService": w.webhook, "AdminService": w.keyID, "DestinationService": w.destination,
 	}
 	var fill func(msg protoreflect.Message)
 	fill = func(msg protoreflect.Message) {
@@ -127,6 +133,8 @@ func (w *workspaceA) request(t *testing.T, m protoreflect.MethodDescriptor) prot
 				v = w.sub
 			case "webhook_id":
 				v = w.webhook
+			case "destination_id":
+				v = w.destination
 			case "reference_id":
 				v = w.refID
 			case "consumer":
@@ -277,6 +285,9 @@ func TestEveryRPCWithAuthOn(t *testing.T) {
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus())
 	_, err = hookmapv1.NewWebhookServiceClient(h.Conn).GetWebhook(ctx, &hookmapv1.GetWebhookRequest{Id: a.webhook})
 	require.NoError(t, err)
+	dest, err := h.Destinations.GetDestination(ctx, &hookmapv1.GetDestinationRequest{Id: a.destination})
+	require.NoError(t, err)
+	require.Equal(t, hookmapv1.DestinationStatus_DESTINATION_STATUS_ACTIVE, dest.GetStatus())
 	evs, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
 	require.NoError(t, err)
 	require.Len(t, evs.GetEvents(), 1)

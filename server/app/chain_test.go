@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -112,4 +113,47 @@ func TestThreeHopChain(t *testing.T) {
 	// A webhook in a chain cannot be deleted while another continues into it.
 	_, err = h.Webhooks.DeleteWebhook(ctx, &hookmapv1.DeleteWebhookRequest{Id: "upsert"})
 	apptest.RequireCode(t, err, codes.FailedPrecondition, `next webhook of "lookup"`)
+}
+
+// With auth on, a chain stays in its workspace: a next webhook of another workspace is
+// not found, and a chain of the caller's own webhooks calls only them.
+func TestChainWithAuthOn(t *testing.T) {
+	mine := jsonEndpoint(t, 200, func(int) string { return `{"from": "a"}` })
+	theirs := jsonEndpoint(t, 200, func(int) string { return `{"from": "b"}` })
+	h := apptest.Start(t, apptest.WithAllowPrivate(), apptest.WithAdminToken(adminToken))
+	admin := hookmapv1.NewAdminServiceClient(h.Conn)
+	keys := map[string]context.Context{}
+	for _, ws := range []string{"a", "b"} {
+		_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: ws, Name: ws})
+		require.NoError(t, err)
+		k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: ws, Name: "k"})
+		require.NoError(t, err)
+		keys[ws] = h.As(k.GetSecret())
+	}
+	_, err := h.Webhooks.RegisterWebhook(keys["b"], &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "target", Url: theirs.URL + "/b"}})
+	require.NoError(t, err)
+	first := &hookmapv1.Webhook{Id: "first", Url: mine.URL + "/first", Next: &hookmapv1.WebhookNext{WebhookId: "target"}}
+	_, err = h.Webhooks.RegisterWebhook(keys["a"], &hookmapv1.RegisterWebhookRequest{Webhook: first})
+	st := apptest.RequireCode(t, err, codes.InvalidArgument, `no webhook "target" in the workspace`)
+	require.Contains(t, apptest.FieldViolations(st), "webhook.next.webhook_id")
+
+	_, err = h.Webhooks.RegisterWebhook(keys["a"], &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{Id: "target", Url: mine.URL + "/target"}})
+	require.NoError(t, err)
+	_, err = h.Webhooks.RegisterWebhook(keys["a"], &hookmapv1.RegisterWebhookRequest{Webhook: first})
+	require.NoError(t, err)
+	res, err := h.Webhooks.TriggerWebhook(keys["a"], &hookmapv1.TriggerWebhookRequest{WebhookId: "first", Data: structpb.NewStringValue("x")})
+	require.NoError(t, err)
+	require.False(t, res.GetError(), res.GetErrorMessage())
+	require.Equal(t, map[string]any{"from": "a"}, res.GetData().AsInterface())
+	reqs := mine.WaitFor(t, 2)
+	require.Equal(t, []string{"/first", "/target"}, []string{reqs[0].Path, reqs[1].Path})
+	require.Empty(t, theirs.Requests())
+
+	// The chain's records are a's alone.
+	invs, err := h.Webhooks.ListInvocations(keys["b"], &hookmapv1.ListInvocationsRequest{ChainReferenceId: res.GetReferenceId()})
+	require.NoError(t, err)
+	require.Empty(t, invs.GetInvocations())
+	invs, err = h.Webhooks.ListInvocations(keys["a"], &hookmapv1.ListInvocationsRequest{ChainReferenceId: res.GetReferenceId()})
+	require.NoError(t, err)
+	require.Len(t, invs.GetInvocations(), 2)
 }

@@ -175,3 +175,37 @@ func TestWebhooksFileMissing(t *testing.T) {
 	require.Equal(t, "--webhooks", se.Flag)
 	require.ErrorContains(t, err, "cannot read the webhooks file")
 }
+
+// With auth on, a file entry lands in the workspace it names once that workspace exists;
+// only the admin token may reload the file, and the workspace's own key then uses the
+// declared webhook.
+func TestWebhooksFileWithAuthOn(t *testing.T) {
+	ep := apptest.NewEndpoint(t, nil)
+	file := writeFile(t, "webhooks.yaml", `- id: crm
+  workspace: acme
+  url: `+ep.URL+`/crm
+`)
+	h := apptest.Start(t, apptest.WithAllowPrivate(), apptest.WithWebhooksFile(file), apptest.WithAdminToken(adminToken))
+	admin := hookmapv1.NewAdminServiceClient(h.Conn)
+	_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: "acme", Name: "acme"})
+	require.NoError(t, err)
+	k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: "acme", Name: "k"})
+	require.NoError(t, err)
+	key := h.As(k.GetSecret())
+
+	_, err = h.Webhooks.ReloadWebhooks(h.Ctx(), &hookmapv1.ReloadWebhooksRequest{})
+	apptest.RequireCode(t, err, codes.Unauthenticated, "")
+	_, err = h.Webhooks.ReloadWebhooks(key, &hookmapv1.ReloadWebhooksRequest{})
+	apptest.RequireCode(t, err, codes.PermissionDenied, "admin token")
+	rr, err := h.Webhooks.ReloadWebhooks(h.As(adminToken), &hookmapv1.ReloadWebhooksRequest{})
+	require.NoError(t, err)
+	require.Empty(t, rr.GetDiagnostics())
+	require.Equal(t, []string{"acme/crm"}, rr.GetCreated())
+
+	res, err := h.Webhooks.TriggerWebhook(key, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
+	require.NoError(t, err)
+	require.False(t, res.GetError(), res.GetErrorMessage())
+	require.Equal(t, "/crm", ep.WaitFor(t, 1)[0].Path)
+	_, err = h.Webhooks.TriggerWebhook(h.Ctx(), &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
+	apptest.RequireCode(t, err, codes.Unauthenticated, "")
+}

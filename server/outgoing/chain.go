@@ -169,23 +169,17 @@ func (s *Sender) checkChain(ctx context.Context, workspaceID string, r *Registra
 	if r.Next == nil || len(*v) > 0 {
 		return nil
 	}
+	ws, err := s.allWebhooks(ctx, workspaceID)
+	if err != nil {
+		return err
+	}
 	next := map[string]string{} // webhook id → its next webhook's id
 	exists := map[string]bool{}
-	for p := (store.Page{Size: 1000}); ; {
-		ws, tok, err := s.cfg.Store.ListOutgoingWebhooks(ctx, workspaceID, p)
-		if err != nil {
-			return err
+	for _, w := range ws {
+		exists[w.ID] = true
+		if w.Next != nil {
+			next[w.ID] = w.Next.WebhookID
 		}
-		for _, w := range ws {
-			exists[w.ID] = true
-			if w.Next != nil {
-				next[w.ID] = w.Next.WebhookID
-			}
-		}
-		if tok == "" {
-			break
-		}
-		p.Token = tok
 	}
 	if !exists[r.Next.WebhookID] {
 		v.add(fieldNextWebhookID, "no webhook %q in the workspace (register it first)", r.Next.WebhookID)
@@ -227,17 +221,28 @@ func (s *Sender) checkChain(ctx context.Context, workspaceID string, r *Registra
 
 // referrers returns the webhooks of the workspace that continue into id.
 func (s *Sender) referrers(ctx context.Context, workspaceID, id string) ([]string, error) {
+	ws, err := s.allWebhooks(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
+	for _, w := range ws {
+		if w.Next != nil && w.Next.WebhookID == id {
+			out = append(out, w.ID)
+		}
+	}
+	return out, nil
+}
+
+// allWebhooks returns every stored webhook of the workspace, page after page.
+func (s *Sender) allWebhooks(ctx context.Context, workspaceID string) ([]*store.OutgoingWebhook, error) {
+	var out []*store.OutgoingWebhook
 	for p := (store.Page{Size: 1000}); ; {
 		ws, tok, err := s.cfg.Store.ListOutgoingWebhooks(ctx, workspaceID, p)
 		if err != nil {
 			return nil, err
 		}
-		for _, w := range ws {
-			if w.Next != nil && w.Next.WebhookID == id {
-				out = append(out, w.ID)
-			}
-		}
+		out = append(out, ws...)
 		if tok == "" {
 			return out, nil
 		}

@@ -38,6 +38,7 @@ type Client struct {
 	Events        EventService
 	Webhooks      WebhookService
 	Admin         AdminService
+	Destinations  DestinationService
 
 	conn      *grpc.ClientConn
 	log       *slog.Logger
@@ -169,6 +170,7 @@ func newClient(conn *grpc.ClientConn, log *slog.Logger, reconnect Backoff) *Clie
 		Events:        EventService{hookmapv1.NewEventServiceClient(conn)},
 		Webhooks:      WebhookService{hookmapv1.NewWebhookServiceClient(conn)},
 		Admin:         AdminService{hookmapv1.NewAdminServiceClient(conn)},
+		Destinations:  DestinationService{hookmapv1.NewDestinationServiceClient(conn)},
 		conn:          conn,
 		log:           log,
 		reconnect:     reconnect,

@@ -111,6 +111,25 @@ func (s AdminService) AllWorkspaces(ctx context.Context, req *hookmapv1.ListWork
 		(*hookmapv1.ListWorkspacesResponse).GetWorkspaces, (*hookmapv1.ListWorkspacesResponse).GetNextPageToken)
 }
 
+// DestinationService is the hookmap.v1.DestinationService client with iterators.
+type DestinationService struct {
+	hookmapv1.DestinationServiceClient
+}
+
+// AllDestinations yields every destination of the workspace.
+func (s DestinationService) AllDestinations(ctx context.Context, req *hookmapv1.ListDestinationsRequest, opts ...grpc.CallOption) iter.Seq2[*hookmapv1.Destination, error] {
+	return pages(ctx, req, opts, s.ListDestinations,
+		func(r *hookmapv1.ListDestinationsRequest, tok string) { r.PageToken = tok },
+		(*hookmapv1.ListDestinationsResponse).GetDestinations, (*hookmapv1.ListDestinationsResponse).GetNextPageToken)
+}
+
+// AllDestinationEvents yields every event the request's destination still holds, in seq order.
+func (s DestinationService) AllDestinationEvents(ctx context.Context, req *hookmapv1.ListDestinationEventsRequest, opts ...grpc.CallOption) iter.Seq2[*hookmapv1.DestinationEvent, error] {
+	return pages(ctx, req, opts, s.ListDestinationEvents,
+		func(r *hookmapv1.ListDestinationEventsRequest, tok string) { r.PageToken = tok },
+		(*hookmapv1.ListDestinationEventsResponse).GetEvents, (*hookmapv1.ListDestinationEventsResponse).GetNextPageToken)
+}
+
 type call[Req, Resp any] func(context.Context, Req, ...grpc.CallOption) (Resp, error)
 
 // pages iterates a paged List RPC. The caller's request is cloned, never changed.

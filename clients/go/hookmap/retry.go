@@ -110,6 +110,11 @@ var retriable = map[string]func(req any) bool{
 	hookmapv1.EventService_AckEvents_FullMethodName:      always,
 	hookmapv1.EventService_ListEvents_FullMethodName:     always,
 	hookmapv1.EventService_ListDeliveries_FullMethodName: always,
+	hookmapv1.EventService_GetDelivery_FullMethodName:    always,
+
+	hookmapv1.DestinationService_GetDestination_FullMethodName:        always,
+	hookmapv1.DestinationService_ListDestinations_FullMethodName:      always,
+	hookmapv1.DestinationService_ListDestinationEvents_FullMethodName: always,
 
 	hookmapv1.WebhookService_GetWebhook_FullMethodName:      always,
 	hookmapv1.WebhookService_ListWebhooks_FullMethodName:    always,

@@ -576,6 +576,29 @@ func TestTokenAndWorkspace(t *testing.T) {
 	require.Empty(t, names(root), "the admin token acts on default without WithWorkspace")
 	require.Equal(t, []string{conn.GetName()}, names(acme))
 	require.Equal(t, []string{conn.GetName()}, names(svc))
+
+	// A destination the key creates is its workspace's alone.
+	_, err = svc.Webhooks.RegisterWebhook(ctx, &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{
+		Id: "partner", Url: "http://127.0.0.1:1/events", SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	}})
+	require.NoError(t, err)
+	_, err = svc.Destinations.CreateDestination(ctx, &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{
+		Id: "to-partner", WebhookId: "partner",
+	}})
+	require.NoError(t, err)
+	dests := func(c *hookmap.Client) []string {
+		var out []string
+		for d, err := range c.Destinations.AllDestinations(ctx, nil) {
+			require.NoError(t, err)
+			out = append(out, d.GetId())
+		}
+		return out
+	}
+	require.Equal(t, []string{"to-partner"}, dests(svc))
+	require.Equal(t, []string{"to-partner"}, dests(acme))
+	require.Empty(t, dests(root))
+	_, err = anon.Destinations.ListDestinations(ctx, &hookmapv1.ListDestinationsRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
 }
 
 // TestIterators: AllX pages through ListX as the loop asks, and stops when it breaks.
