@@ -34,17 +34,17 @@ const adminToken = "admin-token-0123456789"
 type workspaceA struct {
 	key, revokedKey, keyID                     string
 	conn, sub, delivery, event, webhook, refID string
-	consumer                                   string
+	destination, consumer                      string
 }
 
 // ids are the strings that must never appear in an answer to another workspace.
 func (w *workspaceA) ids() []string {
-	return []string{w.conn, w.sub, w.delivery, w.event, w.webhook, w.refID, w.keyID}
+	return []string{w.conn, w.sub, w.delivery, w.event, w.webhook, w.refID, w.keyID, w.destination}
 }
 
 // setUpWorkspaceA creates workspaces a and b (b's key is returned) and fills a with one of
 // everything: connection, subscription, event, delivery, consumer, outgoing webhook and
-// invocation, API keys (one revoked).
+// invocation, destination, API keys (one revoked).
 func setUpWorkspaceA(t *testing.T, h *apptest.Harness) (*workspaceA, string) {
 	admin := hookmapv1.NewAdminServiceClient(h.Conn)
 	for _, ws := range []string{"a", "b"} {
@@ -98,6 +98,15 @@ func setUpWorkspaceA(t *testing.T, h *apptest.Harness) (*workspaceA, string) {
 	require.NoError(t, err)
 	require.False(t, tr.GetError(), tr.GetErrorMessage())
 	a.refID = tr.GetReferenceId()
+	_, err = hooks.RegisterWebhook(ctx, &hookmapv1.RegisterWebhookRequest{Webhook: &hookmapv1.Webhook{
+		Id: "signed-hook-of-a", Url: endpoint.URL + "/events", SigningSecret: destSecret,
+	}})
+	require.NoError(t, err)
+	d, err := h.Destinations.CreateDestination(ctx, &hookmapv1.CreateDestinationRequest{Destination: &hookmapv1.Destination{
+		Id: "destination-of-a", WebhookId: "signed-hook-of-a",
+	}})
+	require.NoError(t, err)
+	a.destination = d.GetId()
 	return a, kb.GetSecret()
 }
 
@@ -110,7 +119,7 @@ func (w *workspaceA) request(t *testing.T, m protoreflect.MethodDescriptor) prot
 	service := string(m.Parent().Name())
 	idFor := map[string]string{
 		"ConnectionService": w.conn, "SubscriptionService": w.sub, "EventService": w.delivery,
-		"WebhookService": w.webhook, "AdminService": w.keyID,
+		"WebhookService": w.webhook, "AdminService": w.keyID, "DestinationService": w.destination,
 	}
 	var fill func(msg protoreflect.Message)
 	fill = func(msg protoreflect.Message) {
@@ -127,6 +136,8 @@ func (w *workspaceA) request(t *testing.T, m protoreflect.MethodDescriptor) prot
 				v = w.sub
 			case "webhook_id":
 				v = w.webhook
+			case "destination_id":
+				v = w.destination
 			case "reference_id":
 				v = w.refID
 			case "consumer":
@@ -280,6 +291,9 @@ func TestEveryRPCWithAuthOn(t *testing.T) {
 	evs, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
 	require.NoError(t, err)
 	require.Len(t, evs.GetEvents(), 1)
+	d, err := h.Destinations.GetDestination(ctx, &hookmapv1.GetDestinationRequest{Id: a.destination})
+	require.NoError(t, err)
+	require.Equal(t, hookmapv1.DestinationStatus_DESTINATION_STATUS_ACTIVE, d.GetStatus())
 	// The admin token reaches a through the workspace header.
 	got, err := h.Connections.GetConnection(h.As(adminToken, "a"), &hookmapv1.GetConnectionRequest{Id: a.conn})
 	require.NoError(t, err)
