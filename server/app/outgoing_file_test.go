@@ -175,3 +175,47 @@ func TestWebhooksFileMissing(t *testing.T) {
 	require.Equal(t, "--webhooks", se.Flag)
 	require.ErrorContains(t, err, "cannot read the webhooks file")
 }
+
+// With auth on, a webhook the file declares in workspace b is b's alone: b's key triggers
+// it but cannot change it, another workspace's key does not see it, and only the admin
+// token reloads the file.
+func TestWebhooksFileWithAuthOn(t *testing.T) {
+	ep := apptest.NewEndpoint(t, func(w http.ResponseWriter, _ *http.Request, _ int, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok": true}`))
+	})
+	file := writeFile(t, "webhooks.yaml", "- id: crm\n  workspace: b\n  url: "+ep.URL+"/crm\n")
+	h := apptest.Start(t, apptest.WithAllowPrivate(), apptest.WithWebhooksFile(file), apptest.WithAdminToken(adminToken))
+	admin := hookmapv1.NewAdminServiceClient(h.Conn)
+	keys := map[string]string{}
+	for _, ws := range []string{"a", "b"} {
+		_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: ws, Name: ws})
+		require.NoError(t, err)
+		k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: ws, Name: "k"})
+		require.NoError(t, err)
+		keys[ws] = k.GetSecret()
+	}
+	asA, asB := h.As(keys["a"]), h.As(keys["b"])
+
+	_, err := h.Webhooks.ReloadWebhooks(asB, &hookmapv1.ReloadWebhooksRequest{})
+	apptest.RequireCode(t, err, codes.PermissionDenied, "")
+	_, err = h.Webhooks.ReloadWebhooks(h.Ctx(), &hookmapv1.ReloadWebhooksRequest{})
+	apptest.RequireCode(t, err, codes.Unauthenticated, "")
+	rr, err := h.Webhooks.ReloadWebhooks(h.As(adminToken), &hookmapv1.ReloadWebhooksRequest{})
+	require.NoError(t, err)
+	require.Empty(t, rr.GetDiagnostics())
+	require.Contains(t, append(rr.GetCreated(), rr.GetUnchanged()...), "b/crm")
+
+	res, err := h.Webhooks.TriggerWebhook(asB, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
+	require.NoError(t, err)
+	require.Equal(t, int32(200), res.GetStatus())
+	require.Equal(t, "/crm", ep.WaitFor(t, 1)[0].Path)
+	_, err = h.Webhooks.DeleteWebhook(asB, &hookmapv1.DeleteWebhookRequest{Id: "crm"})
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "webhooks file")
+
+	_, err = h.Webhooks.GetWebhook(asA, &hookmapv1.GetWebhookRequest{Id: "crm"})
+	apptest.RequireCode(t, err, codes.NotFound, "crm")
+	_, err = h.Webhooks.TriggerWebhook(asA, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
+	require.Error(t, err)
+	require.Len(t, ep.Requests(), 1, "a's trigger reached nothing")
+}
