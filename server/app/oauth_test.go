@@ -604,7 +604,8 @@ func TestOAuthCallerGivesUpDuringRenewal(t *testing.T) {
 
 // TestOAuthFlowWithAuthOn runs the authorization-code flow as production does: auth on,
 // a workspace API key, a workspace other than the default. The callback is unauthenticated
-// by nature; the state alone binds it to the workspace and connection that asked for it.
+// by nature; the state alone binds it to the workspace and connection that asked for it,
+// and the connection event goes to that workspace only.
 func TestOAuthFlowWithAuthOn(t *testing.T) {
 	clk := newClock()
 	h := apptest.Start(t, apptest.WithConnectors("testdata/connectors"), apptest.WithAllowPrivate(),
@@ -643,6 +644,11 @@ func TestOAuthFlowWithAuthOn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, hookmapv1.ConnectionStatus_CONNECTION_STATUS_CONNECTED, got.GetStatus())
 	require.True(t, got.GetHasCredentials())
+	evs, err := h.Events.ListEvents(asB, &hookmapv1.ListEventsRequest{})
+	require.NoError(t, err)
+	require.Len(t, evs.GetEvents(), 1)
+	require.Equal(t, "connection.connected", evs.GetEvents()[0].GetType())
+	require.Equal(t, id, evs.GetEvents()[0].GetConnectionId())
 	sub, err := h.Subscriptions.CreateSubscription(asB, &hookmapv1.CreateSubscriptionRequest{ConnectionId: id, EventKey: "hook"})
 	require.NoError(t, err)
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus(), sub.GetLastError())
@@ -655,5 +661,8 @@ func TestOAuthFlowWithAuthOn(t *testing.T) {
 		list, err := h.Connections.ListConnections(ctx, &hookmapv1.ListConnectionsRequest{})
 		require.NoError(t, err, name)
 		require.Empty(t, list.GetConnections(), name)
+		evs, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
+		require.NoError(t, err, name)
+		require.Empty(t, evs.GetEvents(), "%s sees b's connection event", name)
 	}
 }
