@@ -178,7 +178,7 @@ func TestWebhooksFileMissing(t *testing.T) {
 
 // With auth on, a webhook the file declares in workspace b is b's alone: b's key triggers
 // it but cannot change it, another workspace's key does not see it, and only the admin
-// token reloads the file.
+// token reloads the file through the API (SIGHUP reloads it too).
 func TestWebhooksFileWithAuthOn(t *testing.T) {
 	ep := apptest.NewEndpoint(t, func(w http.ResponseWriter, _ *http.Request, _ int, _ []byte) {
 		w.Header().Set("Content-Type", "application/json")
@@ -218,4 +218,12 @@ func TestWebhooksFileWithAuthOn(t *testing.T) {
 	_, err = h.Webhooks.TriggerWebhook(asA, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
 	require.Error(t, err)
 	require.Len(t, ep.Requests(), 1, "a's trigger reached nothing")
+
+	// SIGHUP (App.Reload) applies the file again: crm leaves it, erp joins it.
+	require.NoError(t, os.WriteFile(file, []byte("- id: erp\n  workspace: b\n  url: "+ep.URL+"/erp\n"), 0o600))
+	h.App.Reload(h.Ctx())
+	_, err = h.Webhooks.GetWebhook(asB, &hookmapv1.GetWebhookRequest{Id: "erp"})
+	require.NoError(t, err)
+	_, err = h.Webhooks.GetWebhook(asB, &hookmapv1.GetWebhookRequest{Id: "crm"})
+	apptest.RequireCode(t, err, codes.NotFound, "crm")
 }
