@@ -666,3 +666,20 @@ func TestOAuthFlowWithAuthOn(t *testing.T) {
 		require.Empty(t, evs.GetEvents(), "%s sees b's connection event", name)
 	}
 }
+
+// The callback's query is whatever the browser was sent to: an error description that is
+// not UTF-8 is kept readable in the connection's last error, and the connection can still
+// be read and listed (a proto string must be valid UTF-8).
+func TestOAuthCallbackErrorNotUTF8(t *testing.T) {
+	w := startOAuth(t)
+	a := w.authorize("")
+	u, err := url.Parse(a.GetAuthorizationUrl())
+	require.NoError(t, err)
+	resp, body := get(t, a.GetRedirectUri()+"?state="+url.QueryEscape(u.Query().Get("state"))+"&error=access_denied&error_description=%FF%FEno")
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	conn := w.connection(a.GetConnection().GetId())
+	require.Equal(t, "the authorization was refused: access_denied: \uFFFDno", conn.GetLastError())
+	list, err := w.h.Connections.ListConnections(w.h.Ctx(), &hookmapv1.ListConnectionsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetConnections(), 1)
+}
