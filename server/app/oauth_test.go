@@ -654,7 +654,7 @@ func TestOAuthFlowWithAuthOn(t *testing.T) {
 	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus(), sub.GetLastError())
 
 	// The connection is b's alone: a's key and the admin token on the default workspace
-	// see nothing of it.
+	// see nothing of it and cannot start its authorization again.
 	for name, ctx := range map[string]context.Context{"a's key": h.As(keys["a"]), "admin on default": h.As(adminToken)} {
 		_, err = h.Connections.GetConnection(ctx, &hookmapv1.GetConnectionRequest{Id: id})
 		apptest.RequireCode(t, err, codes.NotFound, "")
@@ -664,6 +664,8 @@ func TestOAuthFlowWithAuthOn(t *testing.T) {
 		evs, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
 		require.NoError(t, err, name)
 		require.Empty(t, evs.GetEvents(), "%s sees b's connection event", name)
+		_, err = h.Connections.AuthorizeConnection(ctx, &hookmapv1.AuthorizeConnectionRequest{ConnectionId: id})
+		apptest.RequireCode(t, err, codes.NotFound, "")
 	}
 }
 
