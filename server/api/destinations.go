@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/hookmap/hookmap/engine"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/destination"
-	"github.com/hookmap/hookmap/server/outgoing"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -83,35 +80,9 @@ func destinationFrom(d *hookmapv1.Destination) (store.Destination, error) {
 	return out, nil
 }
 
-// err maps the service's errors: violations (prefixed with prefix) to INVALID_ARGUMENT,
-// unknown ids to NOT_FOUND, taken ids to ALREADY_EXISTS; the rest through toStatus.
+// err maps the service's errors (see outgoingStatus).
 func (s *destinationService) err(ctx context.Context, err error, prefix, what, id string) error {
-	var ie *outgoing.InvalidError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ie):
-		v := make([]engine.FieldViolation, len(ie.Violations))
-		msgs := make([]string, len(ie.Violations))
-		for i, f := range ie.Violations {
-			field := f.Field
-			if prefix != "" && field != "update_mask" && !strings.HasPrefix(field, "start.") {
-				field = prefix + field
-			}
-			if strings.HasPrefix(field, "start.") {
-				field = "destination." + field
-			}
-			v[i] = shortViolation(engine.FieldViolation{Field: field, Description: f.Description})
-			msgs[i] = v[i].Field + ": " + v[i].Description
-		}
-		return toStatus(ctx, s.Logger, core.Invalid(strings.Join(msgs, "; "), v))
-	case errors.Is(err, store.ErrNotFound):
-		return notFound(what, id)
-	case errors.Is(err, store.ErrAlreadyExists):
-		return newStatus(codes.AlreadyExists, core.ReasonAlreadyExists, what+" "+core.Q(id)+" already exists",
-			[]engine.FieldViolation{{Field: prefix + "id", Description: "already used by another destination of the workspace"}})
-	}
-	return toStatus(ctx, s.Logger, pageTokenError(err))
+	return outgoingStatus(ctx, s.Logger, err, prefix, what, id)
 }
 
 func (s *destinationService) CreateDestination(ctx context.Context, req *hookmapv1.CreateDestinationRequest) (*hookmapv1.Destination, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/core"
+	"github.com/hookmap/hookmap/server/outgoing"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -56,6 +58,38 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	log.ErrorContext(ctx, "internal error", "request_id", requestID(ctx), "err", err)
 	return status.Errorf(codes.Internal, "internal error (request %s)", requestID(ctx))
+}
+
+// outgoingStatus maps an error of the outgoing webhooks or the destinations about what
+// (webhook, destination) id: violations (fields prefixed with prefix, update_mask aside)
+// to INVALID_ARGUMENT, a webhook declared in the file to FAILED_PRECONDITION, unknown ids
+// to NOT_FOUND, taken ids to ALREADY_EXISTS; the rest through toStatus.
+func outgoingStatus(ctx context.Context, log *slog.Logger, err error, prefix, what, id string) error {
+	var ie *outgoing.InvalidError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ie):
+		v := make([]engine.FieldViolation, len(ie.Violations))
+		msgs := make([]string, len(ie.Violations))
+		for i, f := range ie.Violations {
+			field := f.Field
+			if field != "update_mask" {
+				field = prefix + field
+			}
+			v[i] = shortViolation(engine.FieldViolation{Field: field, Description: f.Description})
+			msgs[i] = v[i].Field + ": " + v[i].Description
+		}
+		return toStatus(ctx, log, core.Invalid(strings.Join(msgs, "; "), v))
+	case errors.Is(err, outgoing.ErrDeclared):
+		return failed(codes.FailedPrecondition, core.ReasonDeclaredInFile, what+" "+core.Q(id)+" is "+outgoing.ErrDeclared.Error())
+	case errors.Is(err, store.ErrNotFound):
+		return notFound(what, id)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return newStatus(codes.AlreadyExists, core.ReasonAlreadyExists, what+" "+core.Q(id)+" already exists",
+			[]engine.FieldViolation{{Field: prefix + "id", Description: "already used by another " + what + " of the workspace"}})
+	}
+	return toStatus(ctx, log, pageTokenError(err))
 }
 
 // newStatus builds a status with an ErrorInfo when reason is set and a BadRequest when

@@ -3,13 +3,11 @@ package api
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/hookmap/hookmap/engine"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/outgoing"
@@ -124,34 +122,9 @@ func registration(w *hookmapv1.Webhook) (outgoing.Registration, error) {
 	return r, nil
 }
 
-// err maps the sender's errors: violations (prefixed with prefix) to INVALID_ARGUMENT,
-// unknown ids to NOT_FOUND, taken ids to ALREADY_EXISTS; the rest through toStatus.
+// err maps the sender's errors (see outgoingStatus).
 func (s *webhookService) err(ctx context.Context, err error, prefix, what, id string) error {
-	var ie *outgoing.InvalidError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ie):
-		v := make([]engine.FieldViolation, len(ie.Violations))
-		msgs := make([]string, len(ie.Violations))
-		for i, f := range ie.Violations {
-			field := f.Field
-			if prefix != "" && f.Field != "update_mask" {
-				field = prefix + field
-			}
-			v[i] = shortViolation(engine.FieldViolation{Field: field, Description: f.Description})
-			msgs[i] = v[i].Field + ": " + v[i].Description
-		}
-		return toStatus(ctx, s.Logger, core.Invalid(strings.Join(msgs, "; "), v))
-	case errors.Is(err, outgoing.ErrDeclared):
-		return failed(codes.FailedPrecondition, core.ReasonDeclaredInFile, what+" "+core.Q(id)+" is "+outgoing.ErrDeclared.Error())
-	case errors.Is(err, store.ErrNotFound):
-		return notFound(what, id)
-	case errors.Is(err, store.ErrAlreadyExists):
-		return newStatus(codes.AlreadyExists, core.ReasonAlreadyExists, what+" "+core.Q(id)+" already exists",
-			[]engine.FieldViolation{{Field: prefix + "id", Description: "already used by another webhook of the workspace"}})
-	}
-	return toStatus(ctx, s.Logger, pageTokenError(err))
+	return outgoingStatus(ctx, s.Logger, err, prefix, what, id)
 }
 
 func (s *webhookService) RegisterWebhook(ctx context.Context, req *hookmapv1.RegisterWebhookRequest) (*hookmapv1.Webhook, error) {

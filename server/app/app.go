@@ -280,14 +280,6 @@ func (a *App) Reload(ctx context.Context) {
 	}
 }
 
-// ReloadWebhooks applies the webhooks file again (tests; SIGHUP calls Reload).
-func (a *App) ReloadWebhooks(ctx context.Context) (webhookfile.Result, error) {
-	if a.webhooks == nil {
-		return webhookfile.Result{}, errors.New("no webhooks file")
-	}
-	return a.webhooks.Reload(ctx)
-}
-
 // goBackground runs f until Stop.
 func (a *App) goBackground(f func(ctx context.Context)) {
 	a.bg.Add(1)

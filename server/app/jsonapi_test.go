@@ -156,6 +156,40 @@ func TestJSONAPIAuth(t *testing.T) {
 	r = h.API("hookmap.v1.ConnectionService/ListConnections", `{}`, adminToken, "X-Hookmap-Workspace", "w2")
 	require.Equal(t, http.StatusOK, r.Status)
 	require.Contains(t, string(r.Body), "w2-conn")
+
+	// A workspace key's stream carries its workspace's events alone: the default
+	// workspace's event, committed first, is not in w2's stream from the earliest.
+	subscribe := func(token, name string) (id, hook string) {
+		var c struct{ ID string }
+		h.APIOK("hookmap.v1.ConnectionService/CreateConnection", `{"connectorKey":"example-webhook","name":"`+name+`"}`, token, &c)
+		var sub struct {
+			ID         string `json:"id"`
+			WebhookURI string `json:"webhookUri"`
+		}
+		h.APIOK("hookmap.v1.SubscriptionService/CreateSubscription",
+			`{"connectionId":"`+c.ID+`","eventKey":"message","parameters":{"channel":"general"}}`, token, &sub)
+		return sub.ID, sub.WebhookURI
+	}
+	_, defaultHook := subscribe(adminToken, "default-stream")
+	w2Sub, w2Hook := subscribe(key.Key, "w2-stream")
+	for _, p := range [][2]string{{defaultHook, "of default"}, {w2Hook, "of w2"}} {
+		r := h.PostJSON(p[0], `{"id":"m","text":"`+p[1]+`"}`)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	}
+	ctx, cancel := context.WithCancel(h.Ctx())
+	defer cancel()
+	s := h.OpenAPIStream(ctx, "hookmap.v1.EventService/StreamEvents", `{"consumer":"w2-tail","start":{"earliest":true}}`, key.Key)
+	require.Equal(t, http.StatusOK, s.Status)
+	msg, end, err := s.Next()
+	require.NoError(t, err)
+	require.Nil(t, end, "%s", end)
+	var ev struct {
+		SubscriptionID string         `json:"subscriptionId"`
+		Record         map[string]any `json:"record"`
+	}
+	require.NoError(t, json.Unmarshal(msg, &ev), "%s", msg)
+	require.Equal(t, w2Sub, ev.SubscriptionID)
+	require.Equal(t, "of w2", ev.Record["text"])
 }
 
 // --json-api=false leaves /api/ to the receiver's 404.

@@ -601,3 +601,87 @@ func TestOAuthCallerGivesUpDuringRenewal(t *testing.T) {
 	require.False(t, resp.GetHealed())
 	require.Equal(t, 1, w.app.grantCount("refresh_token"))
 }
+
+// TestOAuthFlowWithAuthOn runs the authorization-code flow as production does: auth on,
+// a workspace API key, a workspace other than the default. The callback is unauthenticated
+// by nature; the state alone binds it to the workspace and connection that asked for it,
+// and the connection event goes to that workspace only.
+func TestOAuthFlowWithAuthOn(t *testing.T) {
+	clk := newClock()
+	h := apptest.Start(t, apptest.WithConnectors("testdata/connectors"), apptest.WithAllowPrivate(),
+		apptest.WithClock(clk.Now), apptest.WithoutScheduler(), apptest.WithAdminToken(adminToken))
+	app := newOAuthApp(t, clk.Now)
+	admin := hookmapv1.NewAdminServiceClient(h.Conn)
+	keys := map[string]string{}
+	for _, ws := range []string{"a", "b"} {
+		_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: ws, Name: ws})
+		require.NoError(t, err)
+		k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: ws, Name: "k"})
+		require.NoError(t, err)
+		keys[ws] = k.GetSecret()
+	}
+	asB := h.As(keys["b"])
+	_, err := h.Connectors.SetConnectorParameters(asB, &hookmapv1.SetConnectorParametersRequest{
+		ConnectorKey: "oauthapp", Parameters: apptest.Struct(t, map[string]any{"clientId": app.clientID, "clientSecret": app.clientSecret}),
+	})
+	require.NoError(t, err)
+
+	req := &hookmapv1.AuthorizeConnectionRequest{
+		ConnectorKey: "oauthapp", Name: "acme",
+		Parameters: apptest.Struct(t, map[string]any{"baseUri": app.URL()}),
+	}
+	_, err = h.Connections.AuthorizeConnection(h.Ctx(), req)
+	apptest.RequireCode(t, err, codes.Unauthenticated, "")
+
+	a, err := h.Connections.AuthorizeConnection(asB, req)
+	require.NoError(t, err)
+	id := a.GetConnection().GetId()
+	resp, body := get(t, (&oauthWorld{t: t, h: h, app: app}).consent(a.GetAuthorizationUrl()))
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Contains(t, body, "is connected")
+
+	got, err := h.Connections.GetConnection(asB, &hookmapv1.GetConnectionRequest{Id: id})
+	require.NoError(t, err)
+	require.Equal(t, hookmapv1.ConnectionStatus_CONNECTION_STATUS_CONNECTED, got.GetStatus())
+	require.True(t, got.GetHasCredentials())
+	evs, err := h.Events.ListEvents(asB, &hookmapv1.ListEventsRequest{})
+	require.NoError(t, err)
+	require.Len(t, evs.GetEvents(), 1)
+	require.Equal(t, "connection.connected", evs.GetEvents()[0].GetType())
+	require.Equal(t, id, evs.GetEvents()[0].GetConnectionId())
+	sub, err := h.Subscriptions.CreateSubscription(asB, &hookmapv1.CreateSubscriptionRequest{ConnectionId: id, EventKey: "hook"})
+	require.NoError(t, err)
+	require.Equal(t, hookmapv1.SubscriptionStatus_SUBSCRIPTION_STATUS_ACTIVE, sub.GetStatus(), sub.GetLastError())
+
+	// The connection is b's alone: a's key and the admin token on the default workspace
+	// see nothing of it and cannot start its authorization again.
+	for name, ctx := range map[string]context.Context{"a's key": h.As(keys["a"]), "admin on default": h.As(adminToken)} {
+		_, err = h.Connections.GetConnection(ctx, &hookmapv1.GetConnectionRequest{Id: id})
+		apptest.RequireCode(t, err, codes.NotFound, "")
+		list, err := h.Connections.ListConnections(ctx, &hookmapv1.ListConnectionsRequest{})
+		require.NoError(t, err, name)
+		require.Empty(t, list.GetConnections(), name)
+		evs, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
+		require.NoError(t, err, name)
+		require.Empty(t, evs.GetEvents(), "%s sees b's connection event", name)
+		_, err = h.Connections.AuthorizeConnection(ctx, &hookmapv1.AuthorizeConnectionRequest{ConnectionId: id})
+		apptest.RequireCode(t, err, codes.NotFound, "")
+	}
+}
+
+// The callback's query is whatever the browser was sent to: an error description that is
+// not UTF-8 is kept readable in the connection's last error, and the connection can still
+// be read and listed (a proto string must be valid UTF-8).
+func TestOAuthCallbackErrorNotUTF8(t *testing.T) {
+	w := startOAuth(t)
+	a := w.authorize("")
+	u, err := url.Parse(a.GetAuthorizationUrl())
+	require.NoError(t, err)
+	resp, body := get(t, a.GetRedirectUri()+"?state="+url.QueryEscape(u.Query().Get("state"))+"&error=access_denied&error_description=%FF%FEno")
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+	conn := w.connection(a.GetConnection().GetId())
+	require.Equal(t, "the authorization was refused: access_denied: \uFFFDno", conn.GetLastError())
+	list, err := w.h.Connections.ListConnections(w.h.Ctx(), &hookmapv1.ListConnectionsRequest{})
+	require.NoError(t, err)
+	require.Len(t, list.GetConnections(), 1)
+}

@@ -176,36 +176,54 @@ func TestWebhooksFileMissing(t *testing.T) {
 	require.ErrorContains(t, err, "cannot read the webhooks file")
 }
 
-// With auth on, a file entry lands in the workspace it names once that workspace exists;
-// only the admin token may reload the file, and the workspace's own key then uses the
-// declared webhook.
+// With auth on, a webhook the file declares in workspace b is b's alone: b's key triggers
+// it but cannot change it, another workspace's key does not see it, and only the admin
+// token reloads the file through the API (SIGHUP reloads it too).
 func TestWebhooksFileWithAuthOn(t *testing.T) {
-	ep := apptest.NewEndpoint(t, nil)
-	file := writeFile(t, "webhooks.yaml", `- id: crm
-  workspace: acme
-  url: `+ep.URL+`/crm
-`)
+	ep := apptest.NewEndpoint(t, func(w http.ResponseWriter, _ *http.Request, _ int, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok": true}`))
+	})
+	file := writeFile(t, "webhooks.yaml", "- id: crm\n  workspace: b\n  url: "+ep.URL+"/crm\n")
 	h := apptest.Start(t, apptest.WithAllowPrivate(), apptest.WithWebhooksFile(file), apptest.WithAdminToken(adminToken))
 	admin := hookmapv1.NewAdminServiceClient(h.Conn)
-	_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: "acme", Name: "acme"})
-	require.NoError(t, err)
-	k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: "acme", Name: "k"})
-	require.NoError(t, err)
-	key := h.As(k.GetSecret())
+	keys := map[string]string{}
+	for _, ws := range []string{"a", "b"} {
+		_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: ws, Name: ws})
+		require.NoError(t, err)
+		k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: ws, Name: "k"})
+		require.NoError(t, err)
+		keys[ws] = k.GetSecret()
+	}
+	asA, asB := h.As(keys["a"]), h.As(keys["b"])
 
+	_, err := h.Webhooks.ReloadWebhooks(asB, &hookmapv1.ReloadWebhooksRequest{})
+	apptest.RequireCode(t, err, codes.PermissionDenied, "")
 	_, err = h.Webhooks.ReloadWebhooks(h.Ctx(), &hookmapv1.ReloadWebhooksRequest{})
 	apptest.RequireCode(t, err, codes.Unauthenticated, "")
-	_, err = h.Webhooks.ReloadWebhooks(key, &hookmapv1.ReloadWebhooksRequest{})
-	apptest.RequireCode(t, err, codes.PermissionDenied, "admin token")
 	rr, err := h.Webhooks.ReloadWebhooks(h.As(adminToken), &hookmapv1.ReloadWebhooksRequest{})
 	require.NoError(t, err)
 	require.Empty(t, rr.GetDiagnostics())
-	require.Equal(t, []string{"acme/crm"}, rr.GetCreated())
+	require.Contains(t, append(rr.GetCreated(), rr.GetUnchanged()...), "b/crm")
 
-	res, err := h.Webhooks.TriggerWebhook(key, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
+	res, err := h.Webhooks.TriggerWebhook(asB, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
 	require.NoError(t, err)
-	require.False(t, res.GetError(), res.GetErrorMessage())
+	require.Equal(t, int32(200), res.GetStatus())
 	require.Equal(t, "/crm", ep.WaitFor(t, 1)[0].Path)
-	_, err = h.Webhooks.TriggerWebhook(h.Ctx(), &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
-	apptest.RequireCode(t, err, codes.Unauthenticated, "")
+	_, err = h.Webhooks.DeleteWebhook(asB, &hookmapv1.DeleteWebhookRequest{Id: "crm"})
+	apptest.RequireCode(t, err, codes.FailedPrecondition, "webhooks file")
+
+	_, err = h.Webhooks.GetWebhook(asA, &hookmapv1.GetWebhookRequest{Id: "crm"})
+	apptest.RequireCode(t, err, codes.NotFound, "crm")
+	_, err = h.Webhooks.TriggerWebhook(asA, &hookmapv1.TriggerWebhookRequest{WebhookId: "crm", Data: structpb.NewStringValue("hi")})
+	require.Error(t, err)
+	require.Len(t, ep.Requests(), 1, "a's trigger reached nothing")
+
+	// SIGHUP (App.Reload) applies the file again: crm leaves it, erp joins it.
+	require.NoError(t, os.WriteFile(file, []byte("- id: erp\n  workspace: b\n  url: "+ep.URL+"/erp\n"), 0o600))
+	h.App.Reload(h.Ctx())
+	_, err = h.Webhooks.GetWebhook(asB, &hookmapv1.GetWebhookRequest{Id: "erp"})
+	require.NoError(t, err)
+	_, err = h.Webhooks.GetWebhook(asB, &hookmapv1.GetWebhookRequest{Id: "crm"})
+	apptest.RequireCode(t, err, codes.NotFound, "crm")
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 
@@ -366,9 +368,16 @@ func toInt64(v any) (int64, bool) {
 	return 0, false
 }
 
+// truncate keeps at most n bytes of s (then "…") as valid UTF-8: what it returns goes
+// into a proto string field (a last error, a connection event), which must be valid
+// UTF-8, and s may quote what an app or a callback's query sent.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
