@@ -35,6 +35,7 @@ type workspaceA struct {
 	key, revokedKey, keyID                     string
 	conn, sub, delivery, event, webhook, refID string
 	consumer, destination                      string
+	eventSeq                                   int64
 }
 
 // ids are the strings that must never appear in an answer to another workspace.
@@ -75,7 +76,7 @@ func setUpWorkspaceA(t *testing.T, h *apptest.Harness) (*workspaceA, string) {
 	evs, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{})
 	require.NoError(t, err)
 	require.Len(t, evs.GetEvents(), 1)
-	a.event = evs.GetEvents()[0].GetId()
+	a.event, a.eventSeq = evs.GetEvents()[0].GetId(), evs.GetEvents()[0].GetSeq()
 	dels, err := h.Events.ListDeliveries(ctx, &hookmapv1.ListDeliveriesRequest{})
 	require.NoError(t, err)
 	require.Len(t, dels.GetDeliveries(), 1)
@@ -162,8 +163,18 @@ func (w *workspaceA) request(t *testing.T, m protoreflect.MethodDescriptor) prot
 		}
 	}
 	fill(msg)
-	if m.FullName() == "hookmap.v1.WebhookService.TriggerWebhook" {
-		msg.Set(msg.Descriptor().Fields().ByName("data"), protoreflect.ValueOfMessage(structpb.NewStringValue("x").ProtoReflect()))
+	// What filling by field name gets wrong, so that each of these requests is valid and
+	// only the workspace can refuse it.
+	fields := msg.Descriptor().Fields()
+	switch m.FullName() {
+	case "hookmap.v1.WebhookService.TriggerWebhook":
+		msg.Set(fields.ByName("data"), protoreflect.ValueOfMessage(structpb.NewStringValue("x").ProtoReflect()))
+	case "hookmap.v1.ConnectionService.AuthorizeConnection":
+		msg.Clear(fields.ByName("connector_key")) // an existing connection: a's
+	case "hookmap.v1.SubscriptionService.ReconcileWebhooks":
+		msg.Set(fields.ByName("mode"), protoreflect.ValueOfEnum(protoreflect.EnumNumber(hookmapv1.ReconcileMode_RECONCILE_MODE_DRY_RUN)))
+	case "hookmap.v1.DestinationService.RetryDestinationEvent":
+		msg.Set(fields.ByName("seq"), protoreflect.ValueOfInt64(w.eventSeq))
 	}
 	return msg.Interface()
 }
@@ -221,6 +232,18 @@ func everyMethod(t *testing.T) []protoreflect.MethodDescriptor {
 	return ms
 }
 
+// namesObjectOfA lists the RPCs whose request (as request builds it) names an object of
+// workspace a by id.
+var namesObjectOfA = map[string]bool{
+	"GetConnection": true, "UpdateConnection": true, "DeleteConnection": true, "AuthorizeConnection": true,
+	"CreateSubscription": true, "GetSubscription": true, "ListSubscriptions": true, "DeleteSubscription": true,
+	"RefreshSubscription": true, "ReconcileWebhooks": true,
+	"GetDelivery": true, "ReplayDelivery": true,
+	"GetWebhook": true, "UpdateWebhook": true, "DeleteWebhook": true, "TriggerWebhook": true, "GetInvocation": true,
+	"GetDestination": true, "UpdateDestination": true, "DeleteDestination": true, "PauseDestination": true,
+	"ResumeDestination": true, "ListDestinationEvents": true, "RetryDestinationEvent": true, "RetryDestinationEvents": true,
+}
+
 // TestEveryRPCWithAuthOn runs the server as production does (auth on) and calls every RPC
 // with no token, a wrong token, a revoked key, another workspace's key and the admin token
 // acting on another workspace: each answers UNAUTHENTICATED, PERMISSION_DENIED or
@@ -255,6 +278,11 @@ func TestEveryRPCWithAuthOn(t *testing.T) {
 				code := status.Code(err)
 				if code != codes.OK || len(c.codes) == 1 {
 					require.Contains(t, c.codes, code, "%s: %v", m.FullName(), err)
+				}
+				// A call that names one of a's objects is answered as if it did not exist:
+				// refused as invalid, it would prove nothing about isolation.
+				if c.name != "no token" && len(c.codes) > 1 && namesObjectOfA[string(m.Name())] {
+					require.Equal(t, codes.NotFound, code, "%s: %v", m.FullName(), err)
 				}
 				// Admin calls from a workspace key are refused outright.
 				if m.Parent().Name() == "AdminService" && c.name == "another workspace's key" {
