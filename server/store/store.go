@@ -260,7 +260,16 @@ type Page struct {
 // parameters or global webhook in an unknown workspace, or a subscription of an unknown
 // connection (of its workspace), is ErrNotFound. Create methods set a zero CreateTime
 // (and UpdateTime) to now on the given record.
+//
+// Every store keeps OAuth 2.0 connections, fetches, outgoing webhooks and destinations
+// too; only Shared is optional (a store that one process owns lacks it by design).
 type Store interface {
+	AuthStore
+	FetchStore
+	OutgoingStore
+	OutgoingSourceStore
+	DestinationStore
+
 	// Workspaces and API keys.
 	CreateWorkspace(ctx context.Context, w *Workspace) error // ErrAlreadyExists on a duplicate ID
 	GetWorkspace(ctx context.Context, id string) (*Workspace, error)

@@ -12,8 +12,6 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.DestinationStore = (*Store)(nil)
-
 // CreateDestination inserts d; its workspace must exist and its ID be new there.
 func (s *Store) CreateDestination(ctx context.Context, d *store.Destination) error {
 	filter, err := encodeJSON(d.Filter, false)

@@ -100,11 +100,8 @@ type Store struct {
 }
 
 var (
-	_ store.Store               = (*Store)(nil)
-	_ store.OutgoingStore       = (*Store)(nil)
-	_ store.OutgoingSourceStore = (*Store)(nil)
-	_ store.DestinationStore    = (*Store)(nil)
-	_ store.Shared              = (*Store)(nil)
+	_ store.Store  = (*Store)(nil)
+	_ store.Shared = (*Store)(nil)
 )
 
 // Open connects to the database at url (postgres://…), applies pending migrations and

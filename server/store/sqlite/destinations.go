@@ -10,8 +10,6 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.DestinationStore = (*Store)(nil)
-
 // readable returns the values of rows, leaving out those that cannot be read (getAll
 // logged them).
 func readable[T any](rows []keyed[T]) []T {

@@ -13,8 +13,6 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.FetchStore = (*Store)(nil)
-
 const fetchCols = `rid, id, workspace_id, subscription_id, delivery_id, delivery_time, data, status, attempts, runs,
 	next_attempt_time, last_error, lease_token, lease_until, create_time`
 

@@ -23,14 +23,6 @@ func outgoingID(i int) string { return fmt.Sprintf("id-%04d", i) }
 
 var outgoingBase = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
 
-// outgoingStore is the suite's store as a store.OutgoingStore, which every backend implements.
-func outgoingStore(t *testing.T, s store.Store) store.OutgoingStore {
-	t.Helper()
-	os, ok := s.(store.OutgoingStore)
-	require.True(t, ok, "%T does not implement store.OutgoingStore", s)
-	return os
-}
-
 func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
 	return &store.OutgoingWebhook{
 		WorkspaceID: ws, ID: id, URL: "https://example.com/hook?x=1", Method: "POST",
@@ -41,7 +33,7 @@ func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
 }
 
 func testOutgoingWebhooks(t *testing.T, st store.Store) {
-	s := outgoingStore(t, st)
+	s := st
 	ctx := ctxOf(t)
 	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
 
@@ -96,7 +88,7 @@ func testOutgoingWebhooks(t *testing.T, st store.Store) {
 }
 
 func testOutgoingWebhookPagination(t *testing.T, st store.Store) {
-	s := outgoingStore(t, st)
+	s := st
 	ctx := ctxOf(t)
 	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
 	for i := range 7 {
@@ -131,7 +123,7 @@ func testOutgoingWebhookPagination(t *testing.T, st store.Store) {
 }
 
 func testOutgoingInvocations(t *testing.T, st store.Store) {
-	s := outgoingStore(t, st)
+	s := st
 	ctx := ctxOf(t)
 	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
 	// 10 invocations of ws1 alternating between two webhooks, every third one an error,
