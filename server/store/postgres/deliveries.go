@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // deliveryRow is a delivery encoded for its columns.
@@ -251,11 +252,11 @@ func (w *whereBuilder) next(arg any) string {
 // each page from an index (see the migration) whatever the filter. Listed deliveries say
 // whether a request is kept but do not load it.
 func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.DeliveryFilter, p store.Page) ([]*store.Delivery, string, error) {
-	keys, err := decodeToken("dlv", p.Token, 2)
+	keys, err := pagetoken.Decode("dlv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	var w whereBuilder
 	switch {
 	case f.SubscriptionID != "":

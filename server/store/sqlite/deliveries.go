@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // hotStmts are the statements of CommitDelivery, prepared once on the writer connection.
@@ -407,11 +408,11 @@ func (s *Store) GetDelivery(ctx context.Context, workspaceID, id string) (*store
 // deliveries_global_time and deliveries_global_outcome_time (TestDeliveryQueryPlans
 // checks each).
 func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.DeliveryFilter, p store.Page) ([]*store.Delivery, string, error) {
-	keys, err := decodeToken("dlv", p.Token, 2)
+	keys, err := pagetoken.Decode("dlv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	index, where, args := deliveryWhere(workspaceID, f, keys)
 	args = append(args, size+1)
 	rows, err := getAll(ctx, s, "list deliveries", listDeliveriesQuery(index, where), true, scanListedDelivery, args...)
