@@ -112,7 +112,7 @@ func (s *Store) commit(ctx context.Context, c *store.DeliveryCommit, edit func(*
 	for i, u := range c.StateUpdates {
 		ws := workspaceID
 		if ws == "" {
-			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
+			ws = c.SubscriptionWorkspace(u.SubscriptionID)
 		}
 		op.states[i] = stateRow{u.SubscriptionID, ws, u.State, u.Change}
 	}
@@ -122,28 +122,8 @@ func (s *Store) commit(ctx context.Context, c *store.DeliveryCommit, edit func(*
 	if err := s.enqueue(ctx, op); err != nil {
 		return nil, err
 	}
-	res := op.result
-	for i, ev := range c.Events {
-		ev.Seq = res.Seqs[i]
-	}
-	if d := c.Delivery; d != nil && res.Duplicates > 0 {
-		d.EventCount = res.Inserted
-		if res.Inserted == 0 && d.Outcome == store.OutcomeOK {
-			d.Outcome = store.OutcomeDuplicate
-		}
-	}
-	return res, nil
-}
-
-// subscriptionWorkspace finds a subscription's workspace among a commit's events (a commit
-// without a delivery).
-func subscriptionWorkspace(events []*store.Event, subID string) string {
-	for _, ev := range events {
-		if ev.SubscriptionID == subID {
-			return ev.WorkspaceID
-		}
-	}
-	return ""
+	c.Applied(op.result)
+	return op.result, nil
 }
 
 const (

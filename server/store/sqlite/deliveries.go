@@ -138,7 +138,7 @@ func (s *Store) commitDelivery(ctx context.Context, c *store.DeliveryCommit, mor
 	if err != nil {
 		return nil, err
 	}
-	p.applied(res)
+	p.c.Applied(res)
 	return res, nil
 }
 
@@ -184,7 +184,7 @@ func prepareCommit(c *store.DeliveryCommit, workspaceID string) (*preparedCommit
 	for i, u := range c.StateUpdates {
 		ws := workspaceID
 		if ws == "" {
-			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
+			ws = c.SubscriptionWorkspace(u.SubscriptionID)
 		}
 		p.states[i] = preparedState{u.SubscriptionID, ws, blob(u.State), u.Change}
 	}
@@ -288,31 +288,6 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 		}
 	}
 	return r, nil
-}
-
-// applied sets what a committed commit stored on its records: the events' seqs and, when
-// events were duplicates, the delivery's count and outcome.
-func (p *preparedCommit) applied(res *store.CommitResult) {
-	for i, ev := range p.c.Events {
-		ev.Seq = res.Seqs[i]
-	}
-	if d := p.c.Delivery; d != nil && res.Duplicates > 0 {
-		d.EventCount = res.Inserted
-		if res.Inserted == 0 && d.Outcome == store.OutcomeOK {
-			d.Outcome = store.OutcomeDuplicate
-		}
-	}
-}
-
-// subscriptionWorkspace finds a subscription's workspace among a commit's events (a commit
-// without a delivery).
-func subscriptionWorkspace(events []*store.Event, subID string) string {
-	for _, ev := range events {
-		if ev.SubscriptionID == subID {
-			return ev.WorkspaceID
-		}
-	}
-	return ""
 }
 
 const (

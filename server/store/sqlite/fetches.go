@@ -248,7 +248,7 @@ func (s *Store) FinishFetch(ctx context.Context, f *store.Fetch, done *store.Fet
 	if err != nil {
 		return nil, err
 	}
-	p.applied(res)
+	p.c.Applied(res)
 	f.LeaseToken, f.LeaseUntil = "", time.Time{}
 	if done.More {
 		f.Status, f.Attempts, f.LastError = store.FetchPending, 0, ""
