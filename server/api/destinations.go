@@ -20,8 +20,6 @@ type destinationService struct {
 	hookmapv1.UnimplementedDestinationServiceServer
 }
 
-var errNoDestinations = failed(codes.Unimplemented, core.ReasonDestinationsNotImplemented, "event destinations are not available with this store")
-
 var destinationStatusProto = map[string]hookmapv1.DestinationStatus{
 	store.DestinationActive:   hookmapv1.DestinationStatus_DESTINATION_STATUS_ACTIVE,
 	store.DestinationPaused:   hookmapv1.DestinationStatus_DESTINATION_STATUS_PAUSED,
@@ -86,9 +84,6 @@ func (s *destinationService) err(ctx context.Context, err error, prefix, what, i
 }
 
 func (s *destinationService) CreateDestination(ctx context.Context, req *hookmapv1.CreateDestinationRequest) (*hookmapv1.Destination, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	if req.GetDestination() == nil {
 		return nil, invalid("destination", "required")
 	}
@@ -114,9 +109,6 @@ func (s *destinationService) CreateDestination(ctx context.Context, req *hookmap
 }
 
 func (s *destinationService) GetDestination(ctx context.Context, req *hookmapv1.GetDestinationRequest) (*hookmapv1.Destination, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	d, err := s.Destinations.Get(ctx, workspace(ctx), req.GetId())
 	if err != nil {
 		return nil, s.err(ctx, err, "", "destination", req.GetId())
@@ -125,9 +117,6 @@ func (s *destinationService) GetDestination(ctx context.Context, req *hookmapv1.
 }
 
 func (s *destinationService) ListDestinations(ctx context.Context, req *hookmapv1.ListDestinationsRequest) (*hookmapv1.ListDestinationsResponse, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
 		return nil, err
@@ -144,9 +133,6 @@ func (s *destinationService) ListDestinations(ctx context.Context, req *hookmapv
 }
 
 func (s *destinationService) UpdateDestination(ctx context.Context, req *hookmapv1.UpdateDestinationRequest) (*hookmapv1.Destination, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	pd := req.GetDestination()
 	if pd == nil {
 		return nil, invalid("destination", "required")
@@ -178,9 +164,6 @@ func (s *destinationService) UpdateDestination(ctx context.Context, req *hookmap
 }
 
 func (s *destinationService) DeleteDestination(ctx context.Context, req *hookmapv1.DeleteDestinationRequest) (*hookmapv1.DeleteDestinationResponse, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	if err := s.Destinations.Delete(ctx, workspace(ctx), req.GetId()); err != nil {
 		return nil, s.err(ctx, err, "", "destination", req.GetId())
 	}
@@ -188,9 +171,6 @@ func (s *destinationService) DeleteDestination(ctx context.Context, req *hookmap
 }
 
 func (s *destinationService) PauseDestination(ctx context.Context, req *hookmapv1.PauseDestinationRequest) (*hookmapv1.Destination, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	d, err := s.Destinations.Pause(ctx, workspace(ctx), req.GetId())
 	if err != nil {
 		return nil, s.err(ctx, err, "", "destination", req.GetId())
@@ -199,9 +179,6 @@ func (s *destinationService) PauseDestination(ctx context.Context, req *hookmapv
 }
 
 func (s *destinationService) ResumeDestination(ctx context.Context, req *hookmapv1.ResumeDestinationRequest) (*hookmapv1.Destination, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	d, err := s.Destinations.Resume(ctx, workspace(ctx), req.GetId())
 	if err != nil {
 		return nil, s.err(ctx, err, "", "destination", req.GetId())
@@ -210,9 +187,6 @@ func (s *destinationService) ResumeDestination(ctx context.Context, req *hookmap
 }
 
 func (s *destinationService) ListDestinationEvents(ctx context.Context, req *hookmapv1.ListDestinationEventsRequest) (*hookmapv1.ListDestinationEventsResponse, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	if req.GetDestinationId() == "" {
 		return nil, invalid("destination_id", "required")
 	}
@@ -243,9 +217,6 @@ func (s *destinationService) ListDestinationEvents(ctx context.Context, req *hoo
 }
 
 func (s *destinationService) RetryDestinationEvent(ctx context.Context, req *hookmapv1.RetryDestinationEventRequest) (*hookmapv1.DestinationEvent, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	if req.GetDestinationId() == "" {
 		return nil, invalid("destination_id", "required")
 	}
@@ -274,9 +245,6 @@ func (s *destinationService) RetryDestinationEvent(ctx context.Context, req *hoo
 }
 
 func (s *destinationService) RetryDestinationEvents(ctx context.Context, req *hookmapv1.RetryDestinationEventsRequest) (*hookmapv1.RetryDestinationEventsResponse, error) {
-	if s.Destinations == nil {
-		return nil, errNoDestinations
-	}
 	if req.GetDestinationId() == "" {
 		return nil, invalid("destination_id", "required")
 	}

@@ -18,13 +18,11 @@ type Services struct {
 	Core    *core.Core
 	Logger  *slog.Logger
 	Metrics *metrics.Metrics
-	// Outgoing sends outgoing webhooks; nil when the store keeps none (WebhookService then
-	// answers UNIMPLEMENTED).
+	// Outgoing sends outgoing webhooks.
 	Outgoing *outgoing.Sender
 	// WebhooksFile applies the server's webhooks file; nil without --webhooks.
 	WebhooksFile *webhookfile.Loader
-	// Destinations manages event destinations; nil when the store keeps none
-	// (DestinationService then answers UNIMPLEMENTED).
+	// Destinations manages event destinations.
 	Destinations *destination.Service
 }
 

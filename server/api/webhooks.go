@@ -19,10 +19,8 @@ import (
 type webhookService struct {
 	*Services
 	hookmapv1.UnimplementedWebhookServiceServer
-	sender *outgoing.Sender // nil when the store keeps no outgoing webhooks
+	sender *outgoing.Sender
 }
-
-var errNoOutgoing = failed(codes.Unimplemented, core.ReasonOutgoingNotImplemented, "outgoing webhooks are not available with this store")
 
 var encodingToProto = map[string]hookmapv1.PayloadEncoding{
 	store.EncodingJSON:   hookmapv1.PayloadEncoding_PAYLOAD_ENCODING_JSON,
@@ -128,9 +126,6 @@ func (s *webhookService) err(ctx context.Context, err error, prefix, what, id st
 }
 
 func (s *webhookService) RegisterWebhook(ctx context.Context, req *hookmapv1.RegisterWebhookRequest) (*hookmapv1.Webhook, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	if req.GetWebhook() == nil {
 		return nil, invalid("webhook", "required")
 	}
@@ -173,9 +168,6 @@ func setFields(w *hookmapv1.Webhook) []string {
 }
 
 func (s *webhookService) UpdateWebhook(ctx context.Context, req *hookmapv1.UpdateWebhookRequest) (*hookmapv1.Webhook, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	if req.GetWebhook() == nil {
 		return nil, invalid("webhook", "required")
 	}
@@ -198,9 +190,6 @@ func (s *webhookService) UpdateWebhook(ctx context.Context, req *hookmapv1.Updat
 }
 
 func (s *webhookService) GetWebhook(ctx context.Context, req *hookmapv1.GetWebhookRequest) (*hookmapv1.Webhook, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	w, err := s.sender.Get(ctx, workspace(ctx), req.GetId())
 	if err != nil {
 		return nil, s.err(ctx, err, "", "webhook", req.GetId())
@@ -209,9 +198,6 @@ func (s *webhookService) GetWebhook(ctx context.Context, req *hookmapv1.GetWebho
 }
 
 func (s *webhookService) ListWebhooks(ctx context.Context, req *hookmapv1.ListWebhooksRequest) (*hookmapv1.ListWebhooksResponse, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
 		return nil, err
@@ -228,9 +214,6 @@ func (s *webhookService) ListWebhooks(ctx context.Context, req *hookmapv1.ListWe
 }
 
 func (s *webhookService) DeleteWebhook(ctx context.Context, req *hookmapv1.DeleteWebhookRequest) (*hookmapv1.DeleteWebhookResponse, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	if err := s.sender.Delete(ctx, workspace(ctx), req.GetId()); err != nil {
 		return nil, s.err(ctx, err, "", "webhook", req.GetId())
 	}
@@ -238,9 +221,6 @@ func (s *webhookService) DeleteWebhook(ctx context.Context, req *hookmapv1.Delet
 }
 
 func (s *webhookService) TriggerWebhook(ctx context.Context, req *hookmapv1.TriggerWebhookRequest) (*hookmapv1.TriggerWebhookResponse, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	res, err := s.sender.Trigger(ctx, workspace(ctx), outgoing.Trigger{
 		WebhookID: req.GetWebhookId(), Data: plainFromValue(req.GetData()),
 		Headers: req.GetHeaders(), QueryParams: req.GetQueryParams(),
@@ -262,9 +242,6 @@ func (s *webhookService) TriggerWebhook(ctx context.Context, req *hookmapv1.Trig
 }
 
 func (s *webhookService) ListInvocations(ctx context.Context, req *hookmapv1.ListInvocationsRequest) (*hookmapv1.ListInvocationsResponse, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	n, err := pageSize(req.GetPageSize())
 	if err != nil {
 		return nil, err
@@ -294,9 +271,6 @@ func (s *webhookService) ListInvocations(ctx context.Context, req *hookmapv1.Lis
 }
 
 func (s *webhookService) GetInvocation(ctx context.Context, req *hookmapv1.GetInvocationRequest) (*hookmapv1.Invocation, error) {
-	if s.sender == nil {
-		return nil, errNoOutgoing
-	}
 	inv, err := s.sender.GetInvocation(ctx, workspace(ctx), req.GetReferenceId())
 	if err != nil {
 		return nil, s.err(ctx, err, "", "invocation", req.GetReferenceId())
@@ -307,9 +281,6 @@ func (s *webhookService) GetInvocation(ctx context.Context, req *hookmapv1.GetIn
 func (s *webhookService) ReloadWebhooks(ctx context.Context, _ *hookmapv1.ReloadWebhooksRequest) (*hookmapv1.ReloadWebhooksResponse, error) {
 	if err := requireAdmin(ctx); err != nil {
 		return nil, err
-	}
-	if s.sender == nil {
-		return nil, errNoOutgoing
 	}
 	if s.WebhooksFile == nil {
 		return nil, failed(codes.FailedPrecondition, core.ReasonWebhooksFileUnavailable, "the server runs without a webhooks file (--webhooks)")

@@ -182,9 +182,7 @@ func (a *App) start(ctx context.Context) error {
 	if cfg.RefreshInterval > 0 {
 		a.goBackground(func(ctx context.Context) { a.core.RunScheduler(ctx, cfg.RefreshInterval) })
 	}
-	if a.dests != nil {
-		a.goBackground(a.dests.Run)
-	}
+	a.goBackground(a.dests.Run)
 	if cfg.FetchInterval > 0 {
 		a.goBackground(func(ctx context.Context) { a.core.RunFetcher(ctx, cfg.FetchInterval) })
 	}
@@ -214,21 +212,13 @@ func openStore(ctx context.Context, cfg Config, box *secrets.Box, log *slog.Logg
 
 // startOutgoing makes the outgoing webhooks' Sender, with HTTP clients derived from the
 // core's SSRF-guarded client (loopback and private targets allowed exactly when the server
-// allows them), and applies the webhooks file. A store without outgoing webhooks leaves
-// them off; a webhooks file that cannot be read fails the start.
+// allows them), and the destinations' Service, and applies the webhooks file. A webhooks
+// file that cannot be read fails the start.
 func (a *App) startOutgoing(ctx context.Context, st store.Store, box *secrets.Box) error {
 	log := a.log.With("component", "outgoing")
-	ost, ok := st.(store.OutgoingStore)
-	if !ok {
-		log.Warn("the store does not keep outgoing webhooks; WebhookService answers UNIMPLEMENTED")
-		if a.cfg.WebhooksFile != "" {
-			return flagErr("--webhooks", errors.New("the store does not keep outgoing webhooks"))
-		}
-		return nil
-	}
 	base, _ := a.core.HTTP.(*http.Client)
 	sender, err := outgoing.New(outgoing.Config{
-		Store: ost, Box: box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: a.cfg.Now, EvalTimeout: a.cfg.EvalTimeout,
+		Store: st, Box: box, Clients: outgoing.ClientsFrom(base), Logger: log, Now: a.cfg.Now, EvalTimeout: a.cfg.EvalTimeout,
 		// A webhook a destination sends to cannot be deleted.
 		Users: func(ctx context.Context, workspaceID, webhookID string) ([]string, error) {
 			if a.dests == nil {
@@ -242,16 +232,12 @@ func (a *App) startOutgoing(ctx context.Context, st store.Store, box *secrets.Bo
 	}
 	a.outgoing = sender
 	a.cleanups.add(sender.Close)
-	if dst, ok := st.(destination.Backend); ok {
-		a.dests, err = destination.New(destination.Config{
-			Store: dst, Sender: sender, Hub: a.hub, Logger: a.log.With("component", "destinations"), Now: a.cfg.Now,
-			RetryBase: a.cfg.DestinationRetryBase, RetryCap: a.cfg.DestinationRetryCap,
-		})
-		if err != nil {
-			return err
-		}
-	} else {
-		log.Warn("the store does not keep event destinations; DestinationService answers UNIMPLEMENTED")
+	a.dests, err = destination.New(destination.Config{
+		Store: st, Sender: sender, Hub: a.hub, Logger: a.log.With("component", "destinations"), Now: a.cfg.Now,
+		RetryBase: a.cfg.DestinationRetryBase, RetryCap: a.cfg.DestinationRetryCap,
+	})
+	if err != nil {
+		return err
 	}
 	if a.cfg.WebhooksFile == "" {
 		return nil
@@ -532,32 +518,26 @@ func (a *App) prune(ctx context.Context, interval time.Duration) {
 		case err == nil && res.Deliveries+res.IdempotencyKeys+res.Events > 0:
 			a.log.Info("pruned", "deliveries", res.Deliveries, "idempotency_keys", res.IdempotencyKeys, "events", res.Events)
 		}
-		if as, ok := a.store.(store.AuthStore); ok {
-			n, err := as.PruneAuthStates(ctx, now)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				a.log.Warn("prune expired authorizations", "err", err)
-			case err == nil && n > 0:
-				a.log.Info("pruned", "expired_authorizations", n)
-			}
+		n, err := a.store.PruneAuthStates(ctx, now)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("prune expired authorizations", "err", err)
+		case err == nil && n > 0:
+			a.log.Info("pruned", "expired_authorizations", n)
 		}
-		if fs, ok := a.store.(store.FetchStore); ok {
-			n, err := fs.PruneFetches(ctx, now.Add(-a.cfg.DeliveryRetention))
-			switch {
-			case err != nil && ctx.Err() == nil:
-				a.log.Warn("prune fetches", "err", err)
-			case err == nil && n > 0:
-				a.log.Info("pruned", "failed_fetches", n)
-			}
+		n, err = a.store.PruneFetches(ctx, now.Add(-a.cfg.DeliveryRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("prune fetches", "err", err)
+		case err == nil && n > 0:
+			a.log.Info("pruned", "failed_fetches", n)
 		}
-		if os, ok := a.store.(store.OutgoingStore); ok {
-			n, err := os.PruneInvocations(ctx, now.Add(-a.cfg.InvocationRetention))
-			switch {
-			case err != nil && ctx.Err() == nil:
-				a.log.Warn("prune invocations", "err", err)
-			case err == nil && n > 0:
-				a.log.Info("pruned", "invocations", n)
-			}
+		n, err = a.store.PruneInvocations(ctx, now.Add(-a.cfg.InvocationRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("prune invocations", "err", err)
+		case err == nil && n > 0:
+			a.log.Info("pruned", "invocations", n)
 		}
 		select {
 		case <-ctx.Done():

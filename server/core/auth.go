@@ -52,15 +52,6 @@ func (c *Core) renewalCounted(grant, result string) {
 	}
 }
 
-// authStore returns the store's AuthStore, or FAILED_PRECONDITION when the backend has none.
-func (c *Core) authStore() (store.AuthStore, error) {
-	as, ok := c.Store.(store.AuthStore)
-	if !ok {
-		return nil, Errorf(codes.Unimplemented, "this store cannot keep OAuth 2.0 connections (it does not implement store.AuthStore)").WithReason(ReasonAuthNotImplemented)
-	}
-	return as, nil
-}
-
 // connectionAuth returns the auth block of a connection's connector (nil: static).
 func (c *Core) connectionAuth(conn *store.Connection) *engine.Auth {
 	if k, ok := c.Registry.Connector(conn.ConnectorKey); ok {
@@ -185,10 +176,7 @@ func (c *Core) renewCredentials(ctx context.Context, conn *store.Connection, sta
 // marks the connection DISCONNECTED and puts a connection.disconnected event on the
 // workspace's stream.
 func (c *Core) renew(ctx context.Context, workspaceID, id, stale string) (map[string]any, error) {
-	as, err := c.authStore()
-	if err != nil {
-		return nil, err
-	}
+	as := c.Store
 	// renewed reads the connection: done is true when its credentials were renewed since
 	// the caller read them (by another method run, or another process).
 	renewed := func() (conn *store.Connection, vars map[string]any, done bool, err error) {

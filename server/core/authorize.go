@@ -59,14 +59,12 @@ type Authorization struct {
 // the workspace and the connection, unguessable, single-use, and expires after
 // AuthStateTTL.
 func (c *Core) AuthorizeConnection(ctx context.Context, workspaceID string, in AuthorizeInput) (*Authorization, error) {
-	as, err := c.authStore()
-	if err != nil {
-		return nil, err
-	}
+	as := c.Store
 	if err := checkAuthorizeInput(in); err != nil {
 		return nil, err
 	}
 	var conn *store.Connection
+	var err error
 	if in.ConnectionID != "" {
 		if conn, err = c.Store.GetConnection(ctx, workspaceID, in.ConnectionID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -183,10 +181,7 @@ func (c *Core) CompleteAuthorization(ctx context.Context, query url.Values) *Cal
 	if state == "" {
 		return &Callback{Status: http.StatusBadRequest, Message: "the callback has no state parameter"}
 	}
-	as, err := c.authStore()
-	if err != nil {
-		return &Callback{Status: http.StatusServiceUnavailable, Message: err.Error()}
-	}
+	as := c.Store
 	st, err := as.ConsumeAuthState(ctx, oauth.HashState(state))
 	switch {
 	case errors.Is(err, store.ErrNotFound):

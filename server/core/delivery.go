@@ -561,10 +561,8 @@ func (c *Core) commit(ctx context.Context, in *Incoming, d *store.Delivery, comm
 	var err error
 	if len(fetches) == 0 {
 		res, err = c.Store.CommitDelivery(ctx, commit)
-	} else if fs, ok := c.Store.(store.FetchStore); !ok {
-		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: "this store cannot keep fetches: the event's fetch method cannot run", keep: true})
 	} else {
-		res, err = fs.CommitDeliveryWithFetches(ctx, commit, fetches)
+		res, err = c.Store.CommitDeliveryWithFetches(ctx, commit, fetches)
 	}
 	if err != nil {
 		c.Logger.Error("commit delivery", "delivery", d.ID, "err", err)

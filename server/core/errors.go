@@ -18,37 +18,34 @@ import (
 const (
 	ErrorDomain = "hookmap.dev"
 
-	ReasonConnectorNotLoaded         = "CONNECTOR_NOT_LOADED"       // FAILED_PRECONDITION
-	ReasonEventNotFound              = "EVENT_NOT_FOUND"            // FAILED_PRECONDITION: the connector has no such event
-	ReasonGlobalWebhookNotFound      = "GLOBAL_WEBHOOK_NOT_FOUND"   // FAILED_PRECONDITION: the connector has no such global webhook
-	ReasonMethodNotFound             = "METHOD_NOT_FOUND"           // FAILED_PRECONDITION: the event has no such method
-	ReasonSideEffectsNotAllowed      = "SIDE_EFFECTS_NOT_ALLOWED"   // FAILED_PRECONDITION: EvaluateMethod of a rest call without allow_side_effects
-	ReasonMappingFailed              = "MAPPING_FAILED"             // FAILED_PRECONDITION: a formula failed or a method returned something unusable
-	ReasonAppRefused                 = "APP_REFUSED"                // FAILED_PRECONDITION: the app answered a 4xx (other than 429)
-	ReasonAppUnavailable             = "APP_UNAVAILABLE"            // UNAVAILABLE: the app answered a 5xx or 429
-	ReasonAppUnreachable             = "APP_UNREACHABLE"            // UNAVAILABLE: the app could not be reached (DNS, connect, TLS, timeout)
-	ReasonAddressRefused             = "ADDRESS_REFUSED"            // FAILED_PRECONDITION: the network guard refused a loopback or private address
-	ReasonNothingToReplay            = "NOTHING_TO_REPLAY"          // FAILED_PRECONDITION: the delivery kept no request
-	ReasonReplayTargetGone           = "REPLAY_TARGET_GONE"         // FAILED_PRECONDITION: the delivery's subscription or global webhook is gone
-	ReasonInUse                      = "IN_USE"                     // FAILED_PRECONDITION: other records still use it
-	ReasonAlreadyRunning             = "ALREADY_RUNNING"            // ABORTED: the same operation is running; retry later
-	ReasonStreamReplaced             = "STREAM_REPLACED"            // ABORTED: a newer stream of the consumer took over
-	ReasonShuttingDown               = "SHUTTING_DOWN"              // UNAVAILABLE: the server is stopping
-	ReasonResourceNotFound           = "RESOURCE_NOT_FOUND"         // NOT_FOUND: the named record does not exist in the workspace
-	ReasonWorkspaceNotFound          = "WORKSPACE_NOT_FOUND"        // NOT_FOUND: the workspace the call acts on does not exist
-	ReasonAlreadyExists              = "ALREADY_EXISTS"             // ALREADY_EXISTS: the id is taken
-	ReasonRequestIDReused            = "REQUEST_ID_REUSED"          // ALREADY_EXISTS: the request_id named a different subscription
-	ReasonMalformedRequest           = "MALFORMED_REQUEST"          // INVALID_ARGUMENT: the request message cannot be decoded
-	ReasonStoredValueUnreadable      = "STORED_VALUE_UNREADABLE"    // DATA_LOSS: a stored value cannot be decoded (damaged database)
-	ReasonAdminRequired              = "ADMIN_REQUIRED"             // PERMISSION_DENIED: the call needs the admin token
-	ReasonOutgoingNotImplemented     = "OUTGOING_NOT_AVAILABLE"     // UNIMPLEMENTED: the store keeps no outgoing webhooks
-	ReasonNotConnected               = "CONNECTION_NOT_CONNECTED"   // FAILED_PRECONDITION: the connection waits for its authorization, or the app revoked its grant
-	ReasonNoAuthorizationFlow        = "NO_AUTHORIZATION_FLOW"      // FAILED_PRECONDITION: the connector has no OAuth 2.0 authorization code flow
-	ReasonNotRenewable               = "CREDENTIALS_NOT_RENEWABLE"  // FAILED_PRECONDITION: no refresh token and no client credentials grant to renew with
-	ReasonAuthNotImplemented         = "AUTH_NOT_AVAILABLE"         // UNIMPLEMENTED: the store keeps no OAuth 2.0 connection state
-	ReasonDeclaredInFile             = "DECLARED_IN_FILE"           // FAILED_PRECONDITION: the webhook is declared in the webhooks file
-	ReasonWebhooksFileUnavailable    = "WEBHOOKS_FILE_UNAVAILABLE"  // FAILED_PRECONDITION: no --webhooks, or the file cannot be read
-	ReasonDestinationsNotImplemented = "DESTINATIONS_NOT_AVAILABLE" // UNIMPLEMENTED: the store keeps no event destinations
+	ReasonConnectorNotLoaded      = "CONNECTOR_NOT_LOADED"      // FAILED_PRECONDITION
+	ReasonEventNotFound           = "EVENT_NOT_FOUND"           // FAILED_PRECONDITION: the connector has no such event
+	ReasonGlobalWebhookNotFound   = "GLOBAL_WEBHOOK_NOT_FOUND"  // FAILED_PRECONDITION: the connector has no such global webhook
+	ReasonMethodNotFound          = "METHOD_NOT_FOUND"          // FAILED_PRECONDITION: the event has no such method
+	ReasonSideEffectsNotAllowed   = "SIDE_EFFECTS_NOT_ALLOWED"  // FAILED_PRECONDITION: EvaluateMethod of a rest call without allow_side_effects
+	ReasonMappingFailed           = "MAPPING_FAILED"            // FAILED_PRECONDITION: a formula failed or a method returned something unusable
+	ReasonAppRefused              = "APP_REFUSED"               // FAILED_PRECONDITION: the app answered a 4xx (other than 429)
+	ReasonAppUnavailable          = "APP_UNAVAILABLE"           // UNAVAILABLE: the app answered a 5xx or 429
+	ReasonAppUnreachable          = "APP_UNREACHABLE"           // UNAVAILABLE: the app could not be reached (DNS, connect, TLS, timeout)
+	ReasonAddressRefused          = "ADDRESS_REFUSED"           // FAILED_PRECONDITION: the network guard refused a loopback or private address
+	ReasonNothingToReplay         = "NOTHING_TO_REPLAY"         // FAILED_PRECONDITION: the delivery kept no request
+	ReasonReplayTargetGone        = "REPLAY_TARGET_GONE"        // FAILED_PRECONDITION: the delivery's subscription or global webhook is gone
+	ReasonInUse                   = "IN_USE"                    // FAILED_PRECONDITION: other records still use it
+	ReasonAlreadyRunning          = "ALREADY_RUNNING"           // ABORTED: the same operation is running; retry later
+	ReasonStreamReplaced          = "STREAM_REPLACED"           // ABORTED: a newer stream of the consumer took over
+	ReasonShuttingDown            = "SHUTTING_DOWN"             // UNAVAILABLE: the server is stopping
+	ReasonResourceNotFound        = "RESOURCE_NOT_FOUND"        // NOT_FOUND: the named record does not exist in the workspace
+	ReasonWorkspaceNotFound       = "WORKSPACE_NOT_FOUND"       // NOT_FOUND: the workspace the call acts on does not exist
+	ReasonAlreadyExists           = "ALREADY_EXISTS"            // ALREADY_EXISTS: the id is taken
+	ReasonRequestIDReused         = "REQUEST_ID_REUSED"         // ALREADY_EXISTS: the request_id named a different subscription
+	ReasonMalformedRequest        = "MALFORMED_REQUEST"         // INVALID_ARGUMENT: the request message cannot be decoded
+	ReasonStoredValueUnreadable   = "STORED_VALUE_UNREADABLE"   // DATA_LOSS: a stored value cannot be decoded (damaged database)
+	ReasonAdminRequired           = "ADMIN_REQUIRED"            // PERMISSION_DENIED: the call needs the admin token
+	ReasonNotConnected            = "CONNECTION_NOT_CONNECTED"  // FAILED_PRECONDITION: the connection waits for its authorization, or the app revoked its grant
+	ReasonNoAuthorizationFlow     = "NO_AUTHORIZATION_FLOW"     // FAILED_PRECONDITION: the connector has no OAuth 2.0 authorization code flow
+	ReasonNotRenewable            = "CREDENTIALS_NOT_RENEWABLE" // FAILED_PRECONDITION: no refresh token and no client credentials grant to renew with
+	ReasonDeclaredInFile          = "DECLARED_IN_FILE"          // FAILED_PRECONDITION: the webhook is declared in the webhooks file
+	ReasonWebhooksFileUnavailable = "WEBHOOKS_FILE_UNAVAILABLE" // FAILED_PRECONDITION: no --webhooks, or the file cannot be read
 )
 
 // Error is an error with the gRPC code it maps to, the reason (one of the Reason

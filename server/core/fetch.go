@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/grpc/codes"
 
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/server/store"
@@ -88,10 +87,7 @@ func (c *Core) fetchFor(sub *store.Subscription, ev *engine.Event, req fetchRequ
 // per subscription, in the order of their deliveries. It wakes when a delivery queues a
 // fetch, when a run ends, and every interval (retries, and fetches a restart left).
 func (c *Core) RunFetcher(ctx context.Context, interval time.Duration) {
-	fs, ok := c.Store.(store.FetchStore)
-	if !ok {
-		return
-	}
+	fs := c.Store
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTicker(interval)
@@ -135,10 +131,7 @@ type FetchRun struct {
 // a run fails (so a failing fetch runs once), and returns how many runs it made. Tests
 // and hookmap test use it; the server runs RunFetcher.
 func (c *Core) RunFetches(ctx context.Context, r FetchRun) (int, error) {
-	fs, ok := c.Store.(store.FetchStore)
-	if !ok {
-		return 0, errors.New("this store cannot keep fetches")
-	}
+	fs := c.Store
 	n := 0
 	for n < FetchMaxRuns {
 		claimed, err := fs.ClaimFetches(ctx, store.FetchClaim{Now: c.now(), Due: r.Due, LeaseFor: FetchLease, Limit: 1, SubscriptionID: r.SubscriptionID})
@@ -297,11 +290,7 @@ func (c *Core) fetchOnce(ctx context.Context, fs store.FetchStore, f *store.Fetc
 // retryFailedFetches is ReplayDelivery of a delivery whose fetch was given up: it is
 // queued again and runs at once.
 func (c *Core) retryFailedFetches(ctx context.Context, d *store.Delivery) (*store.Delivery, error) {
-	fs, ok := c.Store.(store.FetchStore)
-	if !ok {
-		return nil, Errorf(codes.FailedPrecondition, "this store cannot keep fetches")
-	}
-	if _, err := fs.RetryFailedFetches(ctx, d.WorkspaceID, d.ID, c.now()); err != nil {
+	if _, err := c.Store.RetryFailedFetches(ctx, d.WorkspaceID, d.ID, c.now()); err != nil {
 		return nil, err
 	}
 	c.wakeFetcher()

@@ -46,10 +46,6 @@ func (c *Core) CreateSubscription(ctx context.Context, workspaceID string, in Su
 	if err := Usable(conn); err != nil {
 		return nil, err
 	}
-	if _, ok := c.Store.(store.FetchStore); !ok && ev.Methods[engine.MethodFetch] != nil {
-		// Every notification would fail: refuse the subscription instead.
-		return nil, Errorf(codes.FailedPrecondition, "event %s has a fetch method, which this store cannot run (it keeps no fetches)", Q(ev.Key))
-	}
 	params := orEmpty(in.Parameters)
 	if v := validateAgainst(ev.ParametersSchema, "parameters", params); len(v) > 0 {
 		return nil, Invalid(violationSummary("parameters do not match the event's parametersSchema", v), v)

@@ -64,8 +64,12 @@ func ClientsFrom(base *http.Client) ClientFactory {
 
 // Config configures a Sender.
 type Config struct {
-	Store store.OutgoingStore
-	Box   *secrets.Box
+	// Store keeps the webhooks and finds the webhooks file's ones by their source.
+	Store interface {
+		store.OutgoingStore
+		store.OutgoingSourceStore
+	}
+	Box *secrets.Box
 	// Clients makes the HTTP clients (required): GuardedClients(allowPrivate) or
 	// ClientsFrom(the server's guarded client).
 	Clients ClientFactory
@@ -560,11 +564,7 @@ func quoted(ss []string) []string {
 
 // ListDeclared returns the webhooks declared in the webhooks file, in every workspace.
 func (s *Sender) ListDeclared(ctx context.Context) ([]*store.OutgoingWebhook, error) {
-	st, ok := s.cfg.Store.(store.OutgoingSourceStore)
-	if !ok {
-		return nil, errors.New("outgoing: the store cannot list webhooks by source")
-	}
-	return st.ListOutgoingWebhooksBySource(ctx, store.SourceFile)
+	return s.cfg.Store.ListOutgoingWebhooksBySource(ctx, store.SourceFile)
 }
 
 // GetInvocation returns an invocation record.

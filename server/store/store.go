@@ -237,6 +237,32 @@ type DeliveryCommit struct {
 	StateUpdates []StateUpdate
 }
 
+// Applied sets what a committed c stored on its records, as every store's CommitDelivery
+// does: the events' seqs and, when events were duplicates, the delivery's count and
+// outcome (DUPLICATE when none was new).
+func (c *DeliveryCommit) Applied(res *CommitResult) {
+	for i, ev := range c.Events {
+		ev.Seq = res.Seqs[i]
+	}
+	if d := c.Delivery; d != nil && res.Duplicates > 0 {
+		d.EventCount = res.Inserted
+		if res.Inserted == 0 && d.Outcome == OutcomeOK {
+			d.Outcome = OutcomeDuplicate
+		}
+	}
+}
+
+// SubscriptionWorkspace finds a subscription's workspace among c's events (the workspace
+// of a state update in a commit without a delivery); "" when none of them is its.
+func (c *DeliveryCommit) SubscriptionWorkspace(subID string) string {
+	for _, ev := range c.Events {
+		if ev.SubscriptionID == subID {
+			return ev.WorkspaceID
+		}
+	}
+	return ""
+}
+
 // CommitResult reports what CommitDelivery stored.
 type CommitResult struct {
 	// Seqs has one entry per DeliveryCommit.Events entry: its seq, or 0 when skipped as a duplicate.
@@ -260,7 +286,16 @@ type Page struct {
 // parameters or global webhook in an unknown workspace, or a subscription of an unknown
 // connection (of its workspace), is ErrNotFound. Create methods set a zero CreateTime
 // (and UpdateTime) to now on the given record.
+//
+// Every store keeps OAuth 2.0 connections, fetches, outgoing webhooks and destinations
+// too; only Shared is optional (a store that one process owns lacks it by design).
 type Store interface {
+	AuthStore
+	FetchStore
+	OutgoingStore
+	OutgoingSourceStore
+	DestinationStore
+
 	// Workspaces and API keys.
 	CreateWorkspace(ctx context.Context, w *Workspace) error // ErrAlreadyExists on a duplicate ID
 	GetWorkspace(ctx context.Context, id string) (*Workspace, error)

@@ -13,8 +13,6 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.AuthStore = (*Store)(nil)
-
 // SetConnectionAuth replaces the connection's credentials and their status if its
 // credentials version is still c.CredentialsVersion, and appends events, in one
 // transaction. The events take their seqs as CommitDelivery's do: the workspace's

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,13 +14,11 @@ import (
 
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
-// Page sizes.
+// ListEvents: limit <= 0 means defaultEventsLimit; larger limits are capped at maxEventsLimit.
 const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
-	// ListEvents: limit <= 0 means defaultEventsLimit; larger limits are capped at maxEventsLimit.
 	defaultEventsLimit = 100
 	maxEventsLimit     = 10000
 )
@@ -141,61 +138,6 @@ func decodeJSON[T any](s *string) (T, error) {
 	return v, err
 }
 
-// pageSize applies the store.Page defaults.
-func pageSize(p store.Page) int {
-	switch {
-	case p.Size <= 0:
-		return defaultPageSize
-	case p.Size > maxPageSize:
-		return maxPageSize
-	default:
-		return p.Size
-	}
-}
-
-// A page token is base64url("<kind>:<n>[:<n>…]"): the list it belongs to and the sort
-// key of the last record of the page before.
-func encodeToken(kind string, keys ...int64) string {
-	var b strings.Builder
-	b.WriteString(kind)
-	for _, k := range keys {
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatInt(k, 10))
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(b.String()))
-}
-
-// decodeToken decodes a token of kind with n keys; "" gives nil keys (the first page).
-func decodeToken(kind, token string, n int) ([]int64, error) {
-	if token == "" {
-		return nil, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return nil, store.ErrInvalidPageToken
-	}
-	parts := strings.Split(string(raw), ":")
-	if len(parts) != n+1 || parts[0] != kind {
-		return nil, store.ErrInvalidPageToken
-	}
-	keys := make([]int64, n)
-	for i, p := range parts[1:] {
-		if keys[i], err = strconv.ParseInt(p, 10, 64); err != nil {
-			return nil, store.ErrInvalidPageToken
-		}
-	}
-	return keys, nil
-}
-
-// afterRID decodes a single-key token into the rid to continue after (0: from the start).
-func afterRID(kind, token string) (int64, error) {
-	k, err := decodeToken(kind, token, 1)
-	if err != nil || k == nil {
-		return 0, err
-	}
-	return k[0], nil
-}
-
 // keyed is a listed record with the sort key its page token continues after.
 type keyed[T any] struct {
 	key int64
@@ -217,13 +159,13 @@ func quote(id string) string { return strconv.Quote(value.Shorten(id, 64)) }
 // paginate trims a list read with LIMIT size+1 to size and makes the next page token
 // from the last row's key.
 func paginate[T any](rows []keyed[T], size int, kind string) ([]T, string) {
-	return trimPage(rows, size, func(last keyed[T]) string { return encodeToken(kind, last.key) })
+	return trimPage(rows, size, func(last keyed[T]) string { return pagetoken.Encode(kind, last.key) })
 }
 
 // paginateByTime is paginate for lists ordered by (time DESC, rid DESC): the token holds
 // both.
 func paginateByTime[T any](rows []keyed[T], size int, kind string, at func(T) time.Time) ([]T, string) {
-	return trimPage(rows, size, func(last keyed[T]) string { return encodeToken(kind, micros(at(last.v)), last.key) })
+	return trimPage(rows, size, func(last keyed[T]) string { return pagetoken.Encode(kind, micros(at(last.v)), last.key) })
 }
 
 func trimPage[T any](rows []keyed[T], size int, token func(last keyed[T]) string) ([]T, string) {

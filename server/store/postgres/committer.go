@@ -126,7 +126,7 @@ func (s *Store) runBatch(batch []*commitOp) {
 		case len(bad) > 0:
 			maps.Copy(refused, bad)
 			live = slices.DeleteFunc(slices.Clone(live), func(op *commitOp) bool { return bad[op] != nil })
-			s.m.retry()
+			s.m.Retry()
 		case err == nil:
 			for _, op := range live {
 				op.done <- nil
@@ -138,7 +138,7 @@ func (s *Store) runBatch(batch []*commitOp) {
 			s.answerRefused(ops, refused)
 			return
 		default:
-			s.m.retry()
+			s.m.Retry()
 			s.log.Warn("delivery batch failed; committing its deliveries one transaction each", "ops", len(live), "err", err)
 			for _, op := range live {
 				bad, err := s.commitWithRetry([]*commitOp{op})
@@ -347,7 +347,7 @@ func (s *Store) commitBatch(ops []*commitOp) (bad map[*commitOp]error, err error
 		s.notify.add(ws, last)
 	}
 	s.batches.Add(1)
-	s.m.commit(len(ops), time.Since(start))
+	s.m.Commit(len(ops), time.Since(start))
 	return nil, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // deliveryRow is a delivery encoded for its columns.
@@ -111,7 +112,7 @@ func (s *Store) commit(ctx context.Context, c *store.DeliveryCommit, edit func(*
 	for i, u := range c.StateUpdates {
 		ws := workspaceID
 		if ws == "" {
-			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
+			ws = c.SubscriptionWorkspace(u.SubscriptionID)
 		}
 		op.states[i] = stateRow{u.SubscriptionID, ws, u.State, u.Change}
 	}
@@ -121,28 +122,8 @@ func (s *Store) commit(ctx context.Context, c *store.DeliveryCommit, edit func(*
 	if err := s.enqueue(ctx, op); err != nil {
 		return nil, err
 	}
-	res := op.result
-	for i, ev := range c.Events {
-		ev.Seq = res.Seqs[i]
-	}
-	if d := c.Delivery; d != nil && res.Duplicates > 0 {
-		d.EventCount = res.Inserted
-		if res.Inserted == 0 && d.Outcome == store.OutcomeOK {
-			d.Outcome = store.OutcomeDuplicate
-		}
-	}
-	return res, nil
-}
-
-// subscriptionWorkspace finds a subscription's workspace among a commit's events (a commit
-// without a delivery).
-func subscriptionWorkspace(events []*store.Event, subID string) string {
-	for _, ev := range events {
-		if ev.SubscriptionID == subID {
-			return ev.WorkspaceID
-		}
-	}
-	return ""
+	c.Applied(op.result)
+	return op.result, nil
 }
 
 const (
@@ -251,11 +232,11 @@ func (w *whereBuilder) next(arg any) string {
 // each page from an index (see the migration) whatever the filter. Listed deliveries say
 // whether a request is kept but do not load it.
 func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.DeliveryFilter, p store.Page) ([]*store.Delivery, string, error) {
-	keys, err := decodeToken("dlv", p.Token, 2)
+	keys, err := pagetoken.Decode("dlv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	var w whereBuilder
 	switch {
 	case f.SubscriptionID != "":

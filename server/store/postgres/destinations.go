@@ -10,9 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
-
-var _ store.DestinationStore = (*Store)(nil)
 
 // CreateDestination inserts d; its workspace must exist and its ID be new there.
 func (s *Store) CreateDestination(ctx context.Context, d *store.Destination) error {
@@ -60,11 +59,11 @@ func (s *Store) GetDestination(ctx context.Context, workspaceID, id string) (*st
 
 // ListDestinations lists the workspace's destinations in creation order.
 func (s *Store) ListDestinations(ctx context.Context, workspaceID string, p store.Page) ([]*store.Destination, string, error) {
-	after, err := afterRID("dst", p.Token)
+	after, err := pagetoken.After("dst", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list destinations",
 		`SELECT `+destinationCols+` FROM destinations WHERE workspace_id = $1 AND rid > $2 ORDER BY rid LIMIT $3`,
 		scanDestination, workspaceID, after, size+1)
@@ -323,11 +322,11 @@ func (s *Store) GetDestinationEvent(ctx context.Context, workspaceID, id string,
 
 // ListDestinationEvents lists queued events in seq order, of one state or all.
 func (s *Store) ListDestinationEvents(ctx context.Context, workspaceID, id, state string, p store.Page) ([]*store.DestinationEvent, string, error) {
-	after, err := afterRID("dev", p.Token)
+	after, err := pagetoken.After("dev", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	query := `SELECT ` + destinationEventCols + ` FROM destinations d JOIN destination_events e ON e.destination_rid = d.rid
 		WHERE d.workspace_id = $1 AND d.id = $2 AND e.seq > $3 ORDER BY e.seq LIMIT $4`
 	args := []any{workspaceID, id, after, size + 1}

@@ -1,5 +1,4 @@
-// Package postgres is hookmap's store on PostgreSQL (pgx): a store.Store,
-// store.OutgoingStore (with store.OutgoingSourceStore), store.DestinationStore and
+// Package postgres is hookmap's store on PostgreSQL (pgx): a store.Store and
 // store.Shared that any number of hookmap processes (replicas) can share, each with the
 // same --secret-key.
 //

@@ -14,8 +14,6 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.FetchStore = (*Store)(nil)
-
 // fetchRow is a new fetch encoded for its columns.
 type fetchRow struct {
 	id, workspaceID, subscriptionID, deliveryID string

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // CreateOutgoingWebhook inserts w; its workspace must exist (else store.ErrNotFound), and
@@ -94,11 +95,11 @@ func (s *Store) GetOutgoingWebhook(ctx context.Context, workspaceID, id string) 
 
 // ListOutgoingWebhooks lists the workspace's webhooks in creation order.
 func (s *Store) ListOutgoingWebhooks(ctx context.Context, workspaceID string, p store.Page) ([]*store.OutgoingWebhook, string, error) {
-	after, err := afterRID("owh", p.Token)
+	after, err := pagetoken.After("owh", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list outgoing webhooks",
 		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE workspace_id = $1 AND rid > $2 ORDER BY rid LIMIT $3`,
 		scanOutgoingWebhook, workspaceID, after, size+1)
@@ -205,11 +206,11 @@ func (s *Store) GetInvocation(ctx context.Context, workspaceID, referenceID stri
 
 // ListInvocations lists the workspace's invocation records, newest first.
 func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store.InvocationFilter, p store.Page) ([]*store.Invocation, string, error) {
-	keys, err := decodeToken("inv", p.Token, 2)
+	keys, err := pagetoken.Decode("inv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	var w whereBuilder
 	w.add(`workspace_id = ?`, workspaceID)
 	if f.WebhookID != "" {

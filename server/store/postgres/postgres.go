@@ -23,6 +23,7 @@ import (
 
 	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/storemetrics"
 )
 
 //go:embed migrations/*.sql
@@ -68,7 +69,7 @@ func (o *Options) withDefaults() {
 type Store struct {
 	opts Options
 	log  *slog.Logger
-	m    *metrics
+	m    *storemetrics.Group
 	pool *pgxpool.Pool
 	cfg  *pgxpool.Config
 
@@ -100,11 +101,8 @@ type Store struct {
 }
 
 var (
-	_ store.Store               = (*Store)(nil)
-	_ store.OutgoingStore       = (*Store)(nil)
-	_ store.OutgoingSourceStore = (*Store)(nil)
-	_ store.DestinationStore    = (*Store)(nil)
-	_ store.Shared              = (*Store)(nil)
+	_ store.Store  = (*Store)(nil)
+	_ store.Shared = (*Store)(nil)
 )
 
 // Open connects to the database at url (postgres://…), applies pending migrations and
@@ -154,7 +152,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx, schema); err != nil {
 		return nil, err
 	}
-	s.m = newMetrics(opts.Registerer)
+	s.m = storemetrics.New(opts.Registerer)
 	ok = true
 	for range opts.Committers {
 		s.committersDone.Add(1)
@@ -230,7 +228,7 @@ func (s *Store) Close() error {
 	s.notify.close()
 	<-s.notifierDone
 	s.stopBg()
-	s.m.unregister()
+	s.m.Unregister()
 	s.pool.Close()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // CreateWorkspace inserts w; a zero CreateTime is set to now.
@@ -40,11 +41,11 @@ func (s *Store) GetWorkspace(ctx context.Context, id string) (*store.Workspace, 
 
 // ListWorkspaces lists workspaces in creation order.
 func (s *Store) ListWorkspaces(ctx context.Context, p store.Page) ([]*store.Workspace, string, error) {
-	after, err := afterRID("ws", p.Token)
+	after, err := pagetoken.After("ws", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list workspaces",
 		`SELECT `+workspaceCols+` FROM workspaces WHERE rid > $1 ORDER BY rid LIMIT $2`, scanWorkspace, after, size+1)
 	if err != nil {

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,11 +17,8 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// Page sizes.
+// ListEvents: limit <= 0 means defaultEventsLimit; larger limits are capped at maxEventsLimit.
 const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
-	// ListEvents: limit <= 0 means defaultEventsLimit; larger limits are capped at maxEventsLimit.
 	defaultEventsLimit = 100
 	maxEventsLimit     = 10000
 )
@@ -128,61 +124,6 @@ func blob(b []byte) any {
 		return nil
 	}
 	return b
-}
-
-// pageSize applies the store.Page defaults.
-func pageSize(p store.Page) int {
-	switch {
-	case p.Size <= 0:
-		return defaultPageSize
-	case p.Size > maxPageSize:
-		return maxPageSize
-	default:
-		return p.Size
-	}
-}
-
-// A page token is base64url("<kind>:<n>[:<n>…]"): the list it belongs to and the sort
-// key of the last record of the page before.
-func encodeToken(kind string, keys ...int64) string {
-	var b strings.Builder
-	b.WriteString(kind)
-	for _, k := range keys {
-		b.WriteByte(':')
-		b.WriteString(strconv.FormatInt(k, 10))
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(b.String()))
-}
-
-// decodeToken decodes a token of kind with n keys; "" gives nil keys (the first page).
-func decodeToken(kind, token string, n int) ([]int64, error) {
-	if token == "" {
-		return nil, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return nil, store.ErrInvalidPageToken
-	}
-	parts := strings.Split(string(raw), ":")
-	if len(parts) != n+1 || parts[0] != kind {
-		return nil, store.ErrInvalidPageToken
-	}
-	keys := make([]int64, n)
-	for i, p := range parts[1:] {
-		if keys[i], err = strconv.ParseInt(p, 10, 64); err != nil {
-			return nil, store.ErrInvalidPageToken
-		}
-	}
-	return keys, nil
-}
-
-// afterRID decodes a single-key token into the rid to continue after (0: from the start).
-func afterRID(kind, token string) (int64, error) {
-	k, err := decodeToken(kind, token, 1)
-	if err != nil || k == nil {
-		return 0, err
-	}
-	return k[0], nil
 }
 
 func sqliteCode(err error) int {

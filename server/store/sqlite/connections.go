@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // CreateConnection inserts c; its workspace must exist (else store.ErrNotFound). Zero
@@ -59,11 +60,11 @@ func (s *Store) GetConnection(ctx context.Context, workspaceID, id string) (*sto
 
 // ListConnections lists the workspace's connections in creation order.
 func (s *Store) ListConnections(ctx context.Context, workspaceID string, p store.Page) ([]*store.Connection, string, error) {
-	after, err := afterRID("conn", p.Token)
+	after, err := pagetoken.After("conn", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list connections",
 		`SELECT `+connectionCols+` FROM connections WHERE workspace_id = ? AND rid > ? ORDER BY rid LIMIT ?`,
 		true, scanConnection, workspaceID, after, size+1)

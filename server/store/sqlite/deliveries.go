@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // hotStmts are the statements of CommitDelivery, prepared once on the writer connection.
@@ -137,7 +138,7 @@ func (s *Store) commitDelivery(ctx context.Context, c *store.DeliveryCommit, mor
 	if err != nil {
 		return nil, err
 	}
-	p.applied(res)
+	p.c.Applied(res)
 	return res, nil
 }
 
@@ -183,7 +184,7 @@ func prepareCommit(c *store.DeliveryCommit, workspaceID string) (*preparedCommit
 	for i, u := range c.StateUpdates {
 		ws := workspaceID
 		if ws == "" {
-			ws = subscriptionWorkspace(c.Events, u.SubscriptionID)
+			ws = c.SubscriptionWorkspace(u.SubscriptionID)
 		}
 		p.states[i] = preparedState{u.SubscriptionID, ws, blob(u.State), u.Change}
 	}
@@ -289,31 +290,6 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 	return r, nil
 }
 
-// applied sets what a committed commit stored on its records: the events' seqs and, when
-// events were duplicates, the delivery's count and outcome.
-func (p *preparedCommit) applied(res *store.CommitResult) {
-	for i, ev := range p.c.Events {
-		ev.Seq = res.Seqs[i]
-	}
-	if d := p.c.Delivery; d != nil && res.Duplicates > 0 {
-		d.EventCount = res.Inserted
-		if res.Inserted == 0 && d.Outcome == store.OutcomeOK {
-			d.Outcome = store.OutcomeDuplicate
-		}
-	}
-}
-
-// subscriptionWorkspace finds a subscription's workspace among a commit's events (a commit
-// without a delivery).
-func subscriptionWorkspace(events []*store.Event, subID string) string {
-	for _, ev := range events {
-		if ev.SubscriptionID == subID {
-			return ev.WorkspaceID
-		}
-	}
-	return ""
-}
-
 const (
 	// deliveryCols are read from deliveries joined with delivery_fetches (deliveryFrom):
 	// a delivery's fetch summary lives in a table of its own, so that the deliveries table
@@ -407,11 +383,11 @@ func (s *Store) GetDelivery(ctx context.Context, workspaceID, id string) (*store
 // deliveries_global_time and deliveries_global_outcome_time (TestDeliveryQueryPlans
 // checks each).
 func (s *Store) ListDeliveries(ctx context.Context, workspaceID string, f store.DeliveryFilter, p store.Page) ([]*store.Delivery, string, error) {
-	keys, err := decodeToken("dlv", p.Token, 2)
+	keys, err := pagetoken.Decode("dlv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	index, where, args := deliveryWhere(workspaceID, f, keys)
 	args = append(args, size+1)
 	rows, err := getAll(ctx, s, "list deliveries", listDeliveriesQuery(index, where), true, scanListedDelivery, args...)

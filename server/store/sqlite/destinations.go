@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
-
-var _ store.DestinationStore = (*Store)(nil)
 
 // readable returns the values of rows, leaving out those that cannot be read (getAll
 // logged them).
@@ -74,11 +73,11 @@ func (s *Store) GetDestination(ctx context.Context, workspaceID, id string) (*st
 
 // ListDestinations lists the workspace's destinations in creation order.
 func (s *Store) ListDestinations(ctx context.Context, workspaceID string, p store.Page) ([]*store.Destination, string, error) {
-	after, err := afterRID("dst", p.Token)
+	after, err := pagetoken.After("dst", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list destinations",
 		`SELECT `+destinationCols+` FROM destinations d WHERE d.workspace_id = ? AND d.rid > ? ORDER BY d.rid LIMIT ?`,
 		true, scanDestination, workspaceID, after, size+1)
@@ -254,7 +253,7 @@ const destinationHeadsQuery = `SELECT ` + destinationEventCols + ` FROM destinat
 // first: a read of the lanes, whatever the queue's length.
 func (s *Store) DestinationHeads(ctx context.Context, workspaceID, id string, limit int) ([]*store.DestinationEvent, error) {
 	if limit <= 0 {
-		limit = defaultPageSize
+		limit = pagetoken.DefaultSize
 	}
 	rows, err := getAll(ctx, s, "destination heads", destinationHeadsQuery, true, scanDestinationEvent, workspaceID, id, limit)
 	return readable(rows), err
@@ -350,11 +349,11 @@ const (
 
 // ListDestinationEvents lists queued events in seq order.
 func (s *Store) ListDestinationEvents(ctx context.Context, workspaceID, id, state string, p store.Page) ([]*store.DestinationEvent, string, error) {
-	after, err := afterRID("dev", p.Token)
+	after, err := pagetoken.After("dev", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	query, args := listDestinationEventsAll, []any{workspaceID, id, after, size + 1}
 	if state != "" {
 		query, args = listDestinationEventsByState, []any{workspaceID, id, state, after, size + 1}

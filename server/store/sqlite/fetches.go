@@ -13,8 +13,6 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-var _ store.FetchStore = (*Store)(nil)
-
 const fetchCols = `rid, id, workspace_id, subscription_id, delivery_id, delivery_time, data, status, attempts, runs,
 	next_attempt_time, last_error, lease_token, lease_until, create_time`
 
@@ -250,7 +248,7 @@ func (s *Store) FinishFetch(ctx context.Context, f *store.Fetch, done *store.Fet
 	if err != nil {
 		return nil, err
 	}
-	p.applied(res)
+	p.c.Applied(res)
 	f.LeaseToken, f.LeaseUntil = "", time.Time{}
 	if done.More {
 		f.Status, f.Attempts, f.LastError = store.FetchPending, 0, ""

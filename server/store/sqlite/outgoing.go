@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 var (
@@ -110,11 +111,11 @@ func (s *Store) GetOutgoingWebhook(ctx context.Context, workspaceID, id string) 
 
 // ListOutgoingWebhooks lists the workspace's webhooks in creation order.
 func (s *Store) ListOutgoingWebhooks(ctx context.Context, workspaceID string, p store.Page) ([]*store.OutgoingWebhook, string, error) {
-	after, err := afterRID("owh", p.Token)
+	after, err := pagetoken.After("owh", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list outgoing webhooks",
 		`SELECT `+outgoingWebhookCols+` FROM outgoing_webhooks WHERE workspace_id = ? AND rid > ? ORDER BY rid LIMIT ?`,
 		true, scanOutgoingWebhook, workspaceID, after, size+1)
@@ -225,11 +226,11 @@ func (s *Store) GetInvocation(ctx context.Context, workspaceID, referenceID stri
 
 // ListInvocations lists the workspace's invocation records, newest first.
 func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store.InvocationFilter, p store.Page) ([]*store.Invocation, string, error) {
-	keys, err := decodeToken("inv", p.Token, 2)
+	keys, err := pagetoken.Decode("inv", p.Token, 2)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	var where strings.Builder
 	where.WriteString(`workspace_id = ?`)
 	args := []any{workspaceID}

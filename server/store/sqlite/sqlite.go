@@ -314,7 +314,7 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	s.stopBg()
 	<-s.ckDone
-	s.m.unregister()
+	s.m.Unregister()
 	return s.closeDBs()
 }
 

@@ -36,13 +36,13 @@ func TestAuthConformance(t *testing.T) {
 }
 
 func TestOutgoingConformance(t *testing.T) {
-	storetest.RunOutgoing(t, func(t *testing.T) storetest.OutgoingBackend { return openTest(t, Options{}) })
+	storetest.RunOutgoing(t, func(t *testing.T) store.Store { return openTest(t, Options{}) })
 }
 
 func TestDestinationConformance(t *testing.T) {
-	storetest.RunDestinations(t, func(t *testing.T) storetest.DestinationBackend { return openTest(t, Options{}) })
+	storetest.RunDestinations(t, func(t *testing.T) store.Store { return openTest(t, Options{}) })
 }
 
 func TestFetchConformance(t *testing.T) {
-	storetest.RunFetches(t, func(t *testing.T) storetest.FetchBackend { return openTest(t, Options{}) })
+	storetest.RunFetches(t, func(t *testing.T) store.Store { return openTest(t, Options{}) })
 }

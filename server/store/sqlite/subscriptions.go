@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // encodeSubscriptionMaps encodes a subscription's parameters and (sealed) state for their
@@ -87,11 +88,11 @@ func (s *Store) LookupSubscription(ctx context.Context, id string) (*store.Subsc
 // ListSubscriptions lists the workspace's subscriptions (of one connection unless
 // connectionID is "") in creation order.
 func (s *Store) ListSubscriptions(ctx context.Context, workspaceID, connectionID string, p store.Page) ([]*store.Subscription, string, error) {
-	after, err := afterRID("sub", p.Token)
+	after, err := pagetoken.After("sub", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	q := `SELECT ` + subscriptionCols + ` FROM subscriptions WHERE workspace_id = ? AND rid > ? ORDER BY rid LIMIT ?`
 	args := []any{workspaceID, after, size + 1}
 	if connectionID != "" {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // FuzzPageToken sends arbitrary page tokens to every paged list, as a client may: each
@@ -16,7 +17,7 @@ import (
 func FuzzPageToken(f *testing.F) {
 	raw := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	for _, tok := range []string{
-		"", "%%%", "garbage", encodeToken("conn", 5), encodeToken("dlv", 1_700_000_000_000_000_000, 7),
+		"", "%%%", "garbage", pagetoken.Encode("conn", 5), pagetoken.Encode("dlv", 1_700_000_000_000_000_000, 7),
 		raw("dlv:1"), raw("dlv:1:2:3"), raw("conn:-1"), raw("conn:9223372036854775808"), raw("conn: 1"),
 		raw("conn:+1"), raw(":"), raw("conn:"), raw("inv:1:2"), raw("ws:0"), raw("sub:-9223372036854775808"),
 		base64.StdEncoding.EncodeToString([]byte("conn:1")), raw("conn:1") + "=", raw("conn:1\x00"),
@@ -55,7 +56,7 @@ func FuzzPageToken(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, token string, a, b int64) {
 		for _, keys := range [][]int64{{a}, {a, b}} {
-			got, err := decodeToken("k", encodeToken("k", keys...), len(keys))
+			got, err := pagetoken.Decode("k", pagetoken.Encode("k", keys...), len(keys))
 			if err != nil || !slices.Equal(got, keys) {
 				t.Fatalf("issued token of %v decodes to %v, %v", keys, got, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
 // keyed is a listed record with the sort key its page token continues after.
@@ -19,13 +20,13 @@ func (k *keyed[T]) markUnreadable() { k.bad = true }
 // paginate trims a list read with LIMIT size+1 to size and makes the next page token
 // from the last row's key.
 func paginate[T any](rows []keyed[T], size int, kind string) ([]T, string) {
-	return trimPage(rows, size, func(last keyed[T]) string { return encodeToken(kind, last.key) })
+	return trimPage(rows, size, func(last keyed[T]) string { return pagetoken.Encode(kind, last.key) })
 }
 
 // paginateByTime is paginate for lists ordered by (time DESC, rid DESC): the token holds
 // both.
 func paginateByTime[T any](rows []keyed[T], size int, kind string, at func(T) time.Time) ([]T, string) {
-	return trimPage(rows, size, func(last keyed[T]) string { return encodeToken(kind, nanos(at(last.v)), last.key) })
+	return trimPage(rows, size, func(last keyed[T]) string { return pagetoken.Encode(kind, nanos(at(last.v)), last.key) })
 }
 
 func trimPage[T any](rows []keyed[T], size int, token func(last keyed[T]) string) ([]T, string) {
@@ -76,11 +77,11 @@ func (s *Store) GetWorkspace(ctx context.Context, id string) (*store.Workspace, 
 
 // ListWorkspaces lists workspaces in creation order.
 func (s *Store) ListWorkspaces(ctx context.Context, p store.Page) ([]*store.Workspace, string, error) {
-	after, err := afterRID("ws", p.Token)
+	after, err := pagetoken.After("ws", p.Token)
 	if err != nil {
 		return nil, "", err
 	}
-	size := pageSize(p)
+	size := pagetoken.Size(p)
 	rows, err := getAll(ctx, s, "list workspaces", `SELECT `+workspaceCols+` FROM workspaces WHERE rid > ? ORDER BY rid LIMIT ?`, true, scanWorkspace, after, size+1)
 	if err != nil {
 		return nil, "", err

@@ -148,7 +148,7 @@ func (s *Store) runBatch(batch []*op) {
 			}
 			failed[live[bad]] = err
 			live = slices.Delete(live, bad, bad+1)
-			s.m.retry()
+			s.m.Retry()
 			s.log.Debug("write failed in a batch; running the batch again without it", "ops", len(live), "err", err)
 		case errors.Is(err, errBegin):
 			clear(failed)
@@ -158,7 +158,7 @@ func (s *Store) runBatch(batch []*op) {
 			ops[0].done <- err
 			return
 		default:
-			s.m.retry()
+			s.m.Retry()
 			s.log.Warn("batch commit failed; running its writes one transaction each", "ops", len(ops), "err", err)
 			for _, o := range ops {
 				_, err := s.runTx([]*op{o})
@@ -194,7 +194,7 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 		return -1, fmt.Errorf("sqlite: commit: %w", err)
 	}
 	s.batches.Add(1)
-	s.m.commit(len(ops), time.Since(start))
+	s.m.Commit(len(ops), time.Since(start))
 	return -1, nil
 }
 

@@ -12,11 +12,11 @@ import (
 )
 
 // RunAuth runs the conformance tests of store.AuthStore, each as a parallel subtest on its
-// own store; open is as for RunAll and its stores must implement store.AuthStore.
+// own store; open is as for RunAll.
 func RunAuth(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s store.Store, a store.AuthStore)
+		fn   func(t *testing.T, s store.Store)
 	}{
 		{"SetConnectionAuth", testSetConnectionAuth},
 		{"SetConnectionAuthRace", testSetConnectionAuthRace},
@@ -29,9 +29,7 @@ func RunAuth(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := open(t)
-			a, ok := s.(store.AuthStore)
-			require.True(t, ok, "%T does not implement store.AuthStore", s)
-			tc.fn(t, s, a)
+			tc.fn(t, s)
 		})
 	}
 }
@@ -44,7 +42,7 @@ func connectionEvent(c *store.Connection, typ string) *store.Event {
 	}
 }
 
-func testSetConnectionAuth(t *testing.T, s store.Store, a store.AuthStore) {
+func testSetConnectionAuth(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws, other := mkWorkspace(t, s), mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
@@ -55,7 +53,7 @@ func testSetConnectionAuth(t *testing.T, s store.Store, a store.AuthStore) {
 	upd := *c
 	upd.Credentials, upd.Grant, upd.CredentialsExpireTime = []byte("sealed-renewed"), store.GrantAuthorizationCode, at(time.Hour)
 	upd.Status, upd.LastError = store.ConnectionConnected, ""
-	require.NoError(t, a.SetConnectionAuth(ctx, &upd))
+	require.NoError(t, s.SetConnectionAuth(ctx, &upd))
 	require.Equal(t, int64(2), upd.CredentialsVersion)
 	got, err := s.GetConnection(ctx, ws, c.ID)
 	require.NoError(t, err)
@@ -70,7 +68,7 @@ func testSetConnectionAuth(t *testing.T, s store.Store, a store.AuthStore) {
 	// A write at a version that moved on is a conflict and changes nothing.
 	stale := *c // version 1
 	stale.Credentials = []byte("sealed-stale")
-	err = a.SetConnectionAuth(ctx, &stale, connectionEvent(c, "connection.disconnected"))
+	err = s.SetConnectionAuth(ctx, &stale, connectionEvent(c, "connection.disconnected"))
 	require.ErrorIs(t, err, store.ErrConflict)
 	got, err = s.GetConnection(ctx, ws, c.ID)
 	require.NoError(t, err)
@@ -82,7 +80,7 @@ func testSetConnectionAuth(t *testing.T, s store.Store, a store.AuthStore) {
 	got.Name = "renamed"
 	require.NoError(t, s.UpdateConnection(ctx, got))
 	require.Equal(t, int64(3), got.CredentialsVersion)
-	require.ErrorIs(t, a.SetConnectionAuth(ctx, &upd), store.ErrConflict)
+	require.ErrorIs(t, s.SetConnectionAuth(ctx, &upd), store.ErrConflict)
 
 	// Marking it disconnected stores the connection events in the same write, with seqs
 	// after the workspace's other events.
@@ -90,7 +88,7 @@ func testSetConnectionAuth(t *testing.T, s store.Store, a store.AuthStore) {
 	commit(t, s, deliveryOf(sub, at(0)), eventOf(sub, "issues.opened", "", at(0)))
 	got.Status, got.LastError = store.ConnectionDisconnected, "invalid_grant: the refresh token was revoked"
 	ev := connectionEvent(c, "connection.disconnected")
-	require.NoError(t, a.SetConnectionAuth(ctx, got, ev))
+	require.NoError(t, s.SetConnectionAuth(ctx, got, ev))
 	require.Equal(t, int64(4), got.CredentialsVersion)
 	events = allEvents(t, s, ws, store.EventFilter{})
 	require.Len(t, events, 2)
@@ -117,14 +115,14 @@ func testSetConnectionAuth(t *testing.T, s store.Store, a store.AuthStore) {
 	// Another workspace's connection, an unknown one: not found.
 	other1 := *got2
 	other1.WorkspaceID = other
-	require.ErrorIs(t, a.SetConnectionAuth(ctx, &other1), store.ErrNotFound)
+	require.ErrorIs(t, s.SetConnectionAuth(ctx, &other1), store.ErrNotFound)
 	missing := *got2
 	missing.ID = "no-such-connection"
-	require.ErrorIs(t, a.SetConnectionAuth(ctx, &missing), store.ErrNotFound)
+	require.ErrorIs(t, s.SetConnectionAuth(ctx, &missing), store.ErrNotFound)
 }
 
 // testSetConnectionAuthRace: of writers racing from the same version, exactly one wins.
-func testSetConnectionAuthRace(t *testing.T, s store.Store, a store.AuthStore) {
+func testSetConnectionAuthRace(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
@@ -137,7 +135,7 @@ func testSetConnectionAuthRace(t *testing.T, s store.Store, a store.AuthStore) {
 			defer wg.Done()
 			w := *c
 			w.Credentials = []byte{byte(i)}
-			errs[i] = a.SetConnectionAuth(ctx, &w)
+			errs[i] = s.SetConnectionAuth(ctx, &w)
 		}()
 	}
 	wg.Wait()
@@ -165,44 +163,44 @@ func stateOf(c *store.Connection, token string, expires time.Time) *store.AuthSt
 	}
 }
 
-func testAuthStates(t *testing.T, s store.Store, a store.AuthStore) {
+func testAuthStates(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
 	st := stateOf(c, "state-1", at(10*time.Minute))
-	require.NoError(t, a.CreateAuthState(ctx, st))
-	require.ErrorIs(t, a.CreateAuthState(ctx, stateOf(c, "state-1", at(time.Hour))), store.ErrAlreadyExists)
+	require.NoError(t, s.CreateAuthState(ctx, st))
+	require.ErrorIs(t, s.CreateAuthState(ctx, stateOf(c, "state-1", at(time.Hour))), store.ErrAlreadyExists)
 	missing := stateOf(c, "state-2", at(time.Hour))
 	missing.ConnectionID = "no-such-connection"
-	require.ErrorIs(t, a.CreateAuthState(ctx, missing), store.ErrNotFound)
+	require.ErrorIs(t, s.CreateAuthState(ctx, missing), store.ErrNotFound)
 	bare := stateOf(c, "state-3", at(time.Hour))
 	bare.Verifier, bare.ReturnURL = nil, ""
-	require.NoError(t, a.CreateAuthState(ctx, bare))
+	require.NoError(t, s.CreateAuthState(ctx, bare))
 
 	// Consumed once: every field round-trips, then it is gone.
-	got, err := a.ConsumeAuthState(ctx, st.Hash)
+	got, err := s.ConsumeAuthState(ctx, st.Hash)
 	require.NoError(t, err)
 	require.Equal(t, st, got)
-	_, err = a.ConsumeAuthState(ctx, st.Hash)
+	_, err = s.ConsumeAuthState(ctx, st.Hash)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	got, err = a.ConsumeAuthState(ctx, bare.Hash)
+	got, err = s.ConsumeAuthState(ctx, bare.Hash)
 	require.NoError(t, err)
 	require.Nil(t, got.Verifier)
 	require.Empty(t, got.ReturnURL)
 	unknown := sha256.Sum256([]byte("never-issued"))
-	_, err = a.ConsumeAuthState(ctx, unknown[:])
+	_, err = s.ConsumeAuthState(ctx, unknown[:])
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	// Racing consumers: one gets the state.
 	race := stateOf(c, "state-4", at(time.Hour))
-	require.NoError(t, a.CreateAuthState(ctx, race))
+	require.NoError(t, s.CreateAuthState(ctx, race))
 	var wg sync.WaitGroup
 	wins := make(chan bool, 8)
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := a.ConsumeAuthState(ctx, race.Hash)
+			_, err := s.ConsumeAuthState(ctx, race.Hash)
 			if err != nil {
 				require.ErrorIs(t, err, store.ErrNotFound)
 			}
@@ -220,57 +218,57 @@ func testAuthStates(t *testing.T, s store.Store, a store.AuthStore) {
 	require.Equal(t, 1, n)
 }
 
-func testAuthStatesCascade(t *testing.T, s store.Store, a store.AuthStore) {
+func testAuthStatesCascade(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
 	st := stateOf(c, "cascade", at(time.Hour))
-	require.NoError(t, a.CreateAuthState(ctx, st))
+	require.NoError(t, s.CreateAuthState(ctx, st))
 	require.NoError(t, s.DeleteConnection(ctx, ws, c.ID), "a pending authorization does not keep its connection")
-	_, err := a.ConsumeAuthState(ctx, st.Hash)
+	_, err := s.ConsumeAuthState(ctx, st.Hash)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
-func testPruneAuthStates(t *testing.T, s store.Store, a store.AuthStore) {
+func testPruneAuthStates(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
 	old := stateOf(c, "old", at(-time.Minute))
 	live := stateOf(c, "live", at(time.Minute))
-	require.NoError(t, a.CreateAuthState(ctx, old))
-	require.NoError(t, a.CreateAuthState(ctx, live))
-	n, err := a.PruneAuthStates(ctx, base)
+	require.NoError(t, s.CreateAuthState(ctx, old))
+	require.NoError(t, s.CreateAuthState(ctx, live))
+	n, err := s.PruneAuthStates(ctx, base)
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n)
-	_, err = a.ConsumeAuthState(ctx, old.Hash)
+	_, err = s.ConsumeAuthState(ctx, old.Hash)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = a.ConsumeAuthState(ctx, live.Hash)
+	_, err = s.ConsumeAuthState(ctx, live.Hash)
 	require.NoError(t, err)
 }
 
-func testRenewalLease(t *testing.T, s store.Store, a store.AuthStore) {
+func testRenewalLease(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws, other := mkWorkspace(t, s), mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
 	claim := func(owner string, ttl time.Duration) bool {
 		t.Helper()
-		ok, err := a.ClaimRenewal(ctx, ws, c.ID, owner, ttl)
+		ok, err := s.ClaimRenewal(ctx, ws, c.ID, owner, ttl)
 		require.NoError(t, err)
 		return ok
 	}
 	require.True(t, claim("a", time.Minute))
 	require.False(t, claim("b", time.Minute), "a holds it")
 	require.True(t, claim("a", time.Minute), "its owner takes it again")
-	require.NoError(t, a.ReleaseRenewal(ctx, ws, c.ID, "b"), "releasing another's lease does nothing")
+	require.NoError(t, s.ReleaseRenewal(ctx, ws, c.ID, "b"), "releasing another's lease does nothing")
 	require.False(t, claim("b", time.Minute))
-	require.NoError(t, a.ReleaseRenewal(ctx, ws, c.ID, "a"))
+	require.NoError(t, s.ReleaseRenewal(ctx, ws, c.ID, "a"))
 	require.True(t, claim("b", time.Minute), "released")
 
 	// A write of the credentials ends the lease.
 	got, err := s.GetConnection(ctx, ws, c.ID)
 	require.NoError(t, err)
 	got.Credentials = []byte("renewed")
-	require.NoError(t, a.SetConnectionAuth(ctx, got))
+	require.NoError(t, s.SetConnectionAuth(ctx, got))
 	require.True(t, claim("a", time.Minute), "ended by SetConnectionAuth")
 	got.Name = "renamed"
 	require.NoError(t, s.UpdateConnection(ctx, got))
@@ -278,9 +276,9 @@ func testRenewalLease(t *testing.T, s store.Store, a store.AuthStore) {
 	require.True(t, claim("a", time.Minute), "a lease of no time has expired")
 
 	// Unknown connections.
-	_, err = a.ClaimRenewal(ctx, other, c.ID, "a", time.Minute)
+	_, err = s.ClaimRenewal(ctx, other, c.ID, "a", time.Minute)
 	require.ErrorIs(t, err, store.ErrNotFound)
-	_, err = a.ClaimRenewal(ctx, ws, "no-such-connection", "a", time.Minute)
+	_, err = s.ClaimRenewal(ctx, ws, "no-such-connection", "a", time.Minute)
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	// Racing claims: one wins.
@@ -291,7 +289,7 @@ func testRenewalLease(t *testing.T, s store.Store, a store.AuthStore) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok, err := a.ClaimRenewal(ctx, ws, d.ID, newID("owner")+string(rune('a'+i)), time.Minute)
+			ok, err := s.ClaimRenewal(ctx, ws, d.ID, newID("owner")+string(rune('a'+i)), time.Minute)
 			require.NoError(t, err)
 			wins <- ok
 		}()

@@ -10,18 +10,12 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// DestinationBackend is a store that keeps event destinations.
-type DestinationBackend interface {
-	store.Store
-	store.DestinationStore
-}
-
 // RunDestinations runs the conformance tests of store.DestinationStore, each as a
 // parallel subtest on its own store (open as for RunAll).
-func RunDestinations(t *testing.T, open func(t *testing.T) DestinationBackend) {
+func RunDestinations(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s DestinationBackend)
+		fn   func(t *testing.T, s store.Store)
 	}{
 		{"Destinations", testDestinations},
 		{"DestinationQueue", testDestinationQueue},
@@ -46,14 +40,14 @@ func destinationOf(ws, id string) *store.Destination {
 	}
 }
 
-func mkDestination(t *testing.T, s DestinationBackend, ws, id string) *store.Destination {
+func mkDestination(t *testing.T, s store.Store, ws, id string) *store.Destination {
 	t.Helper()
 	d := destinationOf(ws, id)
 	require.NoError(t, s.CreateDestination(ctxOf(t), d))
 	return d
 }
 
-func testDestinations(t *testing.T, s DestinationBackend) {
+func testDestinations(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws1, ws2 := mkWorkspace(t, s), mkWorkspace(t, s)
 	if ws2 < ws1 {
@@ -129,7 +123,7 @@ func queued(seq int64, sub string) *store.DestinationEvent {
 		State: store.DestinationEventPending, NextAttemptTime: base}
 }
 
-func headSeqs(t *testing.T, s DestinationBackend, ws, id string) []int64 {
+func headSeqs(t *testing.T, s store.Store, ws, id string) []int64 {
 	t.Helper()
 	heads, err := s.DestinationHeads(ctxOf(t), ws, id, 10)
 	require.NoError(t, err)
@@ -142,7 +136,7 @@ func headSeqs(t *testing.T, s DestinationBackend, ws, id string) []int64 {
 	return out
 }
 
-func testDestinationQueue(t *testing.T, s DestinationBackend) {
+func testDestinationQueue(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	mkDestination(t, s, ws, "d")
@@ -236,7 +230,7 @@ func testDestinationQueue(t *testing.T, s DestinationBackend) {
 	require.Empty(t, headSeqs(t, s, ws, "d"))
 }
 
-func testDestinationRetry(t *testing.T, s DestinationBackend) {
+func testDestinationRetry(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	mkDestination(t, s, ws, "d")
@@ -272,7 +266,7 @@ func testDestinationRetry(t *testing.T, s DestinationBackend) {
 	require.Zero(t, n)
 }
 
-func testDestinationLease(t *testing.T, s DestinationBackend) {
+func testDestinationLease(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	mkDestination(t, s, ws, "d")
@@ -296,7 +290,7 @@ func testDestinationLease(t *testing.T, s DestinationBackend) {
 }
 
 // Connection events have no subscription: each connection's are a lane of their own.
-func testDestinationConnectionEvents(t *testing.T, s DestinationBackend) {
+func testDestinationConnectionEvents(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	mkDestination(t, s, ws, "d")

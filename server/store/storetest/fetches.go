@@ -10,18 +10,12 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// FetchBackend is a store with fetches.
-type FetchBackend interface {
-	store.Store
-	store.FetchStore
-}
-
 // RunFetches runs the conformance tests of store.FetchStore, each as a parallel subtest
 // on its own store (open as for RunAll).
-func RunFetches(t *testing.T, open func(t *testing.T) FetchBackend) {
+func RunFetches(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s FetchBackend)
+		fn   func(t *testing.T, s store.Store)
 	}{
 		{"CommitWithFetches", testCommitWithFetches},
 		{"ClaimOnePerSubscriptionInOrder", testClaimOrder},
@@ -53,7 +47,7 @@ func fetchOf(d *store.Delivery, data any) *store.Fetch {
 }
 
 // commitFetch commits a delivery of sub received at received, asking for one fetch.
-func commitFetch(t *testing.T, s FetchBackend, sub *store.Subscription, received time.Time, data any) (*store.Delivery, *store.Fetch) {
+func commitFetch(t *testing.T, s store.Store, sub *store.Subscription, received time.Time, data any) (*store.Delivery, *store.Fetch) {
 	t.Helper()
 	d := deliveryOf(sub, received)
 	f := fetchOf(d, data)
@@ -62,7 +56,7 @@ func commitFetch(t *testing.T, s FetchBackend, sub *store.Subscription, received
 	return d, f
 }
 
-func claim(t *testing.T, s FetchBackend, now time.Time, edit ...func(*store.FetchClaim)) []*store.Fetch {
+func claim(t *testing.T, s store.Store, now time.Time, edit ...func(*store.FetchClaim)) []*store.Fetch {
 	t.Helper()
 	c := store.FetchClaim{Now: now, LeaseFor: time.Minute, Limit: 10}
 	for _, e := range edit {
@@ -81,14 +75,14 @@ func fetchIDs(fs []*store.Fetch) []string {
 	return out
 }
 
-func getDelivery(t *testing.T, s FetchBackend, ws, id string) *store.Delivery {
+func getDelivery(t *testing.T, s store.Store, ws, id string) *store.Delivery {
 	t.Helper()
 	d, err := s.GetDelivery(ctxOf(t), ws, id)
 	require.NoError(t, err)
 	return d
 }
 
-func testCommitWithFetches(t *testing.T, s FetchBackend) {
+func testCommitWithFetches(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -137,7 +131,7 @@ func testCommitWithFetches(t *testing.T, s FetchBackend) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
-func testClaimOrder(t *testing.T, s FetchBackend) {
+func testClaimOrder(t *testing.T, s store.Store) {
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
 	a, b := mkSubscription(t, s, c), mkSubscription(t, s, c)
@@ -175,7 +169,7 @@ func testClaimOrder(t *testing.T, s FetchBackend) {
 	require.Equal(t, []string{d1.ID}, fetchIDs(claim(t, s, now, func(c *store.FetchClaim) { c.SubscriptionID = d1.SubscriptionID })))
 }
 
-func testClaimDue(t *testing.T, s FetchBackend) {
+func testClaimDue(t *testing.T, s store.Store) {
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
 	d := deliveryOf(sub, at(0))
@@ -188,7 +182,7 @@ func testClaimDue(t *testing.T, s FetchBackend) {
 	require.Len(t, claim(t, s, at(time.Minute), func(c *store.FetchClaim) { c.Due = at(time.Hour) }), 1)
 }
 
-func testFetchLeaseExpiry(t *testing.T, s FetchBackend) {
+func testFetchLeaseExpiry(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -216,7 +210,7 @@ func testFetchLeaseExpiry(t *testing.T, s FetchBackend) {
 	require.Len(t, allEvents(t, s, ws, store.EventFilter{}), 1)
 }
 
-func testFinishFetch(t *testing.T, s FetchBackend) {
+func testFinishFetch(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -266,7 +260,7 @@ func testFinishFetch(t *testing.T, s FetchBackend) {
 	require.Equal(t, 1, getDelivery(t, s, ws, d2.ID).EventCount)
 }
 
-func testFinishMore(t *testing.T, s FetchBackend) {
+func testFinishMore(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -294,7 +288,7 @@ func testFinishMore(t *testing.T, s FetchBackend) {
 	require.Equal(t, []string{later.ID}, fetchIDs(claim(t, s, at(time.Minute))))
 }
 
-func testFailFetch(t *testing.T, s FetchBackend) {
+func testFailFetch(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -355,7 +349,7 @@ func testFailFetch(t *testing.T, s FetchBackend) {
 	require.Zero(t, n, "nothing failed any more")
 }
 
-func testRequeueWaits(t *testing.T, s FetchBackend) {
+func testRequeueWaits(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -375,7 +369,7 @@ func testRequeueWaits(t *testing.T, s FetchBackend) {
 	require.Len(t, claim(t, s, at(time.Minute)), 1)
 }
 
-func testReleaseFetch(t *testing.T, s FetchBackend) {
+func testReleaseFetch(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -391,7 +385,7 @@ func testReleaseFetch(t *testing.T, s FetchBackend) {
 	require.Equal(t, store.FetchPending, getDelivery(t, s, ws, d.ID).FetchStatus)
 }
 
-func testFetchIsolation(t *testing.T, s FetchBackend) {
+func testFetchIsolation(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws, other := mkWorkspace(t, s), mkWorkspace(t, s)
 	sub := mkSubscription(t, s, mkConnection(t, s, ws))
@@ -408,7 +402,7 @@ func testFetchIsolation(t *testing.T, s FetchBackend) {
 	require.Equal(t, store.FetchFailed, getDelivery(t, s, ws, d.ID).FetchStatus)
 }
 
-func testPruneFetches(t *testing.T, s FetchBackend) {
+func testPruneFetches(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)
@@ -437,7 +431,7 @@ func testPruneFetches(t *testing.T, s FetchBackend) {
 
 // Claims racing (replicas) never run two fetches of one subscription at once, and each
 // subscription's fetches are claimed in the order of their deliveries.
-func testConcurrentFetchClaims(t *testing.T, s FetchBackend) {
+func testConcurrentFetchClaims(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	c := mkConnection(t, s, ws)

@@ -23,14 +23,6 @@ func outgoingID(i int) string { return fmt.Sprintf("id-%04d", i) }
 
 var outgoingBase = time.Date(2031, 5, 6, 7, 8, 9, 123456000, time.UTC)
 
-// outgoingStore is the suite's store as a store.OutgoingStore, which every backend implements.
-func outgoingStore(t *testing.T, s store.Store) store.OutgoingStore {
-	t.Helper()
-	os, ok := s.(store.OutgoingStore)
-	require.True(t, ok, "%T does not implement store.OutgoingStore", s)
-	return os
-}
-
 func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
 	return &store.OutgoingWebhook{
 		WorkspaceID: ws, ID: id, URL: "https://example.com/hook?x=1", Method: "POST",
@@ -40,10 +32,9 @@ func sampleOutgoing(ws, id string) *store.OutgoingWebhook {
 	}
 }
 
-func testOutgoingWebhooks(t *testing.T, st store.Store) {
-	s := outgoingStore(t, st)
+func testOutgoingWebhooks(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
-	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
+	ws1, ws2 := mkWorkspace(t, s), mkWorkspace(t, s)
 
 	w := sampleOutgoing(ws1, "slack")
 	require.NoError(t, s.CreateOutgoingWebhook(ctx, w))
@@ -95,10 +86,9 @@ func testOutgoingWebhooks(t *testing.T, st store.Store) {
 	require.NoError(t, err)
 }
 
-func testOutgoingWebhookPagination(t *testing.T, st store.Store) {
-	s := outgoingStore(t, st)
+func testOutgoingWebhookPagination(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
-	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
+	ws1, ws2 := mkWorkspace(t, s), mkWorkspace(t, s)
 	for i := range 7 {
 		require.NoError(t, s.CreateOutgoingWebhook(ctx, sampleOutgoing(ws1, outgoingID(i))))
 	}
@@ -126,14 +116,13 @@ func testOutgoingWebhookPagination(t *testing.T, st store.Store) {
 	_, _, err := s.ListOutgoingWebhooks(ctx, ws1, store.Page{Token: "garbage"})
 	require.ErrorIs(t, err, store.ErrInvalidPageToken)
 	// A token of another list is refused.
-	_, _, err = s.ListOutgoingWebhooks(ctx, ws1, store.Page{Token: workspacesToken(t, st)})
+	_, _, err = s.ListOutgoingWebhooks(ctx, ws1, store.Page{Token: workspacesToken(t, s)})
 	require.ErrorIs(t, err, store.ErrInvalidPageToken)
 }
 
-func testOutgoingInvocations(t *testing.T, st store.Store) {
-	s := outgoingStore(t, st)
+func testOutgoingInvocations(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
-	ws1, ws2 := mkWorkspace(t, st), mkWorkspace(t, st)
+	ws1, ws2 := mkWorkspace(t, s), mkWorkspace(t, s)
 	// 10 invocations of ws1 alternating between two webhooks, every third one an error,
 	// one minute apart; plus one of ws2.
 	for i := range 10 {
@@ -192,7 +181,7 @@ func testOutgoingInvocations(t *testing.T, st store.Store) {
 	}
 	require.Equal(t, []string{"tie-2", "tie-1", "tie-0"}, list(store.InvocationFilter{WebhookID: "c"}, 1))
 
-	_, _, err = s.ListInvocations(ctx, ws1, store.InvocationFilter{}, store.Page{Token: workspacesToken(t, st)})
+	_, _, err = s.ListInvocations(ctx, ws1, store.InvocationFilter{}, store.Page{Token: workspacesToken(t, s)})
 	require.ErrorIs(t, err, store.ErrInvalidPageToken)
 
 	// Prune removes older records in every workspace.

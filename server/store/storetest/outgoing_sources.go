@@ -9,20 +9,12 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// OutgoingBackend is a store that keeps outgoing webhooks with every optional interface
-// of them.
-type OutgoingBackend interface {
-	store.Store
-	store.OutgoingStore
-	store.OutgoingSourceStore
-}
-
-// RunOutgoing runs the conformance tests of the outgoing webhooks' optional interfaces,
+// RunOutgoing runs the conformance tests of the outgoing webhooks' sources and chains,
 // each as a parallel subtest on its own store (open as for RunAll).
-func RunOutgoing(t *testing.T, open func(t *testing.T) OutgoingBackend) {
+func RunOutgoing(t *testing.T, open func(t *testing.T) store.Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s OutgoingBackend)
+		fn   func(t *testing.T, s store.Store)
 	}{
 		{"WebhookSources", testWebhookSources},
 		{"WebhookChains", testWebhookChains},
@@ -42,7 +34,7 @@ func webhookOf(ws, id, source string) *store.OutgoingWebhook {
 	}
 }
 
-func testWebhookSources(t *testing.T, s OutgoingBackend) {
+func testWebhookSources(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws1, ws2 := mkWorkspace(t, s), mkWorkspace(t, s)
 	if ws2 < ws1 {
@@ -83,7 +75,7 @@ func testWebhookSources(t *testing.T, s OutgoingBackend) {
 	require.Equal(t, []string{ws2 + "/b"}, keys(store.SourceFile))
 }
 
-func testWebhookChains(t *testing.T, s OutgoingBackend) {
+func testWebhookChains(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	ws := mkWorkspace(t, s)
 	w := webhookOf(ws, "a", store.SourceAPI)

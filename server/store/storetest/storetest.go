@@ -15,8 +15,7 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// RunAll runs every conformance test, each as a parallel subtest on its own store. Every
-// store must also implement store.OutgoingStore.
+// RunAll runs every conformance test, each as a parallel subtest on its own store.
 //
 // open returns a new, empty store for one test (DueSubscriptions and Prune see every
 // workspace, so stores must not share data). It arranges the store's Close with t.Cleanup,

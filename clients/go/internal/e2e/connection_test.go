@@ -26,7 +26,7 @@ func (e *env) disconnect(connectionID, reason string) {
 		Record:      map[string]any{"connectionId": conn.ID, "connectorKey": conn.ConnectorKey, "name": conn.Name, "status": conn.Status, "error": reason},
 		ReceiveTime: time.Now(),
 	}
-	require.NoError(e.t, st.(store.AuthStore).SetConnectionAuth(ctx, conn, ev))
+	require.NoError(e.t, st.SetConnectionAuth(ctx, conn, ev))
 	e.h.App.Core().Hub.Notify("default", ev.Seq)
 }
 
