@@ -36,16 +36,9 @@ const (
 	FieldRetryWindow = "retry_window"
 )
 
-// Backend is the storage a Service needs.
-type Backend interface {
-	store.Store
-	store.OutgoingStore
-	store.DestinationStore
-}
-
 // Config configures a Service.
 type Config struct {
-	Store  Backend
+	Store  store.Store
 	Sender *outgoing.Sender
 	Hub    *hub.Hub // wakes workers when events are committed
 	Logger *slog.Logger
