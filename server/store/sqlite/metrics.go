@@ -14,6 +14,7 @@ type metrics struct {
 	*storemetrics.Group
 	ckTime   *prometheus.HistogramVec
 	walBytes prometheus.Gauge
+	walWrite prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,8 +31,23 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "hookmap_store_wal_bytes",
 		Help: "Size of the SQLite WAL file at the last checkpoint.",
 	}))
+	m.walWrite = storemetrics.Register(m.Group, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hookmap_store_wal_written_bytes_total",
+		Help: "Bytes the writer appended to the SQLite WAL (frames of committed transactions, header included).",
+	}))
 	return m
 }
+
+// walWritten records frames pages appended to the WAL, each a page and its 24-byte header.
+func (m *metrics) walWritten(frames, pageSize int) {
+	if m.walWrite == nil || frames <= 0 {
+		return
+	}
+	m.walWrite.Add(float64(frames * (pageSize + walFrameHeader)))
+}
+
+// walFrameHeader is the size of a WAL frame's header.
+const walFrameHeader = 24
 
 func (m *metrics) checkpoint(mode string, d time.Duration) {
 	if m.ckTime == nil {

@@ -94,7 +94,8 @@ type Store struct {
 	r  *sql.DB // the read pool (query_only)
 	ck *sql.DB // the checkpoint connection
 
-	hot hotStmts // prepared on w
+	hot      hotStmts // prepared on w
+	pageSize int      // the database's page size, for the WAL metrics
 
 	// mu guards the send side of queue: senders hold it shared and check isClosed, Close
 	// sets isClosed holding it exclusively, so no send races the close of the queue.
@@ -173,6 +174,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err := s.prepareHot(ctx); err != nil {
 		return nil, err
+	}
+	if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&s.pageSize); err != nil {
+		return nil, fmt.Errorf("sqlite: page size: %w", err)
 	}
 	s.r, err = openDB(path, opts.ReadConns, url.Values{
 		"_busy_timeout": {busy},

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"modernc.org/sqlite"
+
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -195,7 +197,32 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 	}
 	s.batches.Add(1)
 	s.m.Commit(len(ops), time.Since(start))
+	s.countWAL()
 	return -1, nil
+}
+
+// countWAL adds the pages the writer connection appended to the WAL since the last call
+// (SQLITE_DBSTATUS_CACHE_WRITE, which counts WAL frames in WAL mode) to the metrics.
+func (s *Store) countWAL() {
+	if s.m.walWrite == nil {
+		return
+	}
+	c, err := s.w.Conn(s.bg)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_ = c.Raw(func(dc any) error {
+		st, ok := dc.(sqlite.DBStatus)
+		if !ok {
+			return nil
+		}
+		frames, _, err := st.Status(sqlite.DBStatusCacheWrite, true)
+		if err == nil {
+			s.m.walWritten(frames, s.pageSize)
+		}
+		return nil
+	})
 }
 
 // runOp runs one op's function, turning a panic into its error.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -350,4 +352,32 @@ func TestPanicInWriteIsAnError(t *testing.T) {
 	require.NoError(t, s.write(t.Context(), insertWorkspace("after")))
 	_, err = s.GetWorkspace(t.Context(), "after")
 	require.NoError(t, err, "the writer survived the panic")
+}
+
+// The WAL metric counts the frames commits append: a small write is a few whole frames
+// (each a 4 KiB page and its header), and a write of a 100 KiB value at least 25 more.
+func TestWALWrittenMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openTest(t, Options{Registerer: reg, CheckpointInterval: time.Hour})
+	written := func() float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "hookmap_store_wal_written_bytes_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("no hookmap_store_wal_written_bytes_total")
+		return 0
+	}
+	before := written()
+	require.NoError(t, s.write(t.Context(), insertWorkspace("small")))
+	small := written() - before
+	require.Positive(t, small)
+	require.Zero(t, math.Mod(small, 4096+24), "whole frames")
+	require.NoError(t, s.write(t.Context(), func(w *wtx) error {
+		_, err := w.exec(`INSERT INTO workspaces (id, name) VALUES (?, ?)`, "large", strings.Repeat("x", 100<<10))
+		return err
+	}))
+	require.GreaterOrEqual(t, written()-before-small, float64(25*(4096+24)))
 }
