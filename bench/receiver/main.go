@@ -25,7 +25,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,16 +51,29 @@ func main() {
 	connectors := flag.String("connectors", "connectors", "connector folder")
 	storeURL := flag.String("store", "", "a postgres:// URL to run on (default: a fresh SQLite file)")
 	replicas := flag.Int("replicas", 1, "hookmap instances sharing the Postgres store")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load phase (hookmap and the senders) to this file")
 	flag.Parse()
 	if *replicas > 1 && *storeURL == "" {
 		fmt.Fprintln(os.Stderr, "receiver bench: -replicas needs a Postgres -store")
 		os.Exit(2)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "receiver bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		profile = f
 	}
 	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors, *storeURL, *replicas); err != nil {
 		fmt.Fprintln(os.Stderr, "receiver bench:", err)
 		os.Exit(1)
 	}
 }
+
+// profile, when set, receives a CPU profile of the load phase.
+var profile io.Writer
 
 func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors, storeURL string, replicas int) error {
 	dir, err := os.MkdirTemp("", "hookmap-bench")
@@ -112,6 +127,12 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: concurrency * 2}}
 	var sent, failed atomic.Int64
 	lat := make([][]time.Duration, concurrency)
+	if profile != nil {
+		if err := pprof.StartCPUProfile(profile); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	deadline := time.Now().Add(duration)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -156,7 +177,44 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 	fmt.Printf("store=%s replicas=%d concurrency=%d body=%dB acked=%d failed=%d elapsed=%s throughput=%.0f req/s p50=%s p90=%s p99=%s max=%s\n",
 		store, replicas, concurrency, bodySize, len(all), failed.Load(), elapsed.Round(time.Millisecond),
 		float64(len(all))/elapsed.Seconds(), pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
+	if storeURL == "" {
+		m, err := scrape("http://" + a.HTTPAddr() + "/metrics")
+		if err != nil {
+			return err
+		}
+		batches := m["hookmap_store_commit_batch_size_count"]
+		fmt.Printf("commits=%.0f ops/commit=%.1f commit_time=%.2fms busy=%.0f%% wal_bytes/webhook=%.0f\n",
+			batches, m["hookmap_store_commit_batch_size_sum"]/max(batches, 1),
+			1000*m["hookmap_store_commit_duration_seconds_sum"]/max(batches, 1),
+			100*m["hookmap_store_commit_duration_seconds_sum"]/elapsed.Seconds(),
+			m["hookmap_store_wal_written_bytes_total"]/float64(len(all)))
+	}
 	return nil
+}
+
+// scrape reads the unlabelled samples of a Prometheus text exposition.
+func scrape(url string) (map[string]float64, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err == nil {
+			m[name] = f
+		}
+	}
+	return m, nil
 }
 
 // createSchema creates schema on the server at url and returns what drops it.

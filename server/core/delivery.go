@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
 
 	"github.com/hookmap/hookmap/engine"
@@ -452,7 +451,7 @@ func (c *Core) Reject(ctx context.Context, ws, subID, gwID string, size int64, s
 // record's id and receive time and counts one more replay.
 func (c *Core) newDelivery(ws string, in *Incoming, prior *store.Delivery) *store.Delivery {
 	d := &store.Delivery{
-		ID:          "dlv_" + uuid.NewString(),
+		ID:          "dlv_" + newTimeID(),
 		WorkspaceID: ws,
 		ReceiveTime: in.Received,
 		RequestSize: int64(len(in.Body)),
@@ -696,7 +695,7 @@ func buildEvents(sub *store.Subscription, ev *engine.Event, mapped []mappedEvent
 			}
 		}
 		events = append(events, &store.Event{
-			ID: uuid.NewString(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
+			ID: newTimeID(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
 			SubscriptionID: sub.ID, EventKey: sub.EventKey, Type: me.typ, Record: me.record,
 			ExternalID: cmp.Or(me.id, defaultID), DeliveryID: d.ID, ReceiveTime: in.Received,
 		})

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/server/store"
 )
@@ -78,7 +76,7 @@ func (c *Core) fetchFor(sub *store.Subscription, ev *engine.Event, req fetchRequ
 		data = req.data
 	}
 	return &store.Fetch{
-		ID: "fch_" + uuid.NewString(), WorkspaceID: sub.WorkspaceID, SubscriptionID: sub.ID,
+		ID: "fch_" + newTimeID(), WorkspaceID: sub.WorkspaceID, SubscriptionID: sub.ID,
 		DeliveryID: d.ID, DeliveryTime: in.Received, Data: data, NextAttemptTime: c.now(),
 	}, nil
 }
