@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,8 +50,11 @@ func main() {
 	maxRequests := flag.Int("requests", 1_000_000, "stop after this many requests")
 	bodySize := flag.Int("body", 1024, "approximate JSON body size in bytes")
 	connectors := flag.String("connectors", "connectors", "connector folder")
+	connector := flag.String("connector", "example-webhook", "connector of the subscription")
+	event := flag.String("event", "message", "event of the subscription (its parameters: channel=bench)")
 	storeURL := flag.String("store", "", "a postgres:// URL to run on (default: a fresh SQLite file)")
 	replicas := flag.Int("replicas", 1, "hookmap instances sharing the Postgres store")
+	traceFile := flag.String("trace", "", "write an execution trace of one second of the load phase to this file")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load phase (hookmap and the senders) to this file")
 	flag.Parse()
 	if *replicas > 1 && *storeURL == "" {
@@ -66,16 +70,26 @@ func main() {
 		defer f.Close()
 		profile = f
 	}
-	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors, *storeURL, *replicas); err != nil {
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "receiver bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		traceOut = f
+	}
+	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors, *connector, *event, *storeURL, *replicas); err != nil {
 		fmt.Fprintln(os.Stderr, "receiver bench:", err)
 		os.Exit(1)
 	}
 }
 
-// profile, when set, receives a CPU profile of the load phase.
-var profile io.Writer
+// profile, when set, receives a CPU profile of the load phase; traceOut an execution
+// trace of its second second.
+var profile, traceOut io.Writer
 
-func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors, storeURL string, replicas int) error {
+func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors, connector, event, storeURL string, replicas int) error {
 	dir, err := os.MkdirTemp("", "hookmap-bench")
 	if err != nil {
 		return err
@@ -111,13 +125,13 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 		return err
 	}
 	defer conn.Close()
-	c, err := hookmapv1.NewConnectionServiceClient(conn).CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook"})
+	c, err := hookmapv1.NewConnectionServiceClient(conn).CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: connector})
 	if err != nil {
 		return err
 	}
 	params, _ := structpb.NewStruct(map[string]any{"channel": "bench"})
 	sub, err := hookmapv1.NewSubscriptionServiceClient(conn).CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: c.GetId(), EventKey: "message", Parameters: params,
+		ConnectionId: c.GetId(), EventKey: event, Parameters: params,
 	})
 	if err != nil {
 		return err
@@ -132,6 +146,13 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if traceOut != nil {
+		time.AfterFunc(time.Second, func() {
+			if err := trace.Start(traceOut); err == nil {
+				time.AfterFunc(time.Second, trace.Stop)
+			}
+		})
 	}
 	deadline := time.Now().Add(duration)
 	start := time.Now()

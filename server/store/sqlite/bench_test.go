@@ -39,7 +39,7 @@ func benchCommit(sub *store.Subscription, n int64) *store.DeliveryCommit {
 	}
 }
 
-func benchStore(b *testing.B) (*Store, *store.Subscription) {
+func benchStore(b testing.TB) (*Store, *store.Subscription) {
 	s := openTest(b, Options{})
 	ctx := b.Context()
 	require.NoError(b, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))

@@ -195,9 +195,6 @@ func prepareCommit(c *store.DeliveryCommit, workspaceID string) (*preparedCommit
 func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error) {
 	c, t0 := p.c, p.t0
 	r := &store.CommitResult{Seqs: make([]int64, len(p.events))}
-	type touch struct{ sub, ws string }
-	var touched []touch
-	latest := map[touch]int64{}
 	for i, e := range p.events {
 		ev := e.ev
 		if ev.ExternalID != "" {
@@ -224,17 +221,11 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 		r.Seqs[i], r.MaxSeq = seq, seq
 		r.Inserted++
 		if ev.SubscriptionID != "" {
-			k := touch{ev.SubscriptionID, ev.WorkspaceID}
 			at := nanos(ev.ReceiveTime)
 			if at == 0 {
 				at = t0
 			}
-			if prev, ok := latest[k]; !ok {
-				touched = append(touched, k)
-				latest[k] = at
-			} else if at > prev {
-				latest[k] = at
-			}
+			t.touch(ev.SubscriptionID, ev.WorkspaceID, at)
 		}
 	}
 	if p.dargs != nil {
@@ -260,11 +251,6 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 			if _, err := t.exec(`DELETE FROM delivery_fetches WHERE delivery_id = ?`, c.Delivery.ID); err != nil {
 				return nil, fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
 			}
-		}
-	}
-	for _, k := range touched {
-		if _, err := t.execStmt(s.hot.touchSubscription, latest[k], k.sub, k.ws); err != nil {
-			return nil, fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
 		}
 	}
 	for _, u := range p.states {
@@ -423,7 +409,10 @@ func deliveryWhere(workspaceID string, f store.DeliveryFilter, keys []int64) (in
 		where.WriteString(`workspace_id = ?`)
 		args = append(args, workspaceID)
 	}
-	if f.Outcome != "" {
+	// The outcome indexes hold no OK delivery (nearly all of them): the filter OK pages
+	// from the index without outcome, whose rows nearly all match; the other outcomes
+	// from the outcome index, which the literal lets SQLite use.
+	if f.Outcome != "" && f.Outcome != store.OutcomeOK {
 		index = strings.TrimSuffix(index, "_time") + "_outcome_time"
 	}
 	if f.SubscriptionID != "" && f.GlobalWebhookID != "" {
@@ -434,6 +423,9 @@ func deliveryWhere(workspaceID string, f store.DeliveryFilter, keys []int64) (in
 	if f.Outcome != "" {
 		where.WriteString(` AND outcome = ?`)
 		args = append(args, f.Outcome)
+		if f.Outcome != store.OutcomeOK {
+			where.WriteString(` AND outcome <> 'OK'`)
+		}
 	}
 	if !f.Start.IsZero() {
 		where.WriteString(` AND receive_time >= ?`)
@@ -575,14 +567,29 @@ const pruneChunk = 1000
 
 // Prune deletes deliveries received, idempotency keys stored and events received before
 // the retention's cutoffs (a zero cutoff keeps everything), in chunks of one transaction.
+//
+// Deliveries go in rid order (the order they were first committed in) up to the first one
+// still within the retention: there is no index on their receive time, which would cost
+// every delivery's commit a page, and finding that first one reads only the rows to be
+// deleted. A delivery committed out of receive-time order goes with its neighbours, a
+// moment after its cutoff.
 func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult, error) {
 	var res store.PruneResult
+	var deliveriesBefore int64 // the rid of the oldest delivery kept
+	if cutoff := nanos(r.DeliveriesBefore); cutoff != 0 {
+		err := s.r.QueryRowContext(ctx, `SELECT COALESCE(
+			(SELECT rid FROM deliveries WHERE receive_time >= ? ORDER BY rid LIMIT 1),
+			(SELECT COALESCE(MAX(rid), 0) + 1 FROM deliveries))`, cutoff).Scan(&deliveriesBefore)
+		if err != nil {
+			return res, fmt.Errorf("sqlite: prune: %w", err)
+		}
+	}
 	for _, p := range []struct {
 		cutoff int64
 		query  string
 		count  *int64
 	}{
-		{nanos(r.DeliveriesBefore), `DELETE FROM deliveries WHERE rid IN (SELECT rid FROM deliveries WHERE receive_time < ? LIMIT ?)`, &res.Deliveries},
+		{deliveriesBefore, `DELETE FROM deliveries WHERE rid IN (SELECT rid FROM deliveries WHERE rid < ? ORDER BY rid LIMIT ?)`, &res.Deliveries},
 		// Fetch summaries go with their deliveries (not counted apart).
 		{nanos(r.DeliveriesBefore), `DELETE FROM delivery_fetches WHERE delivery_id IN
 			(SELECT delivery_id FROM delivery_fetches WHERE fetch_time < ? LIMIT ?)`, new(int64)},

@@ -43,6 +43,10 @@ func TestDeliveryQueryPlans(t *testing.T) {
 	}{
 		{store.DeliveryFilter{}, "deliveries_workspace_time"},
 		{store.DeliveryFilter{Outcome: store.OutcomeFailed}, "deliveries_workspace_outcome_time"},
+		// The outcome indexes hold no OK delivery: OK pages from the time index.
+		{store.DeliveryFilter{Outcome: store.OutcomeOK}, "deliveries_workspace_time"},
+		{store.DeliveryFilter{SubscriptionID: "s", Outcome: store.OutcomeOK}, "deliveries_subscription_time"},
+		{store.DeliveryFilter{GlobalWebhookID: "g", Outcome: store.OutcomeOK}, "deliveries_global_time"},
 		{store.DeliveryFilter{SubscriptionID: "s"}, "deliveries_subscription_time"},
 		{store.DeliveryFilter{SubscriptionID: "s", Outcome: store.OutcomeFailed}, "deliveries_subscription_outcome_time"},
 		{store.DeliveryFilter{GlobalWebhookID: "g"}, "deliveries_global_time"},
@@ -158,4 +162,50 @@ func TestDestinationQueryPlans(t *testing.T) {
 	plan = queryPlan(t, s, listDestinationEventsAll, "w", "d", 0, 51)
 	require.Contains(t, plan, "SEARCH e USING PRIMARY KEY (destination_rid=? AND seq>?)", plan)
 	require.NotContains(t, plan, "TEMP B-TREE", plan)
+}
+
+// Prune deletes deliveries oldest first in rid order and stops at the first one within the
+// retention: a delivery older than the cutoff but committed after a newer one stays until
+// that one goes too. Thousands of them go in several chunks.
+func TestPruneDeliveriesInRidOrder(t *testing.T) {
+	s, sub := benchStore(t)
+	ctx := t.Context()
+	cutoff := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	commit := func(id string, at time.Time) {
+		t.Helper()
+		_, err := s.CommitDelivery(ctx, &store.DeliveryCommit{Delivery: &store.Delivery{
+			ID: id, WorkspaceID: sub.WorkspaceID, SubscriptionID: sub.ID, ReceiveTime: at, StatusCode: 200, Outcome: store.OutcomeOK,
+		}})
+		require.NoError(t, err)
+	}
+	const old = 2*pruneChunk + 500
+	seedDeliveries(t, s, sub, old, cutoff.Add(-72*time.Hour))
+	commit("kept-1", cutoff.Add(time.Minute))
+	commit("late-old", cutoff.Add(-time.Minute))
+	commit("kept-2", cutoff.Add(2*time.Minute))
+
+	res, err := s.Prune(ctx, store.Retention{DeliveriesBefore: cutoff})
+	require.NoError(t, err)
+	require.Equal(t, int64(old), res.Deliveries)
+	ids := func() (ids []string) {
+		list, _, err := s.ListDeliveries(ctx, sub.WorkspaceID, store.DeliveryFilter{}, store.Page{Size: 10})
+		require.NoError(t, err)
+		for _, d := range list {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	require.Equal(t, []string{"kept-2", "kept-1", "late-old"}, ids())
+
+	// Once kept-1 is past the retention, the late old delivery goes with it.
+	res, err = s.Prune(ctx, store.Retention{DeliveriesBefore: cutoff.Add(90 * time.Second)})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), res.Deliveries)
+	require.Equal(t, []string{"kept-2"}, ids())
+
+	// Nothing old: nothing deleted, whatever the rids.
+	res, err = s.Prune(ctx, store.Retention{DeliveriesBefore: cutoff})
+	require.NoError(t, err)
+	require.Zero(t, res.Deliveries)
+	require.Equal(t, []string{"kept-2"}, ids())
 }

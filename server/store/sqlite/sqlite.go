@@ -104,8 +104,7 @@ type Store struct {
 	queue      chan *op
 	writerDone chan struct{}
 
-	// bg is the writer's and checkpointer's context: transactions never run under a
-	// caller's context, so a caller that gives up cannot abort its neighbours' commit.
+	// bg is the checkpointer's context, canceled by Close (the writer's is writeCtx).
 	bg       context.Context
 	stopBg   context.CancelFunc
 	ckDone   chan struct{}

@@ -36,6 +36,37 @@ type op struct {
 type wtx struct {
 	ctx context.Context
 	tx  *sql.Tx
+	// touched is each subscription's newest event time among the transaction's commits,
+	// written once per transaction (flushTouches) rather than once per delivery.
+	touched map[subKey]int64
+	order   []subKey
+}
+
+type subKey struct{ sub, ws string }
+
+// touch records that the transaction stored an event of subscription sub received at.
+func (w *wtx) touch(sub, ws string, at int64) {
+	k := subKey{sub, ws}
+	prev, ok := w.touched[k]
+	if !ok {
+		if w.touched == nil {
+			w.touched = map[subKey]int64{}
+		}
+		w.order = append(w.order, k)
+	}
+	if !ok || at > prev {
+		w.touched[k] = at
+	}
+}
+
+// flushTouches sets last_event_time of the subscriptions the transaction stored events of.
+func (s *Store) flushTouches(w *wtx) error {
+	for _, k := range w.order {
+		if _, err := w.execStmt(s.hot.touchSubscription, w.touched[k], k.sub, k.ws); err != nil {
+			return fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
+		}
+	}
+	return nil
 }
 
 func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
@@ -172,6 +203,11 @@ func (s *Store) runBatch(batch []*op) {
 	answer(nil) // every op failed
 }
 
+// writeCtx is the context of the writer's transactions. A transaction never runs under a
+// caller's context (a caller that gives up cannot abort its neighbours' commit), and Close
+// lets the writer finish what was queued, so nothing ever cancels one.
+var writeCtx = context.Background()
+
 // errBegin marks a failure to begin a write transaction.
 var errBegin = errors.New("sqlite: begin")
 
@@ -180,16 +216,22 @@ var errBegin = errors.New("sqlite: begin")
 // has bad = -1.
 func (s *Store) runTx(ops []*op) (bad int, err error) {
 	start := time.Now()
-	tx, err := s.w.BeginTx(s.bg, nil)
+	// The writer's context can never be canceled (writeCtx): with one that can, the
+	// driver starts a goroutine per statement to watch it.
+	tx, err := s.w.BeginTx(writeCtx, nil)
 	if err != nil {
 		return -1, fmt.Errorf("%w: %w", errBegin, err)
 	}
-	w := &wtx{ctx: s.bg, tx: tx}
+	w := &wtx{ctx: writeCtx, tx: tx}
 	for i, o := range ops {
 		if err := runOp(o, w); err != nil {
 			_ = tx.Rollback()
 			return i, err
 		}
+	}
+	if err := s.flushTouches(w); err != nil {
+		_ = tx.Rollback()
+		return -1, err
 	}
 	if err := tx.Commit(); err != nil {
 		_ = tx.Rollback()
@@ -207,7 +249,7 @@ func (s *Store) countWAL() {
 	if s.m.walWrite == nil {
 		return
 	}
-	c, err := s.w.Conn(s.bg)
+	c, err := s.w.Conn(writeCtx)
 	if err != nil {
 		return
 	}
