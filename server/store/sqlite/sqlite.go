@@ -109,6 +109,14 @@ type Store struct {
 	stopBg   context.CancelFunc
 	ckDone   chan struct{}
 	batches  atomic.Int64 // transactions committed by the writer (for tests and benchmarks)
+
+	// restartMode is the WAL restart the checkpointer asks the writer for (restartNone,
+	// restartRestart, restartTruncate); restartMu guards the backoff after a failed one.
+	restartMode    atomic.Int32
+	ckMu           sync.Mutex // held by the checkpoint running (the checkpointer's or the writer's)
+	restartMu      sync.Mutex
+	restartBackoff time.Duration
+	restartAfter   time.Time
 	stmtsMu  sync.RWMutex // read mostly: each fixed query is prepared once
 	readStmt map[string]*sql.Stmt
 }

@@ -135,6 +135,9 @@ func (s *Store) writer() {
 				break fill
 			}
 		}
+		if mode := s.restartMode.Swap(restartNone); mode != restartNone {
+			s.restartWAL(mode)
+		}
 		s.runBatch(batch)
 		clear(batch) // drop references for the GC
 	}

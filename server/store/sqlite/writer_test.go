@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"io/fs"
 	"math"
 	"os"
@@ -313,7 +314,7 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		time.Sleep(time.Millisecond) // let the checkpointer run between commits
 	}
 	require.Greater(t, s.walSize(), int64(64<<10), "the pinned WAL grows")
-	require.Less(t, slowest, 200*time.Millisecond, "checkpoints never make the writer wait for the reader")
+	require.Less(t, slowest, 200*time.Millisecond, "checkpoints make the writer wait for the reader once at most (restartWait)")
 
 	_, err = conn.ExecContext(ctx, "COMMIT")
 	require.NoError(t, err)
@@ -380,4 +381,73 @@ func TestWALWrittenMetric(t *testing.T) {
 		return err
 	}))
 	require.GreaterOrEqual(t, written()-before-small, float64(25*(4096+24)))
+}
+
+// Under sustained writes with readers always about (a consumer streaming), a PASSIVE
+// checkpoint is never complete; the writer restarts the WAL once it holds half of
+// WALTruncateSize, so the file stays bounded instead of growing with everything written.
+func TestWALBoundedUnderSustainedLoad(t *testing.T) {
+	const limit = 256 << 10
+	reg := prometheus.NewRegistry()
+	s := openTest(t, Options{WALTruncateSize: limit, CheckpointInterval: 5 * time.Millisecond, Registerer: reg})
+	ctx := t.Context()
+	require.NoError(t, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
+	written := func() float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() == "hookmap_store_wal_written_bytes_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	body := make([]byte, 4<<10)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.SetConnectorParameters(ctx, "w", newTestID(w*100+i%100), body); err != nil {
+					t.Error(err)
+					return
+				}
+				if size := s.walSize(); size > peak.Load() {
+					peak.Store(size)
+				}
+			}
+		})
+	}
+	for r := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.GetConnectorParameters(ctx, "w", newTestID(r*100+i%100)); err != nil && !errors.Is(err, store.ErrNotFound) {
+					t.Error(err)
+					return
+				}
+				time.Sleep(100 * time.Microsecond) // a consumer reads, then waits for more
+			}
+		})
+	}
+	require.Eventually(t, func() bool { return written() > 24*limit }, time.Minute, time.Millisecond)
+	close(stop)
+	wg.Wait()
+	// Without the restarts the file holds about everything written (24 times the limit);
+	// with them, the limit's half plus what commits add while a restart is due or
+	// postponed by the readers.
+	require.LessOrEqual(t, peak.Load(), int64(4*limit), "WAL peak after %.0f MiB written", written()/(1<<20))
+	counts, _ := histogramCounts(t, reg, "hookmap_store_checkpoint_duration_seconds")
+	require.GreaterOrEqual(t, len(counts), 2, "PASSIVE, and RESTART or TRUNCATE by the writer")
 }
