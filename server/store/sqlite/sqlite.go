@@ -105,10 +105,10 @@ type Store struct {
 	writerDone chan struct{}
 
 	// bg is the checkpointer's context, canceled by Close (the writer's is writeCtx).
-	bg       context.Context
-	stopBg   context.CancelFunc
-	ckDone   chan struct{}
-	batches  atomic.Int64 // transactions committed by the writer (for tests and benchmarks)
+	bg      context.Context
+	stopBg  context.CancelFunc
+	ckDone  chan struct{}
+	batches atomic.Int64 // transactions committed by the writer (for tests and benchmarks)
 
 	// restartMode is the WAL restart the checkpointer asks the writer for (restartNone,
 	// restartRestart, restartTruncate); restartMu guards the backoff after a failed one.
@@ -117,8 +117,8 @@ type Store struct {
 	restartMu      sync.Mutex
 	restartBackoff time.Duration
 	restartAfter   time.Time
-	stmtsMu  sync.RWMutex // read mostly: each fixed query is prepared once
-	readStmt map[string]*sql.Stmt
+	stmtsMu        sync.RWMutex // read mostly: each fixed query is prepared once
+	readStmt       map[string]*sql.Stmt
 }
 
 var _ store.Store = (*Store)(nil)
