@@ -49,7 +49,7 @@ func walFrames(t *testing.T, batches, per int) (byTree map[string]int, total int
 			}))
 		}
 	}
-	commit(200) // the b-trees have some depth, as in a store in use
+	commit(80) // the b-trees have some depth, as in a store in use
 	var busy, logFrames, done int
 	require.NoError(t, s.w.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done))
 	require.Zero(t, busy)
