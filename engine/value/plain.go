@@ -119,3 +119,36 @@ func KindName(v any) string {
 	}
 	return fmt.Sprintf("a %T", v)
 }
+
+// Clone returns a deep copy of a plain value: its maps and lists are new, so the copy can
+// be changed without changing v. Scalars (and values of other types) are returned as they
+// are.
+func Clone(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		return CloneMap(t)
+	case []any:
+		if t == nil {
+			return t
+		}
+		l := make([]any, len(t))
+		for i, e := range t {
+			l[i] = Clone(e)
+		}
+		return l
+	default:
+		return v
+	}
+}
+
+// CloneMap is Clone of an object; nil stays nil.
+func CloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, e := range m {
+		out[k] = Clone(e)
+	}
+	return out
+}
