@@ -48,6 +48,7 @@ func (s *Store) SetConnectionAuth(ctx context.Context, c *store.Connection, even
 		if err != nil {
 			return fmt.Errorf("sqlite: connection %q: %w", c.ID, err)
 		}
+		t.changedConnection(c.WorkspaceID, c.ID)
 		for i, e := range encoded {
 			ev := e.ev
 			out, err := t.execStmt(s.hot.insertEvent, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
@@ -137,6 +138,7 @@ func (s *Store) ClaimRenewal(ctx context.Context, workspaceID, id, owner string,
 		if err != nil {
 			return fmt.Errorf("sqlite: claim renewal of connection %q: %w", id, err)
 		}
+		t.changedConnection(workspaceID, id) // its lease columns
 		n, err := res.RowsAffected()
 		if err != nil {
 			return err
@@ -165,6 +167,7 @@ func (s *Store) ReleaseRenewal(ctx context.Context, workspaceID, id, owner strin
 		if err != nil {
 			return fmt.Errorf("sqlite: release renewal of connection %q: %w", id, err)
 		}
+		t.changedConnection(workspaceID, id) // its lease columns
 		return nil
 	})
 }

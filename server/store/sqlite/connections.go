@@ -24,6 +24,7 @@ func (s *Store) CreateConnection(ctx context.Context, c *store.Connection) error
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
 			c.ID, c.WorkspaceID, c.ConnectorKey, c.Name, params, blob(c.Credentials), c.Status, c.LastError, c.Grant,
 			nanos(c.CredentialsExpireTime), nanos(created), nanos(updated))
+		t.changedConnection(c.WorkspaceID, c.ID)
 		return insertErr("connection", c.ID, "workspace "+quote(c.WorkspaceID), err)
 	})
 	if err == nil {
@@ -51,11 +52,17 @@ func scanConnection(sc scanner) (keyed[*store.Connection], error) {
 	return keyed[*store.Connection]{key: rid, v: c}, nil
 }
 
-// GetConnection returns a connection of the workspace.
+// GetConnection returns a connection of the workspace, from the cache when it holds it
+// (see the package documentation).
 func (s *Store) GetConnection(ctx context.Context, workspaceID, id string) (*store.Connection, error) {
-	k, err := getOne(ctx, s, "connection", id,
-		`SELECT `+connectionCols+` FROM connections WHERE id = ? AND workspace_id = ?`, scanConnection, id, workspaceID)
-	return k.v, err
+	if s.isClosed.Load() {
+		return nil, store.ErrClosed
+	}
+	return cached(s.cache.conns, wsKey{workspaceID, id}, cloneConnection, func() (*store.Connection, error) {
+		k, err := getOne(ctx, s, "connection", id,
+			`SELECT `+connectionCols+` FROM connections WHERE id = ? AND workspace_id = ?`, scanConnection, id, workspaceID)
+		return k.v, err
+	})
 }
 
 // ListConnections lists the workspace's connections in creation order.
@@ -98,6 +105,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 		if err != nil {
 			return fmt.Errorf("sqlite: connection %q: %w", c.ID, err)
 		}
+		t.changedConnection(c.WorkspaceID, c.ID)
 		return nil
 	})
 	if err == nil {
@@ -111,6 +119,7 @@ func (s *Store) UpdateConnection(ctx context.Context, c *store.Connection) error
 func (s *Store) DeleteConnection(ctx context.Context, workspaceID, id string) error {
 	return s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`DELETE FROM connections WHERE id = ? AND workspace_id = ?`, id, workspaceID)
+		t.changedConnection(workspaceID, id)
 		if isFKViolation(err) {
 			return fmt.Errorf("connection %s has subscriptions: %w", quote(id), store.ErrInUse)
 		}

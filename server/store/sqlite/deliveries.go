@@ -272,6 +272,7 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 		if _, err := t.execStmt(s.hot.setState, sealed, t0, u.id, u.ws); err != nil {
 			return nil, fmt.Errorf("sqlite: subscription %q state: %w", u.id, err)
 		}
+		t.changedSubscription(u.id)
 	}
 	return r, nil
 }

@@ -15,6 +15,8 @@ type metrics struct {
 	ckTime   *prometheus.HistogramVec
 	walBytes prometheus.Gauge
 	walWrite prometheus.Counter
+	// cacheLookups counts the reads the caches served (hit) or sent to the database (miss).
+	cacheLookups *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "hookmap_store_wal_written_bytes_total",
 		Help: "Bytes the writer appended to the SQLite WAL (frames of committed transactions, header included).",
 	}))
+	m.cacheLookups = storemetrics.Register(m.Group, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookmap_store_cache_lookups_total",
+		Help: "Reads of subscriptions, connections and connector parameters, by cache and result: hit (served from memory) or miss (read from the database).",
+	}, []string{"cache", "result"}))
 	return m
 }
 

@@ -60,6 +60,10 @@ type Options struct {
 	// store.Subscription.State. Open uses it once, to upgrade a database written by a
 	// version that kept state in clear (migration 3); it fails without it then.
 	SealState func(subscriptionID string, state []byte) ([]byte, error)
+	// CacheBytes bounds each of the store's three read caches (subscriptions by id,
+	// connections, connector parameters) to about this many bytes of memory, estimated
+	// (default DefaultCacheBytes); a negative value turns the caches off.
+	CacheBytes int64
 }
 
 func (o *Options) withDefaults() {
@@ -81,6 +85,9 @@ func (o *Options) withDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
 }
 
 // Store is the SQLite store. Create it with Open; it is safe for concurrent use.
@@ -96,6 +103,7 @@ type Store struct {
 
 	hot      hotStmts // prepared on w
 	pageSize int      // the database's page size, for the WAL metrics
+	cache    *caches  // rows of three hot reads, kept coherent by the writer (cache.go)
 
 	// mu guards the send side of queue: senders hold it shared and check isClosed, Close
 	// sets isClosed holding it exclusively, so no send races the close of the queue.
@@ -207,6 +215,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.m = newMetrics(opts.Registerer)
+	s.cache = newCaches(opts.CacheBytes, s.m)
 	ok = true
 	go s.writer()
 	go s.checkpointer()
@@ -325,6 +334,7 @@ func (s *Store) Close() error {
 	<-s.writerDone
 	s.stopBg()
 	<-s.ckDone
+	s.cache.clear()
 	s.m.Unregister()
 	return s.closeDBs()
 }

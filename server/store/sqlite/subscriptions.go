@@ -38,6 +38,7 @@ func (s *Store) CreateSubscription(ctx context.Context, sub *store.Subscription)
 			blob(sub.WebhookSecret), sub.Status, sub.LastError, sub.GlobalWebhookKey, sub.Selector,
 			nanos(sub.NextRefreshTime), nanos(sub.RefreshTime), sub.RefreshFailures, nanos(sub.LastEventTime),
 			nanos(created), nanos(updated))
+		t.changedSubscription(sub.ID)
 		return insertErr("subscription", sub.ID, "connection "+quote(sub.ConnectionID), err)
 	})
 	if err == nil {
@@ -79,10 +80,16 @@ func (s *Store) GetSubscription(ctx context.Context, workspaceID, id string) (*s
 		`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ? AND workspace_id = ?`, scanSubscriptionOnly, id, workspaceID)
 }
 
-// LookupSubscription returns a subscription by its id alone.
+// LookupSubscription returns a subscription by its id alone, from the cache when it holds
+// it (see the package documentation).
 func (s *Store) LookupSubscription(ctx context.Context, id string) (*store.Subscription, error) {
-	return getOne(ctx, s, "subscription", id,
-		`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ?`, scanSubscriptionOnly, id)
+	if s.isClosed.Load() {
+		return nil, store.ErrClosed
+	}
+	return cached(s.cache.subs, id, cloneSubscription, func() (*store.Subscription, error) {
+		return getOne(ctx, s, "subscription", id,
+			`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ?`, scanSubscriptionOnly, id)
+	})
 }
 
 // ListSubscriptions lists the workspace's subscriptions (of one connection unless
@@ -149,6 +156,7 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 		if err != nil {
 			return fmt.Errorf("sqlite: update subscription %q: %w", sub.ID, err)
 		}
+		t.changedSubscription(sub.ID)
 		return nil
 	})
 	if err == nil {
@@ -179,6 +187,7 @@ func storedState(t *wtx, id, workspaceID string) (state []byte, found bool, err 
 func (s *Store) DeleteSubscription(ctx context.Context, workspaceID, id string) error {
 	return s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`DELETE FROM subscriptions WHERE id = ? AND workspace_id = ?`, id, workspaceID)
+		t.changedSubscription(id)
 		return mustAffect(res, err, "subscription", id)
 	})
 }
@@ -221,6 +230,9 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, c store.DueClaim) ([]
 		var rowsKeyed []keyed[*store.Subscription]
 		for rows.Next() {
 			k, err := scanSubscription(rows)
+			if k.v != nil {
+				t.changedSubscription(k.v.ID) // its lease columns
+			}
 			if errors.Is(err, store.ErrUnreadable) {
 				// Left leased until its TTL: one damaged subscription never stops the others.
 				s.log.ErrorContext(ctx, "a due subscription cannot be read; it is skipped", "err", err)
@@ -255,6 +267,7 @@ func (s *Store) ReleaseSubscription(ctx context.Context, id, owner string) error
 		if _, err := t.exec(`UPDATE subscriptions SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`, id, owner); err != nil {
 			return fmt.Errorf("sqlite: release subscription %q: %w", id, err)
 		}
+		t.changedSubscription(id)
 		return nil
 	})
 }

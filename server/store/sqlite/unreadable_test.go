@@ -16,6 +16,7 @@ func TestUnreadableRecordsNeverFailAList(t *testing.T) {
 		corrupt := func(query string, args ...any) {
 			t.Helper()
 			require.NoError(t, s.write(t.Context(), func(tx *wtx) error {
+				tx.changedAll() // a raw statement: no cached copy may outlive it
 				_, err := tx.exec(query, args...)
 				return err
 			}))

@@ -140,21 +140,27 @@ func (s *Store) SetConnectorParameters(ctx context.Context, workspaceID, connect
 		_, err := t.exec(`INSERT INTO connector_parameters (workspace_id, connector_key, sealed, update_time) VALUES (?, ?, ?, ?)
 			ON CONFLICT (workspace_id, connector_key) DO UPDATE SET sealed = excluded.sealed, update_time = excluded.update_time`,
 			workspaceID, connectorKey, sealed, nanos(t0))
+		t.changedConnectorParameters(workspaceID, connectorKey)
 		return insertErr("connector parameters", connectorKey, "workspace "+quote(workspaceID), err)
 	})
 }
 
 // GetConnectorParameters returns what SetConnectorParameters stored, store.ErrNotFound
-// when it never ran.
+// when it never ran; from the cache when it holds it (see the package documentation).
 func (s *Store) GetConnectorParameters(ctx context.Context, workspaceID, connectorKey string) ([]byte, error) {
-	return getOne(ctx, s, "connector parameters", connectorKey,
-		`SELECT sealed FROM connector_parameters WHERE workspace_id = ? AND connector_key = ?`,
-		func(sc scanner) ([]byte, error) {
-			var b []byte
-			err := sc.Scan(&b)
-			if b == nil {
-				b = []byte{}
-			}
-			return b, err
-		}, workspaceID, connectorKey)
+	if s.isClosed.Load() {
+		return nil, store.ErrClosed
+	}
+	return cached(s.cache.params, wsKey{workspaceID, connectorKey}, cloneBytes, func() ([]byte, error) {
+		return getOne(ctx, s, "connector parameters", connectorKey,
+			`SELECT sealed FROM connector_parameters WHERE workspace_id = ? AND connector_key = ?`,
+			func(sc scanner) ([]byte, error) {
+				var b []byte
+				err := sc.Scan(&b)
+				if b == nil {
+					b = []byte{}
+				}
+				return b, err
+			}, workspaceID, connectorKey)
+	})
 }

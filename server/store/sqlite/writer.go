@@ -40,6 +40,7 @@ type wtx struct {
 	// written once per transaction (flushTouches) rather than once per delivery.
 	touched map[subKey]int64
 	order   []subKey
+	ch      changes // the cached rows the ops wrote, applied to the caches after the commit
 }
 
 type subKey struct{ sub, ws string }
@@ -65,6 +66,7 @@ func (s *Store) flushTouches(w *wtx) error {
 		if _, err := w.execStmt(s.hot.touchSubscription, w.touched[k], k.sub, k.ws); err != nil {
 			return fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
 		}
+		w.touchedSubscription(k.sub, k.ws, w.touched[k])
 	}
 	return nil
 }
@@ -240,6 +242,9 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 		_ = tx.Rollback()
 		return -1, fmt.Errorf("sqlite: commit: %w", err)
 	}
+	// After the commit, before runBatch answers the callers: a read that follows a write
+	// never gets a copy cached before it.
+	s.cache.apply(&w.ch)
 	s.batches.Add(1)
 	s.m.Commit(len(ops), time.Since(start))
 	s.countWAL()
