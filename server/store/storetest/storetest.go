@@ -44,6 +44,8 @@ func RunAll(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimDueSubscriptions", testClaimDueSubscriptions},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ConcurrentClaims", testConcurrentClaims},
+		{"ReadsAfterWrites", testReadsAfterWrites},
+		{"ReturnedValuesAreCopies", testReturnedValuesAreCopies},
 		{"GlobalWebhooks", testGlobalWebhooks},
 		{"EnsureGlobalWebhookRace", testEnsureGlobalWebhookRace},
 		{"CommitDelivery", testCommitDelivery},
