@@ -126,3 +126,54 @@ func BenchmarkDestinationDrain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReceiverReads: the three reads the receiver makes per webhook (the subscription
+// by id, its connection, its connector's parameters), served from the caches (cached) and
+// from the database (the caches off), by 8 concurrent readers.
+//
+//	go test ./server/store/sqlite -run '^$' -bench BenchmarkReceiverReads -benchmem
+func BenchmarkReceiverReads(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		cache int64
+	}{{"cached", 0}, {"database", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := openTest(b, Options{CacheBytes: bc.cache})
+			ctx := b.Context()
+			require.NoError(b, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
+			c := &store.Connection{WorkspaceID: "w", ID: "c", ConnectorKey: "github", Name: "c",
+				Parameters: map[string]any{"baseUri": "https://api.github.com", "org": "acme"}, Credentials: make([]byte, 120)}
+			require.NoError(b, s.CreateConnection(ctx, c))
+			sub := &store.Subscription{WorkspaceID: "w", ID: "s", ConnectionID: "c", ConnectorKey: "github", EventKey: "issues",
+				Status: store.StatusActive, Parameters: map[string]any{"owner": "acme", "repo": "hooks"},
+				State: make([]byte, 200), WebhookSecret: make([]byte, 60)}
+			require.NoError(b, s.CreateSubscription(ctx, sub))
+			require.NoError(b, s.SetConnectorParameters(ctx, "w", "github", make([]byte, 100)))
+			b.Run("LookupSubscription", func(b *testing.B) {
+				b.SetParallelism(4)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if _, err := s.LookupSubscription(ctx, "s"); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+			b.Run("all three", func(b *testing.B) {
+				b.SetParallelism(4)
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						_, err1 := s.LookupSubscription(ctx, "s")
+						_, err2 := s.GetConnection(ctx, "w", "c")
+						_, err3 := s.GetConnectorParameters(ctx, "w", "github")
+						if err1 != nil || err2 != nil || err3 != nil {
+							b.Error(err1, err2, err3)
+							return
+						}
+					}
+				})
+			})
+		})
+	}
+}

@@ -32,8 +32,12 @@ const (
 // makes per webhook (LookupSubscription, GetConnection, GetConnectorParameters). See the
 // package documentation for the coherence rule.
 type caches struct {
-	subs   *lru[string, *store.Subscription]
-	conns  *lru[wsKey, *store.Connection]
+	subs  *lru[string, *store.Subscription]
+	conns *lru[wsKey, *store.Connection]
+	// params holds nil for a workspace's connector without parameters: a read that found
+	// none is cached too, because SetConnectorParameters, the one write that creates
+	// them, drops the key like any write (keys of subscriptions and connections that do
+	// not exist are not cached: the receiver's ids come from the network).
 	params *lru[wsKey, []byte]
 }
 

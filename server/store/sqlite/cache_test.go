@@ -56,7 +56,10 @@ func warm(t *testing.T, s *Store, f *cacheFixture) {
 	_, err = s.GetConnection(ctx, f.ws, f.conn.ID)
 	require.Equal(t, err == nil, s.cache.conns.has(wsKey{f.ws, f.conn.ID}), "connection: %v", err)
 	_, err = s.GetConnectorParameters(ctx, f.ws, f.connector)
-	require.Equal(t, err == nil, s.cache.params.has(wsKey{f.ws, f.connector}), "connector parameters: %v", err)
+	if err != nil {
+		require.ErrorIs(t, err, store.ErrNotFound)
+	}
+	require.True(t, s.cache.params.has(wsKey{f.ws, f.connector}), "connector parameters, found or not")
 }
 
 // dbConnection and dbConnectorParameters read the database, never the cache
@@ -310,6 +313,21 @@ func TestCacheWritesAreSeen(t *testing.T) {
 				sub := *f.sub
 				require.NoError(t, s.CreateSubscription(t.Context(), &sub))
 			}},
+		{name: "SetConnectorParameters after a read that found none", drops: dropped{params: true},
+			setup: func(t *testing.T, f *cacheFixture) {
+				f.connector += "-unset" // a connector of the workspace without parameters
+			},
+			write: func(t *testing.T, f *cacheFixture) {
+				require.True(t, s.cache.params.has(wsKey{f.ws, f.connector}), "none is cached")
+				_, err := s.GetConnectorParameters(t.Context(), f.ws, f.connector)
+				require.ErrorIs(t, err, store.ErrNotFound)
+				require.NoError(t, s.SetConnectorParameters(t.Context(), f.ws, f.connector, []byte("sealed-params-new")))
+			},
+			check: func(t *testing.T, f *cacheFixture) {
+				got, err := s.GetConnectorParameters(t.Context(), f.ws, f.connector)
+				require.NoError(t, err)
+				require.Equal(t, []byte("sealed-params-new"), got)
+			}},
 		{name: "SetConnectorParameters", drops: dropped{params: true},
 			write: func(t *testing.T, f *cacheFixture) {
 				require.NoError(t, s.SetConnectorParameters(t.Context(), f.ws, f.connector, []byte("sealed-params-2")))
@@ -387,6 +405,19 @@ func TestCacheFillRace(t *testing.T) {
 				require.NoError(t, s.UpdateConnection(ctx, c))
 			},
 			want: func() any { v, _ := dbConnection(ctx, s, f.ws, f.conn.ID); return v }},
+		{name: "connector parameters, none before the write",
+			arm: func(w func()) { s.cache.params.beforeFill = func(wsKey) { w() } },
+			read: func() (any, error) {
+				b, err := s.GetConnectorParameters(ctx, f.ws, "unset")
+				if errors.Is(err, store.ErrNotFound) {
+					return "none", nil
+				}
+				return b, err
+			},
+			write: func() {
+				require.NoError(t, s.SetConnectorParameters(ctx, f.ws, "unset", []byte("sealed-params-new")))
+			},
+			want: func() any { v, _ := dbConnectorParameters(ctx, s, f.ws, "unset"); return v }},
 		{name: "connector parameters",
 			arm:  func(w func()) { s.cache.params.beforeFill = func(wsKey) { w() } },
 			read: func() (any, error) { return s.GetConnectorParameters(ctx, f.ws, f.connector) },

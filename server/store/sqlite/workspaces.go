@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -147,12 +149,14 @@ func (s *Store) SetConnectorParameters(ctx context.Context, workspaceID, connect
 
 // GetConnectorParameters returns what SetConnectorParameters stored, store.ErrNotFound
 // when it never ran; from the cache when it holds it (see the package documentation).
+// Unlike the other cached reads, it caches that there are none: the receiver asks for
+// the parameters of every webhook's connector, and most connectors have none.
 func (s *Store) GetConnectorParameters(ctx context.Context, workspaceID, connectorKey string) ([]byte, error) {
 	if s.isClosed.Load() {
 		return nil, store.ErrClosed
 	}
-	return cached(s.cache.params, wsKey{workspaceID, connectorKey}, cloneBytes, func() ([]byte, error) {
-		return getOne(ctx, s, "connector parameters", connectorKey,
+	b, err := cached(s.cache.params, wsKey{workspaceID, connectorKey}, cloneBytes, func() ([]byte, error) {
+		b, err := getOne(ctx, s, "connector parameters", connectorKey,
 			`SELECT sealed FROM connector_parameters WHERE workspace_id = ? AND connector_key = ?`,
 			func(sc scanner) ([]byte, error) {
 				var b []byte
@@ -162,5 +166,13 @@ func (s *Store) GetConnectorParameters(ctx context.Context, workspaceID, connect
 				}
 				return b, err
 			}, workspaceID, connectorKey)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil // cached as nil: none stored
+		}
+		return b, err
 	})
+	if err == nil && b == nil {
+		return nil, fmt.Errorf("connector parameters %s: %w", quote(connectorKey), store.ErrNotFound)
+	}
+	return b, err
 }
