@@ -13,7 +13,7 @@ import (
 )
 
 // DefaultCacheBytes is Options.CacheBytes' default: each of the three read caches holds at
-// most 16 MiB (estimated), about 20,000 subscriptions of a typical size.
+// most 16 MiB (estimated), some 20,000 to 30,000 subscriptions of a typical size.
 const DefaultCacheBytes = 16 << 20
 
 const (
@@ -115,13 +115,13 @@ func (c *caches) apply(ch *changes) {
 		c.params.invalidate(k)
 	}
 	for _, t := range ch.touched {
-		c.subs.update(t.id, func(sub *store.Subscription) *store.Subscription {
+		c.subs.update(t.id, func(sub *store.Subscription) (*store.Subscription, bool) {
 			if sub.WorkspaceID != t.ws || t.at <= nanos(sub.LastEventTime) {
-				return sub // the statement's WHERE or its MAX left the row as it was
+				return nil, false // the statement's WHERE or its MAX left the row as it was
 			}
 			cp := *sub // cached values are never changed in place: readers hold copies of them
 			cp.LastEventTime = fromNanos(t.at)
-			return &cp
+			return &cp, true
 		})
 	}
 }
@@ -272,9 +272,9 @@ func (c *lru[K, V]) invalidate(k K) {
 }
 
 // update replaces k's entry, when there is one, by what change makes of it (change must
-// not modify its argument), and refuses the fills of k's stripe in progress: a committed
-// write changed k's row in a way change reproduces.
-func (c *lru[K, V]) update(k K, change func(V) V) {
+// not modify its argument; false keeps the entry), and refuses the fills of k's stripe in
+// progress: a committed write changed k's row in a way change reproduces.
+func (c *lru[K, V]) update(k K, change func(V) (V, bool)) {
 	if c == nil {
 		return
 	}
@@ -286,8 +286,9 @@ func (c *lru[K, V]) update(k K, change func(V) V) {
 	if !ok {
 		return
 	}
-	v := change(e.v)
-	c.put(k, cacheEntry[V]{v, c.size(k, v)})
+	if v, changed := change(e.v); changed {
+		c.put(k, cacheEntry[V]{v, c.size(k, v)})
+	}
 }
 
 // clear drops every entry and refuses every fill in progress.

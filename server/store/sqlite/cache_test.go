@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -614,4 +615,39 @@ func TestCacheConcurrentReadsAndWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "error 19", sub.LastError)
 	require.Equal(t, time.Unix(20, 0).UTC(), sub.LastEventTime)
+}
+
+// TestCacheMetrics: hookmap_store_cache_lookups_total counts hits and misses by cache.
+func TestCacheMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openTest(t, Options{Registerer: reg})
+	f := newCacheFixture(t, s, 0)
+	warm(t, s, f) // three misses
+	warm(t, s, f) // three hits
+	_, err := s.GetConnectorParameters(t.Context(), f.ws, "unset")
+	require.ErrorIs(t, err, store.ErrNotFound) // a miss
+	lookups := func(cache, result string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != "hookmap_store_cache_lookups_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["cache"] == cache && labels["result"] == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	require.Equal(t, []float64{1, 1, 1, 1, 1, 2}, []float64{
+		lookups("subscriptions", "hit"), lookups("subscriptions", "miss"),
+		lookups("connections", "hit"), lookups("connections", "miss"),
+		lookups("connector_parameters", "hit"), lookups("connector_parameters", "miss"),
+	})
 }

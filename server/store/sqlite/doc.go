@@ -21,6 +21,28 @@
 // starts is dropped from the queue; once its batch has started the caller waits for the
 // outcome, so an error is never reported for a write that was committed.
 //
+// # Read caches
+//
+// Three reads the receiver makes for every webhook are served from memory: a subscription
+// by id (LookupSubscription), a connection (GetConnection) and a workspace's parameters
+// of a connector (GetConnectorParameters, which also remembers that there are none).
+// Each is a least-recently-used cache bounded by the estimated size of its entries
+// (Options.CacheBytes, 16 MiB each by default; a row larger than a sixteenth of that is
+// never cached). Every other read, GetSubscription and the lists included, reads the
+// database.
+//
+// The caches are exactly as fresh as the database, because the store is the file's only
+// writer (hookmap on SQLite is one process) and every write goes through the writer: each
+// write operation records the cached rows it writes on its transaction, and the writer
+// drops them from the caches after the COMMIT and before it answers the operation's
+// caller. A reader that misses takes a generation counter of its key's stripe before it
+// reads the database, and caches what it read only if no write of that stripe was
+// applied meanwhile, so a row read before a write never outlives it. The last event time
+// a delivery sets is applied to a cached subscription rather than dropping it (the
+// receiver's own deliveries would otherwise empty the cache). Every read returns a copy
+// its caller may change. The PostgreSQL store has no such caches: its replicas share the
+// database, and one's writes would not reach the others' memory.
+//
 // # Checkpoints
 //
 // Automatic checkpoints are off (wal_autocheckpoint=0): they would run inside a commit and

@@ -215,6 +215,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.m = newMetrics(opts.Registerer)
+	// The caches start empty after the migrations (sealstate.go's rewrite of every
+	// subscription included): nothing read before this point is kept.
 	s.cache = newCaches(opts.CacheBytes, s.m)
 	ok = true
 	go s.writer()
