@@ -126,6 +126,16 @@ func (c *caches) apply(ch *changes) {
 	}
 }
 
+// drop drops the cached copies of every row ch names, touched ones included: what the
+// writer does when a COMMIT failed, not knowing what the database kept.
+func (c *caches) drop(ch *changes) {
+	for _, t := range ch.touched {
+		ch.subs = append(ch.subs, t.id)
+	}
+	ch.touched = nil
+	c.apply(ch)
+}
+
 // clear empties every cache.
 func (c *caches) clear() {
 	c.subs.clear()

@@ -651,3 +651,29 @@ func TestCacheMetrics(t *testing.T) {
 		lookups("connector_parameters", "hit"), lookups("connector_parameters", "miss"),
 	})
 }
+
+// TestCacheFailedCommitDrops: when a COMMIT fails (here a deferred foreign key), the writer
+// does not know what the database kept: it drops the rows the transaction wrote, touched
+// ones included, rather than applying the touch.
+func TestCacheFailedCommitDrops(t *testing.T) {
+	s := openTest(t, Options{})
+	f := newCacheFixture(t, s, 0)
+	warm(t, s, f)
+	err := s.write(t.Context(), func(w *wtx) error {
+		if _, err := w.exec(`PRAGMA defer_foreign_keys = ON`); err != nil {
+			return err
+		}
+		w.touch(f.sub.ID, f.ws, time.Unix(9000, 0).UnixNano()) // written before the COMMIT
+		w.changedConnection(f.ws, f.conn.ID)
+		_, err := w.exec(`INSERT INTO api_keys (id, workspace_id, name, hash) VALUES ('k', 'no-such-workspace', 'k', x'00')`)
+		return err
+	})
+	require.True(t, isFKViolation(err), "%v", err)
+	require.False(t, s.cache.subs.has(f.sub.ID))
+	require.False(t, s.cache.conns.has(wsKey{f.ws, f.conn.ID}))
+	require.True(t, s.cache.params.has(wsKey{f.ws, f.connector}))
+	sub, err := s.LookupSubscription(t.Context(), f.sub.ID)
+	require.NoError(t, err)
+	require.True(t, sub.LastEventTime.IsZero(), "the touch was rolled back")
+	requireCoherent(t, s, f)
+}

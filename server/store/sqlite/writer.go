@@ -240,6 +240,7 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 	}
 	if err := tx.Commit(); err != nil {
 		_ = tx.Rollback()
+		s.cache.drop(&w.ch) // dropping is always safe; an update is only after a commit
 		return -1, fmt.Errorf("sqlite: commit: %w", err)
 	}
 	// After the commit, before runBatch answers the callers: a read that follows a write
