@@ -133,6 +133,9 @@ func open(path string) (*Pipeline, error) {
 	if err == nil {
 		err = conn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize)
 	}
+	if err == nil {
+		err = checkDurable(ctx, conn)
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -144,6 +147,23 @@ func open(path string) (*Pipeline, error) {
 	p.walWritten() // start counting from zero
 	go p.writer()
 	return p, nil
+}
+
+// checkDurable checks that the connection runs in WAL mode with synchronous=FULL: a
+// yardstick that skipped its fsyncs would flatter itself.
+func checkDurable(ctx context.Context, conn *sql.Conn) error {
+	var mode string
+	var sync int
+	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return err
+	}
+	if err := conn.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil {
+		return err
+	}
+	if mode != "wal" || sync != 2 {
+		return fmt.Errorf("journal_mode=%s synchronous=%d, want wal and 2 (FULL)", mode, sync)
+	}
+	return nil
 }
 
 // Close stops the writer and closes the database. No request may be in flight.

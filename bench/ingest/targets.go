@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/hookmap/hookmap/clients/go/hookmap"
+	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+)
+
+// startTimeout bounds a subprocess's start, until it is ready for webhooks.
+const startTimeout = 60 * time.Second
+
+// target is a running system under test.
+type target struct {
+	name    string
+	proc    *proc
+	url     string // where webhooks go
+	sampler *sampler
+	// walWritten reads the bytes the system's writer has appended to its WAL so far.
+	walWritten func(ctx context.Context) (int64, error)
+	client     *hookmap.Client // hookmap's gRPC client; nil for the pipeline
+}
+
+// stop stops the subprocess and what watches it.
+func (t *target) stop() {
+	if t.client != nil {
+		_ = t.client.Close()
+	}
+	if t.sampler != nil {
+		t.sampler.close()
+	}
+	t.proc.stop()
+}
+
+// startPipeline starts the pipeline with its database in dir and waits until it listens.
+func startPipeline(ctx context.Context, bin, dir string) (*target, error) {
+	db := filepath.Join(dir, "pipeline.db")
+	lines := make(chan string, 16)
+	p, err := startProc("pipeline", bin, []string{"-addr", "127.0.0.1:0", "-db", db}, lines)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for {
+		select {
+		case line := <-lines:
+			addr, ok := strings.CutPrefix(line, "listening on ")
+			if !ok {
+				continue
+			}
+			if !strings.HasPrefix(addr, "127.0.0.1:") {
+				p.stop()
+				return nil, fmt.Errorf("pipeline listens on %s, not on 127.0.0.1", addr)
+			}
+			base := "http://" + addr
+			return &target{
+				name: "pipeline", proc: p, url: base + "/hooks/bench", sampler: newSampler(p.pid(), db+"-wal"),
+				walWritten: func(ctx context.Context) (int64, error) { return pipelineWAL(ctx, base) },
+			}, nil
+		case <-p.exited:
+			return nil, p.diedErr()
+		case <-ctx.Done():
+			p.stop()
+			return nil, fmt.Errorf("pipeline did not print its address: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// pipelineWAL reads the pipeline's /stats.
+func pipelineWAL(ctx context.Context, base string) (int64, error) {
+	b, err := get(ctx, base+"/stats")
+	if err != nil {
+		return 0, err
+	}
+	var stats struct {
+		WALWrittenBytes *int64 `json:"wal_written_bytes"`
+	}
+	if err := json.Unmarshal(b, &stats); err != nil || stats.WALWrittenBytes == nil {
+		return 0, fmt.Errorf("pipeline /stats: unexpected answer %q", b)
+	}
+	return *stats.WALWrittenBytes, nil
+}
+
+// walMetric is hookmap's counter of the bytes its writer appended to the SQLite WAL.
+const walMetric = "hookmap_store_wal_written_bytes_total"
+
+// hookmapWAL reads walMetric from hookmap's /metrics.
+func hookmapWAL(ctx context.Context, base string) (int64, error) {
+	b, err := get(ctx, base+"/metrics")
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		value, ok := strings.CutPrefix(sc.Text(), walMetric+" ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return 0, fmt.Errorf("hookmap /metrics: %s: %w", walMetric, err)
+		}
+		return int64(f), nil
+	}
+	return 0, fmt.Errorf("hookmap /metrics has no %s", walMetric)
+}
+
+func get(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return b, err
+}
+
+// startHookmap starts hookmap serve with its data in dir and the connectors of
+// connectors, waits until it is ready, and subscribes to the bench connector's webhook
+// event: the target's url is the subscription's webhook URI. A start that loses its
+// ports to another process is tried again on other ports.
+func startHookmap(ctx context.Context, bin, dir, connectors string) (*target, error) {
+	for attempt := 1; ; attempt++ {
+		t, err := startHookmapOnce(ctx, bin, dir, connectors)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return t, err
+		}
+	}
+}
+
+func startHookmapOnce(ctx context.Context, bin, dir, connectors string) (*target, error) {
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc("hookmap", bin, []string{
+		"serve", "--data-dir", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
+		"--public-url", "http://" + httpAddr, "--connectors", connectors, "--log-level", "warn",
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.stop()
+		}
+	}()
+	c, err := hookmap.Dial(ctx, grpcAddr, hookmap.WithInsecure(), hookmap.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		return nil, err
+	}
+	t := &target{name: "hookmap", proc: p, client: c}
+	defer func() {
+		if !ok {
+			_ = c.Close()
+		}
+	}()
+	if err := waitServing(ctx, c, p); err != nil {
+		return nil, err
+	}
+	base := "http://" + httpAddr
+	if _, err := get(ctx, base+"/readyz"); err != nil {
+		return nil, fmt.Errorf("hookmap /readyz: %w", err)
+	}
+	conn, err := hookmapv1.NewConnectionServiceClient(c.Conn()).CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{
+		ConnectorKey: "bench", Name: "bench",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hookmap CreateConnection: %w", err)
+	}
+	sub, err := hookmapv1.NewSubscriptionServiceClient(c.Conn()).CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
+		ConnectionId: conn.GetId(), EventKey: "webhook", Parameters: &structpb.Struct{},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hookmap CreateSubscription: %w", err)
+	}
+	if !strings.HasPrefix(sub.GetWebhookUri(), base+"/") {
+		return nil, fmt.Errorf("hookmap's webhook URI %q is not under %s", sub.GetWebhookUri(), base)
+	}
+	t.url = sub.GetWebhookUri()
+	t.sampler = newSampler(p.pid(), filepath.Join(dir, "hookmap.db-wal"))
+	t.walWritten = func(ctx context.Context) (int64, error) { return hookmapWAL(ctx, base) }
+	ok = true
+	return t, nil
+}
+
+// waitServing polls gRPC health until hookmap says SERVING.
+func waitServing(ctx context.Context, c *hookmap.Client, p *proc) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	health := grpc_health_v1.NewHealthClient(c.Conn())
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		resp, err := health.Check(cctx, &grpc_health_v1.HealthCheckRequest{})
+		ccancel()
+		if err == nil && resp.GetStatus() == grpc_health_v1.HealthCheckResponse_SERVING {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return p.diedErr()
+		case <-ctx.Done():
+			return errors.Join(fmt.Errorf("hookmap was not SERVING within %s", startTimeout), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
