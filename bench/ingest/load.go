@@ -210,5 +210,7 @@ send:
 		})
 	}
 	wg.Wait()
-	return loadResult{Acked: p.acked.Load(), Non2xx: p.non2xx.Load(), Errors: p.errs.Load(), Elapsed: time.Since(start), Lat: p.lat.snapshot()}
+	// The last request goes out 1/rate before d is over: the phase lasts d at least.
+	elapsed := max(time.Since(start), d)
+	return loadResult{Acked: p.acked.Load(), Non2xx: p.non2xx.Load(), Errors: p.errs.Load(), Elapsed: elapsed, Lat: p.lat.snapshot()}
 }

@@ -45,8 +45,8 @@ func soak(ctx context.Context, cfg config) error {
 		rss, wal := t.sampler.latest()
 		st := k.lat.snapshot()
 		acked := pc.acked.Load()
-		fmt.Fprintf(out, "t=%s acked=%d rate=%.0f/s non2xx=%d errors=%d wal=%s wal_peak=%s rss=%s rss_hwm=%s stream_n=%d stream_p99=%s stream_max=%s\n",
-			time.Since(start).Round(time.Second), acked, float64(acked)/time.Since(start).Seconds(), pc.non2xx.Load(), pc.errs.Load(),
+		fmt.Fprintf(out, "t=%.1fs acked=%d rate=%.0f/s non2xx=%d errors=%d wal=%s wal_peak=%s rss=%s rss_hwm=%s stream_n=%d stream_p99=%s stream_max=%s\n",
+			time.Since(start).Seconds(), acked, float64(acked)/time.Since(start).Seconds(), pc.non2xx.Load(), pc.errs.Load(),
 			mib(wal), mib(pk.WALPeak), mib(rss), mib(pk.RSSHWM), st.N, ms(st.P99), ms(st.Max))
 		return pk, st, acked
 	}
