@@ -210,7 +210,7 @@ func (h *harness) pipelineRound(ctx context.Context, round int) (systemRun, erro
 	}
 	defer t.stop()
 	t.proc.watch(h.cancel)
-	_, r.Throughput, err = h.throughput(ctx, t)
+	_, r.Throughput, err = h.throughput(ctx, t, func() {})
 	return r, err
 }
 
@@ -234,11 +234,12 @@ func (h *harness) hookmapRound(ctx context.Context, round int) (systemRun, error
 		k = startConsumer(ctx, t.client, false, died)
 		defer func() { k.stop() }()
 	}
-	before := int64(0)
-	if k != nil {
-		before = k.count.Load()
-	}
-	acked, tp, err := h.throughput(ctx, t)
+	var before int64
+	acked, tp, err := h.throughput(ctx, t, func() {
+		if k != nil {
+			before = k.count.Load()
+		}
+	})
 	r.Throughput = tp
 	if err != nil {
 		return r, err
@@ -267,9 +268,9 @@ func (h *harness) hookmapRound(ctx context.Context, round int) (systemRun, error
 	return r, ctx.Err()
 }
 
-// throughput warms t up, then loads it for the configured duration; acked counts the
-// warm-up's acknowledged webhooks too.
-func (h *harness) throughput(ctx context.Context, t *target) (acked int64, ph phase, err error) {
+// throughput warms t up, then loads it for the configured duration, calling started
+// when the measured load starts; acked counts the warm-up's acknowledged webhooks too.
+func (h *harness) throughput(ctx context.Context, t *target, started func()) (acked int64, ph phase, err error) {
 	load := func(d time.Duration) (loadResult, error) {
 		if h.cfg.Load == "wrk" {
 			return wrkLoad(ctx, t.url, h.body, h.cfg.Conns, d, h.dir)
@@ -288,6 +289,7 @@ func (h *harness) throughput(ctx context.Context, t *target) (acked int64, ph ph
 	}
 	var loadErr error
 	ph, err = h.measure(ctx, t, func() loadResult {
+		started()
 		res, err := load(h.cfg.Duration)
 		loadErr = err
 		return res
