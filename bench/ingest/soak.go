@@ -59,7 +59,9 @@ wait:
 		case <-ctx.Done():
 			return failed(ctx, ctx.Err())
 		case <-tick.C:
-			line()
+			if time.Since(start) < cfg.Soak { // the last report comes after the load
+				line()
+			}
 		case res = <-done:
 			break wait
 		}

@@ -15,7 +15,7 @@
 // answers {"wal_written_bytes": N}: the bytes the writer appended to the WAL (frames
 // times page size plus their 24-byte headers).
 //
-//	go run ./bench/pipeline -db /tmp/p.db -addr 127.0.0.1:0
+//	go run ./bench/pipeline -db pipeline.db -addr 127.0.0.1:0
 //
 // It prints "listening on ADDR" on stdout once it listens, and stops on SIGINT or SIGTERM.
 package main
