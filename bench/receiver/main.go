@@ -55,6 +55,7 @@ func main() {
 	storeURL := flag.String("store", "", "a postgres:// URL to run on (default: a fresh SQLite file)")
 	replicas := flag.Int("replicas", 1, "hookmap instances sharing the Postgres store")
 	traceFile := flag.String("trace", "", "write an execution trace of one second of the load phase to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile (after the load) to this file")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the load phase (hookmap and the senders) to this file")
 	flag.Parse()
 	if *replicas > 1 && *storeURL == "" {
@@ -69,6 +70,15 @@ func main() {
 		}
 		defer f.Close()
 		profile = f
+	}
+	if *memProfile != "" {
+		defer func() {
+			f, err := os.Create(*memProfile)
+			if err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	if *traceFile != "" {
 		f, err := os.Create(*traceFile)

@@ -21,6 +21,8 @@ func (s *Store) checkpointer() {
 			return
 		case <-t.C:
 			s.checkpoint()
+		case <-s.ckWake:
+			s.checkpoint()
 		}
 	}
 }
@@ -37,6 +39,9 @@ func (s *Store) checkpointer() {
 // journal_size_limit caps the file the writer leaves behind whenever it restarts a fully
 // copied WAL.
 func (s *Store) checkpoint() (complete bool) {
+	if s.restartMode.Load() != restartNone {
+		return false // the writer restarts the WAL before its next transaction: let it
+	}
 	// One checkpoint at a time: SQLite refuses a second one at once (SQLITE_BUSY, with no
 	// wait), so the writer's restart and this round take turns.
 	s.ckMu.Lock()

@@ -121,7 +121,9 @@ type Store struct {
 	// restartMode is the WAL restart the checkpointer asks the writer for (restartNone,
 	// restartRestart, restartTruncate); restartMu guards the backoff after a failed one.
 	restartMode    atomic.Int32
-	ckMu           sync.Mutex // held by the checkpoint running (the checkpointer's or the writer's)
+	ckMu           sync.Mutex    // held by the checkpoint running (the checkpointer's or the writer's)
+	ckWake         chan struct{} // the writer wakes the checkpointer when much was written (countWAL)
+	sinceWake      int64         // WAL bytes written since the last wake (the writer's)
 	restartMu      sync.Mutex
 	restartBackoff time.Duration
 	restartAfter   time.Time
@@ -151,6 +153,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		queue:      make(chan *op, opts.MaxBatch),
 		writerDone: make(chan struct{}),
 		ckDone:     make(chan struct{}),
+		ckWake:     make(chan struct{}, 1),
 		readStmt:   map[string]*sql.Stmt{},
 	}
 	s.bg, s.stopBg = context.WithCancel(context.Background())

@@ -254,10 +254,11 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 
 // countWAL adds the pages the writer connection appended to the WAL since the last call
 // (SQLITE_DBSTATUS_CACHE_WRITE, which counts WAL frames in WAL mode) to the metrics.
+//
+// Every WALTruncateSize/8 bytes written it also wakes the checkpointer: under a heavy load
+// the WAL grows by tens of megabytes a second, faster than a checkpoint a second keeps up
+// with, and the restart that bounds it is decided after a checkpoint (maybeRestart).
 func (s *Store) countWAL() {
-	if s.m.walWrite == nil {
-		return
-	}
 	c, err := s.w.Conn(writeCtx)
 	if err != nil {
 		return
@@ -269,8 +270,17 @@ func (s *Store) countWAL() {
 			return nil
 		}
 		frames, _, err := st.Status(sqlite.DBStatusCacheWrite, true)
-		if err == nil {
-			s.m.walWritten(frames, s.pageSize)
+		if err != nil {
+			return nil
+		}
+		s.m.walWritten(frames, s.pageSize)
+		s.sinceWake += int64(frames) * int64(s.pageSize+walFrameHeader)
+		if s.sinceWake >= s.opts.WALTruncateSize/8 {
+			s.sinceWake = 0
+			select {
+			case s.ckWake <- struct{}{}:
+			default: // a round is due already
+			}
 		}
 		return nil
 	})

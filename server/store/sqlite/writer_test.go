@@ -267,6 +267,7 @@ func TestPragmas(t *testing.T) {
 func TestCheckpointTruncatesLargeWAL(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openTest(t, Options{WALTruncateSize: 256 << 10, CheckpointInterval: time.Hour, Registerer: reg})
+	s.sinceWake = math.MinInt64 // nor does the writer wake the checkpointer: this test runs it
 	ctx := t.Context()
 	require.NoError(t, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
 	body := make([]byte, 8<<10)
@@ -450,4 +451,20 @@ func TestWALBoundedUnderSustainedLoad(t *testing.T) {
 	require.LessOrEqual(t, peak.Load(), int64(4*limit), "WAL peak after %.0f MiB written", written()/(1<<20))
 	counts, _ := histogramCounts(t, reg, "hookmap_store_checkpoint_duration_seconds")
 	require.GreaterOrEqual(t, len(counts), 2, "PASSIVE, and RESTART or TRUNCATE by the writer")
+}
+
+// Under a heavy load the writer wakes the checkpointer every WALTruncateSize/8 bytes, so
+// the WAL stays bounded even when the checkpointer's own period is long.
+func TestWriterWakesCheckpointer(t *testing.T) {
+	const limit = 256 << 10
+	s := openTest(t, Options{WALTruncateSize: limit, CheckpointInterval: time.Hour})
+	ctx := t.Context()
+	require.NoError(t, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
+	body := make([]byte, 4<<10)
+	var peak int64
+	for i := range 400 { // 1.6 MiB of parameters, several times the limit
+		require.NoError(t, s.SetConnectorParameters(ctx, "w", newTestID(i%50), body))
+		peak = max(peak, s.walSize())
+	}
+	require.LessOrEqual(t, peak, int64(2*limit))
 }
