@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -25,22 +24,6 @@ func DecodeStored(b []byte) (any, error) { return decode(b, unlimitedDepth) }
 
 // unlimitedDepth is above encoding/json's own nesting limit (10,000).
 const unlimitedDepth = 1 << 20
-
-func decode(b []byte, maxDepth int) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		if strings.Contains(err.Error(), "exceeded max depth") {
-			return nil, fmt.Errorf("JSON %w", ErrTooDeep)
-		}
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, ErrTrailingData
-	}
-	return normalize(v, 0, maxDepth)
-}
 
 // DecodeString is Decode of a string.
 func DecodeString(s string) (any, error) { return Decode([]byte(s)) }

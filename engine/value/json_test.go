@@ -68,3 +68,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The fastjson decoder decodes every document exactly as encoding/json did: the same value,
+// or an error where it gave one.
+func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1}`, `[1.5,"x",{"y":null}]`, `{"big":9007199254740993,"e":1e3,"neg":-0}`, `"\ud800"`, `"\ud83d\ude00"`,
+		`"a\\u0041"`, "\"\xff\xfe\"", `{"a":1,"a":2}`, `{} {}`, ` `, `NaN`, `[1,]`, `{"k":"\u0000"}`, `1e400`,
+		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`, `"\/\b\f\n\r\t"`, `01`, `-`, `tru`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, depth := range []int{MaxDepth, unlimitedDepth} {
+			got, err := decode(b, depth)
+			want, wantErr := decodeStd(b, depth)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("decode(%q, %d): error %v, encoding/json: %v", b, depth, err, wantErr)
+			}
+			if err == nil {
+				require.Equal(t, want, got, "decode(%q, %d)", b, depth)
+			}
+		}
+	})
+}
