@@ -143,7 +143,7 @@ func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *r
 		msg := fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody())
 		return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rc.maxBody()))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, rc.maxBody()), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -153,6 +153,28 @@ func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *r
 		return nil, &refusal{status: http.StatusBadRequest, msg: "cannot read body: " + err.Error(), public: "cannot read the body", bodyRead: true}
 	}
 	return body, nil
+}
+
+// readAll is io.ReadAll into a buffer of the announced length (plus one byte, to see the
+// end without growing it), so a typical body is one allocation instead of several.
+func readAll(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > 1<<30 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, length+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) { // longer than announced: grow as io.ReadAll does
+			b = append(b, 0)[:len(b)]
+		}
+	}
 }
 
 // A body over the limit is answered 413 with "Connection: close" at once; then up to
@@ -187,7 +209,7 @@ func (rc *Receiver) incoming(r *http.Request, body []byte) *core.Incoming {
 		Method:   r.Method,
 		Path:     r.URL.Path,
 		RawQuery: r.URL.RawQuery,
-		Header:   r.Header.Clone(),
+		Header:   r.Header, // the request's own: the delivery is over before the request is
 		Body:     body,
 		URL:      strings.TrimRight(rc.Core.PublicURL, "/") + r.URL.RequestURI(),
 		Received: time.Now().UTC(),
