@@ -41,7 +41,8 @@
 // pipeline's per round and over all rounds (total acknowledged over total time), the p99
 // ratio (mean of the rounds' p99s), and each goal of the receiver, "met" or "short":
 // throughput ratio >= 0.9, p99 <= 1.25x the pipeline's, receive-to-stream p99 <= 5 ms at
-// 1,000/s, peak RSS <= 150 MiB, WAL <= 4 KiB per webhook and WAL peak <= 64 MiB (the worst
+// 1,000/s, peak RSS <= 150 MiB, WAL <= 4 KiB per webhook under load (the throughput
+// phase; the paced phase's figure is printed beside it) and WAL peak <= 64 MiB (the worst
 // phase of any round). The exit status is 0 whatever the figures; it is 1 only when the
 // harness fails (a build fails, a subprocess dies, every request of a phase fails) and 2
 // on bad flags.
