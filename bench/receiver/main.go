@@ -11,6 +11,11 @@
 //
 //	go run ./bench/receiver -store "$HOOKMAP_TEST_POSTGRES" -replicas 2 -concurrency 32
 //
+// -connectors, -connector and -event choose what to subscribe to (the ingest comparison's
+// connector: -connectors bench/connector -connector bench -event webhook); -cpuprofile,
+// -memprofile and -trace profile the load phase. After the figures it prints the store's
+// commit batch size, commit time, the writer's busy share and WAL bytes per webhook.
+//
 // Traffic goes only to the loopback address the harness itself listens on.
 package main
 
