@@ -39,8 +39,11 @@ func (s *Store) checkpointer() {
 // journal_size_limit caps the file the writer leaves behind whenever it restarts a fully
 // copied WAL.
 func (s *Store) checkpoint() (complete bool) {
-	if s.restartMode.Load() != restartNone {
-		return false // the writer restarts the WAL before its next transaction: let it
+	if s.restartMode.Load() != restartNone && len(s.queue) > 0 {
+		// The writer restarts the WAL before its next transaction, which is queued: let it
+		// have the checkpoint lock. (An idle writer has nothing to restart the WAL for
+		// yet; the round runs.)
+		return false
 	}
 	// One checkpoint at a time: SQLite refuses a second one at once (SQLITE_BUSY, with no
 	// wait), so the writer's restart and this round take turns.
