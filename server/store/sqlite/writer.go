@@ -40,7 +40,8 @@ type wtx struct {
 	// written once per transaction (flushTouches) rather than once per delivery.
 	touched map[subKey]int64
 	order   []subKey
-	ch      changes // the cached rows the ops wrote, applied to the caches after the commit
+	ch      changes                 // the cached rows the ops wrote, applied to the caches after the commit
+	stmts   map[*sql.Stmt]*sql.Stmt // the transaction's copies of prepared statements (execStmt)
 }
 
 type subKey struct{ sub, ws string }
@@ -76,7 +77,17 @@ func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
 }
 
 func (w *wtx) execStmt(st *sql.Stmt, args ...any) (sql.Result, error) {
-	return w.tx.StmtContext(w.ctx, st).ExecContext(w.ctx, args...)
+	// The transaction's copy of a prepared statement is made once per transaction, not
+	// once per use (database/sql closes it with the transaction).
+	ts, ok := w.stmts[st]
+	if !ok {
+		if w.stmts == nil {
+			w.stmts = map[*sql.Stmt]*sql.Stmt{}
+		}
+		ts = w.tx.StmtContext(w.ctx, st)
+		w.stmts[st] = ts
+	}
+	return ts.ExecContext(w.ctx, args...)
 }
 
 func (w *wtx) queryRow(query string, args ...any) *sql.Row {
