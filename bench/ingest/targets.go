@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,13 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/hookmap/hookmap/bench/internal/promtext"
 	"github.com/hookmap/hookmap/clients/go/hookmap"
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
 )
@@ -101,24 +100,15 @@ const walMetric = "hookmap_store_wal_written_bytes_total"
 
 // hookmapWAL reads walMetric from hookmap's /metrics.
 func hookmapWAL(ctx context.Context, base string) (int64, error) {
-	b, err := get(ctx, base+"/metrics")
+	fams, err := promtext.Get(ctx, base+"/metrics")
 	if err != nil {
 		return 0, err
 	}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		value, ok := strings.CutPrefix(sc.Text(), walMetric+" ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return 0, fmt.Errorf("hookmap /metrics: %s: %w", walMetric, err)
-		}
-		return int64(f), nil
+	v, ok := fams.Value(walMetric)
+	if !ok {
+		return 0, fmt.Errorf("hookmap /metrics has no %s", walMetric)
 	}
-	return 0, fmt.Errorf("hookmap /metrics has no %s", walMetric)
+	return int64(v), nil
 }
 
 func get(ctx context.Context, url string) ([]byte, error) {

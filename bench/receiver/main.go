@@ -33,7 +33,6 @@ import (
 	"runtime/pprof"
 	"runtime/trace"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +44,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	hookmapv1 "github.com/hookmap/hookmap/proto/gen/hookmap/v1"
+	"github.com/hookmap/hookmap/bench/internal/promtext"
 	"github.com/hookmap/hookmap/server/app"
 	"github.com/hookmap/hookmap/server/store/postgres/pgtest"
 )
@@ -67,42 +67,39 @@ func main() {
 		fmt.Fprintln(os.Stderr, "receiver bench: -replicas needs a Postgres -store")
 		os.Exit(2)
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "receiver bench:", err)
-			os.Exit(1)
+	profile, traceOut = create(*cpuProfile), create(*traceFile)
+	memOut := create(*memProfile)
+	err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors, *connector, *event, *storeURL, *replicas)
+	if memOut != nil {
+		_ = pprof.Lookup("allocs").WriteTo(memOut, 0)
+	}
+	for _, f := range []*os.File{profile, traceOut, memOut} {
+		if f != nil {
+			_ = f.Close()
 		}
-		defer f.Close()
-		profile = f
 	}
-	if *memProfile != "" {
-		defer func() {
-			f, err := os.Create(*memProfile)
-			if err == nil {
-				_ = pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-		}()
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "receiver bench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		traceOut = f
-	}
-	if err := run(*concurrency, *duration, *maxRequests, *bodySize, *connectors, *connector, *event, *storeURL, *replicas); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "receiver bench:", err)
 		os.Exit(1)
 	}
 }
 
+// create creates the file at path for a profile or trace; nil when path is empty.
+func create(path string) *os.File {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "receiver bench:", err)
+		os.Exit(1)
+	}
+	return f
+}
+
 // profile, when set, receives a CPU profile of the load phase; traceOut an execution
 // trace of its second second.
-var profile, traceOut io.Writer
+var profile, traceOut *os.File
 
 func run(concurrency int, duration time.Duration, maxRequests, bodySize int, connectors, connector, event, storeURL string, replicas int) error {
 	dir, err := os.MkdirTemp("", "hookmap-bench")
@@ -214,43 +211,18 @@ func run(concurrency int, duration time.Duration, maxRequests, bodySize int, con
 		store, replicas, concurrency, bodySize, len(all), failed.Load(), elapsed.Round(time.Millisecond),
 		float64(len(all))/elapsed.Seconds(), pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
 	if storeURL == "" {
-		m, err := scrape("http://" + a.HTTPAddr() + "/metrics")
+		m, err := promtext.Get(ctx, "http://"+a.HTTPAddr()+"/metrics")
 		if err != nil {
 			return err
 		}
-		batches := m["hookmap_store_commit_batch_size_count"]
+		batches, ops := m.Histogram("hookmap_store_commit_batch_size")
+		_, commitSecs := m.Histogram("hookmap_store_commit_duration_seconds")
+		wal, _ := m.Value("hookmap_store_wal_written_bytes_total")
 		fmt.Printf("commits=%.0f ops/commit=%.1f commit_time=%.2fms busy=%.0f%% wal_bytes/webhook=%.0f\n",
-			batches, m["hookmap_store_commit_batch_size_sum"]/max(batches, 1),
-			1000*m["hookmap_store_commit_duration_seconds_sum"]/max(batches, 1),
-			100*m["hookmap_store_commit_duration_seconds_sum"]/elapsed.Seconds(),
-			m["hookmap_store_wal_written_bytes_total"]/float64(len(all)))
+			batches, ops/max(batches, 1), 1000*commitSecs/max(batches, 1), 100*commitSecs/elapsed.Seconds(),
+			wal/float64(len(all)))
 	}
 	return nil
-}
-
-// scrape reads the unlabelled samples of a Prometheus text exposition.
-func scrape(url string) (map[string]float64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		name, v, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") || strings.Contains(name, "{") {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err == nil {
-			m[name] = f
-		}
-	}
-	return m, nil
 }
 
 // createSchema creates schema on the server at url and returns what drops it.
