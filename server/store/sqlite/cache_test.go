@@ -627,23 +627,7 @@ func TestCacheMetrics(t *testing.T) {
 	_, err := s.GetConnectorParameters(t.Context(), f.ws, "unset")
 	require.ErrorIs(t, err, store.ErrNotFound) // a miss
 	lookups := func(cache, result string) float64 {
-		mfs, err := reg.Gather()
-		require.NoError(t, err)
-		for _, mf := range mfs {
-			if mf.GetName() != "hookmap_store_cache_lookups_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				if labels["cache"] == cache && labels["result"] == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-		return 0
+		return counterValue(t, reg, "hookmap_store_cache_lookups_total", "cache", cache, "result", result)
 	}
 	require.Equal(t, []float64{1, 1, 1, 1, 1, 2}, []float64{
 		lookups("subscriptions", "hit"), lookups("subscriptions", "miss"),

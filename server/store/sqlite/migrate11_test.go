@@ -2,13 +2,10 @@ package sqlite
 
 import (
 	"fmt"
-	"io/fs"
-	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -20,19 +17,7 @@ import (
 func TestNarrowDeliveryIndexesMigration(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hookmap.db")
-	require.NoError(t, prepareFile(path))
-	db, err := openDB(path, 1, url.Values{
-		"_journal_mode": {"WAL"}, "_synchronous": {"FULL"}, "_foreign_keys": {"1"},
-		"_pragma": {"wal_autocheckpoint(0)"},
-	})
-	require.NoError(t, err)
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	require.NoError(t, err)
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations((&Store{}).sealStateMigration()))
-	require.NoError(t, err)
-	_, err = p.UpTo(t.Context(), 10)
-	require.NoError(t, err)
+	db := databaseAt(t, path, 10)
 
 	// Deliveries as the version before wrote them: one an hour, every fifth FAILED, one
 	// subscription's and one global webhook's.

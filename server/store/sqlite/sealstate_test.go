@@ -5,14 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookmap/hookmap/engine/value"
@@ -28,19 +25,7 @@ import (
 // clear versions sit in the files' free space too; every version's secret is returned.
 func v2Database(t *testing.T, dir string) (db *sql.DB, subs map[string]string, secretsWritten []string) {
 	t.Helper()
-	path := filepath.Join(dir, "hookmap.db")
-	require.NoError(t, prepareFile(path))
-	db, err := openDB(path, 1, url.Values{
-		"_journal_mode": {"WAL"}, "_synchronous": {"FULL"}, "_foreign_keys": {"1"},
-		"_pragma": {"wal_autocheckpoint(0)"},
-	})
-	require.NoError(t, err)
-	sub, err := fs.Sub(migrationsFS, "migrations")
-	require.NoError(t, err)
-	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true))
-	require.NoError(t, err)
-	_, err = p.UpTo(t.Context(), 2)
-	require.NoError(t, err)
+	db = databaseAt(t, filepath.Join(dir, "hookmap.db"), 2)
 
 	exec := func(q string, args ...any) {
 		t.Helper()

@@ -361,17 +361,7 @@ func TestPanicInWriteIsAnError(t *testing.T) {
 func TestWALWrittenMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openTest(t, Options{Registerer: reg, CheckpointInterval: time.Hour})
-	written := func() float64 {
-		mfs, err := reg.Gather()
-		require.NoError(t, err)
-		for _, mf := range mfs {
-			if mf.GetName() == "hookmap_store_wal_written_bytes_total" {
-				return mf.GetMetric()[0].GetCounter().GetValue()
-			}
-		}
-		t.Fatal("no hookmap_store_wal_written_bytes_total")
-		return 0
-	}
+	written := func() float64 { return counterValue(t, reg, "hookmap_store_wal_written_bytes_total") }
 	before := written()
 	require.NoError(t, s.write(t.Context(), insertWorkspace("small")))
 	small := written() - before
@@ -393,16 +383,7 @@ func TestWALBoundedUnderSustainedLoad(t *testing.T) {
 	s := openTest(t, Options{WALTruncateSize: limit, CheckpointInterval: 5 * time.Millisecond, Registerer: reg})
 	ctx := t.Context()
 	require.NoError(t, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
-	written := func() float64 {
-		mfs, err := reg.Gather()
-		require.NoError(t, err)
-		for _, mf := range mfs {
-			if mf.GetName() == "hookmap_store_wal_written_bytes_total" {
-				return mf.GetMetric()[0].GetCounter().GetValue()
-			}
-		}
-		return 0
-	}
+	written := func() float64 { return counterValue(t, reg, "hookmap_store_wal_written_bytes_total") }
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
