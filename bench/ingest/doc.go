@@ -12,9 +12,11 @@
 // It builds hookmap (./server/cmd/hookmap) and the pipeline into a temporary folder with
 // plain go build, then runs rounds; each round runs the pipeline, then hookmap, each as a
 // subprocess with a fresh data folder, listening on 127.0.0.1 only. hookmap serves the
-// connector in bench/connector (one event whose handle does the pipeline's work) in dev
-// mode; the harness creates a connection and a subscription over gRPC and posts to the
-// subscription's webhook URI. Both get the same ~1 KiB JSON body.
+// connector in bench/connector (one event whose handle does the pipeline's work) as
+// production runs it: auth on (a random --admin-token) and a --secret-key. The harness
+// creates a workspace and an API key with the admin token, then a connection and a
+// subscription with the key over gRPC (the consumer streams with the key too), and posts
+// to the subscription's webhook URI. Both get the same ~1 KiB JSON body.
 //
 // Phases, for each system:
 //

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,9 +152,13 @@ func startHookmapOnce(ctx context.Context, bin, dir, connectors string) (*target
 	if err != nil {
 		return nil, err
 	}
+	// As production runs it: auth on (an admin token), the secret key given rather than a
+	// key file, and the service (the consumer) on a workspace API key of its own.
+	adminToken, secretKey := hex.EncodeToString(randomBytes(32)), hex.EncodeToString(randomBytes(32))
 	p, err := startProc("hookmap", bin, []string{
 		"serve", "--data-dir", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
 		"--public-url", "http://" + httpAddr, "--connectors", connectors, "--log-level", "warn",
+		"--admin-token", adminToken, "--secret-key", secretKey,
 	}, nil)
 	if err != nil {
 		return nil, err
@@ -163,7 +169,29 @@ func startHookmapOnce(ctx context.Context, bin, dir, connectors string) (*target
 			p.stop()
 		}
 	}()
-	c, err := hookmap.Dial(ctx, grpcAddr, hookmap.WithInsecure(), hookmap.WithLogger(slog.New(slog.DiscardHandler)))
+	quiet := hookmap.WithLogger(slog.New(slog.DiscardHandler))
+	admin, err := hookmap.Dial(ctx, grpcAddr, hookmap.WithInsecure(), hookmap.WithToken(adminToken), quiet)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	if err := waitServing(ctx, admin, p); err != nil {
+		return nil, err
+	}
+	base := "http://" + httpAddr
+	if _, err := get(ctx, base+"/readyz"); err != nil {
+		return nil, fmt.Errorf("hookmap /readyz: %w", err)
+	}
+	adminSvc := hookmapv1.NewAdminServiceClient(admin.Conn())
+	ws, err := adminSvc.CreateWorkspace(ctx, &hookmapv1.CreateWorkspaceRequest{Id: "bench", Name: "bench"})
+	if err != nil {
+		return nil, fmt.Errorf("hookmap CreateWorkspace: %w", err)
+	}
+	key, err := adminSvc.CreateApiKey(ctx, &hookmapv1.CreateApiKeyRequest{WorkspaceId: ws.GetId(), Name: "bench"})
+	if err != nil {
+		return nil, fmt.Errorf("hookmap CreateApiKey: %w", err)
+	}
+	c, err := hookmap.Dial(ctx, grpcAddr, hookmap.WithInsecure(), hookmap.WithToken(key.GetSecret()), quiet)
 	if err != nil {
 		return nil, err
 	}
@@ -173,13 +201,6 @@ func startHookmapOnce(ctx context.Context, bin, dir, connectors string) (*target
 			_ = c.Close()
 		}
 	}()
-	if err := waitServing(ctx, c, p); err != nil {
-		return nil, err
-	}
-	base := "http://" + httpAddr
-	if _, err := get(ctx, base+"/readyz"); err != nil {
-		return nil, fmt.Errorf("hookmap /readyz: %w", err)
-	}
 	conn, err := hookmapv1.NewConnectionServiceClient(c.Conn()).CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{
 		ConnectorKey: "bench", Name: "bench",
 	})
@@ -222,4 +243,10 @@ func waitServing(ctx context.Context, c *hookmap.Client, p *proc) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
 }
