@@ -277,7 +277,12 @@ func (w *worker) enqueue(ctx context.Context, d *store.Destination) (more bool, 
 			return false, err
 		}
 		next := last // every event up to last was committed when it was read
-		if len(events) == readBatch {
+		switch {
+		case len(events) == readBatch:
+			next = events[len(events)-1].Seq
+		case len(events) > 0 && events[len(events)-1].Seq > last:
+			// committed between the two reads, and queued now: the cursor passes it, or the
+			// next round would queue it again (after it may have been delivered)
 			next = events[len(events)-1].Seq
 		}
 		queued := make([]*store.DestinationEvent, len(events))
