@@ -25,6 +25,11 @@ func (h *Harness) OpenStream(req *hookmapv1.StreamEventsRequest) *Stream {
 	h.T.Cleanup(cancel)
 	cl, err := h.Events.StreamEvents(ctx, req)
 	require.NoError(h.T, err)
+	// The server sends the headers once it has fixed where the stream starts (a Latest
+	// position is read then): waiting for them means an event committed after OpenStream
+	// returns is on the stream, however the goroutines are scheduled.
+	_, err = cl.Header()
+	require.NoError(h.T, err)
 	s := &Stream{h: h, cancel: cancel, events: make(chan *hookmapv1.Event, 1024), errc: make(chan error, 1)}
 	go func(cl grpc.ServerStreamingClient[hookmapv1.Event]) {
 		for {
