@@ -94,6 +94,7 @@ func TestComparison(t *testing.T) {
 					require.Positive(t, ph.Peaks.WALPeak, "%s WAL peak", system)
 					require.Positive(t, ph.Peaks.RSSHWM, "%s peak RSS", system)
 					require.Positive(t, ph.Peaks.RSSMax, "%s sampled RSS", system)
+					require.Positive(t, ph.CPU, "%s CPU time", system)
 				}
 				require.Contains(t, out.String(), r.String()+"\n", "the run's line is printed")
 			}

@@ -308,7 +308,16 @@ func (h *harness) measure(ctx context.Context, t *target, load func() loadResult
 	if err != nil {
 		return ph, err
 	}
+	c0, err := cpuTime(t.proc.pid())
+	if err != nil {
+		return ph, err
+	}
 	ph.Load = load()
+	c1, err := cpuTime(t.proc.pid())
+	if err != nil {
+		return ph, err
+	}
+	ph.CPU = c1 - c0
 	if err := ctx.Err(); err != nil {
 		return ph, err
 	}

@@ -11,7 +11,16 @@ import (
 type phase struct {
 	Load     loadResult
 	Peaks    peaks
-	WALBytes int64 // appended to the WAL during the phase
+	WALBytes int64         // appended to the WAL during the phase
+	CPU      time.Duration // the system's CPU time (user and system) during the phase
+}
+
+// CPUPerWebhook is the system's CPU time per acknowledged webhook.
+func (p phase) CPUPerWebhook() time.Duration {
+	if p.Load.Acked == 0 {
+		return 0
+	}
+	return p.CPU / time.Duration(p.Load.Acked)
 }
 
 // WALPerWebhook is the WAL bytes written per acknowledged webhook.
@@ -20,6 +29,14 @@ func (p phase) WALPerWebhook() float64 {
 		return 0
 	}
 	return float64(p.WALBytes) / float64(p.Load.Acked)
+}
+
+// cores is the CPU time over the phase's length: how many cores the system kept busy.
+func (p phase) cores() float64 {
+	if p.Load.Elapsed <= 0 {
+		return 0
+	}
+	return p.CPU.Seconds() / p.Load.Elapsed.Seconds()
 }
 
 // systemRun is one system's figures in one round.
@@ -50,9 +67,10 @@ func (p phase) figures(prefix string) string {
 	if !p.Peaks.PeakReset {
 		hwm = "rss_hwm_since_start"
 	}
-	return fmt.Sprintf("%sacked=%d secs=%.2f rate=%.0f/s p50=%s p99=%s non2xx=%d errors=%d %s=%s rss_max=%s wal_peak=%s wal_per_webhook=%.0fB",
+	return fmt.Sprintf("%sacked=%d secs=%.2f rate=%.0f/s p50=%s p99=%s non2xx=%d errors=%d %s=%s rss_max=%s wal_peak=%s wal_per_webhook=%.0fB cpu_per_webhook=%.1fus cpu_cores=%.2f",
 		prefix, p.Load.Acked, p.Load.Elapsed.Seconds(), p.Load.Rate(), ms(p.Load.Lat.P50), ms(p.Load.Lat.P99),
-		p.Load.Non2xx, p.Load.Errors, hwm, mib(p.Peaks.RSSHWM), mib(p.Peaks.RSSMax), mib(p.Peaks.WALPeak), p.WALPerWebhook())
+		p.Load.Non2xx, p.Load.Errors, hwm, mib(p.Peaks.RSSHWM), mib(p.Peaks.RSSMax), mib(p.Peaks.WALPeak), p.WALPerWebhook(),
+		float64(p.CPUPerWebhook())/float64(time.Microsecond), p.cores())
 }
 
 // String is the run's one line.
