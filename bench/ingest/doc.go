@@ -8,6 +8,7 @@
 //	go run ./bench/ingest -load go                # the built-in generator even with wrk
 //	go run ./bench/ingest -consumer=false         # no consumer streaming during the load
 //	go run ./bench/ingest -soak 1h -rate 450      # an hour of paced load on hookmap alone
+//	go run ./bench/ingest -cpuprofile /tmp/prof   # and a CPU profile of each throughput phase
 //
 // It builds hookmap (./server/cmd/hookmap) and the pipeline into a temporary folder with
 // plain go build, then runs rounds; each round runs the pipeline, then hookmap, each as a
@@ -37,7 +38,15 @@
 // phase's start through /proc/PID/clear_refs where the kernel allows it, and the highest
 // VmRSS sampled every 100 ms), the WAL file's peak size (sampled every 100 ms) and the WAL
 // bytes written per acknowledged webhook (the delta of hookmap's
-// hookmap_store_wal_written_bytes_total, or of the pipeline's /stats, over the phase).
+// hookmap_store_wal_written_bytes_total, or of the pipeline's /stats, over the phase), and
+// the subprocess's CPU time (user and system, from /proc/PID/stat) per acknowledged
+// webhook and over the phase's length (cpu_cores). On a machine whose cores the load
+// saturates, throughput follows CPU per webhook.
+//
+// -cpuprofile DIR writes a CPU profile of each system's throughput phase (after the
+// warm-up) to DIR/SYSTEM-roundN.pprof, read with go tool pprof. hookmap is then built with
+// -tags benchprofile, which lets it start and stop a profile on SIGUSR1 and SIGUSR2
+// (package bench/sigprof); a binary built without the tag never does.
 //
 // Output: one line per system per round, then a summary: hookmap's throughput over the
 // pipeline's per round and over all rounds (total acknowledged over total time), the p99

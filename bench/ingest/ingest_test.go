@@ -46,7 +46,7 @@ func binaries(t *testing.T) (string, string) {
 			return
 		}
 		connectorsDir = filepath.Join(repo, "bench", "connector")
-		hookmapBin, pipelineBin, err = build(ctx, repo, binDir)
+		hookmapBin, pipelineBin, err = build(ctx, repo, binDir, false)
 		if err != nil {
 			buildFailure = err.Error()
 		}

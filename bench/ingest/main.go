@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/hookmap/hookmap/bench/sigprof"
 )
 
 // config is the run's settings (the flags).
@@ -27,6 +29,8 @@ type config struct {
 	Soak     time.Duration
 	Body     int           // webhook body size in bytes
 	Every    time.Duration // the soak's report interval
+
+	CPUProfile string // folder of the throughput phases' CPU profiles ("": none)
 
 	// Set by tests: prebuilt binaries (else they are built) and where the output goes.
 	Hookmap, Pipeline string
@@ -46,6 +50,7 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.Consumer, "consumer", true, "a consumer streams hookmap's events during the throughput phase")
 	fs.DurationVar(&cfg.Soak, "soak", 0, "instead of the comparison: paced load at -rate on hookmap alone for this long")
 	fs.IntVar(&cfg.Body, "body", 1024, "webhook body size in bytes")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of each system's throughput phase into this folder (SYSTEM-roundN.pprof; hookmap is built with -tags benchprofile)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -136,7 +141,7 @@ func setup(ctx context.Context, cfg config) (context.Context, *harness, func(), 
 	}
 	h := &harness{cfg: cfg, dir: dir, connectors: filepath.Join(repo, "bench", "connector"), body: webhookBody(cfg.Body), cancel: cancel}
 	if h.cfg.Hookmap == "" || h.cfg.Pipeline == "" {
-		h.cfg.Hookmap, h.cfg.Pipeline, err = build(ctx, repo, dir)
+		h.cfg.Hookmap, h.cfg.Pipeline, err = build(ctx, repo, dir, cfg.CPUProfile != "")
 		if err != nil {
 			cleanup()
 			return nil, nil, nil, err
@@ -188,6 +193,29 @@ func run(ctx context.Context, cfg config) ([]systemRun, error) {
 	return runs, nil
 }
 
+// stopProfile stops the CPU profile of t's phase and waits (up to 10 s) until it is
+// written: the file appears once it is complete (package sigprof).
+func (t *target) stopProfile() {
+	_ = t.proc.cmd.Process.Signal(syscall.SIGUSR2)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(t.profile); err == nil {
+			return
+		}
+	}
+}
+
+// profile is where a system writes the CPU profile of its throughput phase (package
+// sigprof) when -cpuprofile asks for one (an older file of that name is removed), and
+// the environment that tells it so.
+func (h *harness) profile(system string, round int) (path string, env []string) {
+	if h.cfg.CPUProfile == "" {
+		return "", nil
+	}
+	path = filepath.Join(h.cfg.CPUProfile, fmt.Sprintf("%s-round%d.pprof", system, round))
+	_ = os.Remove(path)
+	return path, []string{sigprof.Env + "=" + path}
+}
+
 // dataDir is a fresh folder for one system's data.
 func (h *harness) dataDir(name string) (string, func(), error) {
 	d, err := os.MkdirTemp(h.dir, name+"-")
@@ -204,10 +232,12 @@ func (h *harness) pipelineRound(ctx context.Context, round int) (systemRun, erro
 		return r, err
 	}
 	defer remove()
-	t, err := startPipeline(ctx, h.cfg.Pipeline, dir)
+	prof, env := h.profile("pipeline", round)
+	t, err := startPipeline(ctx, h.cfg.Pipeline, dir, env)
 	if err != nil {
 		return r, err
 	}
+	t.profile = prof
 	defer t.stop()
 	t.proc.watch(h.cancel)
 	_, r.Throughput, err = h.throughput(ctx, t, func() {})
@@ -221,10 +251,12 @@ func (h *harness) hookmapRound(ctx context.Context, round int) (systemRun, error
 		return r, err
 	}
 	defer remove()
-	t, err := startHookmap(ctx, h.cfg.Hookmap, dir, h.connectors)
+	prof, env := h.profile("hookmap", round)
+	t, err := startHookmap(ctx, h.cfg.Hookmap, dir, h.connectors, env)
 	if err != nil {
 		return r, err
 	}
+	t.profile = prof
 	defer t.stop()
 	t.proc.watch(h.cancel)
 	died := func(err error) { h.cancel(err) }
@@ -290,6 +322,10 @@ func (h *harness) throughput(ctx context.Context, t *target, started func()) (ac
 	var loadErr error
 	ph, err = h.measure(ctx, t, func() loadResult {
 		started()
+		if t.profile != "" {
+			_ = t.proc.cmd.Process.Signal(syscall.SIGUSR1) // sigprof: start the profile
+			defer t.stopProfile()
+		}
 		res, err := load(h.cfg.Duration)
 		loadErr = err
 		return res

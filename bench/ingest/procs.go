@@ -18,11 +18,16 @@ import (
 	"time"
 )
 
-// build compiles hookmap and the pipeline from the module at repo into dir.
-func build(ctx context.Context, repo, dir string) (hookmap, pipeline string, err error) {
+// build compiles hookmap and the pipeline from the module at repo into dir; with profile,
+// hookmap can write a CPU profile on a signal (package sigprof).
+func build(ctx context.Context, repo, dir string, profile bool) (hookmap, pipeline string, err error) {
 	hookmap, pipeline = filepath.Join(dir, "hookmap"), filepath.Join(dir, "pipeline")
+	tags := ""
+	if profile {
+		tags = "benchprofile"
+	}
 	for bin, pkg := range map[string]string{hookmap: "./server/cmd/hookmap", pipeline: "./bench/pipeline"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", tags, "-o", bin, pkg)
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return "", "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
@@ -64,10 +69,13 @@ type proc struct {
 	stopping atomic.Bool
 }
 
-// startProc starts bin with args. Its stdout lines go to lines (when not nil) and, with
+// startProc starts bin with args and env added to the harness's environment. Its stdout lines go to lines (when not nil) and, with
 // its stderr, to the tail kept for error messages.
-func startProc(name, bin string, args []string, lines chan<- string) (*proc, error) {
+func startProc(name, bin string, args, env []string, lines chan<- string) (*proc, error) {
 	p := &proc{name: name, cmd: exec.Command(bin, args...), logs: &tail{}, exited: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.SysProcAttr = sysProcAttr()
 	p.cmd.Stderr = p.logs
 	stdout, err := p.cmd.StdoutPipe()

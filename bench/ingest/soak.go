@@ -20,7 +20,7 @@ func soak(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer remove()
-	t, err := startHookmap(ctx, h.cfg.Hookmap, dir, h.connectors)
+	t, err := startHookmap(ctx, h.cfg.Hookmap, dir, h.connectors, nil)
 	if err != nil {
 		return failed(ctx, err)
 	}

@@ -34,6 +34,7 @@ type target struct {
 	// walWritten reads the bytes the system's writer has appended to its WAL so far.
 	walWritten func(ctx context.Context) (int64, error)
 	client     *hookmap.Client // hookmap's gRPC client; nil for the pipeline
+	profile    string          // where the CPU profile of its throughput phase goes ("": none)
 }
 
 // stop stops the subprocess and what watches it.
@@ -48,10 +49,10 @@ func (t *target) stop() {
 }
 
 // startPipeline starts the pipeline with its database in dir and waits until it listens.
-func startPipeline(ctx context.Context, bin, dir string) (*target, error) {
+func startPipeline(ctx context.Context, bin, dir string, env []string) (*target, error) {
 	db := filepath.Join(dir, "pipeline.db")
 	lines := make(chan string, 16)
-	p, err := startProc("pipeline", bin, []string{"-addr", "127.0.0.1:0", "-db", db}, lines)
+	p, err := startProc("pipeline", bin, []string{"-addr", "127.0.0.1:0", "-db", db}, env, lines)
 	if err != nil {
 		return nil, err
 	}
@@ -134,16 +135,16 @@ func get(ctx context.Context, url string) ([]byte, error) {
 // connectors, waits until it is ready, and subscribes to the bench connector's webhook
 // event: the target's url is the subscription's webhook URI. A start that loses its
 // ports to another process is tried again on other ports.
-func startHookmap(ctx context.Context, bin, dir, connectors string) (*target, error) {
+func startHookmap(ctx context.Context, bin, dir, connectors string, env []string) (*target, error) {
 	for attempt := 1; ; attempt++ {
-		t, err := startHookmapOnce(ctx, bin, dir, connectors)
+		t, err := startHookmapOnce(ctx, bin, dir, connectors, env)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
 			return t, err
 		}
 	}
 }
 
-func startHookmapOnce(ctx context.Context, bin, dir, connectors string) (*target, error) {
+func startHookmapOnce(ctx context.Context, bin, dir, connectors string, env []string) (*target, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -159,7 +160,7 @@ func startHookmapOnce(ctx context.Context, bin, dir, connectors string) (*target
 		"serve", "--data-dir", dir, "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
 		"--public-url", "http://" + httpAddr, "--connectors", connectors, "--log-level", "warn",
 		"--admin-token", adminToken, "--secret-key", secretKey,
-	}, nil)
+	}, env, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,8 @@ import (
 	"cel.dev/cel-go/cel"
 	"github.com/jmespath/go-jmespath"
 	"modernc.org/sqlite"
+
+	"github.com/hookmap/hookmap/bench/sigprof"
 )
 
 const (
@@ -50,6 +52,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on")
 	db := flag.String("db", "pipeline.db", "SQLite file (created when missing)")
 	flag.Parse()
+	sigprof.Install() // bench/ingest -cpuprofile
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *addr, *db); err != nil {
