@@ -20,6 +20,10 @@ func (s *Store) checkpointer() {
 		case <-s.bg.Done():
 			return
 		case <-t.C:
+			select {
+			case s.flushWake <- struct{}{}: // the writer writes the last event times
+			default:
+			}
 			s.checkpoint()
 		case <-s.ckWake:
 			s.checkpoint()

@@ -37,11 +37,20 @@
 // drops them from the caches after the COMMIT and before it answers the operation's
 // caller. A reader that misses takes a generation counter of its key's stripe before it
 // reads the database, and caches what it read only if no write of that stripe was
-// applied meanwhile, so a row read before a write never outlives it. The last event time
-// a delivery sets is applied to a cached subscription rather than dropping it (the
-// receiver's own deliveries would otherwise empty the cache). Every read returns a copy
+// applied meanwhile, so a row read before a write never outlives it. Every read returns a copy
 // its caller may change. The PostgreSQL store has no such caches: its replicas share the
 // database, and one's writes would not reach the others' memory.
+//
+// # Last event times
+//
+// A delivery's commit does not write its subscription's last_event_time (a page and a
+// statement in every commit): the writer keeps each subscription's newest event time in
+// memory once the commit is durable, every read of a subscription lays it over the row,
+// and the writer writes them all in a transaction of its own about once a second (each
+// checkpoint tick) and at Close; that write is applied to a cached subscription rather
+// than dropping it. The table store_marks records up to which event seq the rows are
+// complete, and after a crash Open recomputes the newer times from the events after that
+// seq (lastevent.go).
 //
 // # Checkpoints
 //

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,4 +86,12 @@ func databaseAt(t *testing.T, path string, version int64) *sql.DB {
 	_, err = p.UpTo(t.Context(), version)
 	require.NoError(t, err)
 	return db
+}
+
+// flushLastEvents has the writer write the pending last event times (what its tick does
+// every CheckpointInterval) and waits until it has.
+func flushLastEvents(t testing.TB, s *Store) {
+	t.Helper()
+	s.flushWake <- struct{}{}
+	require.Eventually(t, s.lastEvent.empty, 10*time.Second, time.Millisecond, "the writer flushes the last event times")
 }

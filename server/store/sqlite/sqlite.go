@@ -123,7 +123,9 @@ type Store struct {
 	restartMode    atomic.Int32
 	ckMu           sync.Mutex    // held by the checkpoint running (the checkpointer's or the writer's)
 	ckWake         chan struct{} // the writer wakes the checkpointer when much was written (countWAL)
-	sinceWake      int64         // WAL bytes written since the last wake (the writer's)
+	flushWake      chan struct{} // the checkpointer's tick: the writer writes the last event times (lastevent.go)
+	lastEvent      lastEvents
+	sinceWake      int64 // WAL bytes written since the last wake (the writer's)
 	restartMu      sync.Mutex
 	restartBackoff time.Duration
 	restartAfter   time.Time
@@ -154,6 +156,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writerDone: make(chan struct{}),
 		ckDone:     make(chan struct{}),
 		ckWake:     make(chan struct{}, 1),
+		flushWake:  make(chan struct{}, 1),
 		readStmt:   map[string]*sql.Stmt{},
 	}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
@@ -188,6 +191,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := s.voidFetchLeases(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.recoverLastEvents(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.prepareHot(ctx); err != nil {

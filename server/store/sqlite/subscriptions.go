@@ -76,9 +76,14 @@ func scanSubscriptionOnly(sc scanner) (*store.Subscription, error) {
 
 // GetSubscription returns a subscription of the workspace.
 func (s *Store) GetSubscription(ctx context.Context, workspaceID, id string) (*store.Subscription, error) {
-	return getOne(ctx, s, "subscription", id,
-		`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ? AND workspace_id = ?`, scanSubscriptionOnly, id, workspaceID)
+	return fresh(&s.lastEvent, func() (*store.Subscription, error) {
+		return getOne(ctx, s, "subscription", id,
+			`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ? AND workspace_id = ?`, scanSubscriptionOnly, id, workspaceID)
+	}, one)
 }
+
+// one is a read's subscription as a list, for fresh.
+func one(sub *store.Subscription) []*store.Subscription { return []*store.Subscription{sub} }
 
 // LookupSubscription returns a subscription by its id alone, from the cache when it holds
 // it (see the package documentation).
@@ -86,10 +91,12 @@ func (s *Store) LookupSubscription(ctx context.Context, id string) (*store.Subsc
 	if s.isClosed.Load() {
 		return nil, store.ErrClosed
 	}
-	return cached(s.cache.subs, id, cloneSubscription, func() (*store.Subscription, error) {
-		return getOne(ctx, s, "subscription", id,
-			`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ?`, scanSubscriptionOnly, id)
-	})
+	return fresh(&s.lastEvent, func() (*store.Subscription, error) {
+		return cached(s.cache.subs, id, cloneSubscription, func() (*store.Subscription, error) {
+			return getOne(ctx, s, "subscription", id,
+				`SELECT `+subscriptionCols+` FROM subscriptions WHERE id = ?`, scanSubscriptionOnly, id)
+		})
+	}, one)
 }
 
 // ListSubscriptions lists the workspace's subscriptions (of one connection unless
@@ -106,7 +113,15 @@ func (s *Store) ListSubscriptions(ctx context.Context, workspaceID, connectionID
 		q = `SELECT ` + subscriptionCols + ` FROM subscriptions WHERE workspace_id = ? AND connection_id = ? AND rid > ? ORDER BY rid LIMIT ?`
 		args = []any{workspaceID, connectionID, after, size + 1}
 	}
-	rows, err := getAll(ctx, s, "list subscriptions", q, true, scanSubscription, args...)
+	rows, err := fresh(&s.lastEvent, func() ([]keyed[*store.Subscription], error) {
+		return getAll(ctx, s, "list subscriptions", q, true, scanSubscription, args...)
+	}, func(rows []keyed[*store.Subscription]) []*store.Subscription {
+		subs := make([]*store.Subscription, len(rows))
+		for i, r := range rows {
+			subs[i] = r.v
+		}
+		return subs
+	})
 	if err != nil {
 		return nil, "", err
 	}
@@ -156,6 +171,8 @@ func (s *Store) UpdateSubscription(ctx context.Context, sub *store.Subscription)
 		if err != nil {
 			return fmt.Errorf("sqlite: update subscription %q: %w", sub.ID, err)
 		}
+		// The writer's goroutine: the pending times hold still.
+		lastEvent = max(lastEvent, s.lastEvent.at(sub.ID, sub.WorkspaceID))
 		t.changedSubscription(sub.ID)
 		return nil
 	})
@@ -195,11 +212,13 @@ func (s *Store) DeleteSubscription(ctx context.Context, workspaceID, id string) 
 // MatchSubscriptions returns the ACTIVE subscriptions routed by a global webhook selector,
 // in creation order.
 func (s *Store) MatchSubscriptions(ctx context.Context, workspaceID, connectorKey, globalWebhookKey, selector string) ([]*store.Subscription, error) {
-	return getAll(ctx, s, "match subscriptions",
-		`SELECT `+subscriptionCols+` FROM subscriptions
-		WHERE workspace_id = ? AND connector_key = ? AND global_webhook_key = ? AND selector = ? AND status = ?
-		ORDER BY rid`,
-		true, scanSubscriptionOnly, workspaceID, connectorKey, globalWebhookKey, selector, store.StatusActive)
+	return fresh(&s.lastEvent, func() ([]*store.Subscription, error) {
+		return getAll(ctx, s, "match subscriptions",
+			`SELECT `+subscriptionCols+` FROM subscriptions
+			WHERE workspace_id = ? AND connector_key = ? AND global_webhook_key = ? AND selector = ? AND status = ?
+			ORDER BY rid`,
+			true, scanSubscriptionOnly, workspaceID, connectorKey, globalWebhookKey, selector, store.StatusActive)
+	}, func(subs []*store.Subscription) []*store.Subscription { return subs })
 }
 
 // ClaimDueSubscriptions leases the subscriptions due for background work to c.Owner (see
@@ -232,6 +251,7 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, c store.DueClaim) ([]
 			k, err := scanSubscription(rows)
 			if k.v != nil {
 				t.changedSubscription(k.v.ID) // its lease columns
+				s.lastEvent.overlay(k.v)      // the writer's goroutine: the pending times hold still
 			}
 			if errors.Is(err, store.ErrUnreadable) {
 				// Left leased until its TTL: one damaged subscription never stops the others.

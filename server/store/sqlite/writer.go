@@ -37,9 +37,8 @@ type wtx struct {
 	ctx context.Context
 	tx  *sql.Tx
 	// touched is each subscription's newest event time among the transaction's commits,
-	// written once per transaction (flushTouches) rather than once per delivery.
+	// pending in memory once it commits (lastevent.go).
 	touched map[subKey]int64
-	order   []subKey
 	ch      changes                 // the cached rows the ops wrote, applied to the caches after the commit
 	stmts   map[*sql.Stmt]*sql.Stmt // the transaction's copies of prepared statements (execStmt)
 }
@@ -49,27 +48,12 @@ type subKey struct{ sub, ws string }
 // touch records that the transaction stored an event of subscription sub received at.
 func (w *wtx) touch(sub, ws string, at int64) {
 	k := subKey{sub, ws}
-	prev, ok := w.touched[k]
-	if !ok {
-		if w.touched == nil {
-			w.touched = map[subKey]int64{}
-		}
-		w.order = append(w.order, k)
+	if w.touched == nil {
+		w.touched = map[subKey]int64{}
 	}
-	if !ok || at > prev {
+	if at > w.touched[k] {
 		w.touched[k] = at
 	}
-}
-
-// flushTouches sets last_event_time of the subscriptions the transaction stored events of.
-func (s *Store) flushTouches(w *wtx) error {
-	for _, k := range w.order {
-		if _, err := w.execStmt(s.hot.touchSubscription, w.touched[k], k.sub, k.ws); err != nil {
-			return fmt.Errorf("sqlite: subscription %q: %w", k.sub, err)
-		}
-		w.touchedSubscription(k.sub, k.ws, w.touched[k])
-	}
-	return nil
 }
 
 func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
@@ -131,8 +115,16 @@ func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, s.opts.MaxBatch)
 	for {
-		o, ok := <-s.queue
+		var o *op
+		var ok bool
+		select {
+		case o, ok = <-s.queue:
+		case <-s.flushWake:
+			s.flushTx()
+			continue
+		}
 		if !ok {
+			s.flushTx() // Close: the last event times go to the rows
 			return
 		}
 		batch = append(batch[:0], o)
@@ -245,10 +237,6 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 			return i, err
 		}
 	}
-	if err := s.flushTouches(w); err != nil {
-		_ = tx.Rollback()
-		return -1, err
-	}
 	if err := tx.Commit(); err != nil {
 		_ = tx.Rollback()
 		s.cache.drop(&w.ch) // dropping is always safe; an update is only after a commit
@@ -257,6 +245,7 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 	// After the commit, before runBatch answers the callers: a read that follows a write
 	// never gets a copy cached before it.
 	s.cache.apply(&w.ch)
+	s.lastEvent.add(w.touched)
 	s.batches.Add(1)
 	s.m.Commit(len(ops), time.Since(start))
 	s.countWAL()
