@@ -59,6 +59,7 @@ func (s *Store) SetConnectionAuth(ctx context.Context, c *store.Connection, even
 			if seqs[i], err = out.LastInsertId(); err != nil {
 				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
 			}
+			t.insertedEvent(seqs[i], ev, e.record)
 		}
 		return nil
 	})

@@ -220,6 +220,7 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 		}
 		r.Seqs[i], r.MaxSeq = seq, seq
 		r.Inserted++
+		t.insertedEvent(seq, ev, e.record)
 		if ev.SubscriptionID != "" {
 			at := nanos(ev.ReceiveTime)
 			if at == 0 {
@@ -470,27 +471,89 @@ func scanEvent(sc scanner) (*store.Event, error) {
 		return nil, err
 	}
 	e.ReceiveTime = fromNanos(received)
+	setRecord(e, record)
+	return e, nil
+}
+
+// setRecord sets the event's record from its stored JSON text, or, when that cannot be
+// read, its RecordError.
+func setRecord(e *store.Event, record string) {
 	e.RecordJSON = record
 	var err error
 	if e.Record, err = value.DecodeStored([]byte(record)); err != nil {
 		// Flagged, not failed: one damaged record never stops a stream or a list.
 		e.Record, e.RecordJSON, e.RecordError = nil, "", fmt.Sprintf("%v: %v", store.ErrUnreadable, err)
 	}
-	return e, nil
 }
 
 // ListEvents returns up to limit events of the workspace with seq > afterSeq matching f,
 // in seq order. A limit <= 0 means 100; limits above 10000 are capped.
+//
+// The newest events are read from the tail (tail.go), older ones from the database.
 func (s *Store) ListEvents(ctx context.Context, workspaceID string, f store.EventFilter, afterSeq int64, limit int) ([]*store.Event, error) {
+	return s.listEvents(ctx, workspaceID, f, afterSeq, limit, s.tail)
+}
+
+// listEvents is ListEvents reading the tail t; a nil t reads the database alone.
+func (s *Store) listEvents(ctx context.Context, workspaceID string, f store.EventFilter, after int64, limit int, t *tail) ([]*store.Event, error) {
 	switch {
 	case limit <= 0:
 		limit = defaultEventsLimit
 	case limit > maxEventsLimit:
 		limit = maxEventsLimit
 	}
+	if t == nil {
+		return s.listStoredEvents(ctx, workspaceID, &f, after, 0, limit)
+	}
+	// What the database would say: closed, or the caller's context ended.
+	if s.isClosed.Load() {
+		return nil, store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*store.Event
+	fromDB := false
+	for {
+		n := len(out)
+		var served bool
+		var lo int64
+		out, served, lo = t.list(workspaceID, &f, after, limit-n, out)
+		if served {
+			for _, e := range out[n:] {
+				setRecord(e, e.RecordJSON)
+			}
+			t.counted(!fromDB)
+			return out, nil
+		}
+		// The seqs below lo from the database (all of them when lo is unknown), then the
+		// tail's from lo on: every event of the result as of the tail's last update.
+		fromDB = true
+		rows, err := s.listStoredEvents(ctx, workspaceID, &f, after, lo, limit-n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+		if lo == 0 || len(out) == limit {
+			t.counted(false)
+			return out, nil
+		}
+		after = lo - 1 // every matching event below lo is in out
+	}
+}
+
+// listStoredEvents reads ListEvents' events from the database, those with seq < below
+// only when below > 0.
+func (s *Store) listStoredEvents(ctx context.Context, workspaceID string, f *store.EventFilter, after, below int64, limit int) ([]*store.Event, error) {
 	var where strings.Builder
 	where.WriteString(`workspace_id = ? AND seq > ?`)
-	args := []any{workspaceID, afterSeq}
+	args := []any{workspaceID, after}
+	if below > 0 {
+		where.WriteString(` AND seq < ?`)
+		args = append(args, below)
+	}
+	// The statement is cached only for unfiltered reads (the stream's common case).
+	cache := true
 	for _, c := range []struct {
 		col string
 		vs  []string
@@ -503,27 +566,46 @@ func (s *Store) ListEvents(ctx context.Context, workspaceID string, f store.Even
 		if len(c.vs) == 0 {
 			continue
 		}
+		cache = false
 		where.WriteString(` AND ` + c.col + ` IN (` + placeholders(len(c.vs)) + `)`)
 		for _, v := range c.vs {
 			args = append(args, v)
 		}
 	}
 	args = append(args, limit)
-	// The statement is cached only for unfiltered reads (the stream's common case).
-	cache := len(args) == 3
 	return getAll(ctx, s, "list events",
 		`SELECT `+eventCols+` FROM events WHERE `+where.String()+` ORDER BY seq LIMIT ?`, cache, scanEvent, args...)
 }
 
-// LastSeq returns the workspace's highest seq, 0 when it has no events.
+// LastSeq returns the workspace's highest seq, 0 when it has no events: the tail's
+// newest event of the workspace, else the database's newest below the tail, so that
+// it never names an event ListEvents could not return yet.
 func (s *Store) LastSeq(ctx context.Context, workspaceID string) (int64, error) {
-	seqs, err := getAll(ctx, s, "last seq",
-		`SELECT seq FROM events WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`, true,
+	return s.lastSeq(ctx, workspaceID, s.tail)
+}
+
+// lastSeq is LastSeq reading the tail t; a nil t reads the database alone.
+func (s *Store) lastSeq(ctx context.Context, workspaceID string, t *tail) (int64, error) {
+	seq, ok, lo := t.lastSeq(workspaceID)
+	if ok {
+		if s.isClosed.Load() {
+			return 0, store.ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return seq, nil
+	}
+	query, args := `SELECT seq FROM events WHERE workspace_id = ? ORDER BY seq DESC LIMIT 1`, []any{workspaceID}
+	if lo > 0 {
+		query, args = `SELECT seq FROM events WHERE workspace_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1`, []any{workspaceID, lo}
+	}
+	seqs, err := getAll(ctx, s, "last seq", query, true,
 		func(sc scanner) (int64, error) {
 			var n int64
 			err := sc.Scan(&n)
 			return n, err
-		}, workspaceID)
+		}, args...)
 	if err != nil || len(seqs) == 0 {
 		return 0, err
 	}
@@ -586,19 +668,21 @@ func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult
 		}
 	}
 	for _, p := range []struct {
-		cutoff int64
-		query  string
-		count  *int64
+		cutoff  int64
+		query   string
+		count   *int64
+		deleted func(t *wtx, cutoff int64)
 	}{
-		{deliveriesBefore, `DELETE FROM deliveries WHERE rid IN (SELECT rid FROM deliveries WHERE rid < ? ORDER BY rid LIMIT ?)`, &res.Deliveries},
+		{deliveriesBefore, `DELETE FROM deliveries WHERE rid IN (SELECT rid FROM deliveries WHERE rid < ? ORDER BY rid LIMIT ?)`, &res.Deliveries, nil},
 		// Fetch summaries go with their deliveries (not counted apart).
 		{nanos(r.DeliveriesBefore), `DELETE FROM delivery_fetches WHERE delivery_id IN
-			(SELECT delivery_id FROM delivery_fetches WHERE fetch_time < ? LIMIT ?)`, new(int64)},
+			(SELECT delivery_id FROM delivery_fetches WHERE fetch_time < ? LIMIT ?)`, new(int64), nil},
 		{nanos(r.IdempotencyKeysBefore), `DELETE FROM idempotency_keys WHERE (subscription_id, external_id) IN
-			(SELECT subscription_id, external_id FROM idempotency_keys WHERE create_time < ? LIMIT ?)`, &res.IdempotencyKeys},
-		{nanos(r.EventsBefore), `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE receive_time < ? LIMIT ?)`, &res.Events},
+			(SELECT subscription_id, external_id FROM idempotency_keys WHERE create_time < ? LIMIT ?)`, &res.IdempotencyKeys, nil},
+		{nanos(r.EventsBefore), `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE receive_time < ? LIMIT ?)`, &res.Events,
+			(*wtx).prunedEvents},
 	} {
-		n, err := s.deleteChunked(ctx, p.query, p.cutoff)
+		n, err := s.deleteChunked(ctx, p.query, p.cutoff, p.deleted)
 		*p.count += n
 		if err != nil {
 			return res, err
@@ -609,8 +693,9 @@ func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult
 
 // deleteChunked runs query (a DELETE of at most ? rows older than ?) with cutoff until it
 // deletes fewer than a chunk, one short transaction per chunk so the writer is never held
-// for long. A zero cutoff deletes nothing.
-func (s *Store) deleteChunked(ctx context.Context, query string, cutoff int64) (int64, error) {
+// for long. A zero cutoff deletes nothing. deleted, when set, is told of every chunk that
+// deleted rows, in its transaction.
+func (s *Store) deleteChunked(ctx context.Context, query string, cutoff int64, deleted func(t *wtx, cutoff int64)) (int64, error) {
 	if cutoff == 0 {
 		return 0, nil
 	}
@@ -622,8 +707,13 @@ func (s *Store) deleteChunked(ctx context.Context, query string, cutoff int64) (
 			if err != nil {
 				return fmt.Errorf("sqlite: prune: %w", err)
 			}
-			n, err = out.RowsAffected()
-			return err
+			if n, err = out.RowsAffected(); err != nil {
+				return fmt.Errorf("sqlite: prune: %w", err)
+			}
+			if n > 0 && deleted != nil {
+				deleted(t, cutoff)
+			}
+			return nil
 		})
 		if err != nil {
 			return total, err

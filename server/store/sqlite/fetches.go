@@ -382,7 +382,7 @@ func (s *Store) DeliveryFetches(ctx context.Context, workspaceID, deliveryID str
 // PruneFetches deletes the FAILED fetches created before the cutoff, in chunks.
 func (s *Store) PruneFetches(ctx context.Context, before time.Time) (int64, error) {
 	return s.deleteChunked(ctx, `DELETE FROM fetches WHERE rid IN
-		(SELECT rid FROM fetches INDEXED BY fetches_failed WHERE status = 'FAILED' AND create_time < ? LIMIT ?)`, nanos(before))
+		(SELECT rid FROM fetches INDEXED BY fetches_failed WHERE status = 'FAILED' AND create_time < ? LIMIT ?)`, nanos(before), nil)
 }
 
 // voidFetchLeases ends the leases of a previous run: a SQLite database is used by one

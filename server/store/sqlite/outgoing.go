@@ -272,5 +272,5 @@ func (s *Store) ListInvocations(ctx context.Context, workspaceID string, f store
 // never held for long.
 func (s *Store) PruneInvocations(ctx context.Context, before time.Time) (int64, error) {
 	return s.deleteChunked(ctx, `DELETE FROM outgoing_invocations WHERE rid IN
-		(SELECT rid FROM outgoing_invocations WHERE time < ? LIMIT ?)`, nanos(before))
+		(SELECT rid FROM outgoing_invocations WHERE time < ? LIMIT ?)`, nanos(before), nil)
 }

@@ -62,7 +62,8 @@ type Options struct {
 	SealState func(subscriptionID string, state []byte) ([]byte, error)
 	// CacheBytes bounds each of the store's three read caches (subscriptions by id,
 	// connections, connector parameters) to about this many bytes of memory, estimated
-	// (default DefaultCacheBytes); a negative value turns the caches off.
+	// (default DefaultCacheBytes); a negative value turns the caches off, the tail of
+	// recent events (tail.go, bounded by its own constants) included.
 	CacheBytes int64
 }
 
@@ -104,6 +105,7 @@ type Store struct {
 	hot      hotStmts // prepared on w
 	pageSize int      // the database's page size, for the WAL metrics
 	cache    *caches  // rows of three hot reads, kept coherent by the writer (cache.go)
+	tail     *tail    // the newest committed events, kept by the writer (tail.go); nil with the caches off
 
 	// mu guards the send side of queue: senders hold it shared and check isClosed, Close
 	// sets isClosed holding it exclusively, so no send races the close of the queue.
@@ -227,6 +229,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// The caches start empty after the migrations (sealstate.go's rewrite of every
 	// subscription included): nothing read before this point is kept.
 	s.cache = newCaches(opts.CacheBytes, s.m)
+	// The tail starts empty above every seq the events table ever had: it holds every
+	// event committed from now on.
+	var maxSeq int64
+	if err := s.w.QueryRowContext(ctx, `SELECT MAX(
+			COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+			COALESCE((SELECT MAX(seq) FROM events), 0))`).Scan(&maxSeq); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: last seq: %w", s.path, err)
+	}
+	s.tail = newTail(maxSeq+1, s.m, opts.CacheBytes < 0)
 	ok = true
 	go s.writer()
 	go s.checkpointer()
@@ -346,6 +357,7 @@ func (s *Store) Close() error {
 	s.stopBg()
 	<-s.ckDone
 	s.cache.clear()
+	s.tail.forget()
 	s.m.Unregister()
 	return s.closeDBs()
 }

@@ -40,6 +40,7 @@ type wtx struct {
 	// pending in memory once it commits (lastevent.go).
 	touched map[subKey]int64
 	ch      changes                 // the cached rows the ops wrote, applied to the caches after the commit
+	tail    tailChanges             // the events the ops inserted or deleted, applied to the tail after the commit
 	stmts   map[*sql.Stmt]*sql.Stmt // the transaction's copies of prepared statements (execStmt)
 }
 
@@ -240,12 +241,14 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 	if err := tx.Commit(); err != nil {
 		_ = tx.Rollback()
 		s.cache.drop(&w.ch) // dropping is always safe; an update is only after a commit
+		s.tail.forget()     // the events the database kept are unknown
 		return -1, fmt.Errorf("sqlite: commit: %w", err)
 	}
 	// After the commit, before runBatch answers the callers: a read that follows a write
 	// never gets a copy cached before it.
 	s.cache.apply(&w.ch)
 	s.lastEvent.add(w.touched)
+	s.tail.apply(&w.tail, w.ch.all)
 	s.batches.Add(1)
 	s.m.Commit(len(ops), time.Since(start))
 	s.countWAL()
