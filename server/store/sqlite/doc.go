@@ -28,8 +28,10 @@
 // of a connector (GetConnectorParameters, which also remembers that there are none).
 // Each is a least-recently-used cache bounded by the estimated size of its entries
 // (Options.CacheBytes, 16 MiB each by default; a row larger than a sixteenth of that is
-// never cached). Every other read, GetSubscription and the lists included, reads the
-// database.
+// never cached). The newest committed events are kept too, in the tail (tail.go, up to
+// 16384 events and 8 MiB): ListEvents of events the tail covers, a caught-up stream's
+// read after each commit, and LastSeq are served from it. Every other read,
+// GetSubscription and the other lists included, reads the database.
 //
 // The caches are exactly as fresh as the database, because the store is the file's only
 // writer (hookmap on SQLite is one process) and every write goes through the writer: each
@@ -37,9 +39,11 @@
 // drops them from the caches after the COMMIT and before it answers the operation's
 // caller. A reader that misses takes a generation counter of its key's stripe before it
 // reads the database, and caches what it read only if no write of that stripe was
-// applied meanwhile, so a row read before a write never outlives it. Every read returns a copy
-// its caller may change. The PostgreSQL store has no such caches: its replicas share the
-// database, and one's writes would not reach the others' memory.
+// applied meanwhile, so a row read before a write never outlives it. The writer likewise
+// appends the events a transaction inserted to the tail after its COMMIT, and applies its
+// prunes; a failed COMMIT empties the tail until the next commit of events. Every read
+// returns a copy its caller may change. The PostgreSQL store has no such caches: its
+// replicas share the database, and one's writes would not reach the others' memory.
 //
 // # Last event times
 //

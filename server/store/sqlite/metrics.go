@@ -15,7 +15,8 @@ type metrics struct {
 	ckTime   *prometheus.HistogramVec
 	walBytes prometheus.Gauge
 	walWrite prometheus.Counter
-	// cacheLookups counts the reads the caches served (hit) or sent to the database (miss).
+	// cacheLookups counts the reads the caches served (hit) or sent to the database (miss);
+	// cache "events" counts ListEvents, a hit being one the tail served alone.
 	cacheLookups *prometheus.CounterVec
 }
 
@@ -39,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}))
 	m.cacheLookups = storemetrics.Register(m.Group, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hookmap_store_cache_lookups_total",
-		Help: "Reads of subscriptions, connections and connector parameters, by cache and result: hit (served from memory) or miss (read from the database).",
+		Help: "Reads of subscriptions, connections, connector parameters and events (ListEvents of the newest events), by cache and result: hit (served from memory) or miss (read from the database).",
 	}, []string{"cache", "result"}))
 	return m
 }

@@ -609,3 +609,23 @@ func TestTailBounds(t *testing.T) {
 	_, served, below = tl.list("b", &store.EventFilter{}, total+5, 3, nil)
 	require.Equal(t, []any{false, int64(0)}, []any{served, below})
 }
+
+// TestTailErrors: a read the tail would serve fails as the database's would, with the
+// caller's context ended or the store closed.
+func TestTailErrors(t *testing.T) {
+	f := newTailFixture(t)
+	s := f.s
+	f.commitMix(3)
+	last := f.lastSeqAll()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := s.ListEvents(ctx, "w1", store.EventFilter{}, last-1, 0)
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = s.LastSeq(ctx, "w1")
+	require.ErrorIs(t, err, context.Canceled)
+	require.NoError(t, s.Close())
+	_, err = s.ListEvents(t.Context(), "w1", store.EventFilter{}, last-1, 0)
+	require.ErrorIs(t, err, store.ErrClosed)
+	_, err = s.LastSeq(t.Context(), "w1")
+	require.ErrorIs(t, err, store.ErrClosed)
+}
