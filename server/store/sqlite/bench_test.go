@@ -178,35 +178,43 @@ func BenchmarkReceiverReads(b *testing.B) {
 	}
 }
 
-// BenchmarkListEventsTail: a caught-up consumer's read of the 10 newest events (of 1,000,
-// ~1 KiB records), as the stream makes it (limit 256), served by the tail (memory) and by
-// the database alone (database), by one reader.
+// BenchmarkListEventsTail: a caught-up consumer's read of the 10 newest events (of 1,000),
+// as the stream makes it (limit 256), served by the tail (memory) and by the database
+// alone (database), by one reader; with ~1 KiB records (decoding them is most of a read
+// from memory) and with small ones.
 //
 //	go test ./server/store/sqlite -run '^$' -bench BenchmarkListEventsTail -benchmem
 func BenchmarkListEventsTail(b *testing.B) {
-	s, sub := benchStore(b)
-	ctx := b.Context()
-	var n int64
-	for range 10 {
-		c := &store.DeliveryCommit{}
-		for range 100 {
-			n++
-			c.Events = append(c.Events, benchCommit(sub, n).Events...)
-		}
-		if _, err := s.CommitDelivery(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, bc := range []struct {
-		name string
-		tail *tail
-	}{{"memory", s.tail}, {"database", nil}} {
-		b.Run(bc.name, func(b *testing.B) {
-			for b.Loop() {
-				evs, err := s.listEvents(ctx, sub.WorkspaceID, store.EventFilter{}, n-10, 256, bc.tail)
-				if err != nil || len(evs) != 10 {
-					b.Fatalf("%d events, %v", len(evs), err)
+	for _, records := range []string{"1KiB", "small"} {
+		b.Run(records, func(b *testing.B) {
+			s, sub := benchStore(b)
+			ctx := b.Context()
+			var n int64
+			for range 10 {
+				c := &store.DeliveryCommit{}
+				for range 100 {
+					n++
+					c.Events = append(c.Events, benchCommit(sub, n).Events...)
+					if records == "small" {
+						c.Events[len(c.Events)-1].Record = map[string]any{"id": n}
+					}
 				}
+				if _, err := s.CommitDelivery(ctx, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for _, bc := range []struct {
+				name string
+				tail *tail
+			}{{"memory", s.tail}, {"database", nil}} {
+				b.Run(bc.name, func(b *testing.B) {
+					for b.Loop() {
+						evs, err := s.listEvents(ctx, sub.WorkspaceID, store.EventFilter{}, n-10, 256, bc.tail)
+						if err != nil || len(evs) != 10 {
+							b.Fatalf("%d events, %v", len(evs), err)
+						}
+					}
+				})
 			}
 		})
 	}
