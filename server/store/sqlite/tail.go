@@ -48,8 +48,9 @@ import (
 //     next commit that inserts events, whose lowest seq becomes lo (AUTOINCREMENT gives it
 //     a seq above every seq committed before, that failed COMMIT's included).
 //
-// No other statement deletes or updates events (workspaces, subscriptions and connections
-// are deleted without their events; migrations run before Open builds the tail).
+// No other statement deletes or updates events: deleting a subscription or a connection
+// keeps its events (the table has no foreign key), workspaces are never deleted, and
+// migrations run before Open builds the tail.
 //
 // Reads never see a commit the tail has not applied yet: LastSeq answers from the tail
 // too (the workspace's newest event in it, or the database's newest below lo), and a read
