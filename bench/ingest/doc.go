@@ -8,7 +8,7 @@
 //	go run ./bench/ingest -load go                # the built-in generator even with wrk
 //	go run ./bench/ingest -consumer=false         # no consumer streaming during the load
 //	go run ./bench/ingest -soak 1h -rate 450      # an hour of paced load on hookmap alone
-//	go run ./bench/ingest -cpuprofile /tmp/prof   # and a CPU profile of each throughput phase
+//	go run ./bench/ingest -cpuprofile prof        # and a CPU profile of each throughput phase (in ./prof)
 //
 // It builds hookmap (./server/cmd/hookmap) and the pipeline into a temporary folder with
 // plain go build, then runs rounds; each round runs the pipeline, then hookmap, each as a

@@ -140,6 +140,12 @@ func setup(ctx context.Context, cfg config) (context.Context, *harness, func(), 
 		_ = os.RemoveAll(dir)
 	}
 	h := &harness{cfg: cfg, dir: dir, connectors: filepath.Join(repo, "bench", "connector"), body: webhookBody(cfg.Body), cancel: cancel}
+	if cfg.CPUProfile != "" {
+		if err := os.MkdirAll(cfg.CPUProfile, 0o755); err != nil {
+			cleanup()
+			return nil, nil, nil, err
+		}
+	}
 	if h.cfg.Hookmap == "" || h.cfg.Pipeline == "" {
 		h.cfg.Hookmap, h.cfg.Pipeline, err = build(ctx, repo, dir, cfg.CPUProfile != "")
 		if err != nil {
