@@ -1,0 +1,138 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/server/hub"
+	"github.com/hookmap/hookmap/server/registry"
+	"github.com/hookmap/hookmap/server/secrets"
+	"github.com/hookmap/hookmap/server/store"
+	"github.com/hookmap/hookmap/server/store/sqlite"
+)
+
+// benchBody is the body of the ingest comparison's webhooks: an issue-like JSON object of
+// about 1 KiB.
+func benchBody() []byte {
+	const head = `{"id":"b2f6c1d0-8c1e-4f5e-9a51-3d2c1b0a9f8e","action":"opened","user":{"id":1234567,"login":"octocat"},"text":"`
+	const foot = `"}`
+	return []byte(head + strings.Repeat("x", 1024-len(head)-len(foot)) + foot)
+}
+
+// instantCommits is a store whose CommitDelivery returns at once, as if the delivery and
+// its events were durable: what is left of a delivery is the handler's own work.
+type instantCommits struct {
+	store.Store
+	seq atomic.Int64
+}
+
+func (s *instantCommits) CommitDelivery(_ context.Context, c *store.DeliveryCommit) (*store.CommitResult, error) {
+	n := len(c.Events)
+	res := &store.CommitResult{Seqs: make([]int64, n), Inserted: n}
+	for i := range n {
+		res.Seqs[i] = s.seq.Add(1)
+		res.MaxSeq = res.Seqs[i]
+	}
+	return res, nil
+}
+
+// benchCore is a core over a SQLite store in a temporary folder with the ingest
+// comparison's connector (bench/connector/bench) loaded, and an ACTIVE subscription to its
+// `webhook` event.
+func benchCore(tb testing.TB) (*Core, *store.Subscription) {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "hookmap.db"), sqlite.Options{})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = st.Close() })
+	key := make([]byte, secrets.KeySize)
+	_, _ = rand.Read(key)
+	box, err := secrets.NewBox(key)
+	require.NoError(tb, err)
+	reg, diags := registry.New(filepath.Join("..", "..", "bench", "connector"))
+	require.Empty(tb, diags)
+	c := &Core{
+		Store: st, Box: box, Registry: reg, Hub: hub.New(), PublicURL: "http://127.0.0.1:8080",
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	require.NoError(tb, st.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "default", CreateTime: time.Now().UTC()}))
+	conn, err := c.CreateConnection(ctx, "default", ConnectionInput{ConnectorKey: "bench"})
+	require.NoError(tb, err)
+	sub, err := c.CreateSubscription(ctx, "default", SubscriptionInput{ConnectionID: conn.ID, EventKey: "webhook"})
+	require.NoError(tb, err)
+	require.Equal(tb, store.StatusActive, sub.Status)
+	sub, err = st.LookupSubscription(ctx, sub.ID) // as the receiver reads it
+	require.NoError(tb, err)
+	return c, sub
+}
+
+// benchIncoming is the request the receiver makes of a webhook POSTed to sub's URL.
+func benchIncoming(c *Core, sub *store.Subscription, body []byte) *Incoming {
+	return &Incoming{
+		Method: http.MethodPost, Path: "/hooks/" + sub.ID,
+		Header: http.Header{
+			"Content-Type":   {"application/json"},
+			"Content-Length": {"1024"},
+			"User-Agent":     {"wrk"},
+			"Host":           {"127.0.0.1:8080"},
+		},
+		Body: body, URL: c.WebhookURI(sub.ID), Received: time.Now().UTC(),
+	}
+}
+
+// BenchmarkHandleSubscriptionDelivery runs HandleSubscriptionDelivery on a webhook of the
+// ingest comparison (its ~1 KiB JSON body, the bench connector's `webhook` event: one CEL
+// and one JMESPath expression).
+//
+//   - handler: the store is SQLite but its CommitDelivery returns at once (instantCommits),
+//     so the figures are the handler's own CPU and allocations on the caller's goroutine,
+//     with no disk sync in them: what this benchmark is for.
+//   - sqlite: the real commit, from many parallel callers (b.RunParallel, 32 per core) so
+//     that group commit amortizes the fsync; its figures include the store's writer and
+//     depend on the disk.
+func BenchmarkHandleSubscriptionDelivery(b *testing.B) {
+	body := benchBody()
+	b.Run("handler", func(b *testing.B) {
+		c, sub := benchCore(b)
+		c.Store = &instantCommits{Store: c.Store}
+		ctx := context.Background()
+		in := benchIncoming(c, sub, body)
+		if res := c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil); res.Delivery.Outcome != store.OutcomeOK {
+			b.Fatalf("outcome %s: %s", res.Delivery.Outcome, res.Delivery.Error)
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			res := c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil)
+			if res.Delivery.Outcome != store.OutcomeOK {
+				b.Fatalf("outcome %s: %s", res.Delivery.Outcome, res.Delivery.Error)
+			}
+		}
+	})
+	b.Run("sqlite", func(b *testing.B) {
+		c, sub := benchCore(b)
+		ctx := context.Background()
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			in := benchIncoming(c, sub, body) // the handler does not change it
+			for pb.Next() {
+				res := c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil)
+				if res.Delivery.Outcome != store.OutcomeOK {
+					b.Errorf("outcome %s: %s", res.Delivery.Outcome, res.Delivery.Error)
+					return
+				}
+			}
+		})
+	})
+}
