@@ -46,12 +46,15 @@ func doc(t testing.TB, s string) any {
 const body = `{"action":"opened","n":41,"f":1.5,"big":1234567,"items":[{"id":1,"n":3},{"id":2,"n":5},{"id":3,"n":4}],"issue":{"id":1234567,"title":"Bug","user":{"login":"octo"}},"tags":["a","b"],"weird key":{"x":1}}`
 
 func TestFormulas(t *testing.T) {
-	vars := map[string]any{
-		"data":       doc(t, body),
-		"headers":    map[string]any{"x-delivery": "d1"},
-		"state":      map[string]any{"count": int64(2)},
-		"parameters": map[string]any{"owner": "o", "repo": "r/x"},
+	newVars := func() map[string]any {
+		return map[string]any{
+			"data":       doc(t, body),
+			"headers":    map[string]any{"x-delivery": "d1"},
+			"state":      map[string]any{"count": int64(2)},
+			"parameters": map[string]any{"owner": "o", "repo": "r/x"},
+		}
 	}
+	vars := newVars()
 	tests := []struct {
 		name, src string
 		want      any
@@ -113,6 +116,9 @@ func TestFormulas(t *testing.T) {
 			require.Equal(t, tc.want, got)
 		})
 	}
+	// Callers share variables between runs (the receiver opens a subscription's sealed
+	// values once): no formula may change them, nor the values its results share.
+	require.Equal(t, newVars(), vars, "the variables are as they were")
 }
 
 func TestConstantsAreCopied(t *testing.T) {

@@ -47,6 +47,7 @@ type Core struct {
 	ExactBackoff bool
 
 	running      inflight
+	opened       openedCache        // what the receiver's handles opened, per subscription
 	renewals     singleflight.Group // credential renewals, one per connection at a time
 	instanceOnce sync.Once
 	fetcher      fetcher

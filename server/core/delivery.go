@@ -497,7 +497,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if handle == nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("event %q has no handle method", ev.Key), keep: true})
 	}
-	vars, _, err := c.subscriptionVars(ctx, sub)
+	vars, err := c.handleVars(ctx, sub)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
@@ -723,7 +723,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	}
 	vars, ok := subVars[sub.ID]
 	if !ok {
-		if vars, _, err = c.subscriptionVars(ctx, sub); err != nil {
+		if vars, err = c.handleVars(ctx, sub); err != nil {
 			return nil, nil, err
 		}
 		for _, k := range []string{"method", "query", "headers", "rawBody"} {

@@ -2,8 +2,6 @@ package core
 
 import (
 	"context"
-	"crypto/rand"
-	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,11 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hookmap/hookmap/server/hub"
-	"github.com/hookmap/hookmap/server/registry"
-	"github.com/hookmap/hookmap/server/secrets"
 	"github.com/hookmap/hookmap/server/store"
-	"github.com/hookmap/hookmap/server/store/sqlite"
 )
 
 // benchBody is the body of the ingest comparison's webhooks: an issue-like JSON object of
@@ -45,32 +39,18 @@ func (s *instantCommits) CommitDelivery(_ context.Context, c *store.DeliveryComm
 	return res, nil
 }
 
-// benchCore is a core over a SQLite store in a temporary folder with the ingest
-// comparison's connector (bench/connector/bench) loaded, and an ACTIVE subscription to its
-// `webhook` event.
+// benchCore is a core (storeCore) with the ingest comparison's connector
+// (bench/connector/bench) loaded, and an ACTIVE subscription to its `webhook` event.
 func benchCore(tb testing.TB) (*Core, *store.Subscription) {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "hookmap.db"), sqlite.Options{})
+	c := storeCore(tb, filepath.Join("..", "..", "bench", "connector"))
+	conn, err := c.CreateConnection(ctx, testWorkspace, ConnectionInput{ConnectorKey: "bench"})
 	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = st.Close() })
-	key := make([]byte, secrets.KeySize)
-	_, _ = rand.Read(key)
-	box, err := secrets.NewBox(key)
-	require.NoError(tb, err)
-	reg, diags := registry.New(filepath.Join("..", "..", "bench", "connector"))
-	require.Empty(tb, diags)
-	c := &Core{
-		Store: st, Box: box, Registry: reg, Hub: hub.New(), PublicURL: "http://127.0.0.1:8080",
-		Logger: slog.New(slog.DiscardHandler),
-	}
-	require.NoError(tb, st.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "default", CreateTime: time.Now().UTC()}))
-	conn, err := c.CreateConnection(ctx, "default", ConnectionInput{ConnectorKey: "bench"})
-	require.NoError(tb, err)
-	sub, err := c.CreateSubscription(ctx, "default", SubscriptionInput{ConnectionID: conn.ID, EventKey: "webhook"})
+	sub, err := c.CreateSubscription(ctx, testWorkspace, SubscriptionInput{ConnectionID: conn.ID, EventKey: "webhook"})
 	require.NoError(tb, err)
 	require.Equal(tb, store.StatusActive, sub.Status)
-	sub, err = st.LookupSubscription(ctx, sub.ID) // as the receiver reads it
+	sub, err = c.Store.LookupSubscription(ctx, sub.ID) // as the receiver reads it
 	require.NoError(tb, err)
 	return c, sub
 }

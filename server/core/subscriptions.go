@@ -294,6 +294,7 @@ func (c *Core) DeleteSubscription(ctx context.Context, workspaceID, id string, f
 	if err := c.Store.DeleteSubscription(context.WithoutCancel(ctx), workspaceID, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return Deleted{}, err
 	}
+	c.opened.remove(id)
 	if runErr != nil {
 		res.WebhookMayRemain = true
 		res.Leftover = truncate(fmt.Sprintf("deleted locally, but unsubscribe failed: %s; the app may still hold the webhook for %s "+

@@ -1,0 +1,211 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// The receiver's handles see a subscription's sealed values opened (its connection's
+// credentials, the workspace's connector parameters, its state and its webhook secret).
+// Every webhook of a subscription would open the same bytes again, so openedCache keeps
+// what it opened per subscription, each value with the exact sealed bytes it came from
+// and what names it (the AAD it was opened with): a value is served only while the store
+// gives the same bytes for the same names, so a changed state, rotated credentials or new
+// connector parameters are opened afresh. Nothing is invalidated: the store stays the
+// source of truth, read on every webhook as before; what is cached is only what opening
+// those bytes gives, which never changes.
+//
+// The opened values are shared by the deliveries of a subscription, so nothing may change
+// them: the engine never changes its variables (nor the values its results share with
+// them), and core only reads what a handle returns. TestOpenedValuesAreNotChanged fails
+// if either stops being true. Errors are never cached, and nothing here is logged.
+
+const (
+	// openedBudget bounds the cache to about this many bytes (estimated).
+	openedBudget = 16 << 20
+	// openedMaxEntry: a subscription whose sealed values are larger is not cached.
+	openedMaxEntry = openedBudget / 16
+	// openedOverhead is counted for every entry beside its sealed bytes.
+	openedOverhead = 512
+	// openedExpansion: an opened value is taken to use this many times the memory of
+	// its sealed bytes (maps, strings, interfaces).
+	openedExpansion = 4
+)
+
+// openedVars is what the handles of one subscription see of its sealed values.
+type openedVars struct {
+	// the names the values were opened with: the subscription's workspace, its
+	// connection and the connection's connector
+	ws, connID, connectorKey string
+
+	creds  openedValue[map[string]any]
+	params openedValue[map[string]any] // found is false when the workspace has none
+	state  openedValue[map[string]any]
+	secret openedValue[string]
+}
+
+// openedValue is a value and the sealed bytes it was opened from.
+type openedValue[T any] struct {
+	sealed []byte
+	found  bool // connector parameters only: the store had some
+	v      T
+}
+
+func (o *openedVars) size() int64 {
+	n := len(o.creds.sealed) + len(o.params.sealed) + len(o.state.sealed) + len(o.secret.sealed)
+	return int64(n*openedExpansion + openedOverhead)
+}
+
+// openedCache is a least-recently-used map of subscription id to openedVars, bounded by
+// their estimated size. The zero value is ready to use.
+type openedCache struct {
+	mu    sync.Mutex
+	items *simplelru.LRU[string, *openedVars]
+	bytes int64
+}
+
+func (c *openedCache) get(subID string) *openedVars {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		return nil
+	}
+	o, _ := c.items.Get(subID)
+	return o
+}
+
+func (c *openedCache) put(subID string, o *openedVars) {
+	size := o.size()
+	if size > openedMaxEntry {
+		c.remove(subID)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		// the byte budget is the bound; the count bound only has to be above it
+		items, err := simplelru.NewLRU(openedBudget/openedOverhead, func(_ string, o *openedVars) { c.bytes -= o.size() })
+		if err != nil {
+			return // unreachable: the size is positive
+		}
+		c.items = items
+	}
+	c.items.Remove(subID)
+	c.items.Add(subID, o)
+	c.bytes += size
+	for c.bytes > openedBudget {
+		if _, _, ok := c.items.RemoveOldest(); !ok {
+			break
+		}
+	}
+}
+
+// remove drops what was opened for a subscription (deleted: its secrets need not stay in
+// memory until they are evicted).
+func (c *openedCache) remove(subID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items != nil {
+		c.items.Remove(subID)
+	}
+}
+
+// openedSubscription returns sub's opened values as the store holds them now (from the
+// cache when it opened the same bytes before) and its connection, read from the store as
+// on every webhook. Its errors are subscriptionVars'.
+func (c *Core) openedSubscription(ctx context.Context, sub *store.Subscription) (*openedVars, *store.Connection, error) {
+	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
+	}
+	found := true
+	cp, err := c.Store.GetConnectorParameters(ctx, conn.WorkspaceID, conn.ConnectorKey)
+	if errors.Is(err, store.ErrNotFound) {
+		cp, found = nil, false
+	} else if err != nil {
+		return nil, nil, fmt.Errorf("connector parameters: %w", err)
+	}
+	prev := c.opened.get(sub.ID)
+	if prev != nil && (prev.ws != sub.WorkspaceID || prev.connID != conn.ID || prev.connectorKey != conn.ConnectorKey) {
+		prev = nil // opened with other names
+	}
+	var sameCreds, sameParams, sameState, sameSecret bool
+	if prev != nil {
+		sameCreds = bytes.Equal(prev.creds.sealed, conn.Credentials)
+		sameParams = prev.params.found == found && bytes.Equal(prev.params.sealed, cp)
+		sameState = bytes.Equal(prev.state.sealed, sub.State)
+		sameSecret = bytes.Equal(prev.secret.sealed, sub.WebhookSecret)
+	}
+	if sameCreds && sameParams && sameState && sameSecret {
+		return prev, conn, nil
+	}
+	o := &openedVars{ws: sub.WorkspaceID, connID: conn.ID, connectorKey: conn.ConnectorKey}
+	if prev != nil {
+		*o = *prev
+	}
+	if !sameCreds {
+		v, err := c.openCredentials(conn)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.creds = openedValue[map[string]any]{sealed: bytes.Clone(conn.Credentials), v: v}
+	}
+	if !sameParams {
+		v := map[string]any{}
+		if found {
+			if v, err = c.Box.OpenValue(cp, connectorParamsAAD(conn.WorkspaceID, conn.ConnectorKey)); err != nil {
+				return nil, nil, fmt.Errorf("connector parameters: %w", err)
+			}
+		}
+		o.params = openedValue[map[string]any]{sealed: bytes.Clone(cp), found: found, v: v}
+	}
+	if !sameState {
+		v, err := c.SubscriptionState(sub)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.state = openedValue[map[string]any]{sealed: bytes.Clone(sub.State), v: v}
+	}
+	if !sameSecret {
+		v, err := c.WebhookSecret(sub)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.secret = openedValue[string]{sealed: bytes.Clone(sub.WebhookSecret), v: v}
+	}
+	c.opened.put(sub.ID, o)
+	return o, conn, nil
+}
+
+// handleVars are the variables of a subscription's handle besides the request's: those
+// of subscriptionVars, the sealed ones opened through the cache. The map has room for
+// the request's variables.
+func (c *Core) handleVars(ctx context.Context, sub *store.Subscription) (map[string]any, error) {
+	o, conn, err := c.openedSubscription(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	params := conn.Parameters
+	if params == nil {
+		params = map[string]any{}
+	}
+	vars := make(map[string]any, handleVarCount)
+	vars["connection"] = map[string]any{"id": conn.ID, "parameters": params}
+	vars["connectorParameters"] = o.params.v
+	vars["credentials"] = o.creds.v
+	vars["state"] = o.state.v
+	vars["parameters"] = orEmpty(sub.Parameters)
+	vars["webhookSecret"] = o.secret.v
+	return vars, nil
+}
+
+// handleVarCount is how many variables a subscription's handle has: those of handleVars
+// and requestVars.
+const handleVarCount = 13

@@ -1,0 +1,188 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookmap/hookmap/server/store"
+)
+
+// probe is a core with the probe connector (testdata/probe) and an ACTIVE subscription to
+// its echo event, whose connection has credentials and whose workspace has connector
+// parameters.
+type probe struct {
+	t     *testing.T
+	c     *Core
+	subID string
+	conn  string
+	seq   int64
+}
+
+func newProbe(t *testing.T) *probe {
+	ctx := context.Background()
+	c := storeCore(t, "testdata")
+	require.NoError(t, c.SetConnectorParameters(ctx, testWorkspace, "probe", map[string]any{"signing": "s1", "nums": []any{int64(1), int64(2)}}))
+	conn, err := c.CreateConnection(ctx, testWorkspace, ConnectionInput{
+		ConnectorKey: "probe",
+		Parameters:   map[string]any{"region": "eu", "limits": map[string]any{"max": int64(3)}},
+		Credentials:  map[string]any{"token": "t1", "scopes": []any{"a", "b"}, "n": int64(5)},
+	})
+	require.NoError(t, err)
+	sub, err := c.CreateSubscription(ctx, testWorkspace, SubscriptionInput{ConnectionID: conn.ID, EventKey: "echo"})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusActive, sub.Status)
+	return &probe{t: t, c: c, subID: sub.ID, conn: conn.ID}
+}
+
+// deliver posts body to the subscription, read from the store as the receiver reads it,
+// and returns the record of its one event.
+func (p *probe) deliver(body string) map[string]any {
+	p.t.Helper()
+	ctx := context.Background()
+	sub, err := p.c.Store.LookupSubscription(ctx, p.subID)
+	require.NoError(p.t, err)
+	in := &Incoming{
+		Method: http.MethodPost, Path: "/hooks/" + sub.ID, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: []byte(body), URL: p.c.WebhookURI(sub.ID), Received: time.Now().UTC(),
+	}
+	res := p.c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil)
+	require.Equal(p.t, store.OutcomeOK, res.Delivery.Outcome, res.Delivery.Error)
+	evs, err := p.c.Store.ListEvents(ctx, testWorkspace, store.EventFilter{SubscriptionIDs: []string{p.subID}}, p.seq, 0)
+	require.NoError(p.t, err)
+	require.Len(p.t, evs, 1)
+	p.seq = evs[0].Seq
+	return evs[0].Record.(map[string]any)
+}
+
+// cached returns what the cache holds for the subscription, after checking that each
+// value is exactly what opening its sealed bytes gives.
+func (p *probe) cached() *openedVars {
+	p.t.Helper()
+	o := p.c.opened.get(p.subID)
+	require.NotNil(p.t, o)
+	creds, err := p.c.Box.OpenValue(o.creds.sealed, credentialsAAD(testWorkspace, p.conn))
+	require.NoError(p.t, err)
+	require.Equal(p.t, creds, o.creds.v, "credentials")
+	params, err := p.c.Box.OpenValue(o.params.sealed, connectorParamsAAD(testWorkspace, "probe"))
+	require.NoError(p.t, err)
+	require.Equal(p.t, params, o.params.v, "connector parameters")
+	state, err := p.c.openState(p.subID, o.state.sealed)
+	require.NoError(p.t, err)
+	require.Equal(p.t, state, o.state.v, "state")
+	secret, err := p.c.WebhookSecret(&store.Subscription{ID: p.subID, WebhookSecret: o.secret.sealed})
+	require.NoError(p.t, err)
+	require.Equal(p.t, secret, o.secret.v, "webhook secret")
+	return o
+}
+
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// TestOpenedValuesAreNotChanged: the values a subscription's handles see of its sealed
+// values are opened once and shared by its deliveries, so nothing may change them. The
+// probe's verify block and handle read them with every kind of formula (CEL, with a loop
+// and jmespath(); JMESPath, plain, number-sensitive and over the whole document; $var;
+// $tpl) and return them in the record; after each delivery the cached values must still be
+// exactly what their sealed bytes open to. An engine that converted a variable in place
+// (JMESPath's float64 numbers) or a caller that changed a record would fail it.
+func TestOpenedValuesAreNotChanged(t *testing.T) {
+	p := newProbe(t)
+	hook := map[string]any{"id": int64(7), "name": "hook", "ids": []any{int64(1), int64(2), int64(3)}, "big": int64(9007199254740993), "ratio": 0.5, "on": true, "none": nil}
+	wantState := map[string]any{"hook": hook}
+	wantCreds := map[string]any{"token": "t1", "scopes": []any{"a", "b"}, "n": int64(5)}
+
+	var first *openedVars
+	for i := range 3 {
+		rec := p.deliver(`{"n": 1}`)
+		cel := rec["cel"].(map[string]any)
+		require.Equal(t, wantState, cel["state"])
+		require.Equal(t, wantCreds, cel["credentials"])
+		require.Equal(t, map[string]any{"signing": "s1", "nums": []any{int64(1), int64(2)}}, cel["connectorParameters"])
+		require.Equal(t, map[string]any{"id": p.conn, "parameters": map[string]any{"region": "eu", "limits": map[string]any{"max": int64(3)}}}, cel["connection"])
+		require.NotEmpty(t, cel["webhookSecret"])
+		require.Equal(t, []any{int64(2), int64(4), int64(6)}, rec["celLoop"])
+		require.Equal(t, int64(2), rec["celJmespath"])
+		require.Equal(t, []any{int64(2), int64(3)}, rec["jmesNumbers"])
+		require.Equal(t, wantState, rec["var"])
+		require.Equal(t, wantCreds, rec["varCredentials"])
+		o := p.cached()
+		require.Equal(t, wantState, o.state.v)
+		require.Equal(t, wantCreds, o.creds.v)
+		if i == 0 {
+			first = o
+			continue
+		}
+		require.Same(t, first, o, "delivery %d opened nothing again", i)
+	}
+
+	// A state a handle stores is opened afresh; the other values are still shared.
+	rec := p.deliver(`{"cursor": 42}`)
+	require.Equal(t, wantState, rec["var"], "the handle saw the state before its own change")
+	rec = p.deliver(`{}`)
+	require.Equal(t, map[string]any{"hook": hook, "cursor": int64(42)}, rec["var"])
+	o := p.cached()
+	require.NotSame(t, first, o)
+	require.True(t, sameMap(first.creds.v, o.creds.v), "the credentials were not opened again")
+	require.Equal(t, first.secret, o.secret)
+}
+
+// TestOpenedValuesFollowTheStore: a change of the credentials, of the connector
+// parameters or of the connection's parameters reaches the next delivery, and a deleted
+// subscription leaves nothing behind.
+func TestOpenedValuesFollowTheStore(t *testing.T) {
+	ctx := context.Background()
+	p := newProbe(t)
+	p.deliver(`{}`)
+
+	_, err := p.c.UpdateConnection(ctx, testWorkspace, p.conn, ConnectionInput{
+		Credentials: map[string]any{"token": "t2", "scopes": []any{"c"}},
+		Parameters:  map[string]any{"region": "us"},
+	}, map[string]bool{"credentials": true, "parameters": true})
+	require.NoError(t, err)
+	cel := p.deliver(`{}`)["cel"].(map[string]any)
+	require.Equal(t, map[string]any{"token": "t2", "scopes": []any{"c"}}, cel["credentials"])
+	require.Equal(t, map[string]any{"id": p.conn, "parameters": map[string]any{"region": "us"}}, cel["connection"])
+	p.cached()
+
+	require.NoError(t, p.c.SetConnectorParameters(ctx, testWorkspace, "probe", map[string]any{"signing": "s2"}))
+	cel = p.deliver(`{}`)["cel"].(map[string]any)
+	require.Equal(t, map[string]any{"signing": "s2"}, cel["connectorParameters"])
+	p.cached()
+
+	_, err = p.c.DeleteSubscription(ctx, testWorkspace, p.subID, false)
+	require.NoError(t, err)
+	require.Nil(t, p.c.opened.get(p.subID))
+}
+
+// TestOpenedCacheIsBounded: the cache keeps about openedBudget bytes, the least recently
+// used subscriptions leaving first, and never keeps a subscription larger than
+// openedMaxEntry.
+func TestOpenedCacheIsBounded(t *testing.T) {
+	var c openedCache
+	entry := func(n int) *openedVars {
+		return &openedVars{state: openedValue[map[string]any]{sealed: make([]byte, n)}}
+	}
+	per := entry(1000).size()
+	n := int(openedBudget/per) + 10
+	for i := range n {
+		c.put(fmt.Sprint("sub-", i), entry(1000))
+	}
+	require.LessOrEqual(t, c.bytes, int64(openedBudget))
+	require.Equal(t, int(c.bytes/per), c.items.Len())
+	require.Nil(t, c.get("sub-0"), "the first one left")
+	require.NotNil(t, c.get(fmt.Sprint("sub-", n-1)))
+
+	c.put("big", entry(openedMaxEntry))
+	require.Nil(t, c.get("big"))
+	c.put("small", entry(10))
+	require.NotNil(t, c.get("small"))
+	c.put("small", entry(openedMaxEntry)) // grew past the limit: dropped
+	require.Nil(t, c.get("small"))
+}
