@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/hookmap/hookmap/engine/value"
@@ -37,10 +39,7 @@ func Parse(contentType string, body []byte) (any, error) {
 	if len(body) == 0 {
 		return nil, nil
 	}
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		mt = strings.ToLower(strings.TrimSpace(strings.Split(contentType, ";")[0]))
-	}
+	mt := mediaType(contentType)
 	switch {
 	case IsJSON(mt):
 		v, err := value.Decode(body)
@@ -55,6 +54,7 @@ func Parse(contentType string, body []byte) (any, error) {
 		}
 		return Query(vals), nil
 	case mt == "multipart/form-data":
+		_, params, _ := mime.ParseMediaType(contentType)
 		return parseMultipart(params["boundary"], body)
 	case strings.HasPrefix(mt, "text/"):
 		return strings.ToValidUTF8(string(body), "\uFFFD"), nil
@@ -64,6 +64,14 @@ func Parse(contentType string, body []byte) (any, error) {
 		}
 		return base64.StdEncoding.EncodeToString(body), nil
 	}
+}
+
+// mediaType is the media type of a Content-Type, lower case, without its parameters,
+// as mime.ParseMediaType returns it, or the same of a Content-Type it refuses: only a
+// multipart body needs the parameters.
+func mediaType(contentType string) string {
+	base, _, _ := strings.Cut(contentType, ";")
+	return strings.ToLower(strings.TrimSpace(base))
 }
 
 func parseMultipart(boundary string, body []byte) (any, error) {
@@ -137,7 +145,33 @@ func Query(vals url.Values) map[string]any {
 func LowerHeaders(h http.Header) map[string]any {
 	out := make(map[string]any, len(h))
 	for k, vs := range h {
-		out[strings.ToLower(k)] = strings.Join(vs, ", ")
+		out[lowerName(k)] = strings.Join(vs, ", ")
 	}
 	return out
+}
+
+// lowerNames holds the lower-case form of the header names seen, up to maxLowerNames of
+// them: the same few names come with every request, and each would otherwise be
+// lowered into a new string every time.
+var (
+	lowerNames     sync.Map // string -> string
+	lowerNameCount atomic.Int64
+)
+
+const (
+	maxLowerNames   = 1024
+	maxLowerNameLen = 64
+)
+
+func lowerName(k string) string {
+	if l, ok := lowerNames.Load(k); ok {
+		return l.(string)
+	}
+	l := strings.ToLower(k)
+	if len(k) <= maxLowerNameLen && lowerNameCount.Load() < maxLowerNames {
+		if _, loaded := lowerNames.LoadOrStore(strings.Clone(k), l); !loaded {
+			lowerNameCount.Add(1)
+		}
+	}
+	return l
 }

@@ -3,9 +3,11 @@ package httpbody
 import (
 	"bytes"
 	"errors"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -82,6 +84,43 @@ func TestHeadersAndQuery(t *testing.T) {
 	require.Equal(t, map[string]any{"x-github-event": "push", "accept": "a, b"}, LowerHeaders(h))
 	q, _ := url.ParseQuery("a=1&b=2&b=3")
 	require.Equal(t, map[string]any{"a": "1", "b": []any{"2", "3"}}, Query(q))
+}
+
+// TestHeaderNamesAreLoweredOnce: a name seen before is lowered from the table of names,
+// and names past the table's bound are still lowered.
+func TestHeaderNamesAreLoweredOnce(t *testing.T) {
+	h := http.Header{"X-Probe-Once": {"v"}}
+	require.Equal(t, map[string]any{"x-probe-once": "v"}, LowerHeaders(h))
+	l, ok := lowerNames.Load("X-Probe-Once")
+	require.True(t, ok)
+	require.Equal(t, "x-probe-once", l)
+	require.Equal(t, 0, int(testing.AllocsPerRun(10, func() { _ = lowerName("X-Probe-Once") })))
+
+	long := "X-" + strings.Repeat("Long", maxLowerNameLen)
+	require.Equal(t, strings.ToLower(long), lowerName(long))
+	_, ok = lowerNames.Load(long)
+	require.False(t, ok, "a name longer than maxLowerNameLen is not kept")
+	for i := range maxLowerNames + 10 {
+		k := "X-Many-" + strconv.Itoa(i)
+		require.Equal(t, strings.ToLower(k), lowerName(k))
+	}
+	require.LessOrEqual(t, lowerNameCount.Load(), int64(maxLowerNames))
+}
+
+// FuzzMediaType: the media type Parse dispatches on is mime.ParseMediaType's, or the
+// same of a Content-Type it refuses.
+func FuzzMediaType(f *testing.F) {
+	for _, ct := range []string{"application/json", " Application/JSON ; charset=UTF-8", "text/plain;", "multipart/form-data; boundary=x",
+		"a/b; c", "bad type", "", ";", "application/json;;", "application/vnd.api+json; x=\"y\""} {
+		f.Add(ct)
+	}
+	f.Fuzz(func(t *testing.T, ct string) {
+		want, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			want = strings.ToLower(strings.TrimSpace(strings.Split(ct, ";")[0]))
+		}
+		require.Equal(t, want, mediaType(ct))
+	})
 }
 
 // FuzzParse parses arbitrary bodies as arbitrary content types, what the receiver does

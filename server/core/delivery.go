@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -108,27 +107,28 @@ func (c *Core) rawRequest(in *Incoming) *store.RawRequest {
 	return &store.RawRequest{Method: in.Method, Path: in.Path, Query: in.RawQuery, Headers: in.Header, Body: in.Body}
 }
 
-// requestVars are the variables of a handle taken from the request.
+// requestVars sets the variables of a handle taken from the request in vars.
 // A body that cannot be parsed leaves data and body null and returns the failure, so
 // that verification still runs first, on the raw bytes.
-func requestVars(in *Incoming) (map[string]any, *failure) {
-	q, _ := url.ParseQuery(in.RawQuery)
-	vars := map[string]any{
-		"method":  in.Method,
-		"query":   httpbody.Query(q),
-		"data":    nil,
-		"body":    nil,
-		"headers": httpbody.LowerHeaders(in.Header),
-		"rawBody": string(in.Body),
-		"url":     in.URL,
+func requestVars(in *Incoming, vars map[string]any) *failure {
+	query := map[string]any{}
+	if in.RawQuery != "" {
+		q, _ := url.ParseQuery(in.RawQuery)
+		query = httpbody.Query(q)
 	}
+	vars["method"] = in.Method
+	vars["query"] = query
+	vars["headers"] = httpbody.LowerHeaders(in.Header)
+	vars["rawBody"] = string(in.Body)
+	vars["url"] = in.URL
 	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
 	if err != nil {
+		vars["data"], vars["body"] = nil, nil
 		msg := "cannot parse body: " + err.Error() // about the sender's own body: it may read it
-		return vars, &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: msg, public: msg, keep: true}
+		return &failure{status: http.StatusBadRequest, outcome: store.OutcomeRejected, msg: msg, public: msg, keep: true}
 	}
 	vars["data"], vars["body"] = data, data
-	return vars, nil
+	return nil
 }
 
 // VerifyOutcome is what a verify block said of a request.
@@ -501,11 +501,10 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
-	rv, f := requestVars(in)
+	f := requestVars(in, vars)
 	if f != nil && ev.Verify == nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	maps.Copy(vars, rv)
 	// verify and handle share one evaluation deadline; the commit has its own context
 	ectx, cancel := engine.WithTimeout(ctx, c.EvalTimeout)
 	defer cancel()
@@ -606,7 +605,8 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
-	vars, f := requestVars(in)
+	vars := make(map[string]any, globalVarCount)
+	f := requestVars(in, vars)
 	vars["parameters"] = cp
 	// verify, the global handle and the handles it routes to share one evaluation
 	// deadline; the commit has its own context

@@ -206,6 +206,9 @@ func (c *Core) handleVars(ctx context.Context, sub *store.Subscription) (map[str
 	return vars, nil
 }
 
-// handleVarCount is how many variables a subscription's handle has: those of handleVars
-// and requestVars.
-const handleVarCount = 13
+// How many variables a handle has: those of handleVars (6) or the connector parameters
+// of a global webhook's handle, and requestVars' (7).
+const (
+	handleVarCount = 13
+	globalVarCount = 8
+)
