@@ -34,7 +34,8 @@ type Incoming struct {
 	Replay   bool // a replay of a kept request: verification is skipped
 }
 
-// Reply is what the receiver answers.
+// Reply is what the receiver answers. Its Header and Body may be shared with other
+// replies (the default reply's are): they are read, never changed.
 type Reply struct {
 	Status int
 	Header http.Header
@@ -376,8 +377,7 @@ func parseEvents(res *handleResult, m map[string]any, global bool, file string) 
 // buildReply turns a mapping's response (or nil) into the HTTP reply.
 func buildReply(resp map[string]any, received int) (Reply, error) {
 	if resp == nil {
-		body, _ := value.Encode(map[string]any{"received": int64(received)})
-		return Reply{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}, nil
+		return defaultReply(received), nil
 	}
 	r := Reply{Status: http.StatusOK, Header: http.Header{}}
 	if s, ok := resp["status"]; ok && s != nil {
@@ -411,6 +411,29 @@ func buildReply(resp map[string]any, received int) (Reply, error) {
 	}
 	return r, nil
 }
+
+// defaultReply is the reply to a request whose handle gave no response:
+// {"received": N}, N the events it stored.
+func defaultReply(received int) Reply {
+	if received >= 0 && received < len(defaultBodies) {
+		return Reply{Status: http.StatusOK, Header: jsonHeader, Body: defaultBodies[received]}
+	}
+	body, _ := value.Encode(map[string]any{"received": int64(received)})
+	return Reply{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body}
+}
+
+// jsonHeader and defaultBodies are shared by the default replies of up to 64 events:
+// nothing changes a reply's header or body.
+var (
+	jsonHeader    = http.Header{"Content-Type": {"application/json"}}
+	defaultBodies = func() [][]byte {
+		out := make([][]byte, 65)
+		for i := range out {
+			out[i], _ = value.Encode(map[string]any{"received": int64(i)})
+		}
+		return out
+	}()
+)
 
 // ErrorReply is the JSON error body the receiver answers with:
 // {"error": {"code": 404, "message": "..."}}.
