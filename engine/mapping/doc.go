@@ -24,7 +24,8 @@
 // time starts after it (the error's cause is a *TimeoutError). Looking at the clock is not
 // free, so a formula is weighed by its cost estimated at load, and the clock is read before
 // a heavy one or once the light ones since the last look may have done clockEvery units of
-// work together.
+// work together. For the same reason a WithTimeout context makes its timer only when its
+// Done channel is needed, and a run in it (SetTimeout) looks at its deadline as at its own.
 //
 // Plain selections (data.issue.id, headers[?"x"].orValue(null),
 // list.map(x, x.field)) are walked directly over the plain values with CEL's exact results,

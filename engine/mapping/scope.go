@@ -106,7 +106,7 @@ func (s *Scope) addCost(c uint64) {
 }
 
 // Context returns the scope's context (without the deadline of SetTimeout, which bounds
-// evaluation only).
+// evaluation only, nor that of a WithTimeout context SetTimeout took over).
 func (s *Scope) Context() context.Context { return s.ctx }
 
 // deadline is a time limit on a scope's evaluations. Reading the clock is not free (and a
@@ -120,7 +120,7 @@ type deadline struct {
 	start   time.Time
 	pending uint64 // estimated work since the last look at the clock
 	cause   TimeoutError
-	ctx     context.Context // made by evalContext
+	ctx     context.Context // made by evalContext, or the WithTimeout context taken over
 	cancel  context.CancelFunc
 }
 
@@ -135,18 +135,30 @@ const jmesPlainWeight = 1_000
 // limit (DefaultTimeout when 0 or less), unless s's context ends first. A tracked CEL
 // expression stops at the deadline; no other formula that may take time starts after
 // it. Call Release once the evaluations are done.
+//
+// A deadline of WithTimeout in s's context that comes first is taken over: it is looked at
+// as the run's own would be, and only a tracked CEL loop makes its timer; s's context
+// (Context) is then its parent.
 func (s *Scope) SetTimeout(limit time.Duration) {
 	if limit <= 0 {
 		limit = DefaultTimeout
 	}
-	if d, ok := s.ctx.Deadline(); ok && time.Until(d) <= limit {
+	now := time.Now()
+	if b, ok := s.ctx.(*bound); ok && !b.canceled.Load() && b.end.Sub(now) <= limit {
+		s.ctx = b.Context
+		s.own = deadline{limit: b.limit, start: b.start, cause: b.cause, ctx: b}
+		s.dl = &s.own
 		return
 	}
-	s.own = deadline{limit: limit, start: time.Now(), cause: TimeoutError{Limit: limit}}
+	if d, ok := s.ctx.Deadline(); ok && d.Sub(now) <= limit {
+		return
+	}
+	s.own = deadline{limit: limit, start: now, cause: TimeoutError{Limit: limit}}
 	s.dl = &s.own // no allocation: the scope is one already
 }
 
-// Release stops the timer SetTimeout may have made.
+// Release stops the timer SetTimeout may have made (that of a WithTimeout deadline taken
+// over is its cancel's to stop).
 func (s *Scope) Release() {
 	if s.dl != nil && s.dl.cancel != nil {
 		s.dl.cancel()
