@@ -6,166 +6,388 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
-
-	"github.com/valyala/fastjson"
 )
-
-// parsers are reused: a fastjson parser keeps its arena between documents.
-var parsers fastjson.ParserPool
 
 // decode parses one JSON document into a plain value, at most maxDepth levels deep.
+func decode(b []byte, maxDepth int) (any, error) { return decodeString(string(b), maxDepth) }
+
+// decodeString is decode of a string. The strings of the value share the memory of s
+// where the document writes them without escapes.
 //
-// It validates the document strictly (fastjson.Validate follows RFC 8259 as
-// encoding/json does), parses it with a pooled fastjson parser and builds the plain
-// value in one walk, where encoding/json's Decoder copied the input, scanned it twice and
-// built json.Numbers that a second walk converted. Rare inputs go to encoding/json so
-// that every document decodes exactly as before (FuzzDecodeMatchesEncodingJSON): one
-// nested deeper than fastjson's limit (a value stored under a laxer limit), a string with
-// invalid UTF-8 or a \u escape of a UTF-16 surrogate, and every invalid document (for
-// encoding/json's error message).
-func decode(b []byte, maxDepth int) (any, error) {
-	switch scan(b, min(maxDepth, fastjson.MaxDepth)) {
-	case tooDeep:
-		if maxDepth > fastjson.MaxDepth {
-			return decodeStd(b, maxDepth)
-		}
-		return nil, fmt.Errorf("JSON %w", ErrTooDeep)
-	case controlChar, surrogate:
-		// encoding/json's error for the one (fastjson.Validate misses some), its
-		// decoding of the other (a lone surrogate is U+FFFD, and the escape after it
-		// stays itself)
-		return decodeStd(b, maxDepth)
+// A strict single-pass decoder (decoder) builds the plain value of a document as it
+// validates it, where encoding/json's Decoder copied the input, scanned it twice and built
+// json.Numbers that a second walk converted. Whatever it is not sure to decode exactly as
+// encoding/json does goes to encoding/json (FuzzDecodeMatchesEncodingJSON): a document
+// nested deeper than fastMaxDepth, a string with invalid UTF-8, a raw control character
+// or a \u escape of a UTF-16 surrogate, a number out of range, and every invalid document
+// (for encoding/json's error message).
+func decodeString(s string, maxDepth int) (any, error) {
+	d := decoders.Get().(*decoder)
+	v, ok := d.decode(s, min(maxDepth, fastMaxDepth))
+	if cap(d.elems)+cap(d.members)+cap(d.buf) <= maxPooledScratch {
+		decoders.Put(d)
 	}
-	if err := fastjson.ValidateBytes(b); err != nil {
-		// encoding/json's error, for the same message as before
-		return decodeStd(b, maxDepth)
+	if ok {
+		return v, nil
 	}
-	p := parsers.Get()
-	defer parsers.Put(p)
-	v, err := p.ParseBytes(b)
-	if err != nil {
-		return decodeStd(b, maxDepth)
-	}
-	c := converter{maxDepth: maxDepth}
-	out, err := c.convert(v, 0)
-	if errors.Is(err, errUseStd) {
-		return decodeStd(b, maxDepth)
-	}
-	return out, err
+	return decodeStd([]byte(s), maxDepth)
 }
 
-// errUseStd: the document holds something only encoding/json decodes as before.
-var errUseStd = errors.New("decode with encoding/json")
-
-type converter struct {
-	maxDepth int
-	num      []byte
-}
-
-func (c *converter) convert(v *fastjson.Value, depth int) (any, error) {
-	switch v.Type() {
-	case fastjson.TypeObject:
-		if depth >= c.maxDepth {
-			return nil, fmt.Errorf("JSON %w", ErrTooDeep)
-		}
-		o, _ := v.Object()
-		m := make(map[string]any, o.Len())
-		var err error
-		o.Visit(func(key []byte, e *fastjson.Value) {
-			if err != nil {
-				return
-			}
-			var k string
-			if k, err = c.str(key); err != nil {
-				return
-			}
-			m[k], err = c.convert(e, depth+1)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return m, nil
-	case fastjson.TypeArray:
-		if depth >= c.maxDepth {
-			return nil, fmt.Errorf("JSON %w", ErrTooDeep)
-		}
-		a, _ := v.Array()
-		out := make([]any, len(a))
-		for i, e := range a {
-			n, err := c.convert(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = n
-		}
-		return out, nil
-	case fastjson.TypeString:
-		sb, _ := v.StringBytes()
-		return c.str(sb)
-	case fastjson.TypeNumber:
-		c.num = v.MarshalTo(c.num[:0])
-		return Number(string(c.num))
-	case fastjson.TypeTrue:
-		return true, nil
-	case fastjson.TypeFalse:
-		return false, nil
-	default:
-		return nil, nil
-	}
-}
-
-// str is an unescaped string, or errUseStd where encoding/json would decode it otherwise.
-func (c *converter) str(b []byte) (string, error) {
-	if !utf8.Valid(b) {
-		return "", errUseStd // encoding/json replaces each bad byte with U+FFFD
-	}
-	return string(b), nil
-}
-
-// What scan finds.
 const (
-	scanOK      = iota
-	tooDeep     // arrays and objects nested deeper than the limit
-	controlChar // a control character in a string, which JSON does not allow
-	surrogate   // a \u escape of a UTF-16 surrogate, which fastjson pairs otherwise
+	// fastMaxDepth is the deepest document decoder decodes itself (its recursion).
+	fastMaxDepth = 300
+	// maxPooledScratch: a decoder whose stacks grew past this many entries (a huge
+	// document) is left to the garbage collector.
+	maxPooledScratch = 1 << 16
 )
 
-// surrogateEscape reports whether b (after a backslash) is u and a surrogate's hex digits.
-func surrogateEscape(b []byte) bool {
-	return len(b) >= 3 && b[0] == 'u' && (b[1] == 'd' || b[1] == 'D') && strings.IndexByte("89abcdefABCDEF", b[2]) >= 0
+// decoders are reused for their scratch space.
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// decoder decodes one document at a time. Its methods return false where the document
+// is invalid or holds something encoding/json decodes otherwise: decodeString then asks
+// encoding/json.
+type decoder struct {
+	s        string
+	i        int
+	maxDepth int
+	// elems and members are stacks of the elements of the arrays and the members of the
+	// objects being decoded, so that each is made once at its size.
+	elems   []any
+	members []member
+	buf     []byte // an unescaped string
 }
 
-// scan walks the document's bytes once, before anything recursive sees it: it finds
-// nesting deeper than limit, and raw control characters in strings (which
-// fastjson.Validate lets through in a string that also has an escape sequence).
-func scan(b []byte, limit int) int {
-	depth := 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '[', '{':
-			depth++
-			if depth > limit {
-				return tooDeep
-			}
-		case ']', '}':
-			depth--
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				switch {
-				case b[i] < 0x20:
-					return controlChar
-				case b[i] == '\\':
-					if surrogateEscape(b[i+1:]) {
-						return surrogate
-					}
-					i++
-				}
-			}
+type member struct {
+	k string
+	v any
+}
+
+func (d *decoder) decode(s string, maxDepth int) (any, bool) {
+	d.s, d.i, d.maxDepth = s, 0, maxDepth
+	d.ws()
+	v, ok := d.value(0)
+	if ok {
+		d.ws()
+		ok = d.i == len(d.s)
+	}
+	// the stacks keep no value alive once the document is decoded (a value that
+	// completed cleared its own part)
+	clear(d.elems)
+	clear(d.members)
+	d.elems, d.members, d.s = d.elems[:0], d.members[:0], ""
+	if !ok {
+		return nil, false
+	}
+	return v, true
+}
+
+// ws skips JSON whitespace.
+func (d *decoder) ws() {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
 		}
 	}
-	return scanOK
+}
+
+// value decodes the value at d.i, nested in depth arrays and objects.
+func (d *decoder) value(depth int) (any, bool) {
+	if d.i >= len(d.s) {
+		return nil, false
+	}
+	switch c := d.s[d.i]; c {
+	case '{':
+		return d.object(depth)
+	case '[':
+		return d.array(depth)
+	case '"':
+		s, ok := d.str()
+		return s, ok
+	case 't':
+		return true, d.literal("true")
+	case 'f':
+		return false, d.literal("false")
+	case 'n':
+		return nil, d.literal("null")
+	default:
+		if c == '-' || c >= '0' && c <= '9' {
+			return d.number()
+		}
+		return nil, false
+	}
+}
+
+func (d *decoder) literal(lit string) bool {
+	if !strings.HasPrefix(d.s[d.i:], lit) {
+		return false
+	}
+	d.i += len(lit)
+	return true
+}
+
+func (d *decoder) object(depth int) (any, bool) {
+	if depth >= d.maxDepth {
+		return nil, false
+	}
+	d.i++ // {
+	d.ws()
+	if d.i < len(d.s) && d.s[d.i] == '}' {
+		d.i++
+		return map[string]any{}, true
+	}
+	base := len(d.members)
+	for {
+		if d.i >= len(d.s) || d.s[d.i] != '"' {
+			return nil, false
+		}
+		k, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		d.ws()
+		if d.i >= len(d.s) || d.s[d.i] != ':' {
+			return nil, false
+		}
+		d.i++
+		d.ws()
+		v, ok := d.value(depth + 1)
+		if !ok {
+			return nil, false
+		}
+		d.members = append(d.members, member{k, v})
+		d.ws()
+		if d.i >= len(d.s) {
+			return nil, false
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+			d.ws()
+			continue
+		case '}':
+			d.i++
+		default:
+			return nil, false
+		}
+		break
+	}
+	ms := d.members[base:]
+	m := make(map[string]any, len(ms))
+	for _, e := range ms {
+		m[e.k] = e.v // a repeated key: the last one, as encoding/json
+	}
+	clear(ms)
+	d.members = d.members[:base]
+	return m, true
+}
+
+func (d *decoder) array(depth int) (any, bool) {
+	if depth >= d.maxDepth {
+		return nil, false
+	}
+	d.i++ // [
+	d.ws()
+	if d.i < len(d.s) && d.s[d.i] == ']' {
+		d.i++
+		return []any{}, true
+	}
+	base := len(d.elems)
+	for {
+		v, ok := d.value(depth + 1)
+		if !ok {
+			return nil, false
+		}
+		d.elems = append(d.elems, v)
+		d.ws()
+		if d.i >= len(d.s) {
+			return nil, false
+		}
+		switch d.s[d.i] {
+		case ',':
+			d.i++
+			d.ws()
+			continue
+		case ']':
+			d.i++
+		default:
+			return nil, false
+		}
+		break
+	}
+	es := d.elems[base:]
+	out := make([]any, len(es))
+	copy(out, es)
+	clear(es)
+	d.elems = d.elems[:base]
+	return out, true
+}
+
+// SWAR constants: a byte repeated in each of a word's eight bytes.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether none of the eight bytes of x ends a run of plain string bytes:
+// a quote, a backslash, a control character or a byte of a multi-byte UTF-8 sequence.
+func plain8(x uint64) bool {
+	q := x ^ (ones * '"')
+	b := x ^ (ones * '\\')
+	special := (x - ones*0x20) | (q - ones) | (b - ones) // a byte that was below 0x20, or zero
+	return (special|x)&highs == 0
+}
+
+// str decodes the string at d.i (its opening quote).
+func (d *decoder) str() (string, bool) {
+	s := d.s
+	start := d.i + 1
+	j := start
+	ascii := true
+	for {
+		for j+8 <= len(s) && plain8(uint64(s[j])|uint64(s[j+1])<<8|uint64(s[j+2])<<16|uint64(s[j+3])<<24|
+			uint64(s[j+4])<<32|uint64(s[j+5])<<40|uint64(s[j+6])<<48|uint64(s[j+7])<<56) {
+			j += 8
+		}
+		if j >= len(s) {
+			return "", false // unterminated
+		}
+		switch c := s[j]; {
+		case c == '"':
+			out := s[start:j]
+			if !ascii && !utf8.ValidString(out) {
+				return "", false // encoding/json replaces each bad byte with U+FFFD
+			}
+			d.i = j + 1
+			return out, true
+		case c == '\\':
+			return d.unescape(start, j)
+		case c < 0x20:
+			return "", false // JSON has no raw control characters
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		j++
+	}
+}
+
+// unescape decodes the string starting at start whose first escape is at j.
+func (d *decoder) unescape(start, j int) (string, bool) {
+	s := d.s
+	b := append(d.buf[:0], s[start:j]...)
+	for j < len(s) {
+		c := s[j]
+		switch {
+		case c == '"':
+			d.i = j + 1
+			d.buf = b
+			if !utf8.Valid(b) {
+				return "", false
+			}
+			return string(b), true
+		case c < 0x20:
+			return "", false
+		case c != '\\':
+			b = append(b, c)
+			j++
+			continue
+		}
+		if j+1 >= len(s) {
+			return "", false
+		}
+		switch e := s[j+1]; e {
+		case '"', '\\', '/':
+			b = append(b, e)
+		case 'b':
+			b = append(b, '\b')
+		case 'f':
+			b = append(b, '\f')
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case 'u':
+			if j+6 > len(s) {
+				return "", false
+			}
+			r, err := strconv.ParseUint(s[j+2:j+6], 16, 16)
+			if err != nil || r >= 0xd800 && r <= 0xdfff {
+				return "", false // a surrogate: encoding/json pairs them (or writes U+FFFD)
+			}
+			b = utf8.AppendRune(b, rune(r))
+			j += 6
+			continue
+		default:
+			return "", false
+		}
+		j += 2
+	}
+	return "", false
+}
+
+// number decodes the number at d.i as Number does.
+func (d *decoder) number() (any, bool) {
+	s := d.s
+	start, j := d.i, d.i
+	if s[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(s) && s[j] == '0':
+		j++
+	case j < len(s) && s[j] >= '1' && s[j] <= '9':
+		j = digits(s, j)
+	default:
+		return nil, false
+	}
+	integer := true
+	if j < len(s) && s[j] == '.' {
+		integer = false
+		if j = digits(s, j+1); s[j-1] == '.' {
+			return nil, false
+		}
+	}
+	if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
+		integer = false
+		j++
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		k := digits(s, j)
+		if k == j {
+			return nil, false
+		}
+		j = k
+	}
+	d.i = j
+	lit := s[start:j]
+	if integer {
+		if n, err := strconv.ParseInt(lit, 10, 64); err == nil {
+			return n, true
+		}
+	}
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return nil, false // out of range: encoding/json's error
+	}
+	return f, true
+}
+
+// digits returns the index after the digits at j.
+func digits(s string, j int) int {
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	return j
 }
 
 // decodeStd is the encoding/json decoder, for the rare documents decode leaves to it and

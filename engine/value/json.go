@@ -25,8 +25,10 @@ func DecodeStored(b []byte) (any, error) { return decode(b, unlimitedDepth) }
 // unlimitedDepth is above encoding/json's own nesting limit (10,000).
 const unlimitedDepth = 1 << 20
 
-// DecodeString is Decode of a string.
-func DecodeString(s string) (any, error) { return Decode([]byte(s)) }
+// DecodeString is Decode of a string. The strings of the value share the memory of s
+// where the document writes them without escapes: it saves copying them, and it keeps s
+// in memory while any of them is.
+func DecodeString(s string) (any, error) { return decodeString(s, MaxDepth) }
 
 func normalize(v any, depth, maxDepth int) (any, error) {
 	switch t := v.(type) {

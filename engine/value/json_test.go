@@ -69,13 +69,23 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// The fastjson decoder decodes every document exactly as encoding/json did: the same value,
-// or an error where it gave one.
+// decode decodes every document exactly as encoding/json did: the same value, or an error
+// where it gave one.
 func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"a":1}`, `[1.5,"x",{"y":null}]`, `{"big":9007199254740993,"e":1e3,"neg":-0}`, `"\ud800"`, `"\ud83d\ude00"`,
 		`"a\\u0041"`, "\"\xff\xfe\"", `{"a":1,"a":2}`, `{} {}`, ` `, `NaN`, `[1,]`, `{"k":"\u0000"}`, `1e400`,
 		`[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]`, `"\/\b\f\n\r\t"`, `01`, `-`, `tru`,
+		// the single-pass decoder's corners: strings across its 8-byte steps, escapes,
+		// UTF-8, numbers, whitespace, nesting at the limits
+		`"1234567"`, `"12345678"`, `"123456789"`, `"1234567\"x"`, "\"1234567\x01\"", "\"12345678\x1f90\"",
+		`"caf\u00e9 café 日本"`, "\"abcdefg\xc3\xa9hij\"", "\"abcdefgh\xe9\"", `"\u00e9\u20AC\ud83d\ude00"`,
+		`"\x"`, `"\u12"`, `"\u12g4"`, `"a\"`, `"abc`, `{"a" :1 , "b":[ 1 ,2 ] }`, " \t\r\n{}\n", `{"a":1,}`, `{,}`, `[,1]`,
+		`{"a"}`, `{"a":}`, `{1:2}`, `-0.0`, `1E5`, `1.5e-3`, `1e+2`, `2.`, `.5`, `-01`, `1e`, `+1`, `9223372036854775807`,
+		`9223372036854775808`, `-9223372036854775808`, `-9223372036854775809`, `[true,false,null]`, `nul`, `falsey`,
+		strings.Repeat("[", 31) + strings.Repeat("]", 31), strings.Repeat("[", 32) + strings.Repeat("]", 32),
+		strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33), strings.Repeat("[", 300) + strings.Repeat("]", 300),
+		strings.Repeat("[", 301) + strings.Repeat("]", 301),
 	} {
 		f.Add([]byte(s))
 	}
