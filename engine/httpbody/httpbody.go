@@ -1,7 +1,6 @@
 package httpbody
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -39,16 +38,25 @@ func Parse(contentType string, body []byte) (any, error) {
 	if len(body) == 0 {
 		return nil, nil
 	}
+	return ParseString(contentType, string(body))
+}
+
+// ParseString is Parse of a body held as a string (a handle's rawBody): the strings of the
+// value share its memory where they can, instead of each being copied.
+func ParseString(contentType, body string) (any, error) {
+	if len(body) == 0 {
+		return nil, nil
+	}
 	mt := mediaType(contentType)
 	switch {
 	case IsJSON(mt):
-		v, err := value.Decode(body)
+		v, err := value.DecodeString(body)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformedJSON, err)
 		}
 		return v, nil
 	case mt == "application/x-www-form-urlencoded":
-		vals, err := url.ParseQuery(string(body))
+		vals, err := url.ParseQuery(body)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformedForm, err)
 		}
@@ -57,12 +65,12 @@ func Parse(contentType string, body []byte) (any, error) {
 		_, params, _ := mime.ParseMediaType(contentType)
 		return parseMultipart(params["boundary"], body)
 	case strings.HasPrefix(mt, "text/"):
-		return strings.ToValidUTF8(string(body), "\uFFFD"), nil
+		return strings.ToValidUTF8(body, "\uFFFD"), nil
 	default:
-		if utf8.Valid(body) {
-			return string(body), nil
+		if utf8.ValidString(body) {
+			return body, nil
 		}
-		return base64.StdEncoding.EncodeToString(body), nil
+		return base64.StdEncoding.EncodeToString([]byte(body)), nil
 	}
 }
 
@@ -74,11 +82,11 @@ func mediaType(contentType string) string {
 	return strings.ToLower(strings.TrimSpace(base))
 }
 
-func parseMultipart(boundary string, body []byte) (any, error) {
+func parseMultipart(boundary, body string) (any, error) {
 	if boundary == "" {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedMulti, errNoBoundary)
 	}
-	r := multipart.NewReader(bytes.NewReader(body), boundary)
+	r := multipart.NewReader(strings.NewReader(body), boundary)
 	out := map[string]any{}
 	for n := 0; ; n++ {
 		if n >= maxMultipartParts {
@@ -86,7 +94,7 @@ func parseMultipart(boundary string, body []byte) (any, error) {
 		}
 		p, err := r.NextPart()
 		if errors.Is(err, io.EOF) {
-			if n == 0 && !bytes.Contains(body, []byte("--"+boundary)) {
+			if n == 0 && !strings.Contains(body, "--"+boundary) {
 				// Not even the closing delimiter: this is not the multipart body it says.
 				return nil, fmt.Errorf("%w: no part delimited by the boundary %q", ErrMalformedMulti, value.Shorten(boundary, 70))
 			}

@@ -42,12 +42,15 @@ func TestParse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse(tc.ct, []byte(tc.body))
+			fromString, errString := ParseString(tc.ct, tc.body)
+			require.Equal(t, err, errString, "ParseString fails as Parse does")
 			if tc.err != nil {
 				require.ErrorIs(t, err, tc.err)
 				return
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
+			require.Equal(t, tc.want, fromString)
 		})
 	}
 }

@@ -119,10 +119,11 @@ func requestVars(in *Incoming, vars map[string]any) *failure {
 	}
 	vars["method"] = in.Method
 	vars["query"] = query
+	raw := string(in.Body)
 	vars["headers"] = httpbody.LowerHeaders(in.Header)
-	vars["rawBody"] = string(in.Body)
+	vars["rawBody"] = raw
 	vars["url"] = in.URL
-	data, err := httpbody.Parse(in.Header.Get("Content-Type"), in.Body)
+	data, err := httpbody.ParseString(in.Header.Get("Content-Type"), raw) // data's strings share raw
 	if err != nil {
 		vars["data"], vars["body"] = nil, nil
 		msg := "cannot parse body: " + err.Error() // about the sender's own body: it may read it
