@@ -1,27 +1,26 @@
 package receiver
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/hookmap/hookmap/server/core"
 )
 
-type ctxKey struct{}
-
-func withRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, id)
-}
-
-func requestID(ctx context.Context) string {
-	s, _ := ctx.Value(ctxKey{}).(string)
-	return s
+// requestID is the id the middleware gave the request w answers (its X-Request-Id), for
+// the logs. The id travels with the writer rather than in a context value, which would
+// copy the request.
+func requestID(w http.ResponseWriter) string {
+	if sw, ok := w.(*statusWriter); ok {
+		return sw.reqID
+	}
+	return ""
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	reqID  string
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -56,7 +56,7 @@ func (rc *Receiver) serveOAuthCallback(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_ = connectedPage.Execute(w, res.Connection)
 	default:
-		rc.Logger.Info("OAuth callback refused", "request_id", requestID(r.Context()), "status", res.Status, "reason", res.Message)
+		rc.Logger.Info("OAuth callback refused", "request_id", requestID(w), "status", res.Status, "reason", res.Message)
 		writeError(w, res.Status, res.Message)
 	}
 }

@@ -44,7 +44,7 @@ func (rc *Receiver) Handler() http.Handler {
 	mux.Handle("/readyz", getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rc.Ready != nil {
 			if err := rc.Ready(r.Context()); err != nil {
-				rc.Logger.Warn("not ready", "request_id", requestID(r.Context()), "err", err)
+				rc.Logger.Warn("not ready", "request_id", requestID(w), "err", err)
 				writeError(w, http.StatusServiceUnavailable, "not ready") // the cause is for the log
 				return
 			}
@@ -100,7 +100,7 @@ func (rc *Receiver) middleware(next http.Handler) http.Handler {
 		if refuseConnect(w, r) {
 			return
 		}
-		rw := &statusWriter{ResponseWriter: w}
+		rw := &statusWriter{ResponseWriter: w, reqID: reqID}
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
@@ -116,7 +116,7 @@ func (rc *Receiver) middleware(next http.Handler) http.Handler {
 				rc.Metrics.ReceiverLatency.WithLabelValues(strconv.Itoa(rw.code())).Observe(time.Since(start).Seconds())
 			}
 		}()
-		next.ServeHTTP(rw, r.WithContext(withRequestID(r.Context(), reqID)))
+		next.ServeHTTP(rw, r)
 	})
 }
 
@@ -260,13 +260,13 @@ func (rc *Receiver) deliver(w http.ResponseWriter, r *http.Request, ws, subID, g
 	// (and the delivery record).
 	switch {
 	case res.Delivery.Outcome == store.OutcomeFailed:
-		rc.Logger.Warn("delivery failed; kept for replay", "request_id", requestID(r.Context()), "subscription", subID,
+		rc.Logger.Warn("delivery failed; kept for replay", "request_id", requestID(w), "subscription", subID,
 			"global_webhook", gwID, "delivery", res.Delivery.ID, "error", res.Delivery.Error)
 	case res.Delivery.Outcome == store.OutcomeRejected:
-		rc.Logger.Info("delivery rejected", "request_id", requestID(r.Context()), "subscription", subID,
+		rc.Logger.Info("delivery rejected", "request_id", requestID(w), "subscription", subID,
 			"global_webhook", gwID, "delivery", res.Delivery.ID, "status", res.Reply.Status, "error", res.Delivery.Error)
 	case rc.Logger.Enabled(r.Context(), slog.LevelDebug):
-		rc.Logger.Debug("delivery", "request_id", requestID(r.Context()), "subscription", subID, "global_webhook", gwID,
+		rc.Logger.Debug("delivery", "request_id", requestID(w), "subscription", subID, "global_webhook", gwID,
 			"delivery", res.Delivery.ID, "outcome", res.Delivery.Outcome, "status", res.Reply.Status, "events", res.Delivery.EventCount)
 	}
 	writeReply(w, res.Reply)
@@ -280,6 +280,6 @@ func (rc *Receiver) lookupFailed(w http.ResponseWriter, r *http.Request, err err
 		writeError(w, http.StatusNotFound, "unknown "+what)
 		return
 	}
-	rc.Logger.Error("lookup "+what, "request_id", requestID(r.Context()), "err", err)
+	rc.Logger.Error("lookup "+what, "request_id", requestID(w), "err", err)
 	writeError(w, http.StatusServiceUnavailable, "temporarily unavailable")
 }

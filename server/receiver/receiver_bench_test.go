@@ -41,6 +41,41 @@ func (s *instantCommits) CommitDelivery(_ context.Context, c *store.DeliveryComm
 	return res, nil
 }
 
+// testReceiver is a receiver with its metrics over a SQLite store in a temporary folder
+// with the ingest comparison's connector (bench/connector/bench) loaded, an ACTIVE
+// subscription to its `webhook` event, and log as its logger. With instant, the store's
+// CommitDelivery returns at once.
+func testReceiver(tb testing.TB, log *slog.Logger, instant bool) (*Receiver, *store.Subscription) {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "hookmap.db"), sqlite.Options{})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = st.Close() })
+	key := make([]byte, secrets.KeySize)
+	_, _ = rand.Read(key)
+	box, err := secrets.NewBox(key)
+	require.NoError(tb, err)
+	reg, diags := registry.New(filepath.Join("..", "..", "bench", "connector"))
+	require.Empty(tb, diags)
+	require.NoError(tb, st.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "default", CreateTime: time.Now().UTC()}))
+	c := &core.Core{Store: st, Box: box, Registry: reg, Hub: hub.New(), PublicURL: "http://127.0.0.1:8080", Logger: log}
+	conn, err := c.CreateConnection(ctx, "default", core.ConnectionInput{ConnectorKey: "bench"})
+	require.NoError(tb, err)
+	sub, err := c.CreateSubscription(ctx, "default", core.SubscriptionInput{ConnectionID: conn.ID, EventKey: "webhook"})
+	require.NoError(tb, err)
+	if instant {
+		c.Store = &instantCommits{Store: st}
+	}
+	return &Receiver{Core: c, Metrics: metrics.New(), Logger: log}, sub
+}
+
+// benchBody is the body of the ingest comparison's webhooks: an issue-like JSON object of
+// about 1 KiB.
+func benchBody() []byte {
+	const head = `{"id":"b2f6c1d0-8c1e-4f5e-9a51-3d2c1b0a9f8e","action":"opened","user":{"id":1234567,"login":"octocat"},"text":"`
+	return []byte(head + strings.Repeat("x", 1024-len(head)-2) + `"}`)
+}
+
 // BenchmarkServeSubscription serves webhooks of the ingest comparison (its ~1 KiB JSON
 // body, the bench connector's `webhook` event) through the receiver's handler, with its
 // metrics, as the HTTP server calls it: the middleware, the subscription's lookup, the
@@ -48,28 +83,9 @@ func (s *instantCommits) CommitDelivery(_ context.Context, c *store.DeliveryComm
 // returns at once, so that the figures are the handler's own CPU and allocations, with
 // no disk sync in them (the HTTP server's own work is not in them either).
 func BenchmarkServeSubscription(b *testing.B) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "hookmap.db"), sqlite.Options{})
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = st.Close() })
-	key := make([]byte, secrets.KeySize)
-	_, _ = rand.Read(key)
-	box, err := secrets.NewBox(key)
-	require.NoError(b, err)
-	reg, diags := registry.New(filepath.Join("..", "..", "bench", "connector"))
-	require.Empty(b, diags)
-	require.NoError(b, st.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "default", CreateTime: time.Now().UTC()}))
-	log := slog.New(slog.DiscardHandler)
-	c := &core.Core{Store: st, Box: box, Registry: reg, Hub: hub.New(), PublicURL: "http://127.0.0.1:8080", Logger: log}
-	conn, err := c.CreateConnection(ctx, "default", core.ConnectionInput{ConnectorKey: "bench"})
-	require.NoError(b, err)
-	sub, err := c.CreateSubscription(ctx, "default", core.SubscriptionInput{ConnectionID: conn.ID, EventKey: "webhook"})
-	require.NoError(b, err)
-	c.Store = &instantCommits{Store: st}
-	h := (&Receiver{Core: c, Metrics: metrics.New(), Logger: log}).Handler()
-
-	const head = `{"id":"b2f6c1d0-8c1e-4f5e-9a51-3d2c1b0a9f8e","action":"opened","user":{"id":1234567,"login":"octocat"},"text":"`
-	body := []byte(head + strings.Repeat("x", 1024-len(head)-2) + `"}`)
+	rc, sub := testReceiver(b, slog.New(slog.DiscardHandler), true)
+	h := rc.Handler()
+	body := benchBody()
 	rd := bytes.NewReader(body)
 	req := httptest.NewRequest(http.MethodPost, "/hooks/"+sub.ID, rd)
 	req.Header.Set("Content-Type", "application/json")

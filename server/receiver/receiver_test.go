@@ -1,0 +1,41 @@
+package receiver
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestLogsNameTheRequest: what the receiver logs of a request names it by the id its
+// answer carries in X-Request-Id.
+func TestLogsNameTheRequest(t *testing.T) {
+	var logs bytes.Buffer
+	rc, sub := testReceiver(t, slog.New(slog.NewJSONHandler(&logs, nil)), false)
+	h := rc.Handler()
+	ids := map[string]bool{}
+	for _, body := range []string{`{"id": "w-1"}`, `{"id": `} { // no action: FAILED; malformed: REJECTED
+		logs.Reset()
+		req := httptest.NewRequest(http.MethodPost, "/hooks/"+sub.ID, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		require.NotEqual(t, http.StatusOK, w.Code, w.Body.String())
+		id := w.Header().Get("X-Request-Id")
+		require.NotEmpty(t, id)
+		require.False(t, ids[id], "a new id for every request")
+		ids[id] = true
+		var line struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+		}
+		require.NoError(t, json.Unmarshal(logs.Bytes(), &line), logs.String())
+		require.Contains(t, line.Msg, "delivery")
+		require.Equal(t, id, line.RequestID)
+	}
+}
