@@ -28,8 +28,10 @@
 // Done channel is needed, and a run in it (SetTimeout) looks at its deadline as at its own.
 //
 // Plain selections (data.issue.id, headers[?"x"].orValue(null),
-// list.map(x, x.field)) are walked directly over the plain values with CEL's exact results,
-// falling back to CEL for anything else, including every error. JMESPath expressions that
+// list.map(x, x.field)), and concatenations of string literals and such selections
+// ("issue." + data.action) whose cost is bounded at load, are walked directly over the
+// plain values with CEL's exact results, falling back to CEL for anything else, including
+// every error. JMESPath expressions that
 // neither compare nor call functions search the variables as they are; the others search a
 // float64 copy of the variables they name, made once per scope (see engine/jmes).
 package mapping

@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"strings"
+
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/operators"
@@ -190,4 +192,71 @@ func (fp *fastPath) walk(cur any) (any, bool) {
 		return cur, true
 	}
 	return nil, false
+}
+
+// fastConcat is a CEL expression that only concatenates string literals and plain
+// selections (fastPath, without the map macro), the usual way to build a type or an id:
+//
+//	"issue." + data.action      data.repo.owner + "/" + data.repo.name
+//
+// Such expressions are walked directly when every selection yields a string; otherwise
+// (a number, a list, a missing key) CEL evaluates them, for its answer or its error. Only
+// expressions whose cost is bounded at load use it: CEL's cost limit never stops them.
+type fastConcat struct {
+	parts []concatPart
+}
+
+// concatPart is a literal (path nil) or a selection.
+type concatPart struct {
+	lit  string
+	path *fastPath
+}
+
+func fastConcatOf(a *cel.Ast) *fastConcat {
+	fc := &fastConcat{}
+	var walk func(e ast.Expr) bool
+	walk = func(e ast.Expr) bool {
+		if e.Kind() == ast.CallKind {
+			if call := e.AsCall(); call.FunctionName() == operators.Add && !call.IsMemberFunction() && len(call.Args()) == 2 {
+				return walk(call.Args()[0]) && walk(call.Args()[1])
+			}
+		}
+		if e.Kind() == ast.LiteralKind {
+			lit, ok := e.AsLiteral().(types.String)
+			fc.parts = append(fc.parts, concatPart{lit: string(lit)})
+			return ok
+		}
+		p := pathOf(e)
+		fc.parts = append(fc.parts, concatPart{path: p})
+		return p != nil
+	}
+	if !walk(a.NativeRep().Expr()) || len(fc.parts) < 2 {
+		return nil
+	}
+	return fc
+}
+
+// eval concatenates the parts; ok is false when CEL must evaluate the expression instead.
+func (fc *fastConcat) eval(s *Scope) (string, bool) {
+	if s.ctx.Err() != nil {
+		return "", false
+	}
+	var b strings.Builder
+	for _, p := range fc.parts {
+		if p.path == nil {
+			b.WriteString(p.lit)
+			continue
+		}
+		root, ok := s.Lookup(p.path.root)
+		if !ok {
+			return "", false
+		}
+		v, ok := p.path.walk(root)
+		str, isStr := v.(string)
+		if !ok || !isStr {
+			return "", false
+		}
+		b.WriteString(str)
+	}
+	return b.String(), true
 }

@@ -73,3 +73,54 @@ func TestFastPathMatchesCEL(t *testing.T) {
 		})
 	}
 }
+
+// TestFastConcatMatchesCEL evaluates concatenations with and without their fast path:
+// results and errors must be the same.
+func TestFastConcatMatchesCEL(t *testing.T) {
+	vars := map[string]any{
+		"data":    doc(t, `{"action":"opened","repo":{"owner":"o","name":"r"},"n":7,"l":["x"],"e":"","u":"caf\u00e9","z":null}`),
+		"headers": map[string]any{"x-id": "d1"},
+	}
+	exprs := []struct {
+		src  string
+		fast bool
+	}{
+		{`"issue." + data.action`, true},
+		{`data.repo.owner + "/" + data.repo.name`, true},
+		{`data.action + data.e + data.u`, true},
+		{`"a" + "b"`, true},
+		{`headers[?"x-id"].orValue("") + ":" + headers[?"x-nope"].orValue("none")`, true},
+		{`"issue." + data.missing`, true}, // no such key: CEL's error
+		{`"n=" + data.n`, true},           // an int: CEL's error
+		{`data.l + data.l`, true},         // lists: CEL concatenates them
+		{`data.n + data.n`, true},         // ints: CEL adds them
+		{`"z" + data.z`, true},            // null: CEL's error
+		{`"a" + string(data.n)`, false},   // a call
+		{`data.action + "-" + data.n.toString()`, false},
+		{`data.action`, false}, // a selection: fastPath's
+		{`"x" + data.l.map(i, i)[0]`, false},
+	}
+	env, err := NewEnv(testVars...)
+	require.NoError(t, err)
+	for _, tc := range exprs {
+		t.Run(tc.src, func(t *testing.T) {
+			c := &Compiler{Env: env, Path: "x"}
+			cn := c.compileCEL(tc.src, nil, false)
+			if cn == nil {
+				require.False(t, tc.fast, "%v", c.Problems)
+				return
+			}
+			require.Empty(t, c.Problems)
+			require.Equal(t, tc.fast, cn.concat != nil)
+			fastV, fastErr := cn.eval(NewScope(context.Background(), vars))
+			cn.concat = nil
+			celV, celErr := cn.eval(NewScope(context.Background(), vars))
+			require.Equal(t, celV, fastV)
+			if celErr != nil {
+				require.EqualError(t, fastErr, celErr.Error())
+			} else {
+				require.NoError(t, fastErr)
+			}
+		})
+	}
+}

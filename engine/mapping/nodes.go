@@ -92,10 +92,11 @@ func (l *listNode) eval(s *Scope) (any, error) {
 type celNode struct {
 	expr    string
 	prg     cel.Program
-	bounded bool      // cost bounded at compile time: no runtime tracking
-	weight  uint64    // the work it may do, for the deadline's looks at the clock
-	loops   bool      // has a comprehension that iterates, which can stop at the deadline
-	fast    *fastPath // set for plain selections, walked without CEL (see fastPathOf)
+	bounded bool        // cost bounded at compile time: no runtime tracking
+	weight  uint64      // the work it may do, for the deadline's looks at the clock
+	loops   bool        // has a comprehension that iterates, which can stop at the deadline
+	fast    *fastPath   // set for plain selections, walked without CEL (see fastPathOf)
+	concat  *fastConcat // set for concatenations of literals and selections (fastConcatOf)
 	info    *ast.SourceInfo
 	src     source
 }
@@ -109,6 +110,11 @@ func (c *celNode) eval(s *Scope) (any, error) {
 	}
 	if stop := s.stop(c.weight); stop != nil {
 		return nil, c.src.stopped(stop)
+	}
+	if c.concat != nil {
+		if v, ok := c.concat.eval(s); ok {
+			return v, nil
+		}
 	}
 	var out ref.Val
 	var err error
