@@ -112,6 +112,7 @@ func (l *loader) event(key string) *Event {
 	if verifyPair != nil {
 		ev.Verify = l.verify(path, f, *verifyPair, eventHandleVars())
 	}
+	ev.handleReads, ev.readsKnown = ev.HandleReads(), true
 	return ev
 }
 

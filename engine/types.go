@@ -212,6 +212,24 @@ type Event struct {
 	// Methods by name: subscribe, handle, unsubscribe, refresh, list, delete, fetch,
 	// getEventsSelector (declared as getEventSelector too).
 	Methods map[string]*Method
+
+	handleReads Reads // HandleReads, computed at load
+	readsKnown  bool
+}
+
+// Reads are the variables a method or a verify block may read: see mapping.Reads.
+type Reads = mapping.Reads
+
+// AllReads are the reads of what may read every variable.
+func AllReads() Reads { return mapping.AllReads() }
+
+// HandleReads returns the variables the event's verify block and handle may read
+// together: a delivery's handling needs to make only those.
+func (e *Event) HandleReads() Reads {
+	if e.readsKnown {
+		return e.handleReads
+	}
+	return e.Methods[MethodHandle].Reads().Union(e.Verify.Reads())
 }
 
 // GlobalWebhook is an app-level webhook URL shared by the subscriptions of a workspace.
@@ -233,6 +251,22 @@ type Verify struct {
 	secret *mapping.Value
 	cond   *mapping.CEL
 	skip   *mapping.CEL
+}
+
+// Reads returns the variables the block's formulas may read (its scheme reads the
+// request itself, not variables).
+func (v *Verify) Reads() Reads {
+	if v == nil {
+		return Reads{}
+	}
+	r := v.secret.Reads()
+	if v.cond != nil {
+		r = r.Union(v.cond.Reads())
+	}
+	if v.skip != nil {
+		r = r.Union(v.skip.Reads())
+	}
+	return r
 }
 
 // Skips reports whether the block has a skipWhen condition.
@@ -305,6 +339,18 @@ type Method struct {
 	mapping *mapping.Value
 	rest    *rest.Method
 	api     *rest.API
+}
+
+// Reads returns the variables the method may read: every one for a rest-api-mapping
+// method. Run with only those gives the same result as with all of them.
+func (m *Method) Reads() Reads {
+	switch {
+	case m == nil:
+		return Reads{}
+	case m.mapping == nil:
+		return mapping.AllReads()
+	}
+	return m.mapping.Reads()
 }
 
 // Run evaluates the method with vars and returns its result as a plain value. A declared

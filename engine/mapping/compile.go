@@ -378,7 +378,8 @@ func (c *Compiler) compileCEL(expr string, n *yaml.Node, wantBool bool) *celNode
 	if bounded {
 		weight = min(est, clockEvery)
 	}
-	cn := &celNode{expr: expr, prg: prg, bounded: bounded, weight: weight, loops: loops(checked), fast: fastPathOf(checked), info: checked.NativeRep().SourceInfo(), src: c.src(n)}
+	cn := &celNode{expr: expr, prg: prg, bounded: bounded, weight: weight, loops: loops(checked), fast: fastPathOf(checked),
+		idents: identsOf(checked), info: checked.NativeRep().SourceInfo(), src: c.src(n)}
 	if bounded {
 		cn.concat = fastConcatOf(checked)
 	}

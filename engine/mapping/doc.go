@@ -34,4 +34,8 @@
 // every error. JMESPath expressions that
 // neither compare nor call functions search the variables as they are; the others search a
 // float64 copy of the variables they name, made once per scope (see engine/jmes).
+//
+// Value.Reads tells which variables a value may read (every identifier of its CEL
+// expressions, the root names of its JMESPath ones, the first step of its locators, or all
+// of them for a whole-document search), so that a caller can make only those.
 package mapping

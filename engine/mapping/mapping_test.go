@@ -114,11 +114,62 @@ func TestFormulas(t *testing.T) {
 			got, err := v.Eval(NewScope(context.Background(), vars))
 			require.NoError(t, err)
 			require.Equal(t, tc.want, got)
+			// with only the variables it reads, the same
+			if r := v.Reads(); !r.All() {
+				only := map[string]any{}
+				for k, e := range vars {
+					if r.Has(k) {
+						only[k] = e
+					}
+				}
+				got, err := v.Eval(NewScope(context.Background(), only))
+				require.NoError(t, err)
+				require.Equal(t, tc.want, got, "with only %v", r.Names())
+			}
 		})
 	}
 	// Callers share variables between runs (the receiver opens a subscription's sealed
 	// values once): no formula may change them, nor the values its results share.
 	require.Equal(t, newVars(), vars, "the variables are as they were")
+}
+
+// TestReads: the variables a value may read, from every kind of formula.
+func TestReads(t *testing.T) {
+	for _, tc := range []struct {
+		src   string
+		names []string // nil: all
+	}{
+		{`{a: 1, b: [x, 2]}`, []string{}},
+		{`{$cel: 'state.count + size(headers)'}`, []string{"headers", "state"}},
+		{`{$cel: 'data.items.map(i, i.id)'}`, []string{"@result", "body", "data", "i"}}, // and the macro's own variables
+		{`{$cel: '"issue." + body.action'}`, []string{"body", "data"}},
+		{`{$cel: 'now'}`, []string{"now"}},
+		{`{$jmespath: 'data.{id: id, login: user.login}'}`, []string{"body", "data", "id", "login", "user"}},
+		{`{$jmespath: '@'}`, nil},
+		{`{$var: $.parameters.owner}`, []string{"parameters"}},
+		{`{$var: $}`, nil},
+		{`{$tpl: {template: "{{a}}/{{b}}", values: {a: {$cel: connection.id}, b: {$var: $.query.x}}}}`, []string{"connection", "query"}},
+		{`{$literal: {$cel: state}}`, []string{}},
+		{`[{$cel: rawBody}, {x: {$jmespath: 'credentials.token'}}]`, []string{"credentials", "rawBody", "token"}},
+	} {
+		t.Run(tc.src, func(t *testing.T) {
+			r := mustCompile(t, tc.src).Reads()
+			if tc.names == nil {
+				require.True(t, r.All())
+				return
+			}
+			require.False(t, r.All())
+			require.ElementsMatch(t, tc.names, r.Names())
+			for _, n := range tc.names {
+				require.True(t, r.Has(n))
+			}
+			require.False(t, r.Has("nope"))
+		})
+	}
+	require.True(t, AllReads().Has("x"))
+	u := mustCompile(t, `{$cel: state}`).Reads().Union(mustCompile(t, `{$cel: headers}`).Reads())
+	require.Equal(t, []string{"headers", "state"}, u.Names())
+	require.True(t, u.Union(AllReads()).All())
 }
 
 func TestConstantsAreCopied(t *testing.T) {

@@ -97,6 +97,7 @@ type celNode struct {
 	loops   bool        // has a comprehension that iterates, which can stop at the deadline
 	fast    *fastPath   // set for plain selections, walked without CEL (see fastPathOf)
 	concat  *fastConcat // set for concatenations of literals and selections (fastConcatOf)
+	idents  []string    // the identifiers of the expression (identsOf), for Reads
 	info    *ast.SourceInfo
 	src     source
 }
