@@ -108,21 +108,32 @@ func (c *Core) rawRequest(in *Incoming) *store.RawRequest {
 	return &store.RawRequest{Method: in.Method, Path: in.Path, Query: in.RawQuery, Headers: in.Header, Body: in.Body}
 }
 
-// requestVars sets the variables of a handle taken from the request in vars.
+// requestVars sets the variables of a handle taken from the request in vars, those reads
+// has (data and body always: a body that cannot be parsed is refused whoever reads it).
 // A body that cannot be parsed leaves data and body null and returns the failure, so
 // that verification still runs first, on the raw bytes.
-func requestVars(in *Incoming, vars map[string]any) *failure {
-	query := map[string]any{}
-	if in.RawQuery != "" {
-		q, _ := url.ParseQuery(in.RawQuery)
-		query = httpbody.Query(q)
+func requestVars(in *Incoming, vars map[string]any, reads engine.Reads) *failure {
+	if reads.Has("method") {
+		vars["method"] = in.Method
 	}
-	vars["method"] = in.Method
-	vars["query"] = query
+	if reads.Has("query") {
+		query := map[string]any{}
+		if in.RawQuery != "" {
+			q, _ := url.ParseQuery(in.RawQuery)
+			query = httpbody.Query(q)
+		}
+		vars["query"] = query
+	}
+	if reads.Has("headers") {
+		vars["headers"] = httpbody.LowerHeaders(in.Header)
+	}
 	raw := string(in.Body)
-	vars["headers"] = httpbody.LowerHeaders(in.Header)
-	vars["rawBody"] = raw
-	vars["url"] = in.URL
+	if reads.Has("rawBody") {
+		vars["rawBody"] = raw
+	}
+	if reads.Has("url") {
+		vars["url"] = in.URL
+	}
 	data, err := httpbody.ParseString(in.Header.Get("Content-Type"), raw) // data's strings share raw
 	if err != nil {
 		vars["data"], vars["body"] = nil, nil
@@ -132,6 +143,9 @@ func requestVars(in *Incoming, vars map[string]any) *failure {
 	vars["data"], vars["body"] = data, data
 	return nil
 }
+
+// allReads is what a handle whose variables are not known reads.
+var allReads = engine.AllReads()
 
 // VerifyOutcome is what a verify block said of a request.
 type VerifyOutcome struct {
@@ -521,11 +535,13 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if handle == nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: fmt.Sprintf("event %q has no handle method", ev.Key), keep: true})
 	}
-	vars, err := c.handleVars(ctx, sub)
+	// the variables the verify block and the handle may read, and no other
+	reads := ev.HandleReads()
+	vars, err := c.handleVars(ctx, sub, reads)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
-	f := requestVars(in, vars)
+	f := requestVars(in, vars, reads)
 	if f != nil && ev.Verify == nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
@@ -630,7 +646,7 @@ func (c *Core) handleGlobal(ctx context.Context, gw *store.GlobalWebhook, in *In
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
 	vars := make(map[string]any, globalVarCount)
-	f := requestVars(in, vars)
+	f := requestVars(in, vars, allReads)
 	vars["parameters"] = cp
 	// verify, the global handle and the handles it routes to share one evaluation
 	// deadline; the commit has its own context
@@ -747,7 +763,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	}
 	vars, ok := subVars[sub.ID]
 	if !ok {
-		if vars, err = c.handleVars(ctx, sub); err != nil {
+		if vars, err = c.handleVars(ctx, sub, allReads); err != nil {
 			return nil, nil, err
 		}
 		for _, k := range []string{"method", "query", "headers", "rawBody"} {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
+	"github.com/hookmap/hookmap/engine"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -185,25 +186,54 @@ func (c *Core) openedSubscription(ctx context.Context, sub *store.Subscription) 
 }
 
 // handleVars are the variables of a subscription's handle besides the request's: those
-// of subscriptionVars, the sealed ones opened through the cache. The map has room for
-// the request's variables.
-func (c *Core) handleVars(ctx context.Context, sub *store.Subscription) (map[string]any, error) {
+// of subscriptionVars, the sealed ones opened through the cache, each only when reads
+// has it (the event's verify block and handle read no other). The map has room for the
+// request's variables. What subscriptionVars would fail on fails it all the same.
+func (c *Core) handleVars(ctx context.Context, sub *store.Subscription, reads engine.Reads) (map[string]any, error) {
 	o, conn, err := c.openedSubscription(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
-	params := conn.Parameters
-	if params == nil {
-		params = map[string]any{}
+	size := handleVarCount
+	if !reads.All() {
+		size = 2 // data and body
+		for _, n := range handleVarNames {
+			if reads.Has(n) {
+				size++
+			}
+		}
 	}
-	vars := make(map[string]any, handleVarCount)
-	vars["connection"] = map[string]any{"id": conn.ID, "parameters": params}
-	vars["connectorParameters"] = o.params.v
-	vars["credentials"] = o.creds.v
-	vars["state"] = o.state.v
-	vars["parameters"] = orEmpty(sub.Parameters)
-	vars["webhookSecret"] = o.secret.v
+	vars := make(map[string]any, size)
+	if reads.Has("connection") {
+		params := conn.Parameters
+		if params == nil {
+			params = map[string]any{}
+		}
+		vars["connection"] = map[string]any{"id": conn.ID, "parameters": params}
+	}
+	if reads.Has("connectorParameters") {
+		vars["connectorParameters"] = o.params.v
+	}
+	if reads.Has("credentials") {
+		vars["credentials"] = o.creds.v
+	}
+	if reads.Has("state") {
+		vars["state"] = o.state.v
+	}
+	if reads.Has("parameters") {
+		vars["parameters"] = orEmpty(sub.Parameters)
+	}
+	if reads.Has("webhookSecret") {
+		vars["webhookSecret"] = o.secret.v
+	}
 	return vars, nil
+}
+
+// handleVarNames are the variables of a subscription's handle but data and body (which
+// it always has): handleVars' and requestVars'.
+var handleVarNames = []string{
+	"connection", "connectorParameters", "credentials", "state", "parameters", "webhookSecret",
+	"method", "query", "headers", "rawBody", "url",
 }
 
 // How many variables a handle has: those of handleVars (6) or the connector parameters

@@ -14,7 +14,7 @@ import (
 )
 
 // probe is a core with the probe connector (testdata/probe) and an ACTIVE subscription to
-// its echo event, whose connection has credentials and whose workspace has connector
+// one of its events, whose connection has credentials and whose workspace has connector
 // parameters.
 type probe struct {
 	t     *testing.T
@@ -24,7 +24,7 @@ type probe struct {
 	seq   int64
 }
 
-func newProbe(t *testing.T) *probe {
+func newProbe(t *testing.T, event string) *probe {
 	ctx := context.Background()
 	c := storeCore(t, "testdata")
 	require.NoError(t, c.SetConnectorParameters(ctx, testWorkspace, "probe", map[string]any{"signing": "s1", "nums": []any{int64(1), int64(2)}}))
@@ -34,7 +34,7 @@ func newProbe(t *testing.T) *probe {
 		Credentials:  map[string]any{"token": "t1", "scopes": []any{"a", "b"}, "n": int64(5)},
 	})
 	require.NoError(t, err)
-	sub, err := c.CreateSubscription(ctx, testWorkspace, SubscriptionInput{ConnectionID: conn.ID, EventKey: "echo"})
+	sub, err := c.CreateSubscription(ctx, testWorkspace, SubscriptionInput{ConnectionID: conn.ID, EventKey: event, Parameters: map[string]any{"p": "v"}})
 	require.NoError(t, err)
 	require.Equal(t, store.StatusActive, sub.Status)
 	return &probe{t: t, c: c, subID: sub.ID, conn: conn.ID}
@@ -44,16 +44,16 @@ func newProbe(t *testing.T) *probe {
 // and returns the record of its one event.
 func (p *probe) deliver(body string) map[string]any {
 	p.t.Helper()
-	ctx := context.Background()
-	sub, err := p.c.Store.LookupSubscription(ctx, p.subID)
-	require.NoError(p.t, err)
-	in := &Incoming{
-		Method: http.MethodPost, Path: "/hooks/" + sub.ID, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: []byte(body), URL: p.c.WebhookURI(sub.ID), Received: time.Now().UTC(),
-	}
-	res := p.c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil)
+	return p.deliverTo("", http.Header{}, body)
+}
+
+// deliverTo posts body with query and header to the subscription, and returns the record
+// of its one event.
+func (p *probe) deliverTo(query string, header http.Header, body string) map[string]any {
+	p.t.Helper()
+	res := p.post(query, header, body)
 	require.Equal(p.t, store.OutcomeOK, res.Delivery.Outcome, res.Delivery.Error)
-	evs, err := p.c.Store.ListEvents(ctx, testWorkspace, store.EventFilter{SubscriptionIDs: []string{p.subID}}, p.seq, 0)
+	evs, err := p.c.Store.ListEvents(context.Background(), testWorkspace, store.EventFilter{SubscriptionIDs: []string{p.subID}}, p.seq, 0)
 	require.NoError(p.t, err)
 	require.Len(p.t, evs, 1)
 	p.seq = evs[0].Seq
@@ -81,6 +81,21 @@ func (p *probe) cached() *openedVars {
 	return o
 }
 
+// post posts body with query and header to the subscription, read from the store as the
+// receiver reads it.
+func (p *probe) post(query string, header http.Header, body string) *Result {
+	p.t.Helper()
+	ctx := context.Background()
+	sub, err := p.c.Store.LookupSubscription(ctx, p.subID)
+	require.NoError(p.t, err)
+	header.Set("Content-Type", "application/json")
+	in := &Incoming{
+		Method: http.MethodPost, Path: "/hooks/" + sub.ID, RawQuery: query, Header: header,
+		Body: []byte(body), URL: p.c.publicRequestURL("/hooks/"+sub.ID, query), Received: time.Now().UTC(),
+	}
+	return p.c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil)
+}
+
 func sameMap(a, b map[string]any) bool {
 	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
 }
@@ -93,7 +108,7 @@ func sameMap(a, b map[string]any) bool {
 // exactly what their sealed bytes open to. An engine that converted a variable in place
 // (JMESPath's float64 numbers) or a caller that changed a record would fail it.
 func TestOpenedValuesAreNotChanged(t *testing.T) {
-	p := newProbe(t)
+	p := newProbe(t, "echo")
 	hook := map[string]any{"id": int64(7), "name": "hook", "ids": []any{int64(1), int64(2), int64(3)}, "big": int64(9007199254740993), "ratio": 0.5, "on": true, "none": nil}
 	wantState := map[string]any{"hook": hook}
 	wantCreds := map[string]any{"token": "t1", "scopes": []any{"a", "b"}, "n": int64(5)}
@@ -133,12 +148,37 @@ func TestOpenedValuesAreNotChanged(t *testing.T) {
 	require.Equal(t, first.secret, o.secret)
 }
 
+// TestHandleGetsWhatItReads: a delivery makes only the variables its verify block and
+// handle may read, and those it makes are the ones it would make all of: every variable
+// the picks handle reads by name has its value, and the query only its verify block reads
+// decides the verification.
+func TestHandleGetsWhatItReads(t *testing.T) {
+	p := newProbe(t, "picks")
+	conn, ok := p.c.Registry.Connector("probe")
+	require.True(t, ok)
+	reads := conn.Events["picks"].HandleReads()
+	require.False(t, reads.All())
+	require.False(t, reads.Has("unknown"))
+
+	body := `{"n": 1}`
+	rec := p.deliverTo("ok=yes", http.Header{"X-Probe": {"p1"}}, body)
+	require.Equal(t, map[string]any{
+		"header": "p1", "method": "POST", "url": p.c.WebhookURI(p.subID) + "?ok=yes", "raw": body,
+		"state": map[string]any{"hook": int64(7)}, "token": "t1", "signing": "s1", "region": "eu",
+		"parameters": map[string]any{"p": "v"}, "secret": true, "n": int64(1),
+	}, rec)
+
+	res := p.post("ok=no", http.Header{}, body)
+	require.Equal(t, http.StatusUnauthorized, res.Reply.Status)
+	require.Equal(t, store.OutcomeRejected, res.Delivery.Outcome)
+}
+
 // TestOpenedValuesFollowTheStore: a change of the credentials, of the connector
 // parameters or of the connection's parameters reaches the next delivery, and a deleted
 // subscription leaves nothing behind.
 func TestOpenedValuesFollowTheStore(t *testing.T) {
 	ctx := context.Background()
-	p := newProbe(t)
+	p := newProbe(t, "echo")
 	p.deliver(`{}`)
 
 	_, err := p.c.UpdateConnection(ctx, testWorkspace, p.conn, ConnectionInput{
