@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +28,10 @@ func TestLogsNameTheRequest(t *testing.T) {
 		h.ServeHTTP(w, req)
 		require.NotEqual(t, http.StatusOK, w.Code, w.Body.String())
 		id := w.Header().Get("X-Request-Id")
-		require.NotEmpty(t, id)
+		u, err := uuid.Parse(id)
+		require.NoError(t, err)
+		require.Equal(t, uuid.Version(4), u.Version())
+		require.Equal(t, uuid.RFC4122, u.Variant())
 		require.False(t, ids[id], "a new id for every request")
 		ids[id] = true
 		var line struct {
