@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // ErrTrailingData is returned by Decode when the input holds more than one JSON value.
@@ -79,62 +82,152 @@ func Number(s string) (any, error) {
 }
 
 // Encode marshals a plain value as compact JSON. Integral float64 values are written
-// without an exponent; NaN and infinities are an error.
+// without an exponent; NaN and infinities are an error. Map keys are sorted, and strings
+// are escaped as encoding/json escapes them (FuzzEncodeMatchesEncodingJSON): the bytes are
+// those encoding/json's Marshal of the value's parts would give.
 func Encode(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := encode(&buf, v); err != nil {
+	e := encoders.Get().(*encoder)
+	defer e.release()
+	b, err := e.encode(e.buf[:0], v)
+	e.buf = b
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(b), nil
 }
 
-func encode(buf *bytes.Buffer, v any) error {
+// encoders are reused for their buffer and key scratch space.
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
+
+type encoder struct {
+	buf  []byte
+	keys []string // a stack of the sorted keys of the maps being encoded
+}
+
+// maxPooledEncoder: an encoder whose buffer grew past this (a huge value) is left to the
+// garbage collector.
+const maxPooledEncoder = 64 << 10
+
+func (e *encoder) release() {
+	clear(e.keys[:cap(e.keys)])
+	e.keys = e.keys[:0]
+	if cap(e.buf) <= maxPooledEncoder {
+		encoders.Put(e)
+	}
+}
+
+func (e *encoder) encode(b []byte, v any) ([]byte, error) {
 	switch t := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case bool:
+		return strconv.AppendBool(b, t), nil
+	case string:
+		return appendString(b, t), nil
+	case int64:
+		return strconv.AppendInt(b, t, 10), nil
 	case float64:
 		if math.IsNaN(t) || math.IsInf(t, 0) {
-			return fmt.Errorf("cannot encode %v as JSON", t)
+			return b, fmt.Errorf("cannot encode %v as JSON", t)
 		}
 		if t == math.Trunc(t) && math.Abs(t) < 1e21 {
-			buf.WriteString(strconv.FormatFloat(t, 'f', -1, 64))
-			return nil
+			return strconv.AppendFloat(b, t, 'f', -1, 64), nil
 		}
-		buf.WriteString(strconv.FormatFloat(t, 'g', -1, 64))
-		return nil
+		return strconv.AppendFloat(b, t, 'g', -1, 64), nil
 	case map[string]any:
-		buf.WriteByte('{')
-		first := true
-		for _, k := range SortedKeys(t) {
-			if !first {
-				buf.WriteByte(',')
-			}
-			first = false
-			kb, _ := json.Marshal(k)
-			buf.Write(kb)
-			buf.WriteByte(':')
-			if err := encode(buf, t[k]); err != nil {
-				return err
-			}
+		base := len(e.keys)
+		for k := range t {
+			e.keys = append(e.keys, k)
 		}
-		buf.WriteByte('}')
-		return nil
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range t {
+		keys := e.keys[base:]
+		slices.Sort(keys)
+		b = append(b, '{')
+		var err error
+		for i, k := range keys {
 			if i > 0 {
-				buf.WriteByte(',')
+				b = append(b, ',')
 			}
-			if err := encode(buf, e); err != nil {
-				return err
+			b = appendString(b, k)
+			b = append(b, ':')
+			if b, err = e.encode(b, t[k]); err != nil {
+				return b, err
 			}
 		}
-		buf.WriteByte(']')
-		return nil
+		clear(keys)
+		e.keys = e.keys[:base]
+		return append(b, '}'), nil
+	case []any:
+		b = append(b, '[')
+		var err error
+		for i, el := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = e.encode(b, el); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
 	default:
-		b, err := json.Marshal(t)
+		js, err := json.Marshal(t)
 		if err != nil {
-			return err
+			return b, err
 		}
-		buf.Write(b)
-		return nil
+		return append(b, js...), nil
 	}
+}
+
+// appendString appends s as a JSON string, escaped as encoding/json escapes it: ", \ and
+// control characters, <, > and & (HTML-safe), U+2028 and U+2029, and each byte of invalid
+// UTF-8 written as U+FFFD.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -1,6 +1,11 @@
 package value
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -101,4 +106,106 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// encodeStd is Encode as it was written with encoding/json, the reference of
+// FuzzEncodeMatchesEncodingJSON.
+func encodeStd(buf *bytes.Buffer, v any) error {
+	switch t := v.(type) {
+	case float64:
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return fmt.Errorf("cannot encode %v as JSON", t)
+		}
+		if t == math.Trunc(t) && math.Abs(t) < 1e21 {
+			buf.WriteString(strconv.FormatFloat(t, 'f', -1, 64))
+			return nil
+		}
+		buf.WriteString(strconv.FormatFloat(t, 'g', -1, 64))
+		return nil
+	case map[string]any:
+		buf.WriteByte('{')
+		for i, k := range SortedKeys(t) {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			kb, _ := json.Marshal(k)
+			buf.Write(kb)
+			buf.WriteByte(':')
+			if err := encodeStd(buf, t[k]); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+		return nil
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range t {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := encodeStd(buf, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+		return nil
+	default:
+		b, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+		return nil
+	}
+}
+
+// Encode writes every value exactly as encoding/json did: strings (as keys and values)
+// with any bytes, numbers, and the document's own values.
+func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		"", "plain", `q"uote\back`, "<a href='x'>&amp;</a>", "\x00\x01\x1f\x7f", "\b\f\n\r\t", "caf\u00e9 \u65e5\u672c",
+		"\u2028\u2029", "\xff\xfe", "a\xc3", "\xed\xa0\x80", "\U0001F600", "12345678\"9", strings.Repeat("x<", 40),
+	} {
+		f.Add(s, 1.5, int64(-7))
+	}
+	f.Add("k", 1e21, int64(9007199254740993))
+	f.Add("k", -0.0, int64(0))
+	f.Add("k", 1e-7, int64(-9223372036854775808))
+	f.Fuzz(func(t *testing.T, s string, fl float64, n int64) {
+		vals := []any{
+			s, fl, n, nil, true, false,
+			map[string]any{s: s, "n": n, "f": fl, "l": []any{s, n, map[string]any{}}, "e": []any{}},
+			[]any{map[string]any{s: []any{s}}, nil},
+		}
+		if v, err := DecodeString(s); err == nil {
+			vals = append(vals, v) // a document, when s is one
+		}
+		for _, v := range vals {
+			var want bytes.Buffer
+			wantErr := encodeStd(&want, v)
+			got, err := Encode(v)
+			if wantErr != nil {
+				require.Error(t, err)
+				continue
+			}
+			require.NoError(t, err)
+			require.Equal(t, want.String(), string(got))
+		}
+	})
+}
+
+func BenchmarkEncode(b *testing.B) {
+	v, err := Decode(benchBody)
+	require.NoError(b, err)
+	record := map[string]any{"id": "b2f6c1d0-8c1e-4f5e-9a51-3d2c1b0a9f8e", "action": "opened", "login": "octocat"}
+	for name, v := range map[string]any{"body": v, "record": record} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Encode(v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
