@@ -82,9 +82,11 @@ func (c *Core) GlobalWebhookURL(id string) string {
 }
 
 // RunOptions are the options every method run gets: the SSRF-guarded client, the
-// response size limit, the server's clock and the evaluation time limit.
+// response size limit, the server's clock (when it has its own: the engine's default is
+// time.Now, as c.now's) and the evaluation time limit. c.Now is given as it is, not as the
+// method value c.now, which would be made anew for every run.
 func (c *Core) RunOptions() engine.RunOptions {
-	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen, Now: c.now, Timeout: c.EvalTimeout}
+	return engine.RunOptions{HTTP: c.HTTP, MaxResponseBytes: c.MaxRespLen, Now: c.Now, Timeout: c.EvalTimeout}
 }
 
 // Connector returns a loaded connector or FAILED_PRECONDITION.
