@@ -545,9 +545,15 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	if f != nil && ev.Verify == nil {
 		return c.finishFailure(ctx, d, in, f)
 	}
-	// verify and handle share one evaluation deadline; the commit has its own context
-	ectx, cancel := engine.WithTimeout(ctx, c.EvalTimeout)
-	defer cancel()
+	// verify and handle share one evaluation deadline; a handle that runs alone (no verify
+	// block, or a replay) is bounded by its run's own, the same limit. The commit has its
+	// own context.
+	ectx := ctx
+	if ev.Verify != nil && !in.Replay {
+		var cancel context.CancelFunc
+		ectx, cancel = engine.WithTimeout(ctx, c.EvalTimeout)
+		defer cancel()
+	}
 	if vf := c.checkVerify(ectx, ev.Verify, vars, in, m); vf != nil {
 		return c.finishFailure(ctx, d, in, vf)
 	}
