@@ -52,6 +52,15 @@ type openedVars struct {
 	secret openedValue[string]
 }
 
+// String names the subscription's connection and nothing it opened: the values are
+// secrets, never to be printed or logged.
+func (o *openedVars) String() string {
+	return "opened values of connection " + o.connID + " (redacted)"
+}
+
+// GoString is String, for %#v.
+func (o *openedVars) GoString() string { return o.String() }
+
 // openedValue is a value and the sealed bytes it was opened from.
 type openedValue[T any] struct {
 	sealed []byte

@@ -146,6 +146,11 @@ func TestOpenedValuesAreNotChanged(t *testing.T) {
 	require.NotSame(t, first, o)
 	require.True(t, sameMap(first.creds.v, o.creds.v), "the credentials were not opened again")
 	require.Equal(t, first.secret, o.secret)
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(f, o)
+		require.NotContains(t, out, "t1", "a credential printed with %s", f)
+		require.NotContains(t, out, o.secret.v, "the webhook secret printed with %s", f)
+	}
 }
 
 // TestHandleGetsWhatItReads: a delivery makes only the variables its verify block and
