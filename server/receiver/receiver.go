@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hookmap/hookmap/server/core"
@@ -31,6 +33,18 @@ type Receiver struct {
 	MaxBody int64
 	// Ready reports whether the service can take deliveries (/readyz).
 	Ready func(ctx context.Context) error
+
+	latency sync.Map // status code → its series of Metrics.ReceiverLatency (observe)
+}
+
+// observe records a webhook's latency under its status code. The series of each code is
+// looked up once: a label lookup hashes the label on every call.
+func (rc *Receiver) observe(code int, d time.Duration) {
+	o, ok := rc.latency.Load(code)
+	if !ok {
+		o, _ = rc.latency.LoadOrStore(code, rc.Metrics.ReceiverLatency.WithLabelValues(strconv.Itoa(code)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 // Handler returns the receiver's routes wrapped in request-id and recovery middleware.
@@ -114,7 +128,7 @@ func (rc *Receiver) middleware(next http.Handler) http.Handler {
 				}
 			}
 			if strings.HasPrefix(r.URL.Path, "/hooks/") && rc.Metrics != nil {
-				rc.Metrics.ReceiverLatency.WithLabelValues(strconv.Itoa(rw.code())).Observe(time.Since(start).Seconds())
+				rc.observe(rw.code(), time.Since(start))
 			}
 		}()
 		next.ServeHTTP(rw, r)

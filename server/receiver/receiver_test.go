@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,4 +44,31 @@ func TestLogsNameTheRequest(t *testing.T) {
 		require.Contains(t, line.Msg, "delivery")
 		require.Equal(t, id, line.RequestID)
 	}
+}
+
+// TestLatencyByStatus: every webhook's latency is recorded under its answer's status code,
+// each code's series apart, however often it is seen.
+func TestLatencyByStatus(t *testing.T) {
+	rc, sub := testReceiver(t, slog.New(slog.DiscardHandler), false)
+	h := rc.Handler()
+	send := func(path, body string) int {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for range 3 {
+		require.Equal(t, http.StatusOK, send("/hooks/"+sub.ID, `{"id": "w-1", "action": "opened", "user": {"login": "o"}}`))
+	}
+	require.Equal(t, http.StatusNotFound, send("/hooks/no-such-subscription", `{}`))
+	count := func(code string) uint64 {
+		m := &dto.Metric{}
+		o, err := rc.Metrics.ReceiverLatency.GetMetricWithLabelValues(code)
+		require.NoError(t, err)
+		require.NoError(t, o.(prometheus.Metric).Write(m))
+		return m.GetHistogram().GetSampleCount()
+	}
+	require.Equal(t, uint64(3), count("200"))
+	require.Equal(t, uint64(1), count("404"))
 }

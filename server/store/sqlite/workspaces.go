@@ -172,7 +172,18 @@ func (s *Store) GetConnectorParameters(ctx context.Context, workspaceID, connect
 		return b, err
 	})
 	if err == nil && b == nil {
-		return nil, fmt.Errorf("connector parameters %s: %w", quote(connectorKey), store.ErrNotFound)
+		return nil, noConnectorParameters{connectorKey}
 	}
 	return b, err
 }
+
+// noConnectorParameters is GetConnectorParameters' ErrNotFound. Its message is made only
+// when read: the receiver asks for a workspace's parameters on every webhook, and most
+// workspaces have none.
+type noConnectorParameters struct{ key string }
+
+func (e noConnectorParameters) Error() string {
+	return fmt.Sprintf("connector parameters %s: %v", quote(e.key), store.ErrNotFound)
+}
+
+func (e noConnectorParameters) Unwrap() error { return store.ErrNotFound }
