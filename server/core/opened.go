@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
-
 	"github.com/hookmap/hookmap/engine"
+	"github.com/hookmap/hookmap/server/internal/sizedlru"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -77,8 +76,7 @@ func (o *openedVars) size() int64 {
 // their estimated size. The zero value is ready to use.
 type openedCache struct {
 	mu    sync.Mutex
-	items *simplelru.LRU[string, *openedVars]
-	bytes int64
+	items *sizedlru.LRU[string, *openedVars]
 }
 
 func (c *openedCache) get(subID string) *openedVars {
@@ -100,21 +98,9 @@ func (c *openedCache) put(subID string, o *openedVars) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.items == nil {
-		// the byte budget is the bound; the count bound only has to be above it
-		items, err := simplelru.NewLRU(openedBudget/openedOverhead, func(_ string, o *openedVars) { c.bytes -= o.size() })
-		if err != nil {
-			return // unreachable: the size is positive
-		}
-		c.items = items
+		c.items = sizedlru.New[string, *openedVars](openedBudget, openedOverhead)
 	}
-	c.items.Remove(subID)
-	c.items.Add(subID, o)
-	c.bytes += size
-	for c.bytes > openedBudget {
-		if _, _, ok := c.items.RemoveOldest(); !ok {
-			break
-		}
-	}
+	c.items.Put(subID, o, size)
 }
 
 // remove drops what was opened for a subscription (deleted: its secrets need not stay in

@@ -5,10 +5,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookmap/hookmap/engine/value"
+	"github.com/hookmap/hookmap/server/internal/sizedlru"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -173,8 +173,7 @@ type lru[K comparable, V any] struct {
 	seed   maphash.Seed
 
 	mu    sync.Mutex
-	items *simplelru.LRU[K, cacheEntry[V]]
-	bytes int64
+	items *sizedlru.LRU[K, V]
 	gens  [cacheStripes]uint64
 
 	hits, misses    atomic.Int64
@@ -185,21 +184,8 @@ type lru[K comparable, V any] struct {
 	beforeFill func(K)
 }
 
-// cacheEntry is a cached value and its estimated size in bytes.
-type cacheEntry[V any] struct {
-	v    V
-	size int64
-}
-
 func newLRU[K comparable, V any](budget int64, m *metrics, name string, size func(K, V) int64) *lru[K, V] {
-	c := &lru[K, V]{name: name, budget: budget, size: size, seed: maphash.MakeSeed()}
-	// The byte budget is the bound; the LRU's own count bound only has to be above what
-	// the budget admits.
-	items, err := simplelru.NewLRU(int(max(budget/entryOverhead, 1)), func(_ K, e cacheEntry[V]) { c.bytes -= e.size })
-	if err != nil {
-		return nil // unreachable (the size is positive); a nil cache caches nothing
-	}
-	c.items = items
+	c := &lru[K, V]{name: name, budget: budget, size: size, seed: maphash.MakeSeed(), items: sizedlru.New[K, V](budget, entryOverhead)}
 	if m.cacheLookups != nil {
 		c.hitVec = m.cacheLookups.WithLabelValues(name, "hit")
 		c.missVec = m.cacheLookups.WithLabelValues(name, "miss")
@@ -219,7 +205,7 @@ func (c *lru[K, V]) get(k K) (v V, ok bool, ticket uint64) {
 	}
 	i := c.stripe(k)
 	c.mu.Lock()
-	e, ok := c.items.Get(k)
+	v, ok = c.items.Get(k)
 	ticket = c.gens[i]
 	c.mu.Unlock()
 	if ok {
@@ -227,7 +213,7 @@ func (c *lru[K, V]) get(k K) (v V, ok bool, ticket uint64) {
 		if c.hitVec != nil {
 			c.hitVec.Inc()
 		}
-		return e.v, true, 0
+		return v, true, 0
 	}
 	c.misses.Add(1)
 	if c.missVec != nil {
@@ -252,20 +238,7 @@ func (c *lru[K, V]) fill(k K, ticket uint64, v V) {
 	if c.gens[i] != ticket {
 		return
 	}
-	c.put(k, cacheEntry[V]{v, size})
-}
-
-// put adds or replaces k's entry and evicts the least recently used entries past the
-// budget. c.mu is held.
-func (c *lru[K, V]) put(k K, e cacheEntry[V]) {
-	c.items.Remove(k)
-	c.items.Add(k, e)
-	c.bytes += e.size
-	for c.bytes > c.budget {
-		if _, _, ok := c.items.RemoveOldest(); !ok {
-			break
-		}
-	}
+	c.items.Put(k, v, size)
 }
 
 // invalidate drops k's entry and refuses the fills of k's stripe in progress: a committed
@@ -292,12 +265,12 @@ func (c *lru[K, V]) update(k K, change func(V) (V, bool)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gens[i]++
-	e, ok := c.items.Peek(k)
+	old, ok := c.items.Peek(k)
 	if !ok {
 		return
 	}
-	if v, changed := change(e.v); changed {
-		c.put(k, cacheEntry[V]{v, c.size(k, v)})
+	if v, changed := change(old); changed {
+		c.items.Put(k, v, c.size(k, v))
 	}
 }
 
@@ -318,7 +291,7 @@ func (c *lru[K, V]) clear() {
 func (c *lru[K, V]) len() (n int, bytes int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.items.Len(), c.bytes
+	return c.items.Len()
 }
 
 // cloneSubscription returns a copy of sub that shares nothing a caller can change with it:
