@@ -207,31 +207,6 @@ func (c *Core) connectionEvent(ctx context.Context, workspaceID, connectionID, e
 	return conn, ev, nil
 }
 
-// subscriptionVars are the variables of a subscription's methods: its connection's
-// variables plus state and parameters. It returns the connection too.
-func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription) (map[string]any, *store.Connection, error) {
-	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connection %s: %w", sub.ConnectionID, err)
-	}
-	vars, err := c.ConnectionVars(ctx, conn)
-	if err != nil {
-		return nil, nil, err
-	}
-	state, err := c.SubscriptionState(sub)
-	if err != nil {
-		return nil, nil, err
-	}
-	vars["state"] = state
-	vars["parameters"] = orEmpty(sub.Parameters)
-	secret, err := c.WebhookSecret(sub)
-	if err != nil {
-		return nil, nil, err
-	}
-	vars["webhookSecret"] = secret
-	return vars, conn, nil
-}
-
 // SealWebhookSecret seals a subscription's webhook secret as the store keeps it, for
 // callers that write a subscription record themselves (the subscriptions a connector test
 // starts from).

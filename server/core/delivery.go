@@ -537,7 +537,7 @@ func (c *Core) handleSubscription(ctx context.Context, sub *store.Subscription, 
 	}
 	// the variables the verify block and the handle may read, and no other
 	reads := ev.HandleReads()
-	vars, err := c.handleVars(ctx, sub, reads)
+	vars, _, err := c.subscriptionVars(ctx, sub, reads)
 	if err != nil {
 		return c.finishFailure(ctx, d, in, &failure{status: 500, outcome: store.OutcomeFailed, msg: err.Error(), keep: true})
 	}
@@ -769,7 +769,7 @@ func (c *Core) routeToSubscription(ctx context.Context, sub *store.Subscription,
 	}
 	vars, ok := subVars[sub.ID]
 	if !ok {
-		if vars, err = c.handleVars(ctx, sub, allReads); err != nil {
+		if vars, _, err = c.subscriptionVars(ctx, sub, allReads); err != nil {
 			return nil, nil, err
 		}
 		for _, k := range []string{"method", "query", "headers", "rawBody"} {

@@ -247,7 +247,7 @@ func (c *Core) fetchOnce(ctx context.Context, fs store.FetchStore, f *store.Fetc
 	if f.Runs >= FetchMaxRuns {
 		return errPermanent{fmt.Errorf("%s asked for more %d times in a row", m.File, f.Runs)}
 	}
-	vars, conn, err := c.subscriptionVars(ctx, sub)
+	vars, conn, err := c.subscriptionVars(ctx, sub, allReads)
 	if err != nil {
 		return err
 	}

@@ -115,7 +115,7 @@ func (c *openedCache) remove(subID string) {
 
 // openedSubscription returns sub's opened values as the store holds them now (from the
 // cache when it opened the same bytes before) and its connection, read from the store as
-// on every webhook. Its errors are subscriptionVars'.
+// on every webhook.
 func (c *Core) openedSubscription(ctx context.Context, sub *store.Subscription) (*openedVars, *store.Connection, error) {
 	conn, err := c.Store.GetConnection(ctx, sub.WorkspaceID, sub.ConnectionID)
 	if err != nil {
@@ -180,14 +180,15 @@ func (c *Core) openedSubscription(ctx context.Context, sub *store.Subscription) 
 	return o, conn, nil
 }
 
-// handleVars are the variables of a subscription's handle besides the request's: those
-// of subscriptionVars, the sealed ones opened through the cache, each only when reads
-// has it (the event's verify block and handle read no other). The map has room for the
-// request's variables. What subscriptionVars would fail on fails it all the same.
-func (c *Core) handleVars(ctx context.Context, sub *store.Subscription, reads engine.Reads) (map[string]any, error) {
+// subscriptionVars are the variables of a subscription's methods besides the request's:
+// its connection's (connection, connectorParameters, credentials), its state, parameters
+// and webhook secret, the sealed ones opened through the cache, each only when reads has
+// it (an event's verify block and handle read no other; allReads for every one). The map
+// has room for the request's variables. It returns the connection too.
+func (c *Core) subscriptionVars(ctx context.Context, sub *store.Subscription, reads engine.Reads) (map[string]any, *store.Connection, error) {
 	o, conn, err := c.openedSubscription(ctx, sub)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	size := handleVarCount
 	if !reads.All() {
@@ -221,19 +222,18 @@ func (c *Core) handleVars(ctx context.Context, sub *store.Subscription, reads en
 	if reads.Has("webhookSecret") {
 		vars["webhookSecret"] = o.secret.v
 	}
-	return vars, nil
+	return vars, conn, nil
 }
 
 // handleVarNames are the variables of a subscription's handle but data and body (which
-// it always has): handleVars' and requestVars'.
+// it always has): subscriptionVars' and requestVars'.
 var handleVarNames = []string{
 	"connection", "connectorParameters", "credentials", "state", "parameters", "webhookSecret",
 	"method", "query", "headers", "rawBody", "url",
 }
 
-// How many variables a handle has: those of handleVars (6) or the connector parameters
-// of a global webhook's handle, and requestVars' (7).
-const (
-	handleVarCount = 13
-	globalVarCount = 8
-)
+// How many variables a handle has: handleVarNames and data and body; a global webhook's
+// handle has requestVars' (7) and the connector parameters.
+var handleVarCount = len(handleVarNames) + 2
+
+const globalVarCount = 8

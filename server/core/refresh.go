@@ -144,7 +144,7 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return c.resubscribe(ctx, ev, sub)
 	}
-	vars, conn, err := c.subscriptionVars(ctx, sub) // has webhookSecret
+	vars, conn, err := c.subscriptionVars(ctx, sub, allReads) // has webhookSecret
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (c *Core) runRefresh(ctx context.Context, sub *store.Subscription) error {
 }
 
 func (c *Core) resubscribe(ctx context.Context, ev *engine.Event, sub *store.Subscription) error {
-	vars, conn, err := c.subscriptionVars(ctx, sub)
+	vars, conn, err := c.subscriptionVars(ctx, sub, allReads)
 	if err != nil {
 		return err
 	}

@@ -316,7 +316,7 @@ func (c *Core) unsubscribe(ctx context.Context, sub *store.Subscription) error {
 	if m == nil {
 		return nil
 	}
-	vars, conn, err := c.subscriptionVars(ctx, sub)
+	vars, conn, err := c.subscriptionVars(ctx, sub, allReads)
 	if err != nil {
 		return err
 	}
