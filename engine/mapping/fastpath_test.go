@@ -61,15 +61,7 @@ func TestFastPathMatchesCEL(t *testing.T) {
 			cn := c.compileCEL(tc.src, nil, false)
 			require.Empty(t, c.Problems)
 			require.Equal(t, tc.fast, cn.fast != nil)
-			fastV, fastErr := cn.eval(NewScope(context.Background(), vars))
-			cn.fast = nil
-			celV, celErr := cn.eval(NewScope(context.Background(), vars))
-			require.Equal(t, celV, fastV)
-			if celErr != nil {
-				require.EqualError(t, fastErr, celErr.Error())
-			} else {
-				require.NoError(t, fastErr)
-			}
+			requireSameAsCEL(t, cn, vars, func() { cn.fast = nil })
 		})
 	}
 }
@@ -112,15 +104,22 @@ func TestFastConcatMatchesCEL(t *testing.T) {
 			}
 			require.Empty(t, c.Problems)
 			require.Equal(t, tc.fast, cn.concat != nil)
-			fastV, fastErr := cn.eval(NewScope(context.Background(), vars))
-			cn.concat = nil
-			celV, celErr := cn.eval(NewScope(context.Background(), vars))
-			require.Equal(t, celV, fastV)
-			if celErr != nil {
-				require.EqualError(t, fastErr, celErr.Error())
-			} else {
-				require.NoError(t, fastErr)
-			}
+			requireSameAsCEL(t, cn, vars, func() { cn.concat = nil })
 		})
+	}
+}
+
+// requireSameAsCEL evaluates cn over vars, then again after noFast has taken its fast
+// path away: CEL's result and error must be the fast path's.
+func requireSameAsCEL(t *testing.T, cn *celNode, vars map[string]any, noFast func()) {
+	t.Helper()
+	fastV, fastErr := cn.eval(NewScope(context.Background(), vars))
+	noFast()
+	celV, celErr := cn.eval(NewScope(context.Background(), vars))
+	require.Equal(t, celV, fastV)
+	if celErr != nil {
+		require.EqualError(t, fastErr, celErr.Error())
+	} else {
+		require.NoError(t, fastErr)
 	}
 }

@@ -131,12 +131,10 @@ func (rs *readSet) reads() Reads {
 
 // Reads returns the variables v may read.
 func (v *Value) Reads() Reads {
-	if v == nil || v.root == nil {
+	if v == nil {
 		return Reads{}
 	}
-	var rs readSet
-	readsOf(v.root, &rs)
-	return rs.reads()
+	return readsOfRoot(v.root)
 }
 
 // Reads returns the variables the expression may read.
@@ -144,8 +142,16 @@ func (e *CEL) Reads() Reads {
 	if e == nil || e.n == nil {
 		return Reads{}
 	}
+	return readsOfRoot(e.n)
+}
+
+// readsOfRoot is the variables the tree at n may read (none for no tree).
+func readsOfRoot(n node) Reads {
+	if n == nil {
+		return Reads{}
+	}
 	var rs readSet
-	readsOf(e.n, &rs)
+	readsOf(n, &rs)
 	return rs.reads()
 }
 

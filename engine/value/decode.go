@@ -163,21 +163,13 @@ func (d *decoder) object(depth int) (any, bool) {
 			return nil, false
 		}
 		d.members = append(d.members, member{k, v})
-		d.ws()
-		if d.i >= len(d.s) {
+		more, ok := d.next('}')
+		if !ok {
 			return nil, false
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-			d.ws()
-			continue
-		case '}':
-			d.i++
-		default:
-			return nil, false
+		if !more {
+			break
 		}
-		break
 	}
 	ms := d.members[base:]
 	m := make(map[string]any, len(ms))
@@ -187,6 +179,25 @@ func (d *decoder) object(depth int) (any, bool) {
 	clear(ms)
 	d.members = d.members[:base]
 	return m, true
+}
+
+// next reads what follows a member or an element: a comma (more is true, and the
+// whitespace after it is skipped) or the closer of its object or array.
+func (d *decoder) next(closer byte) (more, ok bool) {
+	d.ws()
+	if d.i >= len(d.s) {
+		return false, false
+	}
+	switch d.s[d.i] {
+	case ',':
+		d.i++
+		d.ws()
+		return true, true
+	case closer:
+		d.i++
+		return false, true
+	}
+	return false, false
 }
 
 func (d *decoder) array(depth int) (any, bool) {
@@ -206,21 +217,13 @@ func (d *decoder) array(depth int) (any, bool) {
 			return nil, false
 		}
 		d.elems = append(d.elems, v)
-		d.ws()
-		if d.i >= len(d.s) {
+		more, ok := d.next(']')
+		if !ok {
 			return nil, false
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-			d.ws()
-			continue
-		case ']':
-			d.i++
-		default:
-			return nil, false
+		if !more {
+			break
 		}
-		break
 	}
 	es := d.elems[base:]
 	out := make([]any, len(es))
