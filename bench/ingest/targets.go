@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"time"
@@ -85,7 +83,7 @@ func startPipeline(ctx context.Context, bin, dir string, env []string) (*target,
 
 // pipelineWAL reads the pipeline's /stats.
 func pipelineWAL(ctx context.Context, base string) (int64, error) {
-	b, err := get(ctx, base+"/stats")
+	b, err := promtext.Body(ctx, base+"/stats")
 	if err != nil {
 		return 0, err
 	}
@@ -112,23 +110,6 @@ func hookmapWAL(ctx context.Context, base string) (int64, error) {
 		return 0, fmt.Errorf("hookmap /metrics has no %s", walMetric)
 	}
 	return int64(v), nil
-}
-
-func get(ctx context.Context, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b, err
 }
 
 // startHookmap starts hookmap serve with its data in dir and the connectors of
@@ -180,7 +161,7 @@ func startHookmapOnce(ctx context.Context, bin, dir, connectors string, env []st
 		return nil, err
 	}
 	base := "http://" + httpAddr
-	if _, err := get(ctx, base+"/readyz"); err != nil {
+	if _, err := promtext.Body(ctx, base+"/readyz"); err != nil {
 		return nil, fmt.Errorf("hookmap /readyz: %w", err)
 	}
 	adminSvc := hookmapv1.NewAdminServiceClient(admin.Conn())
