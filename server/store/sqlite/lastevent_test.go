@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -88,11 +89,15 @@ func TestLastEventTimeWrittenAtClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
-	s, err = Open(t.Context(), path, Options{})
+	// Read the file as Close left it: Open would recompute the time from the events.
+	db, err := openDB(path, 1, url.Values{"_query_only": {"1"}})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = s.Close() })
-	require.Equal(t, at, rowLastEvent(t, s, f.sub.ID))
-	require.Equal(t, res.MaxSeq, lastEventMarkValue(t, s))
+	defer db.Close()
+	var row, mark int64
+	require.NoError(t, db.QueryRow(`SELECT last_event_time FROM subscriptions WHERE id = ?`, f.sub.ID).Scan(&row))
+	require.NoError(t, db.QueryRow(`SELECT value FROM store_marks WHERE name = ?`, lastEventMark).Scan(&mark))
+	require.Equal(t, at, fromNanos(row))
+	require.Equal(t, res.MaxSeq, mark)
 }
 
 // After a crash, the times that were only in memory are recomputed from the events stored
