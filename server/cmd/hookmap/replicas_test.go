@@ -32,10 +32,36 @@ type replica struct {
 	grpcAddr, httpAddr string
 	cmd                *exec.Cmd
 	logs               *syncBuffer
+	exited             chan struct{} // closed when the running binary has exited
 	conn               *grpc.ClientConn
 }
 
+// start starts the replica on its addresses (again, after kill9) and waits until it is
+// ready.
 func (r *replica) start() {
+	r.t.Helper()
+	if !r.launch() {
+		r.t.Fatalf("hookmap exited before it was ready:\n%s", r.logs.String())
+	}
+}
+
+// startNew starts the replica on free loopback ports. A port found free can be taken by
+// another process before hookmap binds it: then it tries other ones (three times).
+func (r *replica) startNew() {
+	r.t.Helper()
+	for attempt := 1; ; attempt++ {
+		r.grpcAddr, r.httpAddr = freeAddr(r.t), freeAddr(r.t)
+		if r.launch() {
+			return
+		}
+		if attempt == 3 || !strings.Contains(r.logs.String(), "address already in use") {
+			r.t.Fatalf("hookmap exited before it was ready:\n%s", r.logs.String())
+		}
+	}
+}
+
+// launch runs the binary and waits until it is ready (true) or has exited (false).
+func (r *replica) launch() bool {
 	r.t.Helper()
 	var logs syncBuffer
 	r.cmd = exec.Command(binary, "serve", "--grpc-addr", r.grpcAddr, "--http-addr", r.httpAddr,
@@ -45,18 +71,37 @@ func (r *replica) start() {
 	r.logs = &logs
 	require.NoError(r.t, r.cmd.Start())
 	cmd := r.cmd
-	r.t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	waitReady(r.t, r.httpAddr, &logs)
+	exited := make(chan struct{})
+	r.exited = exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+	r.t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if resp, err := http.Get("http://" + r.httpAddr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("hookmap did not become ready:\n%s", logs.String())
+		}
+	}
 	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(r.t, err)
 	r.t.Cleanup(func() { _ = conn.Close() })
 	r.conn = conn
+	return true
 }
 
 func (r *replica) kill9() {
 	r.t.Helper()
 	require.NoError(r.t, r.cmd.Process.Signal(syscall.SIGKILL))
-	_, _ = r.cmd.Process.Wait()
+	<-r.exited
 }
 
 func (r *replica) events() hookmapv1.EventServiceClient {
@@ -130,10 +175,10 @@ func TestReplicasKill9OnePostgres(t *testing.T) {
 	k := make([]byte, 32)
 	_, _ = rand.Read(k)
 	key := hex.EncodeToString(k)
-	a := &replica{t: t, url: url, key: key, grpcAddr: freeAddr(t), httpAddr: freeAddr(t)}
-	b := &replica{t: t, url: url, key: key, grpcAddr: freeAddr(t), httpAddr: freeAddr(t)}
-	a.start()
-	b.start()
+	a := &replica{t: t, url: url, key: key}
+	b := &replica{t: t, url: url, key: key}
+	a.startNew()
+	b.startNew()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
