@@ -51,15 +51,9 @@ func (s *Store) SetConnectionAuth(ctx context.Context, c *store.Connection, even
 		t.changedConnection(c.WorkspaceID, c.ID)
 		for i, e := range encoded {
 			ev := e.ev
-			out, err := t.execStmt(s.hot.insertEvent, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
-				ev.EventKey, ev.Type, e.record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime))
-			if err != nil {
+			if seqs[i], err = t.insertEvent(s.hot.insertEvent, ev, e.record); err != nil {
 				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
 			}
-			if seqs[i], err = out.LastInsertId(); err != nil {
-				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
-			}
-			t.insertedEvent(seqs[i], ev, e.record)
 		}
 		return nil
 	})

@@ -33,8 +33,8 @@ const (
 			request_headers = excluded.request_headers, request_body = excluded.request_body
 		WHERE deliveries.workspace_id = excluded.workspace_id`
 	sqlInsertKey   = `INSERT OR IGNORE INTO idempotency_keys (subscription_id, external_id, create_time) VALUES (?, ?, ?)`
-	sqlInsertEvent = `INSERT INTO events (id, workspace_id, connection_id, subscription_id, event_key, type, record,
-			external_id, delivery_id, receive_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertEvent = `INSERT INTO events (seq, id, workspace_id, connection_id, subscription_id, event_key, type, record,
+			external_id, delivery_id, receive_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlTouchSubscription = `UPDATE subscriptions SET last_event_time = MAX(last_event_time, ?) WHERE id = ? AND workspace_id = ?`
 	sqlSetState          = `UPDATE subscriptions SET state = ?, update_time = ? WHERE id = ? AND workspace_id = ?`
 )
@@ -209,18 +209,12 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 				continue
 			}
 		}
-		out, err := t.execStmt(s.hot.insertEvent, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
-			ev.EventKey, ev.Type, e.record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime))
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
-		}
-		seq, err := out.LastInsertId()
+		seq, err := t.insertEvent(s.hot.insertEvent, ev, e.record)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
 		}
 		r.Seqs[i], r.MaxSeq = seq, seq
 		r.Inserted++
-		t.insertedEvent(seq, ev, e.record)
 		if ev.SubscriptionID != "" {
 			at := nanos(ev.ReceiveTime)
 			if at == 0 {

@@ -154,7 +154,7 @@ func (s *Store) flushTx() {
 		s.log.Warn("could not write the subscriptions' last event times; they stay in memory", "err", err)
 		return
 	}
-	w := &wtx{ctx: writeCtx, tx: tx}
+	w := &wtx{ctx: writeCtx, tx: tx, seq: s.seq}
 	flushed, err := s.flushLastEvents(w)
 	if err == nil {
 		err = tx.Commit()
@@ -183,8 +183,7 @@ func (s *Store) flushLastEvents(w *wtx) (map[string]pendingTime, error) {
 		}
 		w.touchedSubscription(id, p.ws, p.at)
 	}
-	if _, err := w.exec(`UPDATE store_marks SET value = COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)
-		WHERE name = ?`, lastEventMark); err != nil {
+	if _, err := w.exec(`UPDATE store_marks SET value = ? WHERE name = ?`, w.seq, lastEventMark); err != nil {
 		return nil, fmt.Errorf("sqlite: last event mark: %w", err)
 	}
 	return snap, nil
@@ -203,7 +202,7 @@ func (s *Store) recoverLastEvents(ctx context.Context) error {
 	if err := tx.QueryRowContext(ctx, `SELECT value FROM store_marks WHERE name = ?`, lastEventMark).Scan(&mark); err != nil {
 		return fmt.Errorf("sqlite: recover last event times: %w", err)
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&last); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&last); err != nil {
 		return fmt.Errorf("sqlite: recover last event times: %w", err)
 	}
 	if last <= mark {

@@ -106,6 +106,9 @@ type Store struct {
 	pageSize int      // the database's page size, for the WAL metrics
 	cache    *caches  // rows of three hot reads, kept coherent by the writer (cache.go)
 	tail     *tail    // the newest committed events, kept by the writer (tail.go); nil with the caches off
+	// seq is the highest event seq ever given out (the writer's after Open): the highest in
+	// the table or, when the newest events were deleted, the events_seq_floor mark above it.
+	seq int64
 
 	// mu guards the send side of queue: senders hold it shared and check isClosed, Close
 	// sets isClosed holding it exclusively, so no send races the close of the queue.
@@ -231,13 +234,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.cache = newCaches(opts.CacheBytes, s.m)
 	// The tail starts empty above every seq the events table ever had: it holds every
 	// event committed from now on.
-	var maxSeq int64
 	if err := s.w.QueryRowContext(ctx, `SELECT MAX(
-			COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
-			COALESCE((SELECT MAX(seq) FROM events), 0))`).Scan(&maxSeq); err != nil {
+			COALESCE((SELECT value FROM store_marks WHERE name = 'events_seq_floor'), 0),
+			COALESCE((SELECT MAX(seq) FROM events), 0))`).Scan(&s.seq); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: last seq: %w", s.path, err)
 	}
-	s.tail = newTail(maxSeq+1, s.m, opts.CacheBytes < 0)
+	s.tail = newTail(s.seq+1, s.m, opts.CacheBytes < 0)
 	ok = true
 	go s.writer()
 	go s.checkpointer()

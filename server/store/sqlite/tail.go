@@ -19,7 +19,7 @@ import (
 // What is cached: the events of every workspace, as stored (the record's JSON text, the
 // receive time in nanoseconds), in seq order, appended by the writer after the COMMIT
 // that inserted them and before it answers that transaction's callers. The writer
-// assigns seqs (AUTOINCREMENT) in commit order, so the tail is a run of the newest
+// gives seqs (wtx.insertEvent), each above every seq given before, in commit order, so the tail is a run of the newest
 // committed seqs.
 //
 // Coverage rule: the tail knows lo, the lowest seq it holds completely: every event with
@@ -45,8 +45,8 @@ import (
 //   - a transaction that may have changed events in ways it does not say (changedAll: a
 //     raw statement), or whose COMMIT failed (what the database kept is then unknown),
 //     empties the tail and leaves lo unknown: every read goes to the database until the
-//     next commit that inserts events, whose lowest seq becomes lo (AUTOINCREMENT gives it
-//     a seq above every seq committed before, that failed COMMIT's included).
+//     next commit that inserts events, whose lowest seq becomes lo (the writer gives it a
+//     seq above every seq given before, that failed COMMIT's included).
 //
 // No other statement deletes or updates events: deleting a subscription or a connection
 // keeps its events (the table has no foreign key), workspaces are never deleted, and
@@ -136,7 +136,7 @@ type tail struct {
 	// known: lo is known. False after a failed COMMIT or a raw statement, until the next
 	// commit of events; the tail is empty meanwhile.
 	known bool
-	// off: the writer saw seqs out of order, which AUTOINCREMENT rules out; the tail then
+	// off: the writer saw seqs out of order, which the writer's seqs rule out; the tail then
 	// stays empty and unknown for good.
 	off bool
 	lo  int64
@@ -229,7 +229,7 @@ func (t *tail) push(e *tailEvent) {
 	case t.off:
 		return
 	case !t.known:
-		// Every seq committed before is below e's (AUTOINCREMENT), and the tail is empty.
+		// Every seq committed before is below e's (the writer's seqs), and the tail is empty.
 		t.known, t.lo = true, e.seq
 	case e.seq < t.next():
 		t.forgetLocked()

@@ -42,6 +42,9 @@ type wtx struct {
 	ch      changes                 // the cached rows the ops wrote, applied to the caches after the commit
 	tail    tailChanges             // the events the ops inserted or deleted, applied to the tail after the commit
 	stmts   map[*sql.Stmt]*sql.Stmt // the transaction's copies of prepared statements (execStmt)
+	// seq is the highest event seq given out so far, this transaction's events included
+	// (insertEvent); the writer keeps it once the transaction is over (runTx).
+	seq int64
 }
 
 type subKey struct{ sub, ws string }
@@ -73,6 +76,21 @@ func (w *wtx) execStmt(st *sql.Stmt, args ...any) (sql.Result, error) {
 		w.stmts[st] = ts
 	}
 	return ts.ExecContext(w.ctx, args...)
+}
+
+// insertEvent inserts ev, its record encoded as record, with the next event seq, and
+// returns that seq. Seqs are the store's, not SQLite's (events has no AUTOINCREMENT,
+// migration 13): one above the highest ever given, so none is reused after the newest
+// events are deleted.
+func (w *wtx) insertEvent(st *sql.Stmt, ev *store.Event, record string) (int64, error) {
+	seq := w.seq + 1
+	if _, err := w.execStmt(st, seq, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
+		ev.EventKey, ev.Type, record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime)); err != nil {
+		return 0, err
+	}
+	w.seq = seq
+	w.insertedEvent(seq, ev, record)
+	return seq, nil
 }
 
 func (w *wtx) queryRow(query string, args ...any) *sql.Row {
@@ -231,13 +249,16 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 	if err != nil {
 		return -1, fmt.Errorf("%w: %w", errBegin, err)
 	}
-	w := &wtx{ctx: writeCtx, tx: tx}
+	w := &wtx{ctx: writeCtx, tx: tx, seq: s.seq}
 	for i, o := range ops {
 		if err := runOp(o, w); err != nil {
-			_ = tx.Rollback()
+			_ = tx.Rollback() // the seqs it gave out are given again
 			return i, err
 		}
 	}
+	// Whether a failed COMMIT kept the transaction is unknown: its seqs are never given
+	// again either way.
+	s.seq = w.seq
 	if err := tx.Commit(); err != nil {
 		_ = tx.Rollback()
 		s.cache.drop(&w.ch) // dropping is always safe; an update is only after a commit
