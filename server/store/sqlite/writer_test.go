@@ -357,7 +357,7 @@ func TestPanicInWriteIsAnError(t *testing.T) {
 }
 
 // The WAL metric counts the frames commits append: a small write is a few whole frames
-// (each a 4 KiB page and its header), and a write of a 100 KiB value at least 25 more.
+// (each a page and its header), and a write of a 100 KiB value at least 100 KiB more.
 func TestWALWrittenMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openTest(t, Options{Registerer: reg, CheckpointInterval: time.Hour})
@@ -366,12 +366,13 @@ func TestWALWrittenMetric(t *testing.T) {
 	require.NoError(t, s.write(t.Context(), insertWorkspace("small")))
 	small := written() - before
 	require.Positive(t, small)
-	require.Zero(t, math.Mod(small, 4096+24), "whole frames")
+	frame := float64(DefaultPageSize + walFrameHeader)
+	require.Zero(t, math.Mod(small, frame), "whole frames")
 	require.NoError(t, s.write(t.Context(), func(w *wtx) error {
 		_, err := w.exec(`INSERT INTO workspaces (id, name) VALUES (?, ?)`, "large", strings.Repeat("x", 100<<10))
 		return err
 	}))
-	require.GreaterOrEqual(t, written()-before-small, float64(25*(4096+24)))
+	require.GreaterOrEqual(t, written()-before-small, float64(100<<10)/DefaultPageSize*frame)
 }
 
 // Under sustained writes with readers always about (a consumer streaming), a PASSIVE
