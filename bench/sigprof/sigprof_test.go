@@ -25,4 +25,9 @@ func TestProfileBetweenSignals(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a gzipped profile")
 	require.Greater(t, len(b), 10, "more than an empty gzip stream")
+	for _, allocs := range []string{path + ".allocs-start", path + ".allocs"} {
+		b, err := os.ReadFile(allocs)
+		require.NoError(t, err, "the allocations profile is written before the CPU profile appears")
+		require.Equal(t, []byte{0x1f, 0x8b}, b[:2], "a gzipped profile")
+	}
 }
