@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,16 +24,22 @@ type hotStmts struct {
 const (
 	sqlUpsertDelivery = `INSERT INTO deliveries (id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code,
 			outcome, error, event_count, request_size, selectors, replay_count, request_method, request_path,
-			request_query, request_headers, request_body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			request_query, request_headers, request_body, event_seqs)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET subscription_id = excluded.subscription_id,
 			global_webhook_id = excluded.global_webhook_id, receive_time = excluded.receive_time,
 			status_code = excluded.status_code, outcome = excluded.outcome, error = excluded.error,
 			event_count = excluded.event_count, request_size = excluded.request_size, selectors = excluded.selectors,
 			replay_count = excluded.replay_count, request_method = excluded.request_method,
 			request_path = excluded.request_path, request_query = excluded.request_query,
-			request_headers = excluded.request_headers, request_body = excluded.request_body
+			request_headers = excluded.request_headers, request_body = excluded.request_body,
+			event_seqs = ` + appendEventSeqs + `
 		WHERE deliveries.workspace_id = excluded.workspace_id`
+	// appendEventSeqs adds the runs of excluded.event_seqs to a delivery's (a replay's
+	// events are the delivery's too).
+	appendEventSeqs = `CASE WHEN excluded.event_seqs = '' THEN deliveries.event_seqs
+			WHEN deliveries.event_seqs = '' THEN excluded.event_seqs
+			ELSE deliveries.event_seqs || ',' || excluded.event_seqs END`
 	sqlInsertKey   = `INSERT OR IGNORE INTO idempotency_keys (subscription_id, external_id, create_time) VALUES (?, ?, ?)`
 	sqlInsertEvent = `INSERT INTO events (seq, id, workspace_id, connection_id, subscription_id, event_key, type, record,
 			external_id, delivery_id, receive_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -87,13 +95,14 @@ func deliveryArgs(d *store.Delivery) ([]any, error) {
 		}
 	}
 	return []any{d.ID, d.WorkspaceID, d.SubscriptionID, d.GlobalWebhookID, nanos(d.ReceiveTime), d.StatusCode,
-		d.Outcome, d.Error, d.EventCount, d.RequestSize, selectors, d.ReplayCount, method, path, query, headers, body}, nil
+		d.Outcome, d.Error, d.EventCount, d.RequestSize, selectors, d.ReplayCount, method, path, query, headers, body, ""}, nil
 }
 
 // Positions in deliveryArgs that CommitDelivery sets from what it inserted.
 const (
 	deliveryArgOutcome    = 6
 	deliveryArgEventCount = 8
+	deliveryArgEventSeqs  = 17
 )
 
 type encodedEvent struct {
@@ -224,7 +233,8 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 		}
 	}
 	if p.dargs != nil {
-		// Written after the events, so that it records what was new.
+		// Written after the events, so that it records what was new, and where.
+		p.dargs[deliveryArgEventSeqs] = formatSeqRuns(r.Seqs)
 		args := p.dargs
 		if r.Duplicates > 0 {
 			args = slices.Clone(p.dargs)
@@ -441,18 +451,94 @@ func deliveryWhere(workspaceID string, f store.DeliveryFilter, keys []int64) (in
 // maxDeliveryEvents bounds DeliveryEvents.
 const maxDeliveryEvents = 1000
 
-// DeliveryEvents returns up to limit events of delivery d in seq order, found through
-// the receive_time index: a delivery's events carry its receive time (a replay keeps it).
+// DeliveryEvents returns up to limit events of delivery d in seq order, read by seq from
+// the runs its row lists (event_seqs, one run per commit that stored events for it).
 func (s *Store) DeliveryEvents(ctx context.Context, workspaceID string, d *store.Delivery, limit int) ([]*store.Event, error) {
 	if limit <= 0 || limit > maxDeliveryEvents {
 		limit = maxDeliveryEvents
 	}
-	return getAll(ctx, s, "delivery events", deliveryEventsQuery, true, scanEvent,
-		nanos(d.ReceiveTime), d.ID, workspaceID, limit)
+	runs, err := getOne(ctx, s, "delivery", d.ID, `SELECT event_seqs FROM deliveries WHERE id = ? AND workspace_id = ?`,
+		func(sc scanner) (string, error) {
+			var v string
+			err := sc.Scan(&v)
+			return v, err
+		}, d.ID, workspaceID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil // another workspace's, or deleted since it was read
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Event
+	for lo, hi := range seqRuns(runs) {
+		evs, err := getAll(ctx, s, "delivery events", deliveryEventsQuery, true, scanEvent, lo, hi, d.ID, workspaceID, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, evs...); len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
 }
 
-const deliveryEventsQuery = `SELECT ` + eventCols + ` FROM events INDEXED BY events_receive_time
-	WHERE receive_time = ? AND delivery_id = ? AND workspace_id = ? ORDER BY seq LIMIT ?`
+const deliveryEventsQuery = `SELECT ` + eventCols + ` FROM events
+	WHERE seq BETWEEN ? AND ? AND delivery_id = ? AND workspace_id = ? ORDER BY seq LIMIT ?`
+
+// formatSeqRuns writes the seqs of a commit's events (ascending, zeros for the
+// duplicates it did not store) as runs of consecutive seqs: "12-14", "90", "12-14,16".
+func formatSeqRuns(seqs []int64) string {
+	var b []byte
+	var lo, hi int64
+	flush := func() {
+		if lo == 0 {
+			return
+		}
+		if len(b) > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, lo, 10)
+		if hi != lo {
+			b = append(b, '-')
+			b = strconv.AppendInt(b, hi, 10)
+		}
+	}
+	for _, seq := range seqs {
+		switch {
+		case seq == 0:
+		case lo != 0 && seq == hi+1:
+			hi = seq
+		default:
+			flush()
+			lo, hi = seq, seq
+		}
+	}
+	flush()
+	return string(b)
+}
+
+// seqRuns yields the runs of event_seqs (formatSeqRuns's, joined by commas), first to
+// last; it stops at the first run it cannot read.
+func seqRuns(s string) iter.Seq2[int64, int64] {
+	return func(yield func(lo, hi int64) bool) {
+		for run := range strings.SplitSeq(s, ",") {
+			a, b, isRange := strings.Cut(run, "-")
+			lo, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return
+			}
+			hi := lo
+			if isRange {
+				if hi, err = strconv.ParseInt(b, 10, 64); err != nil {
+					return
+				}
+			}
+			if !yield(lo, hi) {
+				return
+			}
+		}
+	}
+}
 
 const eventCols = `seq, id, workspace_id, connection_id, subscription_id, event_key, type, record, external_id, delivery_id, receive_time`
 
@@ -645,21 +731,22 @@ const pruneChunk = 1000
 // Prune deletes deliveries received, idempotency keys stored and events received before
 // the retention's cutoffs (a zero cutoff keeps everything), in chunks of one transaction.
 //
-// Deliveries go in rid order (the order they were first committed in) up to the first one
-// still within the retention: there is no index on their receive time, which would cost
-// every delivery's commit a page, and finding that first one reads only the rows to be
-// deleted. A delivery committed out of receive-time order goes with its neighbours, a
-// moment after its cutoff.
+// Deliveries go in rid order and events in seq order (the order they were first committed
+// in) up to the first one still within the retention: there is no index on their receive
+// time, which would cost every commit a page, and finding that first one reads only the
+// rows to be deleted. A delivery committed out of receive-time order goes with its
+// neighbours, a moment after its cutoff; so does an event (a replay's keeps its delivery's
+// receive time, and goes with the events committed around the replay).
 func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult, error) {
 	var res store.PruneResult
-	var deliveriesBefore int64 // the rid of the oldest delivery kept
-	if cutoff := nanos(r.DeliveriesBefore); cutoff != 0 {
-		err := s.r.QueryRowContext(ctx, `SELECT COALESCE(
-			(SELECT rid FROM deliveries WHERE receive_time >= ? ORDER BY rid LIMIT 1),
-			(SELECT COALESCE(MAX(rid), 0) + 1 FROM deliveries))`, cutoff).Scan(&deliveriesBefore)
-		if err != nil {
-			return res, fmt.Errorf("sqlite: prune: %w", err)
-		}
+	// The rid of the oldest delivery kept, the seq of the oldest event kept.
+	deliveriesBefore, err := s.firstKept(ctx, "deliveries", "rid", r.DeliveriesBefore)
+	if err != nil {
+		return res, err
+	}
+	eventsBefore, err := s.firstKept(ctx, "events", "seq", r.EventsBefore)
+	if err != nil {
+		return res, err
 	}
 	for _, p := range []struct {
 		cutoff  int64
@@ -673,7 +760,7 @@ func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult
 			(SELECT delivery_id FROM delivery_fetches WHERE fetch_time < ? LIMIT ?)`, new(int64), nil},
 		{nanos(r.IdempotencyKeysBefore), `DELETE FROM idempotency_keys WHERE (subscription_id, external_id) IN
 			(SELECT subscription_id, external_id FROM idempotency_keys WHERE create_time < ? LIMIT ?)`, &res.IdempotencyKeys, nil},
-		{nanos(r.EventsBefore), `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE receive_time < ? LIMIT ?)`, &res.Events,
+		{eventsBefore, `DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? ORDER BY seq LIMIT ?)`, &res.Events,
 			(*wtx).prunedEvents},
 	} {
 		n, err := s.deleteChunked(ctx, p.query, p.cutoff, p.deleted)
@@ -683,6 +770,27 @@ func (s *Store) Prune(ctx context.Context, r store.Retention) (store.PruneResult
 		}
 	}
 	return res, nil
+}
+
+// firstKept returns the key (rid, seq) of the first row of table, in key order, received at
+// or after cutoff: rows are deleted in key order up to it, and finding it reads only the
+// rows to be deleted. It is one above the highest key when every row is older, and 0 (delete
+// nothing) for a zero cutoff.
+func (s *Store) firstKept(ctx context.Context, table, key string, cutoff time.Time) (int64, error) {
+	if cutoff.IsZero() {
+		return 0, nil
+	}
+	if s.isClosed.Load() {
+		return 0, store.ErrClosed
+	}
+	var first int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(
+		(SELECT `+key+` FROM `+table+` WHERE receive_time >= ? ORDER BY `+key+` LIMIT 1),
+		(SELECT COALESCE(MAX(`+key+`), 0) + 1 FROM `+table+`))`, nanos(cutoff)).Scan(&first)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune: %w", err)
+	}
+	return first, nil
 }
 
 // deleteChunked runs query (a DELETE of at most ? rows older than ?) with cutoff until it

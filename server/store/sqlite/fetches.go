@@ -234,8 +234,10 @@ func (s *Store) FinishFetch(ctx context.Context, f *store.Fetch, done *store.Fet
 		}
 		if r.Inserted > 0 {
 			if _, err := t.exec(`UPDATE deliveries SET event_count = event_count + ?,
-				outcome = CASE outcome WHEN ? THEN ? ELSE outcome END WHERE id = ? AND workspace_id = ?`,
-				r.Inserted, store.OutcomeDuplicate, store.OutcomeOK, f.DeliveryID, f.WorkspaceID); err != nil {
+				outcome = CASE outcome WHEN ? THEN ? ELSE outcome END,
+				event_seqs = CASE event_seqs WHEN '' THEN ?4 ELSE event_seqs || ',' || ?4 END
+				WHERE id = ? AND workspace_id = ?`,
+				r.Inserted, store.OutcomeDuplicate, store.OutcomeOK, formatSeqRuns(r.Seqs), f.DeliveryID, f.WorkspaceID); err != nil {
 				return fmt.Errorf("sqlite: delivery %q: %w", f.DeliveryID, err)
 			}
 		}

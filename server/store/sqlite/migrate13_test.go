@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,32 +32,45 @@ func schemaOf(t *testing.T, db *sql.DB, table string) (indexes []string, autoinc
 	return indexes, strings.Contains(def, "AUTOINCREMENT")
 }
 
-// Migration 13 (no AUTOINCREMENT on events and deliveries) upgrades a database written by
-// the schema before it in place: same rows, same indexes, and the seqs the old
-// sqlite_sequence had given out (here, above the newest event left) are never given again.
-func TestPlainRowidsMigration(t *testing.T) {
+// Migration 13 (no AUTOINCREMENT on events and deliveries, no events_receive_time, a
+// delivery's event seqs in its row) upgrades a database written by the schema before it
+// in place: same rows, the same indexes but that one, every delivery's events found as
+// before, and the seqs the old sqlite_sequence had given out (here, above the newest
+// event left) are never given again.
+func TestLeanerEventsAndDeliveriesMigration(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "hookmap.db")
 	db := databaseAt(t, path, 12)
 
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	minute := func(i int) int64 { return start.Add(time.Duration(i) * time.Minute).UnixNano() }
+	insertEvent := func(id, ws, delivery string, at int64) {
+		t.Helper()
+		_, err := db.Exec(`INSERT INTO events (id, workspace_id, connection_id, subscription_id, event_key, type, record,
+			delivery_id, receive_time) VALUES (?, ?, 'c', 'sub', 'webhook', 'issue.opened', ?, ?, ?)`,
+			id, ws, fmt.Sprintf(`{"id":%q}`, id), delivery, at)
+		require.NoError(t, err)
+	}
+	// Deliveries dlv-00 to dlv-29, one a minute, each with its event (seqs 1 to 30).
 	for i := range 30 {
-		at := start.Add(time.Duration(i) * time.Minute).UnixNano()
 		outcome := store.OutcomeOK
 		if i%3 == 0 {
 			outcome = store.OutcomeFailed
 		}
 		_, err := db.Exec(`INSERT INTO deliveries (id, workspace_id, subscription_id, receive_time, status_code, outcome,
 			request_method, request_body) VALUES (?, 'w', 'sub', ?, 200, ?, 'POST', ?)`,
-			fmt.Sprintf("dlv-%02d", i), at, outcome, []byte(fmt.Sprintf(`{"n":%d}`, i)))
+			fmt.Sprintf("dlv-%02d", i), minute(i), outcome, []byte(fmt.Sprintf(`{"n":%d}`, i)))
 		require.NoError(t, err)
-		_, err = db.Exec(`INSERT INTO events (id, workspace_id, connection_id, subscription_id, event_key, type, record,
-			delivery_id, receive_time) VALUES (?, 'w', 'c', 'sub', 'webhook', 'issue.opened', ?, ?, ?)`,
-			fmt.Sprintf("ev-%02d", i), fmt.Sprintf(`{"n":%d}`, i), fmt.Sprintf("dlv-%02d", i), at)
-		require.NoError(t, err)
+		insertEvent(fmt.Sprintf("ev-%02d", i), "w", fmt.Sprintf("dlv-%02d", i), minute(i))
 	}
-	// The newest five events and deliveries deleted: sqlite_sequence remembers seq 30.
-	_, err := db.Exec(`DELETE FROM events WHERE seq > 25`)
+	insertEvent("ev-05b", "w", "dlv-05", minute(5))       // 31, 32: a replay of dlv-05 (it keeps the receive time)
+	insertEvent("ev-05c", "w", "dlv-05", minute(5))       //
+	insertEvent("ev-other", "other", "dlv-07", minute(7)) // 33: another workspace's: not dlv-07's
+	insertEvent("ev-07-late", "w", "dlv-07", minute(7)+1) // 34: not received with dlv-07: the old query left it out
+	insertEvent("ev-gone", "w", "", minute(40))           // 35
+	// The newest deliveries, their events and the newest event deleted: sqlite_sequence
+	// remembers seq 35, above the highest left (34).
+	_, err := db.Exec(`DELETE FROM events WHERE seq BETWEEN 26 AND 30 OR seq = 35`)
 	require.NoError(t, err)
 	_, err = db.Exec(`DELETE FROM deliveries WHERE rid > 25`)
 	require.NoError(t, err)
@@ -71,7 +85,7 @@ func TestPlainRowidsMigration(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	got, auto := schemaOf(t, s.r, "events")
 	require.False(t, auto)
-	require.Equal(t, eventIndexes, got)
+	require.Equal(t, slices.DeleteFunc(eventIndexes, func(q string) bool { return strings.Contains(q, "events_receive_time") }), got)
 	got, auto = schemaOf(t, s.r, "deliveries")
 	require.False(t, auto)
 	require.Equal(t, deliveryIndexes, got)
@@ -82,11 +96,11 @@ func TestPlainRowidsMigration(t *testing.T) {
 	// Every row is there, as it was.
 	evs, err := s.ListEvents(t.Context(), "w", store.EventFilter{}, 0, 100)
 	require.NoError(t, err)
-	require.Len(t, evs, 25)
-	for i, ev := range evs {
+	require.Len(t, evs, 28)
+	for i, ev := range evs[:25] {
 		require.Equal(t, int64(i+1), ev.Seq)
 		require.Equal(t, fmt.Sprintf("ev-%02d", i), ev.ID)
-		require.Equal(t, map[string]any{"n": int64(i)}, ev.Record)
+		require.Equal(t, map[string]any{"id": ev.ID}, ev.Record)
 	}
 	d, err := s.GetDelivery(t.Context(), "w", "dlv-03")
 	require.NoError(t, err)
@@ -96,13 +110,29 @@ func TestPlainRowidsMigration(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 9)
 	require.Equal(t, "dlv-24", list[0].ID, "newest first")
-	dEvents, err := s.DeliveryEvents(t.Context(), "w", d, 10)
-	require.NoError(t, err)
-	require.Len(t, dEvents, 1)
-	require.Equal(t, "ev-03", dEvents[0].ID)
 
-	// The next event is given seq 31, above every seq ever given; the next delivery is
-	// listed first.
+	// A delivery's events are what the old query found, in seq order.
+	for id, want := range map[string][]string{
+		"dlv-03": {"ev-03"},
+		"dlv-05": {"ev-05", "ev-05b", "ev-05c"},
+		"dlv-07": {"ev-07"},
+	} {
+		d, err := s.GetDelivery(t.Context(), "w", id)
+		require.NoError(t, err)
+		evs, err := s.DeliveryEvents(t.Context(), "w", d, 10)
+		require.NoError(t, err)
+		var ids []string
+		for _, ev := range evs {
+			ids = append(ids, ev.ID)
+		}
+		require.Equal(t, want, ids, id)
+	}
+	var runs string
+	require.NoError(t, s.r.QueryRow(`SELECT event_seqs FROM deliveries WHERE id = 'dlv-05'`).Scan(&runs))
+	require.Equal(t, "6,31-32", runs)
+
+	// The next event is given seq 36, above every seq ever given; the next delivery is
+	// listed first, and its event is found.
 	r, err := s.CommitDelivery(t.Context(), &store.DeliveryCommit{
 		Delivery: &store.Delivery{ID: "dlv-new", WorkspaceID: "w", SubscriptionID: "sub", ReceiveTime: time.Now(),
 			StatusCode: 200, Outcome: store.OutcomeOK, EventCount: 1},
@@ -110,10 +140,43 @@ func TestPlainRowidsMigration(t *testing.T) {
 			EventKey: "webhook", Type: "issue.opened", DeliveryID: "dlv-new", ReceiveTime: time.Now(), Record: map[string]any{}}},
 	})
 	require.NoError(t, err)
-	require.Equal(t, int64(31), r.MaxSeq)
+	require.Equal(t, int64(36), r.MaxSeq)
 	list, _, err = s.ListDeliveries(t.Context(), "w", store.DeliveryFilter{}, store.Page{Size: 1})
 	require.NoError(t, err)
 	require.Equal(t, "dlv-new", list[0].ID)
+	evs, err = s.DeliveryEvents(t.Context(), "w", list[0], 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, "ev-new", evs[0].ID)
+}
+
+// formatSeqRuns and seqRuns agree; duplicates (zeros) leave no gap in a run.
+func TestSeqRuns(t *testing.T) {
+	for _, tc := range []struct {
+		seqs []int64
+		want string
+		runs [][2]int64
+	}{
+		{nil, "", nil},
+		{[]int64{0, 0}, "", nil},
+		{[]int64{7}, "7", [][2]int64{{7, 7}}},
+		{[]int64{12, 13, 14}, "12-14", [][2]int64{{12, 14}}},
+		{[]int64{12, 0, 13, 0}, "12-13", [][2]int64{{12, 13}}},
+		{[]int64{12, 13, 16, 20, 21}, "12-13,16,20-21", [][2]int64{{12, 13}, {16, 16}, {20, 21}}},
+	} {
+		got := formatSeqRuns(tc.seqs)
+		require.Equal(t, tc.want, got)
+		var runs [][2]int64
+		for lo, hi := range seqRuns(got) {
+			runs = append(runs, [2]int64{lo, hi})
+		}
+		require.Equal(t, tc.runs, runs, got)
+	}
+	var runs [][2]int64
+	for lo, hi := range seqRuns("3-4,x,9") {
+		runs = append(runs, [2]int64{lo, hi})
+	}
+	require.Equal(t, [][2]int64{{3, 4}}, runs, "stops at what it cannot read")
 }
 
 // Without AUTOINCREMENT a seq is still never given twice: not after every event is

@@ -71,11 +71,21 @@ func TestDeliveryQueryPlans(t *testing.T) {
 		}
 	}
 
-	// A delivery's events are found through the receive_time index (then sorted: they are
-	// only that delivery's).
-	plan := queryPlan(t, s, deliveryEventsQuery, day.UnixNano(), "d", "w", 100)
-	require.Contains(t, plan, "SEARCH events USING INDEX events_receive_time (receive_time=?)", plan)
+	// A delivery's events are read by seq, one run of its event_seqs at a time.
+	plan := queryPlan(t, s, deliveryEventsQuery, 10, 20, "d", "w", 100)
+	require.Regexp(t, `SEARCH events USING (INTEGER PRIMARY KEY \(rowid>\? AND rowid<\?\)|INDEX events_workspace_seq \(workspace_id=\? AND seq>\? AND seq<\?\))`, plan)
 	require.NotContains(t, plan, "SCAN", plan)
+	require.NotContains(t, plan, "TEMP B-TREE", plan)
+
+	// Prune finds the first event and delivery it keeps by reading from the oldest.
+	for _, q := range []string{
+		`SELECT seq FROM events WHERE receive_time >= ? ORDER BY seq LIMIT 1`,
+		`SELECT rid FROM deliveries WHERE receive_time >= ? ORDER BY rid LIMIT 1`,
+	} {
+		plan := queryPlan(t, s, q, day.UnixNano())
+		require.NotContains(t, plan, "TEMP B-TREE", plan)
+		require.NotContains(t, plan, "USING INDEX", plan)
+	}
 }
 
 // seedDeliveries commits n deliveries of sub through the store, a few concurrently (group

@@ -108,8 +108,8 @@ type tailChanges struct {
 	ops []tailOp
 }
 
-// tailOp is an inserted event, or (pruneBefore > 0) a deletion of events received before
-// pruneBefore.
+// tailOp is an inserted event, or (pruneBefore > 0) a deletion of events whose seq is
+// below pruneBefore.
 type tailOp struct {
 	ev          tailEvent
 	pruneBefore int64
@@ -124,7 +124,8 @@ func (w *wtx) insertedEvent(seq int64, ev *store.Event, record string) {
 	}})
 }
 
-// prunedEvents records that t deleted events received before cutoff (some or all of them).
+// prunedEvents records that t deleted events whose seq is below cutoff (the oldest of
+// them, or all).
 func (w *wtx) prunedEvents(cutoff int64) {
 	w.tail.ops = append(w.tail.ops, tailOp{pruneBefore: cutoff})
 }
@@ -274,17 +275,12 @@ func (t *tail) evict() {
 	t.n--
 }
 
-// prune follows a deletion of (some of) the events received before cutoff. t.mu is held.
+// prune follows a deletion of (the oldest of) the events whose seq is below cutoff: the
+// tail keeps none of them (reads below lo go to the database, which has what is left).
+// t.mu is held.
 func (t *tail) prune(cutoff int64) {
-	for t.n > 0 && t.at(0).received < cutoff {
+	for t.n > 0 && t.at(0).seq < cutoff {
 		t.evict()
-	}
-	for i := range t.n {
-		if t.at(i).received < cutoff {
-			// Received out of seq order: it may be gone from the database.
-			t.empty()
-			return
-		}
 	}
 }
 

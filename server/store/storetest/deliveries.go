@@ -704,4 +704,24 @@ func testDeliveryEvents(t *testing.T, s store.Store) {
 	evs, err = s.DeliveryEvents(ctx, other, got, 100)
 	require.NoError(t, err)
 	require.Empty(t, evs, "another workspace sees none")
+
+	// A replay (the same delivery, its receive time kept) commits more events: the
+	// delivery's events are all of them, in seq order, after another delivery's commit.
+	commit(t, s, deliveryOf(sub, at(time.Second)), eventOf(sub, "between", "", at(time.Second)))
+	replay := *d
+	replay.ReplayCount = 1
+	commit(t, s, &replay, eventOf(sub, "d", "", base), eventOf(sub, "e", "", base))
+	got, err = s.GetDelivery(ctx, ws, d.ID)
+	require.NoError(t, err)
+	evs, err = s.DeliveryEvents(ctx, ws, got, 100)
+	require.NoError(t, err)
+	types = nil
+	for _, e := range evs {
+		require.Equal(t, d.ID, e.DeliveryID)
+		types = append(types, e.Type)
+	}
+	require.Equal(t, []string{"a", "b", "c", "d", "e"}, types, "the first commit's and the replay's, in seq order")
+	evs, err = s.DeliveryEvents(ctx, ws, got, 4)
+	require.NoError(t, err)
+	require.Len(t, evs, 4, "the limit holds across commits")
 }

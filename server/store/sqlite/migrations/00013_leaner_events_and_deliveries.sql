@@ -12,6 +12,17 @@
 -- A delivery's rid only orders deliveries among themselves (listing ties, pruning), so a
 -- rid that comes back after the newest deliveries were deleted is harmless, and the plain
 -- rowid (the highest plus one) is enough.
+--
+-- events also loses events_receive_time, one more b-tree page per commit and one more
+-- index entry per event. It served two queries:
+-- * a delivery's events (DeliveryEvents): a delivery now lists the seqs of its events in
+--   event_seqs, as comma-separated runs ("12-14,90"), one run per commit that stored
+--   events for it (its first, a replay, a fetch), and they are read by seq. The rebuild
+--   fills it from the events the old query found: same delivery id, workspace and
+--   receive time.
+-- * Prune: events now go in seq order up to the first one still within the retention, as
+--   deliveries do (migration 11). An event committed out of receive-time order (a replay
+--   keeps its delivery's receive time) goes with its neighbours.
 
 -- +goose Up
 CREATE TABLE events_rebuilt (
@@ -37,7 +48,6 @@ INSERT INTO store_marks (name, value) SELECT 'events_seq_floor', MAX(
 DROP TABLE events;
 ALTER TABLE events_rebuilt RENAME TO events;
 CREATE INDEX events_workspace_seq ON events (workspace_id, seq);
-CREATE INDEX events_receive_time ON events (receive_time);
 
 -- +goose StatementBegin
 CREATE TRIGGER events_seq_floor AFTER DELETE ON events
@@ -61,6 +71,7 @@ CREATE TABLE deliveries_rebuilt (
     request_size      INTEGER NOT NULL DEFAULT 0,
     selectors         TEXT,
     replay_count      INTEGER NOT NULL DEFAULT 0,
+    event_seqs        TEXT    NOT NULL DEFAULT '',
     request_method    TEXT,
     request_path      TEXT,
     request_query     TEXT,
@@ -73,6 +84,20 @@ INSERT INTO deliveries_rebuilt (rid, id, workspace_id, subscription_id, global_w
     SELECT rid, id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code,
         outcome, error, event_count, request_size, selectors, replay_count, request_method, request_path,
         request_query, request_headers, request_body FROM deliveries ORDER BY rid;
+-- A delivery's events in runs of consecutive seqs: seq minus its rank within the delivery
+-- is the same along a run.
+UPDATE deliveries_rebuilt SET event_seqs = r.seqs FROM (
+    SELECT delivery_id, workspace_id,
+        group_concat(CASE WHEN lo = hi THEN CAST(lo AS TEXT) ELSE lo || '-' || hi END, ',' ORDER BY lo) AS seqs
+    FROM (
+        SELECT delivery_id, workspace_id, MIN(seq) AS lo, MAX(seq) AS hi FROM (
+            SELECT e.delivery_id, e.workspace_id, e.seq,
+                e.seq - ROW_NUMBER() OVER (PARTITION BY e.delivery_id, e.workspace_id ORDER BY e.seq) AS run
+            FROM events AS e JOIN deliveries AS d
+                ON d.id = e.delivery_id AND d.workspace_id = e.workspace_id AND d.receive_time = e.receive_time)
+        GROUP BY delivery_id, workspace_id, run)
+    GROUP BY delivery_id, workspace_id) AS r
+WHERE deliveries_rebuilt.id = r.delivery_id AND deliveries_rebuilt.workspace_id = r.workspace_id;
 DROP TABLE deliveries;
 ALTER TABLE deliveries_rebuilt RENAME TO deliveries;
 CREATE INDEX deliveries_workspace_time ON deliveries (workspace_id, receive_time);
