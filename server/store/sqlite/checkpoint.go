@@ -147,12 +147,7 @@ func (s *Store) restartWAL(mode int32) {
 		name = "TRUNCATE"
 	}
 	start := time.Now()
-	ok := false
-	c, err := s.w.Conn(writeCtx)
-	if err == nil {
-		ok, err = restartOn(c, name, s.opts.BusyTimeout)
-		_ = c.Close()
-	}
+	ok, err := restartOn(s.wc, name, s.opts.BusyTimeout)
 	d := time.Since(start)
 	s.restartMu.Lock()
 	if ok {

@@ -16,11 +16,6 @@ import (
 	"github.com/hookmap/hookmap/server/store/pagetoken"
 )
 
-// hotStmts are the statements of CommitDelivery, prepared once on the writer connection.
-type hotStmts struct {
-	upsertDelivery, insertKey, insertEvent, touchSubscription, setState *sql.Stmt
-}
-
 const (
 	sqlUpsertDelivery = `INSERT INTO deliveries (id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code,
 			outcome, error, event_count, request_size, selectors, replay_count, request_method, request_path,
@@ -46,36 +41,6 @@ const (
 	sqlTouchSubscription = `UPDATE subscriptions SET last_event_time = MAX(last_event_time, ?) WHERE id = ? AND workspace_id = ?`
 	sqlSetState          = `UPDATE subscriptions SET state = ?, update_time = ? WHERE id = ? AND workspace_id = ?`
 )
-
-func (s *Store) prepareHot(ctx context.Context) error {
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{
-		{&s.hot.upsertDelivery, sqlUpsertDelivery},
-		{&s.hot.insertKey, sqlInsertKey},
-		{&s.hot.insertEvent, sqlInsertEvent},
-		{&s.hot.touchSubscription, sqlTouchSubscription},
-		{&s.hot.setState, sqlSetState},
-	} {
-		st, err := s.w.PrepareContext(ctx, p.q)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare: %w", err)
-		}
-		*p.st = st
-	}
-	return nil
-}
-
-func (h *hotStmts) close() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{h.upsertDelivery, h.insertKey, h.insertEvent, h.touchSubscription, h.setState} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	return errors.Join(errs...)
-}
 
 // deliveryArgs encodes a delivery as the arguments of sqlUpsertDelivery.
 func deliveryArgs(d *store.Delivery) ([]any, error) {

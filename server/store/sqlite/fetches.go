@@ -391,7 +391,7 @@ func (s *Store) PruneFetches(ctx context.Context, before time.Time) (int64, erro
 // process, so a lease found at open belongs to a process that is gone (a crash between a
 // delivery's answer and its fetch) and its fetch can run at once.
 func (s *Store) voidFetchLeases(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE fetches SET lease_token = '', lease_until = 0 WHERE lease_until > 0`); err != nil {
+	if _, err := s.wc.ExecContext(ctx, `UPDATE fetches SET lease_token = '', lease_until = 0 WHERE lease_until > 0`); err != nil {
 		return fmt.Errorf("sqlite: open %s: void fetch leases: %w", s.path, err)
 	}
 	return nil

@@ -149,21 +149,21 @@ func (s *Store) flushTx() {
 	if s.lastEvent.empty() {
 		return
 	}
-	tx, err := s.w.BeginTx(writeCtx, nil)
+	w, err := s.beginTx()
 	if err != nil {
 		s.log.Warn("could not write the subscriptions' last event times; they stay in memory", "err", err)
 		return
 	}
-	w := &wtx{ctx: writeCtx, tx: tx, seq: s.seq}
 	flushed, err := s.flushLastEvents(w)
 	if err == nil {
-		err = tx.Commit()
+		err = s.commitTx()
 		if err != nil {
 			s.cache.drop(&w.ch)
 		}
+	} else {
+		s.rollbackTx()
 	}
 	if err != nil {
-		_ = tx.Rollback()
 		s.log.Warn("could not write the subscriptions' last event times; they stay in memory", "err", err)
 		return
 	}
@@ -193,7 +193,7 @@ func (s *Store) flushLastEvents(w *wtx) (map[string]pendingTime, error) {
 // newest receive time of each subscription's events after the mark. It runs in Open,
 // before the writer starts.
 func (s *Store) recoverLastEvents(ctx context.Context) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	tx, err := s.wc.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: recover last event times: %w", err)
 	}

@@ -112,9 +112,10 @@ type Store struct {
 	log  *slog.Logger
 	m    *metrics
 
-	w  *sql.DB // the writer connection; only the writer goroutine uses it after Open
-	r  *sql.DB // the read pool (query_only)
-	ck *sql.DB // the checkpoint connection
+	w  *sql.DB   // the writer's database: one connection, wc once the migrations are done
+	wc *sql.Conn // the writer's connection, held for good (hot.go); only the writer goroutine uses it after Open
+	r  *sql.DB   // the read pool (query_only)
+	ck *sql.DB   // the checkpoint connection
 
 	hot      hotStmts // prepared on w
 	pageSize int      // the database's page size, for the WAL metrics
@@ -214,6 +215,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
+	// From here on the writer's one connection is held (hot.go): nothing uses s.w itself.
+	if s.wc, err = s.w.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
 	if err := s.voidFetchLeases(ctx); err != nil {
 		return nil, err
 	}
@@ -223,7 +228,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := s.prepareHot(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.w.QueryRowContext(ctx, "PRAGMA page_size").Scan(&s.pageSize); err != nil {
+	if err := s.wc.QueryRowContext(ctx, "PRAGMA page_size").Scan(&s.pageSize); err != nil {
 		return nil, fmt.Errorf("sqlite: page size: %w", err)
 	}
 	s.r, err = openDB(path, opts.ReadConns, url.Values{
@@ -253,7 +258,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s.cache = newCaches(opts.CacheBytes, s.m)
 	// The tail starts empty above every seq the events table ever had: it holds every
 	// event committed from now on.
-	if err := s.w.QueryRowContext(ctx, `SELECT MAX(
+	if err := s.wc.QueryRowContext(ctx, `SELECT MAX(
 			COALESCE((SELECT value FROM store_marks WHERE name = 'events_seq_floor'), 0),
 			COALESCE((SELECT MAX(seq) FROM events), 0))`).Scan(&s.seq); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: last seq: %w", s.path, err)
@@ -391,7 +396,9 @@ func (s *Store) closeDBs() error {
 	}
 	s.readStmt = nil
 	s.stmtsMu.Unlock()
-	errs = append(errs, s.hot.close())
+	if s.wc != nil {
+		errs = append(errs, s.closeHot(), s.wc.Close())
+	}
 	// The writer closes last: closing the last connection checkpoints the WAL into the
 	// database and removes it.
 	for _, db := range []*sql.DB{s.r, s.ck, s.w} {

@@ -51,14 +51,14 @@ func walFrames(t *testing.T, batches, per int) (byTree map[string]int, total int
 	}
 	commit(80) // the b-trees have some depth, as in a store in use
 	var busy, logFrames, done int
-	require.NoError(t, s.w.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done))
+	require.NoError(t, s.wc.QueryRowContext(t.Context(), "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done))
 	require.Zero(t, busy)
 	commit(batches)
 
 	raw, err := os.ReadFile(s.path + "-wal")
 	require.NoError(t, err)
 	tree := map[uint32]string{}
-	rows, err := s.w.Query("SELECT name, pageno FROM dbstat")
+	rows, err := s.wc.QueryContext(t.Context(), "SELECT name, pageno FROM dbstat")
 	require.NoError(t, err)
 	for rows.Next() {
 		var name string

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,14 +35,15 @@ type op struct {
 
 // wtx is the transaction an op runs in.
 type wtx struct {
+	s   *Store
 	ctx context.Context
-	tx  *sql.Tx
+	// tx is the writer's connection, inside the transaction (beginTx).
+	tx *sql.Conn
 	// touched is each subscription's newest event time among the transaction's commits,
 	// pending in memory once it commits (lastevent.go).
 	touched map[subKey]int64
-	ch      changes                 // the cached rows the ops wrote, applied to the caches after the commit
-	tail    tailChanges             // the events the ops inserted or deleted, applied to the tail after the commit
-	stmts   map[*sql.Stmt]*sql.Stmt // the transaction's copies of prepared statements (execStmt)
+	ch      changes     // the cached rows the ops wrote, applied to the caches after the commit
+	tail    tailChanges // the events the ops inserted or deleted, applied to the tail after the commit
 	// seq is the highest event seq given out so far, this transaction's events included
 	// (insertEvent); the writer keeps it once the transaction is over (runTx).
 	seq int64
@@ -64,25 +66,16 @@ func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
 	return w.tx.ExecContext(w.ctx, query, args...)
 }
 
-func (w *wtx) execStmt(st *sql.Stmt, args ...any) (sql.Result, error) {
-	// The transaction's copy of a prepared statement is made once per transaction, not
-	// once per use (database/sql closes it with the transaction).
-	ts, ok := w.stmts[st]
-	if !ok {
-		if w.stmts == nil {
-			w.stmts = map[*sql.Stmt]*sql.Stmt{}
-		}
-		ts = w.tx.StmtContext(w.ctx, st)
-		w.stmts[st] = ts
-	}
-	return ts.ExecContext(w.ctx, args...)
+// execStmt runs h, a hot statement (hot.go), in the transaction.
+func (w *wtx) execStmt(h *hotStmt, args ...any) (driver.Result, error) {
+	return w.s.execHot(h, args...)
 }
 
 // insertEvent inserts ev, its record encoded as record, with the next event seq, and
 // returns that seq. Seqs are the store's, not SQLite's (events has no AUTOINCREMENT,
 // migration 13): one above the highest ever given, so none is reused after the newest
 // events are deleted.
-func (w *wtx) insertEvent(st *sql.Stmt, ev *store.Event, record string) (int64, error) {
+func (w *wtx) insertEvent(st *hotStmt, ev *store.Event, record string) (int64, error) {
 	seq := w.seq + 1
 	if _, err := w.execStmt(st, seq, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
 		ev.EventKey, ev.Type, record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime)); err != nil {
@@ -235,6 +228,31 @@ func (s *Store) runBatch(batch []*op) {
 // lets the writer finish what was queued, so nothing ever cancels one.
 var writeCtx = context.Background()
 
+// beginTx begins a write transaction (BEGIN IMMEDIATE) on the writer's connection.
+func (s *Store) beginTx() (*wtx, error) {
+	if _, err := s.execHot(s.hot.begin); err != nil {
+		return nil, err
+	}
+	return &wtx{s: s, ctx: writeCtx, tx: s.wc, seq: s.seq}, nil
+}
+
+// commitTx commits the transaction beginTx began; after a failure the transaction is
+// rolled back (when SQLite has not already done so).
+func (s *Store) commitTx() error {
+	if _, err := s.execHot(s.hot.commit); err != nil {
+		s.rollbackTx()
+		return err
+	}
+	return nil
+}
+
+// rollbackTx rolls the transaction back. SQLite has already rolled it back after some
+// errors (a full disk, an I/O error), and then says no transaction is active: either way
+// none is once it returns.
+func (s *Store) rollbackTx() {
+	_, _ = s.execHot(s.hot.rollback)
+}
+
 // errBegin marks a failure to begin a write transaction.
 var errBegin = errors.New("sqlite: begin")
 
@@ -243,24 +261,20 @@ var errBegin = errors.New("sqlite: begin")
 // has bad = -1.
 func (s *Store) runTx(ops []*op) (bad int, err error) {
 	start := time.Now()
-	// The writer's context can never be canceled (writeCtx): with one that can, the
-	// driver starts a goroutine per statement to watch it.
-	tx, err := s.w.BeginTx(writeCtx, nil)
+	w, err := s.beginTx()
 	if err != nil {
 		return -1, fmt.Errorf("%w: %w", errBegin, err)
 	}
-	w := &wtx{ctx: writeCtx, tx: tx, seq: s.seq}
 	for i, o := range ops {
 		if err := runOp(o, w); err != nil {
-			_ = tx.Rollback() // the seqs it gave out are given again
+			s.rollbackTx() // the seqs it gave out are given again
 			return i, err
 		}
 	}
 	// Whether a failed COMMIT kept the transaction is unknown: its seqs are never given
 	// again either way.
 	s.seq = w.seq
-	if err := tx.Commit(); err != nil {
-		_ = tx.Rollback()
+	if err := s.commitTx(); err != nil {
 		s.cache.drop(&w.ch) // dropping is always safe; an update is only after a commit
 		s.tail.forget()     // the events the database kept are unknown
 		return -1, fmt.Errorf("sqlite: commit: %w", err)
@@ -283,12 +297,7 @@ func (s *Store) runTx(ops []*op) (bad int, err error) {
 // the WAL grows by tens of megabytes a second, faster than a checkpoint a second keeps up
 // with, and the restart that bounds it is decided after a checkpoint (maybeRestart).
 func (s *Store) countWAL() {
-	c, err := s.w.Conn(writeCtx)
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	_ = c.Raw(func(dc any) error {
+	_ = s.wc.Raw(func(dc any) error {
 		st, ok := dc.(sqlite.DBStatus)
 		if !ok {
 			return nil
