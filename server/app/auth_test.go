@@ -368,3 +368,23 @@ func TestFailedStartCleansUp(t *testing.T) {
 	require.NoError(t, err)
 	a.Stop()
 }
+
+// A key in use (its lookups cached by the SQLite store) is refused by the very next call
+// once the admin revokes it.
+func TestRevokedKeyInUseIsRefusedAtOnce(t *testing.T) {
+	h := apptest.Start(t, apptest.WithAdminToken(adminToken))
+	admin := hookmapv1.NewAdminServiceClient(h.Conn)
+	_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: "a", Name: "a"})
+	require.NoError(t, err)
+	k, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: "a", Name: "k"})
+	require.NoError(t, err)
+	for range 3 {
+		_, err := h.Connections.ListConnections(h.As(k.GetSecret()), &hookmapv1.ListConnectionsRequest{})
+		require.NoError(t, err)
+	}
+	_, err = admin.RevokeApiKey(h.As(adminToken), &hookmapv1.RevokeApiKeyRequest{Id: k.GetApiKey().GetId()})
+	require.NoError(t, err)
+	_, err = h.Connections.ListConnections(h.As(k.GetSecret()), &hookmapv1.ListConnectionsRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "%v", err)
+	require.ErrorContains(t, err, "revoked")
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// DefaultCacheBytes is Options.CacheBytes' default: each of the three read caches holds at
+// DefaultCacheBytes is Options.CacheBytes' default: each of the read caches holds at
 // most 16 MiB (estimated), some 20,000 to 30,000 subscriptions of a typical size.
 const DefaultCacheBytes = 16 << 20
 
@@ -29,8 +29,9 @@ const (
 )
 
 // caches are the store's in-memory copies of the rows behind three reads the receiver
-// makes per webhook (LookupSubscription, GetConnection, GetConnectorParameters). See the
-// package documentation for the coherence rule.
+// makes per webhook (LookupSubscription, GetConnection, GetConnectorParameters), and of
+// the API keys every authenticated call looks up (GetAPIKeyByHash). See the package
+// documentation for the coherence rule.
 type caches struct {
 	subs  *lru[string, *store.Subscription]
 	conns *lru[wsKey, *store.Connection]
@@ -39,12 +40,15 @@ type caches struct {
 	// them, drops the key like any write (keys of subscriptions and connections that do
 	// not exist are not cached: the receiver's ids come from the network).
 	params *lru[wsKey, []byte]
+	// keys holds API keys by hash (as a string). A write of any key clears it: keys are
+	// written rarely (created, revoked), and a revocation names the key by id.
+	keys *lru[string, *store.APIKey]
 }
 
 // wsKey is a key within a workspace: a connection's id, or a connector's key.
 type wsKey struct{ ws, key string }
 
-// newCaches returns caches of budget bytes each; all three are nil (nothing is cached)
+// newCaches returns caches of budget bytes each; all are nil (nothing is cached)
 // when budget is negative.
 func newCaches(budget int64, m *metrics) *caches {
 	if budget < 0 {
@@ -54,6 +58,7 @@ func newCaches(budget int64, m *metrics) *caches {
 		subs:   newLRU(budget, m, "subscriptions", subscriptionSize),
 		conns:  newLRU(budget, m, "connections", connectionSize),
 		params: newLRU(budget, m, "connector_parameters", paramsSize),
+		keys:   newLRU(budget, m, "api_keys", apiKeySize),
 	}
 }
 
@@ -65,6 +70,7 @@ type changes struct {
 	conns   []wsKey
 	params  []wsKey
 	touched []touchedSub
+	keys    bool
 	all     bool
 }
 
@@ -93,6 +99,9 @@ func (w *wtx) touchedSubscription(id, workspaceID string, at int64) {
 	w.ch.touched = append(w.ch.touched, touchedSub{id, workspaceID, at})
 }
 
+// changedAPIKeys records that t wrote a row of api_keys.
+func (w *wtx) changedAPIKeys() { w.ch.keys = true }
+
 // changedAll records that t may have written cached rows it cannot name (a DELETE by
 // workspace, a raw statement): every cache is cleared when it commits.
 func (w *wtx) changedAll() { w.ch.all = true }
@@ -113,6 +122,9 @@ func (c *caches) apply(ch *changes) {
 	}
 	for _, k := range ch.params {
 		c.params.invalidate(k)
+	}
+	if ch.keys {
+		c.keys.clear()
 	}
 	for _, t := range ch.touched {
 		c.subs.update(t.id, func(sub *store.Subscription) (*store.Subscription, bool) {
@@ -141,6 +153,7 @@ func (c *caches) clear() {
 	c.subs.clear()
 	c.conns.clear()
 	c.params.clear()
+	c.keys.clear()
 }
 
 // cached serves a read from cache c: a hit returns a copy of the cached value; a miss runs
@@ -329,6 +342,10 @@ func subscriptionSize(_ string, s *store.Subscription) int64 {
 func connectionSize(_ wsKey, c *store.Connection) int64 {
 	return entryOverhead + int64(len(c.WorkspaceID)+len(c.ID)+len(c.ConnectorKey)+len(c.Name)+len(c.Credentials)+
 		len(c.Status)+len(c.LastError)+len(c.Grant)) + plainSize(c.Parameters)
+}
+
+func apiKeySize(hash string, k *store.APIKey) int64 {
+	return entryOverhead + int64(len(hash)+len(k.ID)+len(k.WorkspaceID)+len(k.Name)+len(k.Hash))
 }
 
 func paramsSize(k wsKey, b []byte) int64 {

@@ -672,3 +672,51 @@ func TestCacheFailedCommitDrops(t *testing.T) {
 	require.True(t, s.lastEvent.empty())
 	requireCoherent(t, s, f)
 }
+
+// API keys are cached by hash: a hit reads no database and returns a copy, and a
+// revocation is seen by the very next read, even by a read that missed before the revoke
+// and fills after it (the fill is refused).
+func TestAPIKeyCache(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := t.Context()
+	require.NoError(t, s.CreateWorkspace(ctx, &store.Workspace{ID: "w", Name: "w"}))
+	k := &store.APIKey{ID: "key-1", WorkspaceID: "w", Name: "ci", Hash: []byte("hash-1")}
+	require.NoError(t, s.CreateAPIKey(ctx, k))
+
+	got, err := s.GetAPIKeyByHash(ctx, []byte("hash-1"))
+	require.NoError(t, err)
+	require.True(t, s.cache.keys.has("hash-1"))
+	got.Hash[0], got.Name = 'X', "changed"
+	hits := s.cache.keys.hits.Load()
+	again, err := s.GetAPIKeyByHash(ctx, []byte("hash-1"))
+	require.NoError(t, err)
+	require.Equal(t, hits+1, s.cache.keys.hits.Load(), "served from the cache")
+	require.Equal(t, []byte("hash-1"), again.Hash, "a copy: what the caller changed is not cached")
+	require.Equal(t, "ci", again.Name)
+	require.True(t, again.RevokeTime.IsZero())
+
+	require.NoError(t, s.RevokeAPIKey(ctx, "key-1", time.Time{}))
+	require.False(t, s.cache.keys.has("hash-1"), "a revocation clears the cache")
+	revoked, err := s.GetAPIKeyByHash(ctx, []byte("hash-1"))
+	require.NoError(t, err)
+	require.False(t, revoked.RevokeTime.IsZero(), "the next read sees the revocation")
+
+	// A read that misses, reads the key unrevoked, and fills only after a revocation
+	// committed: its fill is refused, so no stale copy outlives the revocation.
+	require.NoError(t, s.CreateAPIKey(ctx, &store.APIKey{ID: "key-2", WorkspaceID: "w", Name: "ci", Hash: []byte("hash-2")}))
+	s.cache.keys.beforeFill = func(string) {
+		s.cache.keys.beforeFill = nil
+		require.NoError(t, s.RevokeAPIKey(ctx, "key-2", time.Time{}))
+	}
+	raced, err := s.GetAPIKeyByHash(ctx, []byte("hash-2"))
+	require.NoError(t, err)
+	require.True(t, raced.RevokeTime.IsZero(), "read before the revocation")
+	require.False(t, s.cache.keys.has("hash-2"), "not cached: a write committed meanwhile")
+	after, err := s.GetAPIKeyByHash(ctx, []byte("hash-2"))
+	require.NoError(t, err)
+	require.False(t, after.RevokeTime.IsZero())
+
+	_, err = s.GetAPIKeyByHash(ctx, []byte("no-such-hash"))
+	require.ErrorIs(t, err, store.ErrNotFound)
+	require.False(t, s.cache.keys.has("no-such-hash"), "a miss is not cached")
+}

@@ -25,8 +25,10 @@
 //
 // Three reads the receiver makes for every webhook are served from memory: a subscription
 // by id (LookupSubscription), a connection (GetConnection) and a workspace's parameters
-// of a connector (GetConnectorParameters, which also remembers that there are none).
-// Each is a least-recently-used cache bounded by the estimated size of its entries
+// of a connector (GetConnectorParameters, which also remembers that there are none); so
+// is the read every authenticated call makes, an API key by hash (GetAPIKeyByHash, whose
+// cache any write of a key, a revocation included, clears). Each is a least-recently-used
+// cache bounded by the estimated size of its entries
 // (Options.CacheBytes, 16 MiB each by default; a row larger than a sixteenth of that is
 // never cached). The newest committed events are kept too, in the tail (tail.go, up to
 // 16384 events and 8 MiB): ListEvents of events the tail covers, a caught-up stream's

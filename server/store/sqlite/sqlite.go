@@ -60,7 +60,7 @@ type Options struct {
 	// store.Subscription.State. Open uses it once, to upgrade a database written by a
 	// version that kept state in clear (migration 3); it fails without it then.
 	SealState func(subscriptionID string, state []byte) ([]byte, error)
-	// CacheBytes bounds each of the store's three read caches (subscriptions by id,
+	// CacheBytes bounds each of the store's read caches (subscriptions by id, API keys,
 	// connections, connector parameters) to about this many bytes of memory, estimated
 	// (default DefaultCacheBytes); a negative value turns the caches off, the tail of
 	// recent events (tail.go, bounded by its own constants) included.
@@ -119,7 +119,7 @@ type Store struct {
 
 	hot      hotStmts // prepared on w
 	pageSize int      // the database's page size, for the WAL metrics
-	cache    *caches  // rows of three hot reads, kept coherent by the writer (cache.go)
+	cache    *caches  // rows of the hot reads, kept coherent by the writer (cache.go)
 	tail     *tail    // the newest committed events, kept by the writer (tail.go); nil with the caches off
 	// seq is the highest event seq ever given out (the writer's after Open): the highest in
 	// the table or, when the newest events were deleted, the events_seq_floor mark above it.

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	err := s.write(ctx, func(t *wtx) error {
 		_, err := t.exec(`INSERT INTO api_keys (id, workspace_id, name, hash, create_time, revoke_time) VALUES (?, ?, ?, ?, ?, ?)`,
 			k.ID, k.WorkspaceID, k.Name, k.Hash, nanos(created), nanos(k.RevokeTime))
+		t.changedAPIKeys()
 		return insertErr("API key", k.ID, "workspace "+quote(k.WorkspaceID), err)
 	})
 	if err == nil {
@@ -107,19 +109,31 @@ func (s *Store) CreateAPIKey(ctx context.Context, k *store.APIKey) error {
 	return err
 }
 
-// GetAPIKeyByHash returns the key with hash, revoked or not.
+// GetAPIKeyByHash returns the key with hash, revoked or not. Every authenticated call
+// asks, so keys are cached (a revocation clears the cache before RevokeAPIKey returns).
 func (s *Store) GetAPIKeyByHash(ctx context.Context, hash []byte) (*store.APIKey, error) {
-	return getOne(ctx, s, "API key", "(by hash)",
-		`SELECT id, workspace_id, name, hash, create_time, revoke_time FROM api_keys WHERE hash = ?`,
-		func(sc scanner) (*store.APIKey, error) {
-			k := &store.APIKey{}
-			var created, revoked int64
-			if err := sc.Scan(&k.ID, &k.WorkspaceID, &k.Name, &k.Hash, &created, &revoked); err != nil {
-				return nil, err
-			}
-			k.CreateTime, k.RevokeTime = fromNanos(created), fromNanos(revoked)
-			return k, nil
-		}, hash)
+	if s.isClosed.Load() {
+		return nil, store.ErrClosed
+	}
+	return cached(s.cache.keys, string(hash), cloneAPIKey, func() (*store.APIKey, error) {
+		return getOne(ctx, s, "API key", "(by hash)",
+			`SELECT id, workspace_id, name, hash, create_time, revoke_time FROM api_keys WHERE hash = ?`,
+			func(sc scanner) (*store.APIKey, error) {
+				k := &store.APIKey{}
+				var created, revoked int64
+				if err := sc.Scan(&k.ID, &k.WorkspaceID, &k.Name, &k.Hash, &created, &revoked); err != nil {
+					return nil, err
+				}
+				k.CreateTime, k.RevokeTime = fromNanos(created), fromNanos(revoked)
+				return k, nil
+			}, hash)
+	})
+}
+
+func cloneAPIKey(k *store.APIKey) *store.APIKey {
+	cp := *k
+	cp.Hash = bytes.Clone(k.Hash)
+	return &cp
 }
 
 // RevokeAPIKey sets the key's RevokeTime to at (now when zero). A key revoked already
@@ -128,6 +142,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 	at = orNow(at)
 	return s.write(ctx, func(t *wtx) error {
 		res, err := t.exec(`UPDATE api_keys SET revoke_time = CASE WHEN revoke_time = 0 THEN ? ELSE revoke_time END WHERE id = ?`, nanos(at), id)
+		t.changedAPIKeys()
 		return mustAffect(res, err, "API key", id)
 	})
 }
