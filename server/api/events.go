@@ -141,6 +141,7 @@ func (s *eventService) StreamEvents(req *hookmapv1.StreamEventsRequest, stream g
 		after = cur
 	}
 	filter := filterFromProto(req.GetFilter())
+	filter.JSONRecords = req.GetRecordFormat() == hookmapv1.RecordFormat_RECORD_FORMAT_JSON
 	// Headers now, not with the first event: a client (the JSON API's, a browser's fetch)
 	// then knows the stream is open even while no event comes.
 	if err := stream.SendHeader(nil); err != nil {
@@ -228,7 +229,9 @@ func (s *eventService) ListEvents(ctx context.Context, req *hookmapv1.ListEvents
 			return nil, invalid("page_token", "not a token this list returned")
 		}
 	}
-	events, err := s.Core.Store.ListEvents(ctx, workspace(ctx), filterFromProto(req.GetFilter()), after, n+1)
+	filter := filterFromProto(req.GetFilter())
+	filter.JSONRecords = req.GetRecordFormat() == hookmapv1.RecordFormat_RECORD_FORMAT_JSON
+	events, err := s.Core.Store.ListEvents(ctx, workspace(ctx), filter, after, n+1)
 	if err != nil {
 		return nil, s.err(ctx, err)
 	}

@@ -171,6 +171,11 @@ type EventFilter struct {
 	SubscriptionIDs []string
 	EventKeys       []string
 	Types           []string
+	// JSONRecords is not a filter but a promise: the caller reads each event's RecordJSON
+	// (or RecordError) and never its Record, which the store may then leave nil rather than
+	// decode (a stream in the JSON record format). It is never stored with a destination's
+	// filter.
+	JSONRecords bool `json:"-"`
 }
 
 // RawRequest is a received HTTP request, kept so a failed delivery can be replayed.

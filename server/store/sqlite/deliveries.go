@@ -565,8 +565,12 @@ func (s *Store) listEvents(ctx context.Context, workspaceID string, f store.Even
 		var lo int64
 		out, served, lo = t.list(workspaceID, &f, after, limit-n, out)
 		if served {
-			for _, e := range out[n:] {
-				setRecord(e, e.RecordJSON)
+			// The tail's records are the JSON this process encoded: a caller that reads
+			// only that gets it as it is, with no decoding to check it.
+			if !f.JSONRecords {
+				for _, e := range out[n:] {
+					setRecord(e, e.RecordJSON)
+				}
 			}
 			t.counted(!fromDB)
 			return out, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookmap/hookmap/engine/value"
 	"github.com/hookmap/hookmap/server/store"
 )
 
@@ -724,4 +725,32 @@ func testDeliveryEvents(t *testing.T, s store.Store) {
 	evs, err = s.DeliveryEvents(ctx, ws, got, 4)
 	require.NoError(t, err)
 	require.Len(t, evs, 4, "the limit holds across commits")
+}
+
+// A caller that promises to read only RecordJSON (EventFilter.JSONRecords) gets every
+// event's record as JSON that decodes to what was committed, whether the store decoded
+// it or not; the other filters still apply.
+func testListEventsJSONRecords(t *testing.T, s store.Store) {
+	ctx := ctxOf(t)
+	ws := mkWorkspace(t, s)
+	sub := mkSubscription(t, s, mkConnection(t, s, ws))
+	var committed []*store.Event
+	for i := range 5 {
+		ev := eventOf(sub, fmt.Sprintf("t%d", i%2), "", base)
+		ev.Record = map[string]any{"i": int64(i), "nested": map[string]any{"list": []any{"a", 1.5, true, nil}}}
+		commit(t, s, deliveryOf(sub, base), ev)
+		committed = append(committed, ev)
+	}
+	evs, err := s.ListEvents(ctx, ws, store.EventFilter{JSONRecords: true}, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, evs, 5)
+	for i, e := range evs {
+		require.Empty(t, e.RecordError)
+		rec, err := value.DecodeStored([]byte(e.RecordJSON))
+		require.NoError(t, err, e.RecordJSON)
+		require.Equal(t, committed[i].Record, rec)
+	}
+	evs, err = s.ListEvents(ctx, ws, store.EventFilter{Types: []string{"t1"}, JSONRecords: true}, 0, 100)
+	require.NoError(t, err)
+	require.Len(t, evs, 2, "the filters still apply")
 }

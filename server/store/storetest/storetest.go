@@ -56,6 +56,7 @@ func RunAll(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeliveryPagination", testDeliveryPagination},
 		{"DeliveryEvents", testDeliveryEvents},
 		{"ListEventsFilter", testListEventsFilter},
+		{"ListEventsJSONRecords", testListEventsJSONRecords},
 		{"EventsOutliveSubscription", testEventsOutliveSubscription},
 		{"Consumers", testConsumers},
 		{"ConcurrentCommits", testConcurrentCommits},
