@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -228,10 +229,18 @@ func (s *Store) runBatch(batch []*op) {
 // lets the writer finish what was queued, so nothing ever cancels one.
 var writeCtx = context.Background()
 
-// beginTx begins a write transaction (BEGIN IMMEDIATE) on the writer's connection.
+// beginTx begins a write transaction (BEGIN IMMEDIATE) on the writer's connection. Should
+// a transaction still be open (a ROLLBACK that failed), it is rolled back and BEGIN tried
+// once more: the writer never works inside a transaction it did not begin.
 func (s *Store) beginTx() (*wtx, error) {
 	if _, err := s.execHot(s.hot.begin); err != nil {
-		return nil, err
+		if !strings.Contains(err.Error(), "within a transaction") {
+			return nil, err
+		}
+		s.rollbackTx()
+		if _, err := s.execHot(s.hot.begin); err != nil {
+			return nil, err
+		}
 	}
 	return &wtx{s: s, ctx: writeCtx, tx: s.wc, seq: s.seq}, nil
 }

@@ -450,3 +450,24 @@ func TestWriterWakesCheckpointer(t *testing.T) {
 	}
 	require.LessOrEqual(t, peak, int64(2*limit))
 }
+
+// A transaction left open on the writer's connection (a ROLLBACK that failed) is rolled
+// back by the next BEGIN, whose write then commits.
+func TestBeginAfterATransactionLeftOpen(t *testing.T) {
+	s := openTest(t, Options{})
+	require.NoError(t, s.write(t.Context(), func(w *wtx) error {
+		_, err := w.exec(`INSERT INTO workspaces (id, name) VALUES ('left', 'left')`)
+		return err
+	}))
+	// The writer is idle between batches: open a transaction on its connection as a
+	// failed ROLLBACK would leave it, with a write in it that must not survive.
+	_, err := s.wc.ExecContext(t.Context(), `BEGIN IMMEDIATE`)
+	require.NoError(t, err)
+	_, err = s.wc.ExecContext(t.Context(), `INSERT INTO workspaces (id, name) VALUES ('orphan', 'orphan')`)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateWorkspace(t.Context(), &store.Workspace{ID: "after", Name: "after"}))
+	_, err = s.GetWorkspace(t.Context(), "after")
+	require.NoError(t, err)
+	_, err = s.GetWorkspace(t.Context(), "orphan")
+	require.ErrorIs(t, err, store.ErrNotFound, "the transaction left open was rolled back")
+}
