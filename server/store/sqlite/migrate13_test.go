@@ -3,12 +3,14 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -226,4 +228,54 @@ func TestEventSeqsNeverReused(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	require.Equal(t, int64(8), commit(s), "after a crash with no event left")
+}
+
+// Migration 13 goes down as well as up: the tables get AUTOINCREMENT and
+// events_receive_time back with their rows, sqlite_sequence the highest seq ever given,
+// and going up again keeps every seq.
+func TestLeanerEventsAndDeliveriesDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hookmap.db")
+	s, err := Open(t.Context(), path, Options{})
+	require.NoError(t, err)
+	require.NoError(t, s.CreateWorkspace(t.Context(), &store.Workspace{ID: "w", Name: "w"}))
+	for i := range 3 {
+		_, err := s.CommitDelivery(t.Context(), &store.DeliveryCommit{
+			Delivery: &store.Delivery{ID: fmt.Sprintf("dlv-%d", i), WorkspaceID: "w", ReceiveTime: time.Now(), StatusCode: 200,
+				Outcome: store.OutcomeOK, EventCount: 1},
+			Events: []*store.Event{{ID: fmt.Sprintf("ev-%d", i), WorkspaceID: "w", ConnectionID: "c", EventKey: "k", Type: "t",
+				DeliveryID: fmt.Sprintf("dlv-%d", i), ReceiveTime: time.Now(), Record: map[string]any{"i": int64(i)}}},
+		})
+		require.NoError(t, err)
+	}
+	_, err = s.wc.ExecContext(t.Context(), `DELETE FROM events WHERE seq = 3`) // the newest: the floor keeps 3
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	db := databaseAt(t, path, 13)
+	sub, err := fs.Sub(migrationsFS, "migrations")
+	require.NoError(t, err)
+	p, err := goose.NewProvider(goose.DialectSQLite3, db, sub, goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations((&Store{}).sealStateMigration()))
+	require.NoError(t, err)
+	_, err = p.DownTo(t.Context(), 12)
+	require.NoError(t, err)
+	indexes, auto := schemaOf(t, db, "events")
+	require.True(t, auto)
+	require.Contains(t, indexes, "CREATE INDEX events_receive_time ON events (receive_time)")
+	_, auto = schemaOf(t, db, "deliveries")
+	require.True(t, auto)
+	var events, deliveries, sequence int64
+	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM events`).Scan(&events))
+	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM deliveries`).Scan(&deliveries))
+	require.NoError(t, db.QueryRow(`SELECT seq FROM sqlite_sequence WHERE name = 'events'`).Scan(&sequence))
+	require.Equal(t, []int64{2, 3, 3}, []int64{events, deliveries, sequence})
+	require.NoError(t, db.Close())
+
+	s, err = Open(t.Context(), path, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	r, err := s.CommitDelivery(t.Context(), &store.DeliveryCommit{Events: []*store.Event{{ID: "ev-new", WorkspaceID: "w",
+		ConnectionID: "c", EventKey: "k", Type: "t", ReceiveTime: time.Now(), Record: map[string]any{}}}})
+	require.NoError(t, err)
+	require.Equal(t, int64(4), r.MaxSeq, "above every seq ever given, down and up again")
 }

@@ -129,12 +129,16 @@ CREATE TABLE events_rebuilt (
 );
 INSERT INTO events_rebuilt SELECT seq, id, workspace_id, connection_id, subscription_id, event_key, type, record,
     external_id, delivery_id, receive_time FROM events ORDER BY seq;
-INSERT INTO sqlite_sequence (name, seq) SELECT 'events', value FROM store_marks WHERE name = 'events_seq_floor'
-    AND value > COALESCE((SELECT MAX(seq) FROM events), 0);
 DROP TABLE events;
 ALTER TABLE events_rebuilt RENAME TO events;
 CREATE INDEX events_workspace_seq ON events (workspace_id, seq);
 CREATE INDEX events_receive_time ON events (receive_time);
+-- AUTOINCREMENT's counter (the rename carried the rebuilt table's) is the highest seq ever
+-- given, which the floor holds when the newest events were deleted.
+DELETE FROM sqlite_sequence WHERE name = 'events';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'events', MAX(
+    COALESCE((SELECT value FROM store_marks WHERE name = 'events_seq_floor'), 0),
+    COALESCE((SELECT MAX(seq) FROM events), 0));
 DELETE FROM store_marks WHERE name = 'events_seq_floor';
 
 CREATE TABLE deliveries_rebuilt (
