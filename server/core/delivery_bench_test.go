@@ -3,48 +3,21 @@ package core
 import (
 	"context"
 	"net/http"
-	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookmap/hookmap/server/internal/corefixture"
 	"github.com/hookmap/hookmap/server/store"
 )
-
-// benchBody is the body of the ingest comparison's webhooks: an issue-like JSON object of
-// about 1 KiB.
-func benchBody() []byte {
-	const head = `{"id":"b2f6c1d0-8c1e-4f5e-9a51-3d2c1b0a9f8e","action":"opened","user":{"id":1234567,"login":"octocat"},"text":"`
-	const foot = `"}`
-	return []byte(head + strings.Repeat("x", 1024-len(head)-len(foot)) + foot)
-}
-
-// instantCommits is a store whose CommitDelivery returns at once, as if the delivery and
-// its events were durable: what is left of a delivery is the handler's own work.
-type instantCommits struct {
-	store.Store
-	seq atomic.Int64
-}
-
-func (s *instantCommits) CommitDelivery(_ context.Context, c *store.DeliveryCommit) (*store.CommitResult, error) {
-	n := len(c.Events)
-	res := &store.CommitResult{Seqs: make([]int64, n), Inserted: n}
-	for i := range n {
-		res.Seqs[i] = s.seq.Add(1)
-		res.MaxSeq = res.Seqs[i]
-	}
-	return res, nil
-}
 
 // benchCore is a core (storeCore) with the ingest comparison's connector
 // (bench/connector/bench) loaded, and an ACTIVE subscription to its `webhook` event.
 func benchCore(tb testing.TB) (*Core, *store.Subscription) {
 	tb.Helper()
 	ctx := context.Background()
-	c := storeCore(tb, filepath.Join("..", "..", "bench", "connector"))
+	c := storeCore(tb, corefixture.BenchConnectors)
 	conn, err := c.CreateConnection(ctx, testWorkspace, ConnectionInput{ConnectorKey: "bench"})
 	require.NoError(tb, err)
 	sub, err := c.CreateSubscription(ctx, testWorkspace, SubscriptionInput{ConnectionID: conn.ID, EventKey: "webhook"})
@@ -73,17 +46,17 @@ func benchIncoming(c *Core, sub *store.Subscription, body []byte) *Incoming {
 // ingest comparison (its ~1 KiB JSON body, the bench connector's `webhook` event: one CEL
 // and one JMESPath expression).
 //
-//   - handler: the store is SQLite but its CommitDelivery returns at once (instantCommits),
+//   - handler: the store is SQLite but its CommitDelivery returns at once (corefixture.InstantCommits),
 //     so the figures are the handler's own CPU and allocations on the caller's goroutine,
 //     with no disk sync in them: what this benchmark is for.
 //   - sqlite: the real commit, from many parallel callers (b.RunParallel, 32 per core) so
 //     that group commit amortizes the fsync; its figures include the store's writer and
 //     depend on the disk.
 func BenchmarkHandleSubscriptionDelivery(b *testing.B) {
-	body := benchBody()
+	body := corefixture.BenchBody()
 	b.Run("handler", func(b *testing.B) {
 		c, sub := benchCore(b)
-		c.Store = &instantCommits{Store: c.Store}
+		c.Store = &corefixture.InstantCommits{Store: c.Store}
 		ctx := context.Background()
 		in := benchIncoming(c, sub, body)
 		if res := c.HandleSubscriptionDelivery(ctx, sub, in, nil, nil); res.Delivery.Outcome != store.OutcomeOK {
