@@ -57,3 +57,39 @@ func TestRecordFormats(t *testing.T) {
 	st = apptest.RequireCode(t, bad.Err(), codes.InvalidArgument, "record_format")
 	require.Contains(t, apptest.FieldViolations(st), "record_format")
 }
+
+// The JSON record format as production serves it (auth on, the calls on a workspace's
+// API key): the stream and the list send the stored JSON text, exact, without the Value.
+func TestRecordJSONWithAuthOn(t *testing.T) {
+	h := apptest.Start(t, apptest.WithConnectors("../../connectors"), apptest.WithAdminToken(adminToken))
+	admin := hookmapv1.NewAdminServiceClient(h.Conn)
+	_, err := admin.CreateWorkspace(h.As(adminToken), &hookmapv1.CreateWorkspaceRequest{Id: "a", Name: "a"})
+	require.NoError(t, err)
+	key, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: "a", Name: "k"})
+	require.NoError(t, err)
+	ctx := h.As(key.GetSecret())
+	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook", Name: "demo"})
+	require.NoError(t, err)
+	sub, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
+		ConnectionId: conn.GetId(), EventKey: "message", Parameters: apptest.Struct(t, map[string]any{"channel": "general"}),
+	})
+	require.NoError(t, err)
+	r := h.PostJSON(sub.GetWebhookUri(), `{"order_id":1152921504606846977,"b":[1,2.5],"a":{"z":"x","y":null}}`)
+	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
+	const want = `{"a":{"y":null,"z":"x"},"b":[1,2.5],"order_id":1152921504606846977}`
+
+	stream, err := h.Events.StreamEvents(ctx, &hookmapv1.StreamEventsRequest{Consumer: "exact",
+		Start:        &hookmapv1.StreamPosition{Position: &hookmapv1.StreamPosition_Earliest{Earliest: true}},
+		RecordFormat: hookmapv1.RecordFormat_RECORD_FORMAT_JSON})
+	require.NoError(t, err)
+	ev, err := stream.Recv()
+	require.NoError(t, err)
+	require.Equal(t, want, ev.GetRecordJson())
+	require.Nil(t, ev.GetRecord())
+
+	page, err := h.Events.ListEvents(ctx, &hookmapv1.ListEventsRequest{RecordFormat: hookmapv1.RecordFormat_RECORD_FORMAT_JSON})
+	require.NoError(t, err)
+	require.Len(t, page.GetEvents(), 1)
+	require.Equal(t, want, page.GetEvents()[0].GetRecordJson())
+	require.Nil(t, page.GetEvents()[0].GetRecord())
+}
