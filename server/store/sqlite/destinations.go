@@ -375,7 +375,7 @@ func (s *Store) RetryDestinationEvents(ctx context.Context, workspaceID, id stri
 		if err != nil {
 			return err
 		}
-		rows, err := t.tx.QueryContext(t.ctx, `SELECT DISTINCT lane FROM destination_events
+		rows, err := t.query(`SELECT DISTINCT lane FROM destination_events
 			WHERE destination_rid = ? AND state = 'FAILED' AND (? = 0 OR seq = ?)`, rid, seq, seq)
 		if err != nil {
 			return fmt.Errorf("sqlite: retry events of destination %q: %w", id, err)

@@ -134,7 +134,7 @@ func (s *Store) ClaimFetches(ctx context.Context, c store.FetchClaim) ([]*store.
 	var out []*store.Fetch
 	err := s.write(ctx, func(t *wtx) error {
 		out = nil
-		rows, err := t.tx.QueryContext(t.ctx, query, args...)
+		rows, err := t.query(query, args...)
 		if err != nil {
 			return fmt.Errorf("sqlite: claim fetches: %w", err)
 		}

@@ -233,7 +233,7 @@ func (s *Store) ClaimDueSubscriptions(ctx context.Context, c store.DueClaim) ([]
 	err := s.write(ctx, func(t *wtx) error {
 		out = nil
 		t0 := now()
-		rows, err := t.tx.QueryContext(t.ctx, `UPDATE subscriptions SET lease_owner = ?1, lease_until = ?2
+		rows, err := t.query(`UPDATE subscriptions SET lease_owner = ?1, lease_until = ?2
 			WHERE rid IN (
 				SELECT rid FROM subscriptions
 				WHERE lease_until <= ?3 AND (

@@ -34,12 +34,10 @@ type op struct {
 	done  chan error // buffered: the writer never blocks on a caller
 }
 
-// wtx is the transaction an op runs in.
+// wtx is the transaction an op runs in: its statements run on the writer's connection
+// (Store.wc) with writeCtx.
 type wtx struct {
-	s   *Store
-	ctx context.Context
-	// tx is the writer's connection, inside the transaction (beginTx).
-	tx *sql.Conn
+	s *Store
 	// touched is each subscription's newest event time among the transaction's commits,
 	// pending in memory once it commits (lastevent.go).
 	touched map[subKey]int64
@@ -64,7 +62,7 @@ func (w *wtx) touch(sub, ws string, at int64) {
 }
 
 func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
-	return w.tx.ExecContext(w.ctx, query, args...)
+	return w.s.wc.ExecContext(writeCtx, query, args...)
 }
 
 // execStmt runs h, a hot statement (hot.go), in the transaction.
@@ -87,8 +85,12 @@ func (w *wtx) insertEvent(st *hotStmt, ev *store.Event, record string) (int64, e
 	return seq, nil
 }
 
+func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
+	return w.s.wc.QueryContext(writeCtx, query, args...)
+}
+
 func (w *wtx) queryRow(query string, args ...any) *sql.Row {
-	return w.tx.QueryRowContext(w.ctx, query, args...)
+	return w.s.wc.QueryRowContext(writeCtx, query, args...)
 }
 
 // write queues fn for the writer and waits until its transaction has committed (nil) or
@@ -242,7 +244,7 @@ func (s *Store) beginTx() (*wtx, error) {
 			return nil, err
 		}
 	}
-	return &wtx{s: s, ctx: writeCtx, tx: s.wc, seq: s.seq}, nil
+	return &wtx{s: s, seq: s.seq}, nil
 }
 
 // commitTx commits the transaction beginTx began; after a failure the transaction is
