@@ -51,7 +51,7 @@ func (s *Store) SetConnectionAuth(ctx context.Context, c *store.Connection, even
 		t.changedConnection(c.WorkspaceID, c.ID)
 		for i, e := range encoded {
 			ev := e.ev
-			if seqs[i], err = t.insertEvent(s.hot.insertEvent, ev, e.record); err != nil {
+			if seqs[i], err = t.insertEvent(ev, e.record); err != nil {
 				return fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
 			}
 		}

@@ -17,10 +17,13 @@ import (
 )
 
 const (
-	sqlUpsertDelivery = `INSERT INTO deliveries (id, workspace_id, subscription_id, global_webhook_id, receive_time, status_code,
-			outcome, error, event_count, request_size, selectors, replay_count, request_method, request_path,
-			request_query, request_headers, request_body, event_seqs)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	// sqlInsertDeliveryHead inserts a delivery's sqlDeliveryCols columns (deliveryArgs),
+	// its VALUES to follow: one row (sqlUpsertDelivery) or several (staged.go).
+	sqlInsertDeliveryHead = `INSERT INTO deliveries (id, workspace_id, subscription_id, global_webhook_id, receive_time,
+			status_code, outcome, error, event_count, request_size, selectors, replay_count, request_method,
+			request_path, request_query, request_headers, request_body, event_seqs) VALUES `
+	sqlDeliveryCols   = 18
+	sqlUpsertDelivery = sqlInsertDeliveryHead + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET subscription_id = excluded.subscription_id,
 			global_webhook_id = excluded.global_webhook_id, receive_time = excluded.receive_time,
 			status_code = excluded.status_code, outcome = excluded.outcome, error = excluded.error,
@@ -35,9 +38,13 @@ const (
 	appendEventSeqs = `CASE WHEN excluded.event_seqs = '' THEN deliveries.event_seqs
 			WHEN deliveries.event_seqs = '' THEN excluded.event_seqs
 			ELSE deliveries.event_seqs || ',' || excluded.event_seqs END`
-	sqlInsertKey   = `INSERT OR IGNORE INTO idempotency_keys (subscription_id, external_id, create_time) VALUES (?, ?, ?)`
-	sqlInsertEvent = `INSERT INTO events (seq, id, workspace_id, connection_id, subscription_id, event_key, type, record,
-			external_id, delivery_id, receive_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertKey = `INSERT OR IGNORE INTO idempotency_keys (subscription_id, external_id, create_time) VALUES (?, ?, ?)`
+	// sqlInsertEventHead inserts an event's sqlInsertEventCols columns (wtx.insertEvent),
+	// its VALUES to follow: one row (sqlInsertEvent) or several (staged.go).
+	sqlInsertEventHead = `INSERT INTO events (seq, id, workspace_id, connection_id, subscription_id, event_key, type, record,
+			external_id, delivery_id, receive_time) VALUES `
+	sqlInsertEventCols   = 11
+	sqlInsertEvent       = sqlInsertEventHead + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlTouchSubscription = `UPDATE subscriptions SET last_event_time = MAX(last_event_time, ?) WHERE id = ? AND workspace_id = ?`
 	sqlSetState          = `UPDATE subscriptions SET state = ?, update_time = ? WHERE id = ? AND workspace_id = ?`
 )
@@ -183,7 +190,7 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 				continue
 			}
 		}
-		seq, err := t.insertEvent(s.hot.insertEvent, ev, e.record)
+		seq, err := t.insertEvent(ev, e.record)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: event %q: %w", ev.ID, err)
 		}
@@ -208,13 +215,15 @@ func (s *Store) runCommit(t *wtx, p *preparedCommit) (*store.CommitResult, error
 				args[deliveryArgOutcome] = store.OutcomeDuplicate
 			}
 		}
-		out, err := t.execStmt(s.hot.upsertDelivery, args...)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
-		}
-		if n, err := out.RowsAffected(); err != nil || n == 0 {
-			// The id exists in another workspace: the conflict update's WHERE refused it.
-			return nil, fmt.Errorf("delivery %q: %w", c.Delivery.ID, store.ErrAlreadyExists)
+		if c.Delivery.ReplayCount > 0 || !t.insertDelivery(args) {
+			out, err := t.execStmt(s.hot.upsertDelivery, args...)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite: delivery %q: %w", c.Delivery.ID, err)
+			}
+			if n, err := out.RowsAffected(); err != nil || n == 0 {
+				// The id exists in another workspace: the conflict update's WHERE refused it.
+				return nil, fmt.Errorf("delivery %q: %w", c.Delivery.ID, store.ErrAlreadyExists)
+			}
 		}
 		// A replay replaces the delivery: the fetch summary of its earlier outcome goes.
 		if c.Delivery.ReplayCount > 0 {

@@ -21,6 +21,12 @@
 // starts is dropped from the queue; once its batch has started the caller waits for the
 // outcome, so an error is never reported for a write that was committed.
 //
+// Within a transaction the new events and new deliveries of its commits are staged and
+// inserted by one multi-row INSERT per table and power of two (staged.go), before any
+// other statement that could read them and before the COMMIT. A staged INSERT that fails
+// does not say which row failed: the transaction is rolled back and run again with every
+// row inserted by its own statement, where the failing operation is found as above.
+//
 // # Read caches
 //
 // Three reads the receiver makes for every webhook are served from memory: a subscription

@@ -15,12 +15,16 @@ import (
 // about 1.5 µs of CPU and a kilobyte of garbage (it converts every argument into a new
 // slice, and looks after a context and a connection the writer never shares), and each
 // transaction a context and a goroutine; under load that was several µs per webhook
-// (docs/performance.md). Every other statement of a write goes through database/sql on the
-// same connection (wtx.exec, wtx.queryRow).
+// (docs/performance.md). A transaction's new events and deliveries go through multi-row
+// statements prepared the same way (staged.go). Every other statement of a write goes
+// through database/sql on the same connection (wtx.exec, wtx.queryRow).
 
 // hotStmt is a statement prepared on the writer's connection, run by execHot.
 type hotStmt struct {
 	query string
+	// apart: it neither reads nor writes events or deliveries, so it may run before the
+	// rows staged ahead of it are inserted (staged.go).
+	apart bool
 	ds    driver.Stmt
 	nv    []driver.NamedValue // its arguments, reused from one run to the next (the writer's alone)
 }
@@ -40,30 +44,39 @@ func (h *hotStmts) all() []*hotStmt {
 func (s *Store) prepareHot(ctx context.Context) error {
 	s.hot = hotStmts{
 		upsertDelivery:    &hotStmt{query: sqlUpsertDelivery},
-		insertKey:         &hotStmt{query: sqlInsertKey},
+		insertKey:         &hotStmt{query: sqlInsertKey, apart: true},
 		insertEvent:       &hotStmt{query: sqlInsertEvent},
-		touchSubscription: &hotStmt{query: sqlTouchSubscription},
-		setState:          &hotStmt{query: sqlSetState},
+		touchSubscription: &hotStmt{query: sqlTouchSubscription, apart: true},
+		setState:          &hotStmt{query: sqlSetState, apart: true},
 		begin:             &hotStmt{query: "BEGIN IMMEDIATE"},
 		commit:            &hotStmt{query: "COMMIT"},
 		rollback:          &hotStmt{query: "ROLLBACK"},
 	}
+	s.staged = newStagedInserts()
+	for _, h := range s.hot.all() {
+		if err := s.prepareOne(ctx, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareOne prepares h on the writer's connection.
+func (s *Store) prepareOne(ctx context.Context, h *hotStmt) error {
 	return s.wc.Raw(func(dc any) error {
 		cp, ok := dc.(driver.ConnPrepareContext)
 		if !ok {
 			return errors.New("sqlite: the driver's connection cannot prepare with a context")
 		}
-		for _, h := range s.hot.all() {
-			ds, err := cp.PrepareContext(ctx, h.query)
-			if err != nil {
-				return fmt.Errorf("sqlite: prepare: %w", err)
-			}
-			if _, ok := ds.(driver.StmtExecContext); !ok {
-				_ = ds.Close()
-				return errors.New("sqlite: the driver's statement cannot execute with a context")
-			}
-			h.ds = ds
+		ds, err := cp.PrepareContext(ctx, h.query)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
 		}
+		if _, ok := ds.(driver.StmtExecContext); !ok {
+			_ = ds.Close()
+			return errors.New("sqlite: the driver's statement cannot execute with a context")
+		}
+		h.ds = ds
 		return nil
 	})
 }
@@ -78,6 +91,7 @@ func (s *Store) closeHot() error {
 				h.ds = nil
 			}
 		}
+		errs = append(errs, s.staged.close())
 		return nil
 	})
 	return errors.Join(errs...)

@@ -117,10 +117,11 @@ type Store struct {
 	r  *sql.DB   // the read pool (query_only)
 	ck *sql.DB   // the checkpoint connection
 
-	hot      hotStmts // prepared on w
-	pageSize int      // the database's page size, for the WAL metrics
-	cache    *caches  // rows of the hot reads, kept coherent by the writer (cache.go)
-	tail     *tail    // the newest committed events, kept by the writer (tail.go); nil with the caches off
+	hot      hotStmts      // prepared on w
+	staged   stagedInserts // the rows the writer's transaction staged (staged.go)
+	pageSize int           // the database's page size, for the WAL metrics
+	cache    *caches       // rows of the hot reads, kept coherent by the writer (cache.go)
+	tail     *tail         // the newest committed events, kept by the writer (tail.go); nil with the caches off
 	// seq is the highest event seq ever given out (the writer's after Open): the highest in
 	// the table or, when the newest events were deleted, the events_seq_floor mark above it.
 	seq int64

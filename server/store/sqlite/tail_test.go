@@ -354,7 +354,7 @@ func TestTailEquivalence(t *testing.T) {
 		if _, err := w.exec(`PRAGMA defer_foreign_keys = ON`); err != nil {
 			return err
 		}
-		if _, err := w.insertEvent(s.hot.insertEvent, f.event("w1"), `{}`); err != nil {
+		if _, err := w.insertEvent(f.event("w1"), `{}`); err != nil {
 			return err
 		}
 		_, err := w.exec(`INSERT INTO api_keys (id, workspace_id, name, hash) VALUES ('k', 'no-such-workspace', 'k', x'00')`)

@@ -46,6 +46,10 @@ type wtx struct {
 	// seq is the highest event seq given out so far, this transaction's events included
 	// (insertEvent); the writer keeps it once the transaction is over (runTx).
 	seq int64
+	// staging: new events and new deliveries are staged and inserted a batch at a time
+	// (staged.go), every other statement running after those staged before it (flush).
+	staging  bool
+	flushErr error // the failure of a staged insert, which every later statement returns
 }
 
 type subKey struct{ sub, ws string }
@@ -61,23 +65,57 @@ func (w *wtx) touch(sub, ws string, at int64) {
 	}
 }
 
+// exec, execStmt, query and queryRow run their statement after the rows staged before
+// it (flush).
+
 func (w *wtx) exec(query string, args ...any) (sql.Result, error) {
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
 	return w.s.wc.ExecContext(writeCtx, query, args...)
 }
 
-// execStmt runs h, a hot statement (hot.go), in the transaction.
+// execStmt runs h, a hot statement (hot.go), in the transaction; one that touches
+// neither events nor deliveries does not wait for the staged rows.
 func (w *wtx) execStmt(h *hotStmt, args ...any) (driver.Result, error) {
+	if w.flushErr != nil {
+		return nil, w.flushErr
+	}
+	if !h.apart {
+		if err := w.flush(); err != nil {
+			return nil, err
+		}
+	}
 	return w.s.execHot(h, args...)
+}
+
+func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
+	return w.s.wc.QueryContext(writeCtx, query, args...)
+}
+
+func (w *wtx) queryRow(query string, args ...any) *sql.Row {
+	if w.flush() != nil {
+		// A *sql.Row cannot carry an error of ours, but a query whose context has ended
+		// fails with context.Canceled; runTx then finds flushErr.
+		return w.s.wc.QueryRowContext(canceledCtx, "SELECT 1")
+	}
+	return w.s.wc.QueryRowContext(writeCtx, query, args...)
 }
 
 // insertEvent inserts ev, its record encoded as record, with the next event seq, and
 // returns that seq. Seqs are the store's, not SQLite's (events has no AUTOINCREMENT,
 // migration 13): one above the highest ever given, so none is reused after the newest
-// events are deleted.
-func (w *wtx) insertEvent(st *hotStmt, ev *store.Event, record string) (int64, error) {
+// events are deleted. A staging transaction stages the row.
+func (w *wtx) insertEvent(ev *store.Event, record string) (int64, error) {
 	seq := w.seq + 1
-	if _, err := w.execStmt(st, seq, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
-		ev.EventKey, ev.Type, record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime)); err != nil {
+	args := [sqlInsertEventCols]any{seq, ev.ID, ev.WorkspaceID, ev.ConnectionID, ev.SubscriptionID,
+		ev.EventKey, ev.Type, record, ev.ExternalID, ev.DeliveryID, nanos(ev.ReceiveTime)}
+	if w.staging {
+		w.s.staged.events.stage(args[:]...)
+	} else if _, err := w.execStmt(w.s.hot.insertEvent, args[:]...); err != nil {
 		return 0, err
 	}
 	w.seq = seq
@@ -85,12 +123,17 @@ func (w *wtx) insertEvent(st *hotStmt, ev *store.Event, record string) (int64, e
 	return seq, nil
 }
 
-func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
-	return w.s.wc.QueryContext(writeCtx, query, args...)
-}
-
-func (w *wtx) queryRow(query string, args ...any) *sql.Row {
-	return w.s.wc.QueryRowContext(writeCtx, query, args...)
+// insertDelivery inserts a new delivery (not a replay), args its deliveryArgs, and
+// reports whether it did; false means the caller upserts it instead. A staging
+// transaction stages the row; it is inserted with a plain INSERT, a conflict failing the
+// staged insert (the transaction then runs again without staging, where the upsert
+// decides).
+func (w *wtx) insertDelivery(args []any) bool {
+	if !w.staging {
+		return false
+	}
+	w.s.staged.deliveries.stage(args...)
+	return true
 }
 
 // write queues fn for the writer and waits until its transaction has committed (nil) or
@@ -231,6 +274,13 @@ func (s *Store) runBatch(batch []*op) {
 // lets the writer finish what was queued, so nothing ever cancels one.
 var writeCtx = context.Background()
 
+// canceledCtx is a context that has ended (wtx.queryRow after a failed flush).
+var canceledCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // beginTx begins a write transaction (BEGIN IMMEDIATE) on the writer's connection. Should
 // a transaction still be open (a ROLLBACK that failed), it is rolled back and BEGIN tried
 // once more: the writer never works inside a transaction it did not begin.
@@ -270,17 +320,39 @@ var errBegin = errors.New("sqlite: begin")
 // runTx runs ops in one transaction and commits it. When an op fails (or panics) the
 // transaction is rolled back and bad is that op's index; a failure of BEGIN or COMMIT
 // has bad = -1.
+//
+// A transaction first runs staging (staged.go); when a staged insert fails, which op's
+// row failed is unknown, so it is rolled back and run again without staging.
 func (s *Store) runTx(ops []*op) (bad int, err error) {
+	bad, err = s.runTxStaging(ops, true)
+	if errors.Is(err, errStagedInsert) {
+		s.m.Retry()
+		s.log.Debug("a staged insert failed; running the transaction again row by row", "ops", len(ops), "err", err)
+		bad, err = s.runTxStaging(ops, false)
+	}
+	return bad, err
+}
+
+func (s *Store) runTxStaging(ops []*op, staging bool) (bad int, err error) {
 	start := time.Now()
 	w, err := s.beginTx()
 	if err != nil {
 		return -1, fmt.Errorf("%w: %w", errBegin, err)
 	}
+	w.staging = staging
 	for i, o := range ops {
 		if err := runOp(o, w); err != nil {
 			s.rollbackTx() // the seqs it gave out are given again
+			s.staged.reset()
+			if w.flushErr != nil {
+				return -1, w.flushErr
+			}
 			return i, err
 		}
+	}
+	if err := w.flush(); err != nil {
+		s.rollbackTx()
+		return -1, err
 	}
 	// Whether a failed COMMIT kept the transaction is unknown: its seqs are never given
 	// again either way.
