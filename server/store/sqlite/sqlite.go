@@ -119,6 +119,7 @@ type Store struct {
 
 	hot      hotStmts      // prepared on w
 	staged   stagedInserts // the rows the writer's transaction staged (staged.go)
+	tailOps  []tailOp      // the writer's buffer of a transaction's tail changes, reused
 	pageSize int           // the database's page size, for the WAL metrics
 	cache    *caches       // rows of the hot reads, kept coherent by the writer (cache.go)
 	tail     *tail         // the newest committed events, kept by the writer (tail.go); nil with the caches off

@@ -294,8 +294,22 @@ func (s *Store) beginTx() (*wtx, error) {
 			return nil, err
 		}
 	}
-	return &wtx{s: s, seq: s.seq}, nil
+	w := &wtx{s: s, seq: s.seq}
+	w.tail.ops = s.tailOps[:0]
+	return w, nil
 }
+
+// endTx takes back what w borrowed from the writer, once w is over.
+func (s *Store) endTx(w *wtx) {
+	clear(w.tail.ops) // not to keep the events alive until the next transaction
+	if cap(w.tail.ops) <= maxReusedTailOps {
+		s.tailOps = w.tail.ops[:0]
+	}
+}
+
+// maxReusedTailOps bounds the buffer of tail changes the writer keeps between
+// transactions (a large prune's is let go).
+const maxReusedTailOps = 1024
 
 // commitTx commits the transaction beginTx began; after a failure the transaction is
 // rolled back (when SQLite has not already done so).
@@ -340,6 +354,7 @@ func (s *Store) runTxStaging(ops []*op, staging bool) (bad int, err error) {
 		return -1, fmt.Errorf("%w: %w", errBegin, err)
 	}
 	w.staging = staging
+	defer s.endTx(w)
 	for i, o := range ops {
 		if err := runOp(o, w); err != nil {
 			s.rollbackTx() // the seqs it gave out are given again
