@@ -96,6 +96,19 @@ func Encode(v any) ([]byte, error) {
 	return bytes.Clone(b), nil
 }
 
+// EncodeString is Encode returning a string, copied once from the encoder's buffer (a
+// caller that wants a string would otherwise copy the bytes twice).
+func EncodeString(v any) (string, error) {
+	e := encoders.Get().(*encoder)
+	defer e.release()
+	b, err := e.encode(e.buf[:0], v)
+	e.buf = b
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
 // encoders are reused for their buffer and key scratch space.
 var encoders = sync.Pool{New: func() any { return new(encoder) }}
 

@@ -51,6 +51,11 @@ func TestEncodeRoundTrip(t *testing.T) {
 	out, err := Encode(v)
 	require.NoError(t, err)
 	require.JSONEq(t, in, string(out))
+	str, err := EncodeString(v)
+	require.NoError(t, err)
+	require.Equal(t, string(out), str)
+	_, err = EncodeString(math.NaN())
+	require.Error(t, err)
 	b, err := Encode(map[string]any{"f": 1e6, "g": 0.1})
 	require.NoError(t, err)
 	require.Equal(t, `{"f":1000000,"g":0.1}`, string(b))
@@ -190,6 +195,9 @@ func FuzzEncodeMatchesEncodingJSON(f *testing.F) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, want.String(), string(got))
+			str, err := EncodeString(v)
+			require.NoError(t, err)
+			require.Equal(t, want.String(), str)
 		}
 	})
 }

@@ -90,11 +90,7 @@ func decodeMap(s sql.NullString) (map[string]any, error) {
 }
 
 func encodeValue(v any) (string, error) {
-	b, err := value.Encode(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
+	return value.EncodeString(v)
 }
 
 // encodeJSON encodes a plain Go value (selectors, headers) with encoding/json; nil stays NULL.
