@@ -350,6 +350,10 @@ func (h *harness) measure(ctx context.Context, t *target, load func() loadResult
 	if err != nil {
 		return ph, err
 	}
+	k0, err := t.commits(ctx)
+	if err != nil {
+		return ph, err
+	}
 	c0, err := cpuTime(t.proc.pid())
 	if err != nil {
 		return ph, err
@@ -367,7 +371,11 @@ func (h *harness) measure(ctx context.Context, t *target, load func() loadResult
 	if err != nil {
 		return ph, err
 	}
-	ph.WALBytes, ph.Peaks = w1-w0, t.sampler.peaks()
+	k1, err := t.commits(ctx)
+	if err != nil {
+		return ph, err
+	}
+	ph.WALBytes, ph.Commits, ph.Peaks = w1-w0, k1.sub(k0), t.sampler.peaks()
 	if ph.Load.Acked == 0 {
 		return ph, fmt.Errorf("no webhook was acknowledged (%d non-2xx, %d errors)", ph.Load.Non2xx, ph.Load.Errors)
 	}

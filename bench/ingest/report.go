@@ -13,6 +13,18 @@ type phase struct {
 	Peaks    peaks
 	WALBytes int64         // appended to the WAL during the phase
 	CPU      time.Duration // the system's CPU time (user and system) during the phase
+	Commits  commitStats   // the writer's commits during the phase
+}
+
+// commitFigures are the phase's mean writes per commit, mean commit time and the share of
+// the phase its writer spent committing.
+func (p phase) commitFigures() string {
+	c := p.Commits
+	if c.Commits <= 0 || p.Load.Elapsed <= 0 {
+		return "batch=- commit=- writer_busy=-"
+	}
+	return fmt.Sprintf("batch=%.1f commit=%s writer_busy=%.2f", float64(c.Ops)/float64(c.Commits),
+		ms(c.Time/time.Duration(c.Commits)), c.Time.Seconds()/p.Load.Elapsed.Seconds())
 }
 
 // CPUPerWebhook is the system's CPU time per acknowledged webhook.
@@ -67,10 +79,10 @@ func (p phase) figures(prefix string) string {
 	if !p.Peaks.PeakReset {
 		hwm = "rss_hwm_since_start"
 	}
-	return fmt.Sprintf("%sacked=%d secs=%.2f rate=%.0f/s p50=%s p99=%s non2xx=%d errors=%d %s=%s rss_max=%s wal_peak=%s wal_per_webhook=%.0fB cpu_per_webhook=%.1fus cpu_cores=%.2f",
+	return fmt.Sprintf("%sacked=%d secs=%.2f rate=%.0f/s p50=%s p99=%s non2xx=%d errors=%d %s=%s rss_max=%s wal_peak=%s wal_per_webhook=%.0fB cpu_per_webhook=%.1fus cpu_cores=%.2f %s",
 		prefix, p.Load.Acked, p.Load.Elapsed.Seconds(), p.Load.Rate(), ms(p.Load.Lat.P50), ms(p.Load.Lat.P99),
 		p.Load.Non2xx, p.Load.Errors, hwm, mib(p.Peaks.RSSHWM), mib(p.Peaks.RSSMax), mib(p.Peaks.WALPeak), p.WALPerWebhook(),
-		float64(p.CPUPerWebhook())/float64(time.Microsecond), p.cores())
+		float64(p.CPUPerWebhook())/float64(time.Microsecond), p.cores(), p.commitFigures())
 }
 
 // String is the run's one line.

@@ -170,6 +170,7 @@ func TestRunLine(t *testing.T) {
 			Peaks:    peaks{RSSHWM: 60 << 20, RSSMax: 59 << 20, WALPeak: 12 << 20, PeakReset: true},
 			WALBytes: 30000 * 3000,
 			CPU:      12 * time.Second, // 400 µs per webhook, 1.2 cores
+			Commits:  commitStats{Commits: 2000, Ops: 30000, Time: 6 * time.Second},
 		},
 		Paced: &phase{
 			Load:     loadResult{Acked: 10000, Elapsed: 10 * time.Second, Lat: dist{P99: 3 * time.Millisecond}},
@@ -181,7 +182,7 @@ func TestRunLine(t *testing.T) {
 	}
 	require.Equal(t, "round=2 system=hookmap load=wrk conns=32 acked=30000 secs=10.00 rate=3000/s p50=9.00ms p99=25.00ms "+
 		"non2xx=0 errors=0 rss_hwm=60.0MiB rss_max=59.0MiB wal_peak=12.0MiB wal_per_webhook=3000B cpu_per_webhook=400.0us cpu_cores=1.20 "+
-		"consumer=on streamed=30000 caught_up_after=1.50ms | paced target=1000/s acked=10000 secs=10.00 rate=1000/s "+
+		"batch=15.0 commit=3.00ms writer_busy=0.60 consumer=on streamed=30000 caught_up_after=1.50ms | paced target=1000/s acked=10000 secs=10.00 rate=1000/s "+
 		"p50=0.00ms p99=3.00ms non2xx=0 errors=0 rss_hwm_since_start=50.0MiB rss_max=50.0MiB wal_peak=1.0MiB "+
-		"wal_per_webhook=4000B cpu_per_webhook=500.0us cpu_cores=0.50 stream_n=10000 stream_p50=1.00ms stream_p99=2.00ms stream_max=9.00ms", r.String())
+		"wal_per_webhook=4000B cpu_per_webhook=500.0us cpu_cores=0.50 batch=- commit=- writer_busy=- stream_n=10000 stream_p50=1.00ms stream_p99=2.00ms stream_max=9.00ms", r.String())
 }

@@ -31,8 +31,10 @@ type target struct {
 	sampler *sampler
 	// walWritten reads the bytes the system's writer has appended to its WAL so far.
 	walWritten func(ctx context.Context) (int64, error)
-	client     *hookmap.Client // hookmap's gRPC client; nil for the pipeline
-	profile    string          // where the CPU profile of its throughput phase goes ("": none)
+	// commits reads the writer's commits so far.
+	commits func(ctx context.Context) (commitStats, error)
+	client  *hookmap.Client // hookmap's gRPC client; nil for the pipeline
+	profile string          // where the CPU profile of its throughput phase goes ("": none)
 }
 
 // stop stops the subprocess and what watches it.
@@ -71,6 +73,7 @@ func startPipeline(ctx context.Context, bin, dir string, env []string) (*target,
 			return &target{
 				name: "pipeline", proc: p, url: base + "/hooks/bench", sampler: newSampler(p.pid(), db+"-wal"),
 				walWritten: func(ctx context.Context) (int64, error) { return pipelineWAL(ctx, base) },
+				commits:    func(ctx context.Context) (commitStats, error) { return pipelineCommits(ctx, base) },
 			}, nil
 		case <-p.exited:
 			return nil, p.diedErr()
@@ -81,19 +84,70 @@ func startPipeline(ctx context.Context, bin, dir string, env []string) (*target,
 	}
 }
 
-// pipelineWAL reads the pipeline's /stats.
-func pipelineWAL(ctx context.Context, base string) (int64, error) {
+// pipelineStats is the pipeline's GET /stats.
+type pipelineStats struct {
+	WALWrittenBytes *int64 `json:"wal_written_bytes"`
+	Commits         int64  `json:"commits"`
+	Committed       int64  `json:"committed"`
+	CommitNanos     int64  `json:"commit_nanos"`
+}
+
+func getPipelineStats(ctx context.Context, base string) (*pipelineStats, error) {
 	b, err := promtext.Body(ctx, base+"/stats")
+	if err != nil {
+		return nil, err
+	}
+	var stats pipelineStats
+	if err := json.Unmarshal(b, &stats); err != nil || stats.WALWrittenBytes == nil {
+		return nil, fmt.Errorf("pipeline /stats: unexpected answer %q", b)
+	}
+	return &stats, nil
+}
+
+// pipelineWAL reads the pipeline's WAL bytes written.
+func pipelineWAL(ctx context.Context, base string) (int64, error) {
+	st, err := getPipelineStats(ctx, base)
 	if err != nil {
 		return 0, err
 	}
-	var stats struct {
-		WALWrittenBytes *int64 `json:"wal_written_bytes"`
+	return *st.WALWrittenBytes, nil
+}
+
+// pipelineCommits reads the pipeline's commits.
+func pipelineCommits(ctx context.Context, base string) (commitStats, error) {
+	st, err := getPipelineStats(ctx, base)
+	if err != nil {
+		return commitStats{}, err
 	}
-	if err := json.Unmarshal(b, &stats); err != nil || stats.WALWrittenBytes == nil {
-		return 0, fmt.Errorf("pipeline /stats: unexpected answer %q", b)
+	return commitStats{Commits: st.Commits, Ops: st.Committed, Time: time.Duration(st.CommitNanos)}, nil
+}
+
+// commitStats counts a writer's commits: how many, the writes they held, the time they
+// took (from the transaction's start to its COMMIT's return, fsync included).
+type commitStats struct {
+	Commits, Ops int64
+	Time         time.Duration
+}
+
+func (c commitStats) sub(d commitStats) commitStats {
+	return commitStats{c.Commits - d.Commits, c.Ops - d.Ops, c.Time - d.Time}
+}
+
+// hookmap's histograms of its store's commits.
+const (
+	commitBatchMetric    = "hookmap_store_commit_batch_size"
+	commitDurationMetric = "hookmap_store_commit_duration_seconds"
+)
+
+// hookmapCommits reads hookmap's commit histograms from its /metrics.
+func hookmapCommits(ctx context.Context, base string) (commitStats, error) {
+	fams, err := promtext.Get(ctx, base+"/metrics")
+	if err != nil {
+		return commitStats{}, err
 	}
-	return *stats.WALWrittenBytes, nil
+	n, ops := fams.Histogram(commitBatchMetric)
+	_, secs := fams.Histogram(commitDurationMetric)
+	return commitStats{Commits: int64(n), Ops: int64(ops), Time: time.Duration(secs * float64(time.Second))}, nil
 }
 
 // walMetric is hookmap's counter of the bytes its writer appended to the SQLite WAL.
@@ -201,6 +255,7 @@ func startHookmapOnce(ctx context.Context, bin, dir, connectors string, env []st
 	t.url = sub.GetWebhookUri()
 	t.sampler = newSampler(p.pid(), filepath.Join(dir, "hookmap.db-wal"))
 	t.walWritten = func(ctx context.Context) (int64, error) { return hookmapWAL(ctx, base) }
+	t.commits = func(ctx context.Context) (commitStats, error) { return hookmapCommits(ctx, base) }
 	ok = true
 	return t, nil
 }

@@ -71,6 +71,9 @@ func TestPipeline(t *testing.T) {
 	require.NoError(t, err)
 	var stats struct {
 		WALWrittenBytes int64 `json:"wal_written_bytes"`
+		Commits         int64 `json:"commits"`
+		Committed       int64 `json:"committed"`
+		CommitNanos     int64 `json:"commit_nanos"`
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&stats))
 	resp.Body.Close()
@@ -78,6 +81,11 @@ func TestPipeline(t *testing.T) {
 	require.GreaterOrEqual(t, stats.WALWrittenBytes, int64(2*(p.pageSize+24)))
 	require.LessOrEqual(t, stats.WALWrittenBytes, int64(65*4*(p.pageSize+24)))
 	require.Zero(t, stats.WALWrittenBytes%(p.pageSize+24), "whole frames")
+	// the good webhook alone and the 64, in at least two commits and at most 65
+	require.Equal(t, int64(65), stats.Committed)
+	require.GreaterOrEqual(t, stats.Commits, int64(2))
+	require.LessOrEqual(t, stats.Commits, int64(65))
+	require.Positive(t, stats.CommitNanos)
 
 	srv.Close()
 	require.NoError(t, p.Close())
