@@ -91,11 +91,11 @@ func (f *stagedFixture) requireStored(t *testing.T, c *store.DeliveryCommit, seq
 }
 
 // TestStagedRowsInOneBatch: the deliveries of a batch are inserted by multi-row INSERTs
-// (20 rows: 16 and 4), with every row and seq as one INSERT each would have left them.
+// (100 rows: 64, 32 and 4), with every row and seq as one INSERT each would have left them.
 func TestStagedRowsInOneBatch(t *testing.T) {
 	f := newStagedFixture(t)
 	before := f.s.batches.Load()
-	const n = 20
+	const n = 100
 	cs := make([]*store.DeliveryCommit, n)
 	for i := range cs {
 		cs[i] = f.commit([]string{"ws-a", "ws-b"}[i%2], "", fmt.Sprint("action-", i))
@@ -115,10 +115,10 @@ func TestStagedRowsInOneBatch(t *testing.T) {
 		f.requireStored(t, cs[i], int64(i+1))
 	}
 	for k, h := range f.s.staged.deliveries.stmts {
-		require.Equal(t, k == 2 || k == 4, h != nil, "statement of %d rows", 1<<k)
+		require.Equal(t, k == 2 || k == 5 || k == 6, h != nil, "statement of %d rows", 1<<k)
 	}
 	for k, h := range f.s.staged.events.stmts {
-		require.Equal(t, k == 2 || k == 4, h != nil, "statement of %d rows", 1<<k)
+		require.Equal(t, k == 2 || k == 5 || k == 6, h != nil, "statement of %d rows", 1<<k)
 	}
 	// the listings and the stream read them as well
 	for _, ws := range []string{"ws-a", "ws-b"} {
