@@ -198,12 +198,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// The writer. journal_mode=WAL is persistent in the file; synchronous=FULL fsyncs the
 	// WAL at every commit; wal_autocheckpoint=0 keeps checkpoints out of the commit path;
 	// journal_size_limit caps the WAL file left behind by a checkpoint that resets it.
-	// The writer's VFS gathers a commit's WAL writes into one (walvfs.go).
-	if err := registerWALVFS(); err != nil {
-		return nil, err
-	}
 	s.w, err = openDB(path, 1, url.Values{
-		"vfs":           {walVFSName},
 		"_txlock":       {"immediate"},
 		"_busy_timeout": {busy},
 		"_journal_mode": {"WAL"},
