@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
@@ -11,22 +12,29 @@ import (
 	"github.com/hookmap/hookmap/server/apptest"
 )
 
-// TestRecordFormats: records come as a Value by default (integers beyond 2^53 rounded) and,
-// when the request asks for RECORD_FORMAT_JSON, as the stored JSON text with every integer
-// exact, from both StreamEvents and ListEvents.
-func TestRecordFormats(t *testing.T) {
-	h := start(t)
-	ctx := h.Ctx()
+// postExactRecord subscribes (as ctx's caller) to the example-webhook connector and posts
+// it a webhook whose record has an integer no double holds (2^60+1) and keys out of
+// order; it returns the record's JSON as stored (keys sorted, every integer exact).
+func postExactRecord(t *testing.T, h *apptest.Harness, ctx context.Context) string {
+	t.Helper()
 	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook", Name: "demo"})
 	require.NoError(t, err)
 	sub, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
 		ConnectionId: conn.GetId(), EventKey: "message", Parameters: apptest.Struct(t, map[string]any{"channel": "general"}),
 	})
 	require.NoError(t, err)
-	// 2^60+1 is not a double; keys arrive unsorted.
 	r := h.PostJSON(sub.GetWebhookUri(), `{"order_id":1152921504606846977,"b":[1,2.5],"a":{"z":"x","y":null}}`)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
-	const want = `{"a":{"y":null,"z":"x"},"b":[1,2.5],"order_id":1152921504606846977}`
+	return `{"a":{"y":null,"z":"x"},"b":[1,2.5],"order_id":1152921504606846977}`
+}
+
+// TestRecordFormats: records come as a Value by default (integers beyond 2^53 rounded) and,
+// when the request asks for RECORD_FORMAT_JSON, as the stored JSON text with every integer
+// exact, from both StreamEvents and ListEvents.
+func TestRecordFormats(t *testing.T) {
+	h := start(t)
+	ctx := h.Ctx()
+	want := postExactRecord(t, h, ctx)
 
 	jsonStream := h.OpenStream(&hookmapv1.StreamEventsRequest{Consumer: "exact", RecordFormat: hookmapv1.RecordFormat_RECORD_FORMAT_JSON})
 	ev := jsonStream.Next(1)[0]
@@ -68,15 +76,7 @@ func TestRecordJSONWithAuthOn(t *testing.T) {
 	key, err := admin.CreateApiKey(h.As(adminToken), &hookmapv1.CreateApiKeyRequest{WorkspaceId: "a", Name: "k"})
 	require.NoError(t, err)
 	ctx := h.As(key.GetSecret())
-	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook", Name: "demo"})
-	require.NoError(t, err)
-	sub, err := h.Subscriptions.CreateSubscription(ctx, &hookmapv1.CreateSubscriptionRequest{
-		ConnectionId: conn.GetId(), EventKey: "message", Parameters: apptest.Struct(t, map[string]any{"channel": "general"}),
-	})
-	require.NoError(t, err)
-	r := h.PostJSON(sub.GetWebhookUri(), `{"order_id":1152921504606846977,"b":[1,2.5],"a":{"z":"x","y":null}}`)
-	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
-	const want = `{"a":{"y":null,"z":"x"},"b":[1,2.5],"order_id":1152921504606846977}`
+	want := postExactRecord(t, h, ctx)
 
 	stream, err := h.Events.StreamEvents(ctx, &hookmapv1.StreamEventsRequest{Consumer: "exact",
 		Start:        &hookmapv1.StreamPosition{Position: &hookmapv1.StreamPosition_Earliest{Earliest: true}},
