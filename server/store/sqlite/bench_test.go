@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookmap/hookmap/server/store"
@@ -221,40 +220,21 @@ func BenchmarkListEventsTail(b *testing.B) {
 	}
 }
 
-// BenchmarkStagedInserts: transactions of 13 new deliveries, each with one small event
-// and ids ordered by time as the receiver makes them, their rows staged and inserted by
-// multi-row INSERTs (staged=true) or by one INSERT each. Only the statements are timed:
-// the COMMIT and its fsync are left out, as are the commits' encoding.
+// BenchmarkStagedInserts: transactions of 13 new deliveries (webhookCommit), their rows
+// staged and inserted by multi-row INSERTs (staged=true) or by one INSERT each. Only the
+// statements are timed: the COMMIT and its fsync are left out, as are the commits'
+// encoding. The benchmark uses the writer's connection itself (webhookStore's store has no
+// checkpointer ticks to wake the writer goroutine).
 func BenchmarkStagedInserts(b *testing.B) {
 	const per = 13
 	for _, staged := range []bool{true, false} {
 		b.Run("staged="+strconv.FormatBool(staged), func(b *testing.B) {
-			// no checkpointer ticks: they would wake the writer goroutine, and the
-			// benchmark uses the writer's connection itself
-			s := openTest(b, Options{CheckpointInterval: time.Hour})
-			ctx := b.Context()
-			require.NoError(b, s.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "w"}))
-			c := &store.Connection{WorkspaceID: "default", ID: "conn_abcdefghijklmnop", ConnectorKey: "bench", Name: "c"}
-			require.NoError(b, s.CreateConnection(ctx, c))
-			sub := &store.Subscription{WorkspaceID: "default", ID: "abcdefghijklmnopqrstuvwx", ConnectionID: c.ID,
-				ConnectorKey: "bench", EventKey: "webhook", Status: store.StatusActive}
-			require.NoError(b, s.CreateSubscription(ctx, sub))
+			s, sub := webhookStore(b)
 			ps := make([]*preparedCommit, per)
 			for b.Loop() {
 				b.StopTimer()
 				for i := range ps {
-					id := "dlv_" + uuid.Must(uuid.NewV7()).String()
-					now := time.Now()
-					p, err := prepareCommit(&store.DeliveryCommit{
-						Delivery: &store.Delivery{ID: id, WorkspaceID: "default", SubscriptionID: sub.ID, ReceiveTime: now,
-							StatusCode: 200, Outcome: store.OutcomeOK, EventCount: 1, RequestSize: 1024},
-						Events: []*store.Event{{ID: "evt_" + uuid.Must(uuid.NewV7()).String(), WorkspaceID: "default",
-							ConnectionID: c.ID, SubscriptionID: sub.ID, EventKey: "webhook", Type: "issue.opened",
-							DeliveryID: id, ReceiveTime: now,
-							Record: map[string]any{"id": "b2f6c1d0-8c1e-4f5e-9a51-3d2c1b0a9f8e", "action": "opened", "login": "octocat"}}},
-					}, "")
-					require.NoError(b, err)
-					ps[i] = p
+					ps[i] = webhookCommit(b, sub)
 				}
 				w, err := s.beginTx()
 				require.NoError(b, err)

@@ -13,35 +13,47 @@ import (
 	"github.com/hookmap/hookmap/server/store"
 )
 
-// walFrames commits batches transactions of per deliveries each (one small event each, the
-// shape of a typical webhook: ids ordered by time as the core makes them) after a warm-up,
-// and returns the frames the WAL received, by the b-tree (table or index) of their page.
-func walFrames(t *testing.T, batches, per int) (byTree map[string]int, total int) {
-	s := openTest(t, Options{CheckpointInterval: time.Hour})
-	ctx := t.Context()
-	require.NoError(t, s.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "w"}))
+// webhookStore opens a store without checkpointer ticks (so nothing but the test wakes
+// the writer) with a workspace, a connection and a subscription as a receiver's.
+func webhookStore(tb testing.TB) (*Store, *store.Subscription) {
+	s := openTest(tb, Options{CheckpointInterval: time.Hour})
+	ctx := tb.Context()
+	require.NoError(tb, s.CreateWorkspace(ctx, &store.Workspace{ID: "default", Name: "w"}))
 	c := &store.Connection{WorkspaceID: "default", ID: "conn_abcdefghijklmnop", ConnectorKey: "bench", Name: "c"}
-	require.NoError(t, s.CreateConnection(ctx, c))
+	require.NoError(tb, s.CreateConnection(ctx, c))
 	sub := &store.Subscription{WorkspaceID: "default", ID: "abcdefghijklmnopqrstuvwx", ConnectionID: c.ID,
 		ConnectorKey: "bench", EventKey: "webhook", Status: store.StatusActive}
-	require.NoError(t, s.CreateSubscription(ctx, sub))
+	require.NoError(tb, s.CreateSubscription(ctx, sub))
+	return s, sub
+}
+
+// webhookCommit is a typical webhook's commit for sub, encoded: a new delivery with one
+// small event, ids ordered by time as the core makes them.
+func webhookCommit(tb testing.TB, sub *store.Subscription) *preparedCommit {
+	id := "dlv_" + uuid.Must(uuid.NewV7()).String()
+	now := time.Now()
+	p, err := prepareCommit(&store.DeliveryCommit{
+		Delivery: &store.Delivery{ID: id, WorkspaceID: sub.WorkspaceID, SubscriptionID: sub.ID, ReceiveTime: now,
+			StatusCode: 200, Outcome: store.OutcomeOK, EventCount: 1, RequestSize: 1024},
+		Events: []*store.Event{{ID: uuid.Must(uuid.NewV7()).String(), WorkspaceID: sub.WorkspaceID, ConnectionID: sub.ConnectionID,
+			SubscriptionID: sub.ID, EventKey: "webhook", Type: "issue.opened", DeliveryID: id, ReceiveTime: now,
+			Record: map[string]any{"id": "w12-3456", "action": "opened", "login": "octocat"}}},
+	}, "")
+	require.NoError(tb, err)
+	return p
+}
+
+// walFrames commits batches transactions of per deliveries each (webhookCommit) after a
+// warm-up, and returns the frames the WAL received, by the b-tree (table or index) of
+// their page.
+func walFrames(t *testing.T, batches, per int) (byTree map[string]int, total int) {
+	s, sub := webhookStore(t)
+	ctx := t.Context()
 	commit := func(batches int) {
 		for range batches {
 			require.NoError(t, s.write(ctx, func(w *wtx) error {
 				for range per {
-					id := "dlv_" + uuid.Must(uuid.NewV7()).String()
-					now := time.Now()
-					p, err := prepareCommit(&store.DeliveryCommit{
-						Delivery: &store.Delivery{ID: id, WorkspaceID: "default", SubscriptionID: sub.ID, ReceiveTime: now,
-							StatusCode: 200, Outcome: store.OutcomeOK, EventCount: 1, RequestSize: 1024},
-						Events: []*store.Event{{ID: uuid.Must(uuid.NewV7()).String(), WorkspaceID: "default", ConnectionID: c.ID,
-							SubscriptionID: sub.ID, EventKey: "webhook", Type: "issue.opened", DeliveryID: id, ReceiveTime: now,
-							Record: map[string]any{"id": "w12-3456", "action": "opened", "login": "octocat"}}},
-					}, "")
-					if err != nil {
-						return err
-					}
-					if _, err := s.runCommit(w, p); err != nil {
+					if _, err := s.runCommit(w, webhookCommit(t, sub)); err != nil {
 						return err
 					}
 				}
