@@ -49,7 +49,7 @@ type wtx struct {
 	// staging: new events and new deliveries are staged and inserted a batch at a time
 	// (staged.go), every other statement running after those staged before it (flush).
 	staging  bool
-	flushErr error // the failure of a staged insert, which every later statement returns
+	flushErr error // the failure of a staged insert: kept, the transaction then runs again without staging (runTx)
 }
 
 type subKey struct{ sub, ws string }
@@ -97,11 +97,9 @@ func (w *wtx) query(query string, args ...any) (*sql.Rows, error) {
 }
 
 func (w *wtx) queryRow(query string, args ...any) *sql.Row {
-	if w.flush() != nil {
-		// A *sql.Row cannot carry an error of ours, but a query whose context has ended
-		// fails with context.Canceled; runTx then finds flushErr.
-		return w.s.wc.QueryRowContext(canceledCtx, "SELECT 1")
-	}
+	// A failed flush is kept (flushErr), and runTx runs the transaction again without
+	// staging whatever the op made of this row, so the row may be read regardless.
+	_ = w.flush()
 	return w.s.wc.QueryRowContext(writeCtx, query, args...)
 }
 
@@ -273,13 +271,6 @@ func (s *Store) runBatch(batch []*op) {
 // caller's context (a caller that gives up cannot abort its neighbours' commit), and Close
 // lets the writer finish what was queued, so nothing ever cancels one.
 var writeCtx = context.Background()
-
-// canceledCtx is a context that has ended (wtx.queryRow after a failed flush).
-var canceledCtx = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
 
 // beginTx begins a write transaction (BEGIN IMMEDIATE) on the writer's connection. Should
 // a transaction still be open (a ROLLBACK that failed), it is rolled back and BEGIN tried
