@@ -86,27 +86,26 @@ func Number(s string) (any, error) {
 // are escaped as encoding/json escapes them (FuzzEncodeMatchesEncodingJSON): the bytes are
 // those encoding/json's Marshal of the value's parts would give.
 func Encode(v any) ([]byte, error) {
-	e := encoders.Get().(*encoder)
-	defer e.release()
-	b, err := e.encode(e.buf[:0], v)
-	e.buf = b
-	if err != nil {
-		return nil, err
-	}
-	return bytes.Clone(b), nil
+	return encodeCopy(v, bytes.Clone)
 }
 
 // EncodeString is Encode returning a string, copied once from the encoder's buffer (a
 // caller that wants a string would otherwise copy the bytes twice).
 func EncodeString(v any) (string, error) {
+	return encodeCopy(v, func(b []byte) string { return string(b) })
+}
+
+// encodeCopy encodes v into a pooled encoder's buffer and returns out's copy of it.
+func encodeCopy[T any](v any, out func([]byte) T) (T, error) {
 	e := encoders.Get().(*encoder)
 	defer e.release()
 	b, err := e.encode(e.buf[:0], v)
 	e.buf = b
 	if err != nil {
-		return "", err
+		var zero T
+		return zero, err
 	}
-	return string(b), nil
+	return out(b), nil
 }
 
 // encoders are reused for their buffer and key scratch space.
