@@ -19,7 +19,6 @@ import (
 
 	"github.com/hookmap/hookmap/server/core"
 	"github.com/hookmap/hookmap/server/metrics"
-	"github.com/hookmap/hookmap/server/store"
 )
 
 // DefaultMaxBody is the default request body limit (1 MiB).
@@ -242,69 +241,23 @@ func (rc *Receiver) incoming(r *http.Request, body []byte) *core.Incoming {
 }
 
 func (rc *Receiver) serveSubscription(w http.ResponseWriter, r *http.Request) {
-	sub, err := rc.Core.Store.LookupSubscription(r.Context(), r.PathValue("id"))
-	if err != nil {
-		rc.lookupFailed(w, r, err, "subscription")
-		return
-	}
-	if sub.Status == store.StatusFailed {
-		writeReply(w, rc.Core.Reject(r.Context(), sub.WorkspaceID, sub.ID, "", r.ContentLength,
-			http.StatusGone, "subscription is not active: subscribe failed", "this hook URL is not active", rc.Metrics))
-		return
-	}
-	rc.deliver(w, r, sub.WorkspaceID, sub.ID, "", func(in *core.Incoming) *core.Result {
-		return rc.Core.HandleSubscriptionDelivery(r.Context(), sub, in, nil, rc.Metrics)
-	})
+	rc.serveHookHTTP(w, r, false)
 }
 
 func (rc *Receiver) serveGlobal(w http.ResponseWriter, r *http.Request) {
-	gw, err := rc.Core.Store.LookupGlobalWebhook(r.Context(), r.PathValue("id"))
-	if err != nil {
-		rc.lookupFailed(w, r, err, "global webhook")
-		return
-	}
-	rc.deliver(w, r, gw.WorkspaceID, "", gw.ID, func(in *core.Incoming) *core.Result {
-		return rc.Core.HandleGlobalDelivery(r.Context(), gw, in, nil, rc.Metrics)
+	rc.serveHookHTTP(w, r, true)
+}
+
+// serveHookHTTP serves a hook URL on the net/http front (hook.go).
+func (rc *Receiver) serveHookHTTP(w http.ResponseWriter, r *http.Request, global bool) {
+	ans := rc.serveHook(&hookRequest{
+		ctx: r.Context(), reqID: requestID(w), global: global, id: r.PathValue("id"), size: r.ContentLength,
+		readBody: func() ([]byte, *refusal) { return rc.readBody(w, r) },
+		incoming: func(body []byte) *core.Incoming { return rc.incoming(r, body) },
 	})
-}
-
-// deliver reads the body within the limit, has handle run the request and writes its reply.
-func (rc *Receiver) deliver(w http.ResponseWriter, r *http.Request, ws, subID, gwID string, handle func(*core.Incoming) *core.Result) {
-	body, ref := rc.readBody(w, r)
-	if ref != nil {
-		reply := rc.Core.Reject(r.Context(), ws, subID, gwID, r.ContentLength, ref.status, ref.msg, ref.public, rc.Metrics)
-		if ref.status == http.StatusRequestEntityTooLarge {
-			rc.answerTooLarge(w, r, reply, ref.bodyRead)
-			return
-		}
-		writeReply(w, reply)
+	if ans.tooLarge != nil {
+		rc.answerTooLarge(w, r, ans.reply, ans.tooLarge.bodyRead)
 		return
 	}
-	res := handle(rc.incoming(r, body))
-	// The sender read a generic message with the delivery id; the detail goes to the log
-	// (and the delivery record).
-	switch {
-	case res.Delivery.Outcome == store.OutcomeFailed:
-		rc.Logger.Warn("delivery failed; kept for replay", "request_id", requestID(w), "subscription", subID,
-			"global_webhook", gwID, "delivery", res.Delivery.ID, "error", res.Delivery.Error)
-	case res.Delivery.Outcome == store.OutcomeRejected:
-		rc.Logger.Info("delivery rejected", "request_id", requestID(w), "subscription", subID,
-			"global_webhook", gwID, "delivery", res.Delivery.ID, "status", res.Reply.Status, "error", res.Delivery.Error)
-	case rc.Logger.Enabled(r.Context(), slog.LevelDebug):
-		rc.Logger.Debug("delivery", "request_id", requestID(w), "subscription", subID, "global_webhook", gwID,
-			"delivery", res.Delivery.ID, "outcome", res.Delivery.Outcome, "status", res.Reply.Status, "events", res.Delivery.EventCount)
-	}
-	writeReply(w, res.Reply)
-}
-
-func (rc *Receiver) lookupFailed(w http.ResponseWriter, r *http.Request, err error, what string) {
-	if errors.Is(err, store.ErrNotFound) {
-		if rc.Metrics != nil {
-			rc.Metrics.ReceiverUnknown.Inc()
-		}
-		writeError(w, http.StatusNotFound, "unknown "+what)
-		return
-	}
-	rc.Logger.Error("lookup "+what, "request_id", requestID(w), "err", err)
-	writeError(w, http.StatusServiceUnavailable, "temporarily unavailable")
+	writeReply(w, ans.reply)
 }
