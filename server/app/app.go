@@ -47,7 +47,7 @@ type App struct {
 	core     *core.Core
 	grpc     *grpc.Server
 	health   *health.Server
-	http     *http.Server
+	http     *receiver.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
 	hub      *hub.Hub
@@ -274,7 +274,7 @@ func (a *App) goBackground(f func(ctx context.Context)) {
 
 // httpHandler is the HTTP port: the receiver (hooks, health, metrics) and, unless turned
 // off, the JSON API under /api/ and the console (which needs the API) under /console/.
-func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, error) {
+func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, *receiver.Receiver, error) {
 	rc := &receiver.Receiver{
 		Core: a.core, Metrics: m, Logger: a.log.With("component", "receiver"), MaxBody: a.cfg.MaxBodyBytes,
 		Ready: st.Ping,
@@ -283,13 +283,13 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, err
 		if a.cfg.Console {
 			a.log.Info("console off: it needs the JSON API (--json-api)")
 		}
-		return rc.Handler(), nil
+		return rc.Handler(), rc, nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", rc.Handler())
 	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...), a.cfg.DevMode())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux.Handle(jsonapi.Prefix+"/", apiHandler)
 	if a.cfg.Console {
@@ -298,22 +298,27 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, err
 		mux.Handle(strings.TrimSuffix(console.Prefix, "/"), ch)
 		mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	}
-	return receiver.RefuseConnect(mux), nil
+	return receiver.RefuseConnect(mux), rc, nil
 }
 
 func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) error {
-	h, err := a.httpHandler(m, st)
+	h, rc, err := a.httpHandler(m, st)
 	if err != nil {
 		return err
 	}
-	a.http = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelWarn),
+	httpLog := a.log.With("component", "http")
+	a.http = &receiver.Server{
+		HTTP: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(httpLog.Handler(), slog.LevelWarn),
+		},
+		Fast:                rc.FastServer(receiver.NetHTTP(h), httpLog),
+		FirstRequestTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})
 	go func() {
