@@ -47,6 +47,11 @@ const (
 	sqlInsertEvent       = sqlInsertEventHead + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlTouchSubscription = `UPDATE subscriptions SET last_event_time = MAX(last_event_time, ?) WHERE id = ? AND workspace_id = ?`
 	sqlSetState          = `UPDATE subscriptions SET state = ?, update_time = ? WHERE id = ? AND workspace_id = ?`
+	// sqlAckConsumer moves a consumer's cursor forward (AckEvents): a streaming consumer
+	// acks every hundred events or so, so it is a hot statement too.
+	sqlAckConsumer = `INSERT INTO consumers (workspace_id, name, cursor, update_time) VALUES (?, ?, ?, ?)
+		ON CONFLICT (workspace_id, name) DO UPDATE SET cursor = excluded.cursor, update_time = excluded.update_time
+		WHERE excluded.cursor > consumers.cursor`
 )
 
 // deliveryArgs encodes a delivery as the arguments of sqlUpsertDelivery.
@@ -692,9 +697,7 @@ func (s *Store) GetCursor(ctx context.Context, workspaceID, consumer string) (in
 func (s *Store) AckEvents(ctx context.Context, workspaceID, consumer string, seq int64) error {
 	t0 := nanos(now())
 	return s.write(ctx, func(t *wtx) error {
-		_, err := t.exec(`INSERT INTO consumers (workspace_id, name, cursor, update_time) VALUES (?, ?, ?, ?)
-			ON CONFLICT (workspace_id, name) DO UPDATE SET cursor = excluded.cursor, update_time = excluded.update_time
-			WHERE excluded.cursor > consumers.cursor`, workspaceID, consumer, seq, t0)
+		_, err := t.execStmt(s.hot.ackConsumer, workspaceID, consumer, seq, t0)
 		if err != nil {
 			return fmt.Errorf("sqlite: ack %q: %w", consumer, err)
 		}

@@ -29,15 +29,15 @@ type hotStmt struct {
 	nv    []driver.NamedValue // its arguments, reused from one run to the next (the writer's alone)
 }
 
-// hotStmts are the statements of CommitDelivery and the writer's transactions.
+// hotStmts are the statements of CommitDelivery, AckEvents and the writer's transactions.
 type hotStmts struct {
-	upsertDelivery, insertKey, insertEvent, touchSubscription, setState *hotStmt
-	begin, commit, rollback                                             *hotStmt
+	upsertDelivery, insertKey, insertEvent, touchSubscription, setState, ackConsumer *hotStmt
+	begin, commit, rollback                                                          *hotStmt
 }
 
 func (h *hotStmts) all() []*hotStmt {
 	return []*hotStmt{h.upsertDelivery, h.insertKey, h.insertEvent, h.touchSubscription, h.setState,
-		h.begin, h.commit, h.rollback}
+		h.ackConsumer, h.begin, h.commit, h.rollback}
 }
 
 // prepareHot prepares the hot statements on the writer's connection.
@@ -48,6 +48,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		insertEvent:       &hotStmt{query: sqlInsertEvent},
 		touchSubscription: &hotStmt{query: sqlTouchSubscription, apart: true},
 		setState:          &hotStmt{query: sqlSetState, apart: true},
+		ackConsumer:       &hotStmt{query: sqlAckConsumer, apart: true},
 		begin:             &hotStmt{query: "BEGIN IMMEDIATE"},
 		commit:            &hotStmt{query: "COMMIT"},
 		rollback:          &hotStmt{query: "ROLLBACK"},

@@ -131,6 +131,38 @@ func TestStagedRowsInOneBatch(t *testing.T) {
 	}
 }
 
+// TestAckKeepsTheBatchStaged: a consumer's ack between deliveries of a batch does not
+// flush the rows staged before it (its statement touches neither table): the 100
+// deliveries around it still go in one flush (64, 32 and 4 rows), and the cursor moves.
+func TestAckKeepsTheBatchStaged(t *testing.T) {
+	f := newStagedFixture(t)
+	release := hold(t, f.s)
+	const n = 100
+	var wg sync.WaitGroup
+	errs := make([]error, n+1)
+	for i := range n + 1 {
+		if i == n/2 {
+			wg.Go(func() { errs[i] = f.s.AckEvents(context.Background(), "ws-a", "reader", 7) })
+		} else {
+			c := f.commit("ws-a", "", fmt.Sprint("action-", i))
+			wg.Go(func() { _, errs[i] = f.s.CommitDelivery(context.Background(), c) })
+		}
+		waitQueued(t, f.s, i+1)
+	}
+	release()
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	for k, h := range f.s.staged.deliveries.stmts {
+		require.Equal(t, k == 2 || k == 5 || k == 6, h != nil, "statement of %d rows", 1<<k)
+	}
+	cursor, found, err := f.s.GetCursor(t.Context(), "ws-a", "reader")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.EqualValues(t, 7, cursor)
+}
+
 // TestStagedInsertFailureRunsRowByRow: a staged delivery whose id exists fails the
 // multi-row INSERT; the batch runs again row by row, where the op that fails fails alone
 // and the one that replaces its own workspace's delivery does so, as without staging.
