@@ -185,15 +185,22 @@ func writeFastReply(ctx *fasthttp.RequestCtx, rep core.Reply) {
 	ctx.SetBody(rep.Body)
 }
 
+// HookHeaderLimit bounds the header of a request on a hook connection. fasthttp reads a
+// request into a buffer of this size, allocated whole for every connection it serves,
+// where net/http grows its buffer as bytes arrive: at net/http's 64 KiB a stranger could
+// hold 64 KiB of memory per connection for a few bytes sent. 16 KiB is twice a header line
+// nginx accepts by default, and well above what webhook senders send.
+const HookHeaderLimit = 16 << 10
+
 // FastServer is the fasthttp server of the hook connections (Server.Fast), with the HTTP
-// port's limits: 30 s to read a request and to write a reply, 120 s idle, 64 KiB of
-// header, the receiver's body limit. next serves what is not to a hook URL.
+// port's limits (30 s to read a request and to write a reply, 120 s idle, the receiver's
+// body limit) but a header of at most 16 KiB (64 KiB on net/http; see HookHeaderLimit).
+// next serves what is not to a hook URL.
 func (rc *Receiver) FastServer(next fasthttp.RequestHandler, log *slog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:     rc.FastHandler(next),
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
-		// The read buffer bounds a request's header (fasthttp has no other limit).
-		ReadBufferSize:     64 << 10,
+		ReadBufferSize:     HookHeaderLimit,
 		MaxRequestBodySize: int(rc.maxBody()),
 		// A body over the limit reaches the handler as a stream (readFastBody), which
 		// records the refusal and answers it in JSON instead of fasthttp's plain 413.
