@@ -59,6 +59,10 @@ type hostile struct {
 	status  int
 	outcome hookmapv1.DeliveryOutcome // UNSPECIFIED: nothing is recorded
 	events  int
+	// fresh: sent on a new connection, so that the request is its first and the HTTP
+	// port's front is the one for its URL (a pooled connection keeps the front of its
+	// first request).
+	fresh bool
 }
 
 // TestHostileAndOddRequests sends each request of the table to a subscription of the
@@ -104,7 +108,9 @@ func TestHostileAndOddRequests(t *testing.T) {
 		return []string{"Content-Type", "multipart/form-data; boundary=" + boundary}
 	}
 	part := "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n"
-	longID := strings.Repeat("x", 32<<10) // under the 64 KiB header limit
+	// Under the 64 KiB header limit of other connections; over the 16 KiB of a connection
+	// whose first request is to a hook URL (receiver.HookHeaderLimit).
+	longID := strings.Repeat("x", 32<<10)
 
 	table := []hostile{
 		{name: "plain JSON", event: "plain", body: []byte(body), headers: json("X-Event-Id", "e-1"), status: 200, outcome: ok, events: 1},
@@ -123,9 +129,10 @@ func TestHostileAndOddRequests(t *testing.T) {
 		{name: "truncated multipart", event: "plain", body: []byte(part), headers: multi("b"), status: 400, outcome: rejected},
 		{name: "multipart without its boundary", event: "plain", body: []byte(part), headers: []string{"Content-Type", "multipart/form-data"}, status: 400, outcome: rejected},
 		{name: "multipart with another boundary", event: "plain", body: []byte(part), headers: multi("zz"), status: 400, outcome: rejected},
-		{name: "unknown hook id of 32 KiB", url: h.Hook("/hooks/" + longID), body: []byte(body), headers: json(), status: 404, outcome: none},
+		{name: "unknown hook id of 8 KiB", url: h.Hook("/hooks/" + longID[:8<<10]), body: []byte(body), headers: json(), status: 404, outcome: none},
+		{name: "unknown hook id of 32 KiB", url: h.Hook("/hooks/" + longID), body: []byte(body), headers: json(), status: 431, outcome: none, fresh: true},
 		{name: "unknown global hook id", url: h.Hook("/hooks/g/nope"), body: []byte(body), headers: json(), status: 404, outcome: none},
-		{name: "unknown path", url: h.Hook("/nope/" + longID), status: 404, outcome: none},
+		{name: "unknown path", url: h.Hook("/nope/" + longID), status: 404, outcome: none, fresh: true},
 		{name: "POST to /healthz", url: h.Hook("/healthz"), body: []byte(body), status: 405, outcome: none},
 		{name: "DELETE /metrics", url: h.Hook("/metrics"), method: http.MethodDelete, status: 405, outcome: none},
 		{name: "odd method on a hook reaches handle", event: "plain", method: "BREW", status: 200, outcome: ok, events: 1},
@@ -178,7 +185,11 @@ func TestHostileAndOddRequests(t *testing.T) {
 		if url == "" {
 			url = urls[row.event]
 		}
-		r := doRaw(t, method, url, row.body, row.headers)
+		client := http.DefaultClient
+		if row.fresh {
+			client = &http.Client{Transport: &http.Transport{}}
+		}
+		r := doRawWith(t, client, method, url, row.body, row.headers)
 		require.Equal(t, row.status, r.Status, "%s: %.300s", row.name, r.Body)
 		if r.Status >= 400 && method != http.MethodHead && r.Status != 431 {
 			require.Contains(t, r.Header.Get("Content-Type"), "application/json", row.name)
@@ -297,15 +308,23 @@ func thousandHeaders() []string {
 // read the whole body (413).
 func doRaw(t *testing.T, method, url string, body []byte, headers []string) *apptest.Response {
 	t.Helper()
+	return doRawWith(t, http.DefaultClient, method, url, body, headers)
+}
+
+func doRawWith(t *testing.T, client *http.Client, method, url string, body []byte, headers []string) *apptest.Response {
+	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	require.NoError(t, err)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if tr, ok := client.Transport.(*http.Transport); ok {
+		tr.CloseIdleConnections()
+	}
 	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 

@@ -233,6 +233,9 @@ func fastError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	writeFastReply(ctx, core.ErrorReply(status, "cannot read the request: "+http.StatusText(status)))
 	ctx.SetConnectionClose()
+	if pc, ok := ctx.Conn().(*peekedConn); ok {
+		pc.lingerOnClose() // the rest of the request may still be on its way
+	}
 }
 
 // fastLogger writes fasthttp's messages (connection errors) to the log as warnings.

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -208,9 +210,29 @@ type peekedConn struct {
 	head    []byte
 	onClose func()
 	closed  sync.Once
+	linger  atomic.Bool
 }
 
+// Closing a connection with unread bytes makes the kernel answer with a reset, which can
+// reach the client before it has read the error reply written just before: it sees a
+// broken connection instead of a 431 or 400. A connection closed after such a reply first
+// half-closes, then reads and discards what the client still sends (up to lingerBytes, for
+// up to lingerTime) until the client closes its side, as net/http does after an error
+// reply (it waits half a second).
+const (
+	lingerBytes = 1 << 20
+	lingerTime  = time.Second
+)
+
+// lingerOnClose has Close half-close and drain first (see lingerBytes).
+func (c *peekedConn) lingerOnClose() { c.linger.Store(true) }
+
 func (c *peekedConn) Close() error {
+	if c.linger.Load() {
+		_ = c.CloseWrite()
+		_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+	}
 	err := c.Conn.Close()
 	c.closed.Do(func() {
 		if c.onClose != nil {

@@ -288,9 +288,23 @@ func TestFastFrontRefusesLargeBodies(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	})
 	t.Run("header over 16 KiB", func(t *testing.T) {
-		resp, body := ts.dial(t).do(postHead("/hooks/"+sub.ID, 2, "X-Big: "+strings.Repeat("h", 17<<10)), "{}")
-		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode, body)
-		require.Contains(t, body, `"code":431`)
+		// Far over, with Go's client, which fails a request whose write fails: the server
+		// answers while the header is still arriving, and its close must not reset the
+		// connection before the client has read the answer. (A reset is a race: without
+		// the server's lingering close about one request in three lost it here.)
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		for range 10 {
+			req, err := http.NewRequest(http.MethodPost, "http://"+ts.addr+"/hooks/"+sub.ID, strings.NewReader("{}"))
+			require.NoError(t, err)
+			req.Header.Set("X-Big", strings.Repeat("h", 512<<10))
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode, string(b))
+			require.Contains(t, string(b), `"code":431`)
+		}
 	})
 }
 
