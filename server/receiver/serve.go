@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -28,14 +28,13 @@ type Server struct {
 	// FirstRequestTimeout bounds the wait for a new connection's first request line
 	// (default 10 s); a connection that has sent none by then is closed.
 	FirstRequestTimeout time.Duration
-	Logger              *slog.Logger
 
 	mu       sync.Mutex
 	lis      net.Listener
 	closing  bool
+	failed   error // a front's Serve that ended on its own
 	toHTTP   *connQueue
 	toFast   *connQueue
-	serveErr chan error
 	fastOpen map[*peekedConn]struct{} // the Fast front's connections, which Close closes
 }
 
@@ -48,15 +47,20 @@ func (s *Server) Serve(lis net.Listener) error {
 	}
 	s.lis = lis
 	s.toHTTP, s.toFast = newConnQueue(lis.Addr()), newConnQueue(lis.Addr())
-	s.serveErr = make(chan error, 2)
 	s.mu.Unlock()
-	go func() { s.serveErr <- s.HTTP.Serve(s.toHTTP) }()
-	go func() { s.serveErr <- s.Fast.Serve(s.toFast) }()
+	go s.front("net/http", func() error { return s.HTTP.Serve(s.toHTTP) })
+	go s.front("fasthttp", func() error { return s.Fast.Serve(s.toFast) })
 	var delay time.Duration
 	for {
 		c, err := lis.Accept()
 		if err != nil {
-			if s.isClosing() {
+			s.mu.Lock()
+			closing, failed := s.closing, s.failed
+			s.mu.Unlock()
+			if failed != nil {
+				return failed
+			}
+			if closing {
 				return http.ErrServerClosed
 			}
 			var ne net.Error
@@ -72,10 +76,20 @@ func (s *Server) Serve(lis net.Listener) error {
 	}
 }
 
-func (s *Server) isClosing() bool {
+// front runs a front's Serve. Should it end other than by Shutdown or Close, the port is
+// half served: the listener is closed, and Serve returns that front's error.
+func (s *Server) front(name string, serve func() error) {
+	err := serve()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closing
+	if s.closing || s.failed != nil {
+		return
+	}
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		err = errors.New("stopped")
+	}
+	s.failed = fmt.Errorf("receiver: the %s front: %w", name, err)
+	_ = s.lis.Close()
 }
 
 // route reads c's first request line far enough to tell whether it is to a hook URL and

@@ -365,3 +365,22 @@ func TestIsHookRequestLine(t *testing.T) {
 		require.Equal(t, c.decided, decided, c.line)
 	}
 }
+
+// TestServerEndsWithAFront: a front that stops on its own (here the fasthttp server shut
+// down by itself) ends Serve with its error instead of leaving the port half served.
+func TestServerEndsWithAFront(t *testing.T) {
+	rc, _ := testReceiver(t, slog.New(slog.DiscardHandler), false)
+	ts := startServer(t, rc)
+	resp, _ := ts.dial(t).do(postHead("/hooks/no-such-subscription", 2), "{}") // the Fast front serves
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	require.EqualValues(t, 1, ts.fast.Load())
+	require.NoError(t, ts.srv.Fast.Shutdown())
+	select {
+	case err := <-ts.serveEnded:
+		require.ErrorContains(t, err, "the fasthttp front: stopped")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve went on with one front")
+	}
+	_, err := net.DialTimeout("tcp", ts.addr, time.Second)
+	require.Error(t, err, "the listener is closed")
+}
