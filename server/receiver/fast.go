@@ -245,14 +245,41 @@ func (l fastLogger) Printf(format string, args ...any) { l.log.Warn(fmt.Sprintf(
 
 // NetHTTP serves a request the Fast front reads but does not serve itself (one that is not
 // to a hook URL, on a connection that began with one) with the HTTP port's net/http
-// handler h, through fasthttp's adaptor. The request's context is a context of its own,
-// ended when h returns: the adaptor's is the connection's RequestCtx, which fasthttp
-// resets for the next request while a context derived from it (a JSON API call derives
-// one) may still be read by the goroutine that watches it.
+// handler h, through fasthttp's adaptor.
+//   - The adaptor reads the whole body into memory before h runs (a handler cannot stream
+//     it), so a body is read here first, up to HandOverBodyLimit: over it, the request is
+//     answered 413 and the connection closed.
+//   - The request's context is a context of its own, ended when h returns: the adaptor's
+//     is the connection's RequestCtx, which fasthttp resets for the next request while a
+//     context derived from it (a JSON API call derives one) may still be read by the
+//     goroutine that watches it.
 func NetHTTP(h http.Handler) fasthttp.RequestHandler {
-	return fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	adapted := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
+	return func(ctx *fasthttp.RequestCtx) {
+		if stream := ctx.RequestBodyStream(); stream != nil {
+			body, err := io.ReadAll(io.LimitReader(stream, HandOverBodyLimit+1))
+			if err != nil || len(body) > HandOverBodyLimit {
+				status, msg := http.StatusBadRequest, "cannot read the body"
+				if err == nil {
+					status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", HandOverBodyLimit)
+				}
+				writeFastReply(ctx, core.ErrorReply(status, msg))
+				ctx.SetConnectionClose()
+				if pc, ok := ctx.Conn().(*peekedConn); ok {
+					pc.lingerOnClose()
+				}
+				return
+			}
+			ctx.Request.SetBody(body)
+		}
+		adapted(ctx)
+	}
 }
+
+// HandOverBodyLimit bounds the body of a request NetHTTP hands over: the gRPC API's
+// message limit, the largest body a route of the port takes.
+const HandOverBodyLimit = 8 << 20

@@ -175,6 +175,44 @@ func TestFastFrontHandsOverWithItsOwnContext(t *testing.T) {
 	}
 }
 
+// TestFastFrontHandsOverBoundedBodies: a request the Fast front hands to net/http gets its
+// whole body, beyond the hooks' limit, up to HandOverBodyLimit; over it, a 413 (the
+// adaptor would have read any body into memory).
+func TestFastFrontHandsOverBoundedBodies(t *testing.T) {
+	rc, sub := testReceiver(t, slog.New(slog.DiscardHandler), false)
+	mux := http.NewServeMux()
+	mux.Handle("/", rc.Handler())
+	mux.HandleFunc("/size", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = fmt.Fprint(w, len(b))
+	})
+	ts := startServerWith(t, rc, mux)
+	hookFirst := func() *rawConn {
+		c := ts.dial(t)
+		resp, _ := c.do(postHead("/hooks/"+sub.ID, len(okBody)), okBody)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		return c
+	}
+	c := hookFirst()
+	within := strings.Repeat("x", 2<<20) // over the hooks' 1 MiB
+	resp, body := c.do("POST /size HTTP/1.1\r\nHost: 127.0.0.1\r\n"+fmt.Sprintf("Content-Length: %d", len(within)), within)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Equal(t, fmt.Sprint(len(within)), body)
+	require.EqualValues(t, 2, ts.fast.Load())
+
+	c = hookFirst()
+	over := strings.Repeat("x", HandOverBodyLimit+1)
+	head := "POST /size HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
+	resp, body = c.do(head, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(over), over))
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, body)
+	require.Contains(t, body, "over the limit of 8388608 bytes")
+	require.True(t, resp.Close)
+}
+
 // TestFrontsRecordTheSameRequest: a webhook kept for replay (its handle failed) is kept
 // the same whichever front read it: method, path, query, headers (names canonical, no
 // Host), body; and both answer it alike.
