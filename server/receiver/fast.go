@@ -100,10 +100,10 @@ func (rc *Receiver) serveFast(ctx *fasthttp.RequestCtx, global bool, id string) 
 	}
 }
 
-// readFastBody reads the body within the limit. The server streams a body over the limit
-// (StreamRequestBody): one within it is in memory already, and is copied, since the
-// request's buffers are the connection's next request's and the body outlives it (the
-// mapped records share its strings).
+// readFastBody reads the body within the limit, from the stream the server gives every
+// request (StreamRequestBody: up to 8 KiB of it read already, the rest from the
+// connection), into a buffer of its own: the request's buffers are the connection's next
+// request's, and the body outlives it (the mapped records share its strings).
 func (rc *Receiver) readFastBody(ctx *fasthttp.RequestCtx) ([]byte, *refusal) {
 	limit := rc.maxBody()
 	length := int64(ctx.Request.Header.ContentLength())
@@ -111,11 +111,13 @@ func (rc *Receiver) readFastBody(ctx *fasthttp.RequestCtx) ([]byte, *refusal) {
 		msg := fmt.Sprintf("body of %d bytes is over the limit of %d bytes", length, limit)
 		return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg}
 	}
-	stream := ctx.RequestBodyStream()
-	if stream == nil {
-		return append([]byte{}, ctx.Request.Body()...), nil
+	var body []byte
+	var err error
+	if stream := ctx.RequestBodyStream(); stream != nil {
+		body, err = readAll(io.LimitReader(stream, limit+1), length)
+	} else { // a request read whole, not by the server (tests)
+		body = append([]byte{}, ctx.Request.Body()...)
 	}
-	body, err := readAll(io.LimitReader(stream, limit+1), length)
 	if err != nil {
 		return nil, &refusal{status: http.StatusBadRequest, msg: "cannot read body: " + err.Error(), public: "cannot read the body", bodyRead: true}
 	}
