@@ -108,8 +108,7 @@ func (rc *Receiver) readFastBody(ctx *fasthttp.RequestCtx) ([]byte, *refusal) {
 	limit := rc.maxBody()
 	length := int64(ctx.Request.Header.ContentLength())
 	if length > limit {
-		msg := fmt.Sprintf("body of %d bytes is over the limit of %d bytes", length, limit)
-		return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg}
+		return nil, refuseAnnounced(length, limit)
 	}
 	var body []byte
 	var err error
@@ -119,11 +118,10 @@ func (rc *Receiver) readFastBody(ctx *fasthttp.RequestCtx) ([]byte, *refusal) {
 		body = append([]byte{}, ctx.Request.Body()...)
 	}
 	if err != nil {
-		return nil, &refusal{status: http.StatusBadRequest, msg: "cannot read body: " + err.Error(), public: "cannot read the body", bodyRead: true}
+		return nil, refuseUnreadable(err)
 	}
 	if int64(len(body)) > limit {
-		msg := fmt.Sprintf("body is over the limit of %d bytes", limit)
-		return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg, bodyRead: true}
+		return nil, refuseOverLimit(limit)
 	}
 	return body, nil
 }

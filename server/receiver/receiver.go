@@ -161,20 +161,34 @@ type refusal struct {
 	bodyRead bool   // some of the body was read
 }
 
+// The refusals of a body, as both fronts word them: announced over the limit, found over
+// it while read, unreadable.
+func refuseAnnounced(length, limit int64) *refusal {
+	msg := fmt.Sprintf("body of %d bytes is over the limit of %d bytes", length, limit)
+	return &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg}
+}
+
+func refuseOverLimit(limit int64) *refusal {
+	msg := fmt.Sprintf("body is over the limit of %d bytes", limit)
+	return &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg, bodyRead: true}
+}
+
+func refuseUnreadable(err error) *refusal {
+	return &refusal{status: http.StatusBadRequest, msg: "cannot read body: " + err.Error(), public: "cannot read the body", bodyRead: true}
+}
+
 // readBody reads the body within the limit; a refusal refuses the request.
 func (rc *Receiver) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *refusal) {
 	if r.ContentLength > rc.maxBody() {
-		msg := fmt.Sprintf("body of %d bytes is over the limit of %d bytes", r.ContentLength, rc.maxBody())
-		return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg}
+		return nil, refuseAnnounced(r.ContentLength, rc.maxBody())
 	}
 	body, err := readAll(http.MaxBytesReader(w, r.Body, rc.maxBody()), r.ContentLength)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			msg := fmt.Sprintf("body is over the limit of %d bytes", rc.maxBody())
-			return nil, &refusal{status: http.StatusRequestEntityTooLarge, msg: msg, public: msg, bodyRead: true}
+			return nil, refuseOverLimit(rc.maxBody())
 		}
-		return nil, &refusal{status: http.StatusBadRequest, msg: "cannot read body: " + err.Error(), public: "cannot read the body", bodyRead: true}
+		return nil, refuseUnreadable(err)
 	}
 	return body, nil
 }
