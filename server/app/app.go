@@ -287,7 +287,9 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, *re
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", rc.Handler())
-	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...), a.cfg.DevMode())
+	// A response may carry a kept webhook body, in base64 with its headers around it.
+	maxMessage := a.cfg.MaxBodyBytes*4/3 + 1<<20
+	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...), a.cfg.DevMode(), maxMessage)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -349,7 +351,7 @@ func (a *App) newGRPC(m *metrics.Metrics, st store.Store) {
 	a.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(chain.Unary),
 		grpc.ChainStreamInterceptor(chain.Stream),
-		grpc.MaxRecvMsgSize(8<<20),
+		grpc.MaxRecvMsgSize(jsonapi.MaxMessageBytes), // the JSON API transcodes with the same bound
 		grpc.ForceServerCodecV2(api.Codec{}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +20,10 @@ import (
 // Prefix is where the API is mounted on the HTTP port.
 const Prefix = "/api"
 
+// MaxMessageBytes is the least bound New accepts for a message: the gRPC server's bound
+// on the messages it receives.
+const MaxMessageBytes = 8 << 20
+
 // New returns the handler of Prefix+"/": each named gRPC service of server (an
 // http.Handler, a *grpc.Server) reachable as Connect, gRPC-Web or gRPC. Requests reach
 // server in the gRPC protocol, so its interceptors run for every call.
@@ -26,7 +31,10 @@ const Prefix = "/api"
 // With loopbackOnly (dev mode, where calls carry no token) a request is served only when
 // it comes from a loopback address and names a loopback host: the HTTP port faces the
 // apps that send webhooks, and a web page must not reach the API by DNS rebinding.
-func New(server http.Handler, services []string, loopbackOnly bool) (http.Handler, error) {
+//
+// maxMessage bounds a message the transcoder buffers, a request's or a response's (at
+// least MaxMessageBytes): a response can carry a kept webhook body (GetDelivery).
+func New(server http.Handler, services []string, loopbackOnly bool, maxMessage int64) (http.Handler, error) {
 	vs := make([]*vanguard.Service, 0, len(services))
 	for _, name := range services {
 		vs = append(vs, vanguard.NewService(name, server))
@@ -35,6 +43,11 @@ func New(server http.Handler, services []string, loopbackOnly bool) (http.Handle
 		vanguard.WithDefaultServiceOptions(
 			vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
 			vanguard.WithTargetCodecs(vanguard.CodecProto),
+			// vanguard buffers a message to transcode it, by default up to 4 GiB (a
+			// request without a length is read whole to measure it), before the gRPC
+			// server's own limit or its auth sees it: a stranger's body could fill the
+			// memory.
+			vanguard.WithMaxMessageBufferBytes(uint32(min(max(maxMessage, MaxMessageBytes), math.MaxUint32))),
 		),
 		vanguard.WithUnknownHandler(http.HandlerFunc(unknown)),
 		vanguard.WithCodec(func(res vanguard.TypeResolver) vanguard.Codec {
