@@ -231,10 +231,16 @@ func fastError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &ne) && ne.Timeout():
 		status = http.StatusRequestTimeout
 	}
-	writeFastReply(ctx, core.ErrorReply(status, "cannot read the request: "+http.StatusText(status)))
+	refuseFast(ctx, status, "cannot read the request: "+http.StatusText(status))
+}
+
+// refuseFast answers a request that is not read to its end with a JSON error and closes
+// the connection after it, lingering: the rest of the request may still be on its way.
+func refuseFast(ctx *fasthttp.RequestCtx, status int, msg string) {
+	writeFastReply(ctx, core.ErrorReply(status, msg))
 	ctx.SetConnectionClose()
 	if pc, ok := ctx.Conn().(*peekedConn); ok {
-		pc.lingerOnClose() // the rest of the request may still be on its way
+		pc.lingerOnClose()
 	}
 }
 
@@ -262,16 +268,15 @@ func NetHTTP(h http.Handler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if stream := ctx.RequestBodyStream(); stream != nil {
 			body, err := io.ReadAll(io.LimitReader(stream, HandOverBodyLimit+1))
-			if err != nil || len(body) > HandOverBodyLimit {
-				status, msg := http.StatusBadRequest, "cannot read the body"
-				if err == nil {
-					status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", HandOverBodyLimit)
-				}
-				writeFastReply(ctx, core.ErrorReply(status, msg))
-				ctx.SetConnectionClose()
-				if pc, ok := ctx.Conn().(*peekedConn); ok {
-					pc.lingerOnClose()
-				}
+			var ref *refusal
+			switch {
+			case err != nil:
+				ref = refuseUnreadable(err)
+			case len(body) > HandOverBodyLimit:
+				ref = refuseOverLimit(HandOverBodyLimit)
+			}
+			if ref != nil {
+				refuseFast(ctx, ref.status, ref.public)
 				return
 			}
 			ctx.Request.SetBody(body)
