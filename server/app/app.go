@@ -287,9 +287,7 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, *re
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", rc.Handler())
-	// A response may carry a kept webhook body, in base64 with its headers around it.
-	maxMessage := a.cfg.MaxBodyBytes*4/3 + 1<<20
-	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...), a.cfg.DevMode(), maxMessage)
+	apiHandler, err := jsonapi.New(a.grpc, append([]string{healthpb.Health_ServiceDesc.ServiceName}, api.ServiceNames...), a.cfg.DevMode(), a.apiMessageBytes())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -301,6 +299,13 @@ func (a *App) httpHandler(m *metrics.Metrics, st store.Store) (http.Handler, *re
 		mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	}
 	return receiver.RefuseConnect(mux), rc, nil
+}
+
+// apiMessageBytes bounds a JSON API message (jsonapi.New), and so the body of any request
+// to the HTTP port's other routes: at least the gRPC server's bound, and enough for a
+// response that carries a kept webhook body (in base64, with its headers around it).
+func (a *App) apiMessageBytes() int64 {
+	return max(jsonapi.MaxMessageBytes, a.cfg.MaxBodyBytes*4/3+1<<20)
 }
 
 func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) error {
@@ -319,7 +324,7 @@ func (a *App) serveHTTP(m *metrics.Metrics, st store.Store) error {
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(httpLog.Handler(), slog.LevelWarn),
 		},
-		Fast:                rc.FastServer(receiver.NetHTTP(h), httpLog),
+		Fast:                rc.FastServer(receiver.NetHTTP(h, a.apiMessageBytes()), httpLog),
 		FirstRequestTimeout: 10 * time.Second,
 	}
 	done := make(chan struct{})

@@ -20,8 +20,8 @@ import (
 // Prefix is where the API is mounted on the HTTP port.
 const Prefix = "/api"
 
-// MaxMessageBytes is the least bound New accepts for a message: the gRPC server's bound
-// on the messages it receives.
+// MaxMessageBytes is the gRPC server's bound on the messages it receives, the least
+// maxMessage to give New.
 const MaxMessageBytes = 8 << 20
 
 // New returns the handler of Prefix+"/": each named gRPC service of server (an
@@ -32,8 +32,9 @@ const MaxMessageBytes = 8 << 20
 // it comes from a loopback address and names a loopback host: the HTTP port faces the
 // apps that send webhooks, and a web page must not reach the API by DNS rebinding.
 //
-// maxMessage bounds a message the transcoder buffers, a request's or a response's (at
-// least MaxMessageBytes): a response can carry a kept webhook body (GetDelivery).
+// maxMessage (positive) bounds a message the transcoder buffers, a request's or a
+// response's: at least MaxMessageBytes, more when a response can carry a larger kept
+// webhook body (GetDelivery).
 func New(server http.Handler, services []string, loopbackOnly bool, maxMessage int64) (http.Handler, error) {
 	vs := make([]*vanguard.Service, 0, len(services))
 	for _, name := range services {
@@ -47,7 +48,7 @@ func New(server http.Handler, services []string, loopbackOnly bool, maxMessage i
 			// request without a length is read whole to measure it), before the gRPC
 			// server's own limit or its auth sees it: a stranger's body could fill the
 			// memory.
-			vanguard.WithMaxMessageBufferBytes(uint32(min(max(maxMessage, MaxMessageBytes), math.MaxUint32))),
+			vanguard.WithMaxMessageBufferBytes(uint32(min(maxMessage, math.MaxUint32))),
 		),
 		vanguard.WithUnknownHandler(http.HandlerFunc(unknown)),
 		vanguard.WithCodec(func(res vanguard.TypeResolver) vanguard.Codec {

@@ -25,7 +25,7 @@ func TestMessageBound(t *testing.T) {
 		w.Header().Set("Grpc-Status", "0")
 		w.WriteHeader(http.StatusOK)
 	})
-	h, err := New(server, []string{"hookmap.v1.EventService"}, false, 0) // the least: MaxMessageBytes
+	h, err := New(server, []string{"hookmap.v1.EventService"}, false, MaxMessageBytes)
 	require.NoError(t, err)
 	call := func(size int) *httptest.ResponseRecorder {
 		pad := strings.Repeat("x", size)

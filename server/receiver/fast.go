@@ -253,13 +253,14 @@ func (l fastLogger) Printf(format string, args ...any) { l.log.Warn(fmt.Sprintf(
 // to a hook URL, on a connection that began with one) with the HTTP port's net/http
 // handler h, through fasthttp's adaptor.
 //   - The adaptor reads the whole body into memory before h runs (a handler cannot stream
-//     it), so a body is read here first, up to HandOverBodyLimit: over it, the request is
-//     answered 413 and the connection closed.
+//     it), so a body is read here first, up to maxBody (the JSON API's message bound, the
+//     largest body a route of the port takes): over it, the request is answered 413 and
+//     the connection closed.
 //   - The request's context is a context of its own, ended when h returns: the adaptor's
 //     is the connection's RequestCtx, which fasthttp resets for the next request while a
 //     context derived from it (a JSON API call derives one) may still be read by the
 //     goroutine that watches it.
-func NetHTTP(h http.Handler) fasthttp.RequestHandler {
+func NetHTTP(h http.Handler, maxBody int64) fasthttp.RequestHandler {
 	adapted := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -267,13 +268,13 @@ func NetHTTP(h http.Handler) fasthttp.RequestHandler {
 	}))
 	return func(ctx *fasthttp.RequestCtx) {
 		if stream := ctx.RequestBodyStream(); stream != nil {
-			body, err := io.ReadAll(io.LimitReader(stream, HandOverBodyLimit+1))
+			body, err := io.ReadAll(io.LimitReader(stream, maxBody+1))
 			var ref *refusal
 			switch {
 			case err != nil:
 				ref = refuseUnreadable(err)
-			case len(body) > HandOverBodyLimit:
-				ref = refuseOverLimit(HandOverBodyLimit)
+			case int64(len(body)) > maxBody:
+				ref = refuseOverLimit(maxBody)
 			}
 			if ref != nil {
 				refuseFast(ctx, ref.status, ref.public)
@@ -284,7 +285,3 @@ func NetHTTP(h http.Handler) fasthttp.RequestHandler {
 		adapted(ctx)
 	}
 }
-
-// HandOverBodyLimit bounds the body of a request NetHTTP hands over: the gRPC API's
-// message limit, the largest body a route of the port takes.
-const HandOverBodyLimit = 8 << 20

@@ -16,7 +16,7 @@ import (
 // panic, which the handler would answer 500 "internal error".
 func FuzzFastRequest(f *testing.F) {
 	rc, sub := testReceiver(f, slog.New(slog.DiscardHandler), true)
-	handler := rc.FastHandler(NetHTTP(rc.Handler()))
+	handler := rc.FastHandler(NetHTTP(rc.Handler(), testHandOverLimit))
 	hook := "/hooks/" + sub.ID
 	for _, seed := range []string{
 		"POST " + hook + " HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 57\r\n\r\n" + okBody,

@@ -43,7 +43,7 @@ func startServerWith(t *testing.T, rc *Receiver, h http.Handler) *testServer {
 		ts.std.Add(1)
 		h.ServeHTTP(w, r)
 	})
-	fs := rc.FastServer(NetHTTP(h), rc.Logger)
+	fs := rc.FastServer(NetHTTP(h, testHandOverLimit), rc.Logger)
 	fastHandler := fs.Handler
 	fs.Handler = func(ctx *fasthttp.RequestCtx) {
 		ts.fast.Add(1)
@@ -103,6 +103,10 @@ func postHead(path string, n int, extra ...string) string {
 		fmt.Sprintf("Content-Length: %d", n)}
 	return strings.Join(append(h, extra...), "\r\n")
 }
+
+// testHandOverLimit is the bound of a body NetHTTP hands over, as the app sets it by
+// default (the JSON API's message bound).
+const testHandOverLimit = 8 << 20
 
 const okBody = `{"id": "w-1", "action": "opened", "user": {"login": "o"}}`
 
@@ -176,7 +180,7 @@ func TestFastFrontHandsOverWithItsOwnContext(t *testing.T) {
 }
 
 // TestFastFrontHandsOverBoundedBodies: a request the Fast front hands to net/http gets its
-// whole body, beyond the hooks' limit, up to HandOverBodyLimit; over it, a 413 (the
+// whole body, beyond the hooks' limit, up to its bound (testHandOverLimit); over it, a 413 (the
 // adaptor would have read any body into memory).
 func TestFastFrontHandsOverBoundedBodies(t *testing.T) {
 	rc, sub := testReceiver(t, slog.New(slog.DiscardHandler), false)
@@ -205,7 +209,7 @@ func TestFastFrontHandsOverBoundedBodies(t *testing.T) {
 	require.EqualValues(t, 2, ts.fast.Load())
 
 	c = hookFirst()
-	over := strings.Repeat("x", HandOverBodyLimit+1)
+	over := strings.Repeat("x", testHandOverLimit+1)
 	head := "POST /size HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
 	resp, body = c.do(head, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(over), over))
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, body)
