@@ -72,9 +72,9 @@ func (rc *Receiver) serveFast(ctx *fasthttp.RequestCtx, global bool, id string) 
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
-			rc.Logger.Error("panic in receiver", "request_id", reqID, "path", string(ctx.Path()), "panic", fmt.Sprint(p))
+			reply := rc.recovered(reqID, string(ctx.Path()), p)
 			ctx.Response.Reset()
-			writeFastReply(ctx, core.ErrorReply(http.StatusInternalServerError, "internal error (request "+reqID+")"))
+			writeFastReply(ctx, reply)
 			ctx.Response.Header.Set("X-Request-Id", reqID)
 		}
 		if rc.Metrics != nil {

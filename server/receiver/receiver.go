@@ -121,9 +121,9 @@ func (rc *Receiver) middleware(next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				rc.Logger.Error("panic in receiver", "request_id", reqID, "path", r.URL.Path, "panic", fmt.Sprint(p))
+				reply := rc.recovered(reqID, r.URL.Path, p)
 				if !rc.wroteHeader(rw) {
-					writeError(rw, http.StatusInternalServerError, "internal error (request "+reqID+")")
+					writeReply(rw, reply)
 				}
 			}
 			if strings.HasPrefix(r.URL.Path, "/hooks/") && rc.Metrics != nil {
@@ -135,6 +135,13 @@ func (rc *Receiver) middleware(next http.Handler) http.Handler {
 }
 
 func (rc *Receiver) wroteHeader(w *statusWriter) bool { return w.status != 0 }
+
+// recovered logs a panic that serving the request reqID (to path) met and returns the
+// reply the sender gets, on either front.
+func (rc *Receiver) recovered(reqID, path string, p any) core.Reply {
+	rc.Logger.Error("panic in receiver", "request_id", reqID, "path", path, "panic", fmt.Sprint(p))
+	return core.ErrorReply(http.StatusInternalServerError, "internal error (request "+reqID+")")
+}
 
 // newRequestID returns a random UUID (version 4), as uuid.NewString does, without reading
 // the random bytes through an io.Reader, which put them on the heap.

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -425,4 +426,41 @@ func TestServerEndsWithAFront(t *testing.T) {
 	}
 	_, err := net.DialTimeout("tcp", ts.addr, time.Second)
 	require.Error(t, err, "the listener is closed")
+}
+
+// panickyStore's subscription lookup panics for the id "panic".
+type panickyStore struct{ store.Store }
+
+func (s panickyStore) LookupSubscription(ctx context.Context, id string) (*store.Subscription, error) {
+	if id == "panic" {
+		panic("lookup exploded")
+	}
+	return s.Store.LookupSubscription(ctx, id)
+}
+
+// TestPanicAnsweredOnBothFronts: a panic while serving a hook request is logged and
+// answered 500 with the request's id, on either front, and the connection serves on.
+func TestPanicAnsweredOnBothFronts(t *testing.T) {
+	var logs bytes.Buffer
+	rc, sub := testReceiver(t, slog.New(slog.NewJSONHandler(&logs, nil)), false)
+	rc.Core.Store = panickyStore{rc.Core.Store}
+	ts := startServer(t, rc)
+	for _, first := range []string{"", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1"} { // the Fast front, then net/http
+		c := ts.dial(t)
+		if first != "" {
+			resp, _ := c.do(first, "")
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+		}
+		logs.Reset()
+		resp, body := c.do(postHead("/hooks/panic", 2), "{}")
+		require.Equal(t, http.StatusInternalServerError, resp.StatusCode, body)
+		id := resp.Header.Get("X-Request-Id")
+		require.NotEmpty(t, id)
+		require.JSONEq(t, `{"error": {"code": 500, "message": "internal error (request `+id+`)"}}`, body)
+		require.Contains(t, logs.String(), `"msg":"panic in receiver"`)
+		require.Contains(t, logs.String(), id)
+		resp, body = c.do(postHead("/hooks/"+sub.ID, len(okBody)), okBody)
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	}
+	require.EqualValues(t, 2, ts.fast.Load())
 }
