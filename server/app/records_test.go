@@ -12,10 +12,9 @@ import (
 	"github.com/hookmap/hookmap/server/apptest"
 )
 
-// postExactRecord subscribes (as ctx's caller) to the example-webhook connector and posts
-// it a webhook whose record has an integer no double holds (2^60+1) and keys out of
-// order; it returns the record's JSON as stored (keys sorted, every integer exact).
-func postExactRecord(t *testing.T, h *apptest.Harness, ctx context.Context) string {
+// exampleSubscription subscribes (as ctx's caller) to the example-webhook connector's
+// message event.
+func exampleSubscription(t *testing.T, h *apptest.Harness, ctx context.Context) *hookmapv1.Subscription {
 	t.Helper()
 	conn, err := h.Connections.CreateConnection(ctx, &hookmapv1.CreateConnectionRequest{ConnectorKey: "example-webhook", Name: "demo"})
 	require.NoError(t, err)
@@ -23,6 +22,15 @@ func postExactRecord(t *testing.T, h *apptest.Harness, ctx context.Context) stri
 		ConnectionId: conn.GetId(), EventKey: "message", Parameters: apptest.Struct(t, map[string]any{"channel": "general"}),
 	})
 	require.NoError(t, err)
+	return sub
+}
+
+// postExactRecord subscribes (as ctx's caller) to the example-webhook connector and posts
+// it a webhook whose record has an integer no double holds (2^60+1) and keys out of
+// order; it returns the record's JSON as stored (keys sorted, every integer exact).
+func postExactRecord(t *testing.T, h *apptest.Harness, ctx context.Context) string {
+	t.Helper()
+	sub := exampleSubscription(t, h, ctx)
 	r := h.PostJSON(sub.GetWebhookUri(), `{"order_id":1152921504606846977,"b":[1,2.5],"a":{"z":"x","y":null}}`)
 	require.Equal(t, http.StatusOK, r.Status, string(r.Body))
 	return `{"a":{"y":null,"z":"x"},"b":[1,2.5],"order_id":1152921504606846977}`
